@@ -1,0 +1,124 @@
+/* The warren agent protocol: framing and TLV encoding shared by guest-init (inside the
+ * sandbox) and the host's agent client (vmm/agent.c). Dependency-free C: no libuv, no
+ * cJSON, so that the static guest-init can link it. The wire format is documented in
+ * guest-init/PROTOCOL.md; keep the two in step. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GI_PROTO_VERSION 1
+#define GI_FRAME_HEADER_SIZE 12
+/* Largest payload of one frame. A bigger length in a header is a protocol error. */
+#define GI_FRAME_MAX_PAYLOAD (1u << 20)
+/* Largest data chunk carried by one STDIN/STDOUT/STDERR/DATA frame. */
+#define GI_CHUNK_SIZE (256u * 1024u)
+
+/* Frame types. Direction: h = host -> guest, g = guest -> host. */
+enum gi_frame_type {
+    GI_HELLO = 1,      /* g: first frame on every connection: VERSION, AGENT, PID */
+    GI_ERROR = 2,      /* g: ends the request on this stream: ERRNO, MESSAGE */
+    GI_RESULT = 3,     /* g: ends a non-exec request with its result fields */
+    GI_EXEC = 16,      /* h: start a process: ARG..., ENV..., CWD, TIMEOUT_MS, STDIN_OPEN */
+    GI_STDIN = 17,     /* h: data for the process's stdin; an empty payload closes it */
+    GI_STDOUT = 18,    /* g: process output */
+    GI_STDERR = 19,    /* g: process output */
+    GI_EXIT = 20,      /* g: ends an exec: EXIT_CODE, SIGNAL, TIMED_OUT */
+    GI_SIGNAL = 21,    /* h: send SIGNUM to the exec's process group */
+    GI_READ = 32,      /* h: PATH, OFFSET, LENGTH -> DATA... then RESULT{SIZE, BYTES} */
+    GI_WRITE = 33,     /* h: PATH, MODE, FLAGS -> then h sends DATA... and WRITE_END */
+    GI_DATA = 34,      /* both: file data for READ / WRITE */
+    GI_WRITE_END = 35, /* h: no more DATA for this WRITE -> RESULT{BYTES} */
+    GI_STAT = 36,      /* h: PATH -> RESULT{SIZE, MODE, MTIME, FILE_TYPE} */
+    GI_MEMSTATS = 37,  /* h: -> RESULT{MEM_TOTAL, MEM_FREE, MEM_AVAILABLE, MEM_CACHED} */
+    GI_SYNC = 38,      /* h: sync(2) -> RESULT */
+    GI_SHUTDOWN = 39,  /* h: -> RESULT, then the agent kills every process and powers off */
+    GI_DROP_CACHES = 40, /* h: sync + drop page cache (before reclaiming memory) -> RESULT */
+};
+
+/* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
+ * (no NUL). A tag may repeat where noted (ARG, ENV). Unknown tags are skipped, which is
+ * how later versions add fields. */
+enum gi_tag {
+    GI_T_VERSION = 1,
+    GI_T_AGENT = 2,
+    GI_T_PID = 3,
+    GI_T_ERRNO = 4,
+    GI_T_MESSAGE = 5,
+    GI_T_ARG = 16,
+    GI_T_ENV = 17,
+    GI_T_CWD = 18,
+    GI_T_TIMEOUT_MS = 19,
+    GI_T_STDIN_OPEN = 20,
+    GI_T_EXIT_CODE = 21,
+    GI_T_SIGNAL = 22,
+    GI_T_TIMED_OUT = 23,
+    GI_T_SIGNUM = 24,
+    GI_T_PATH = 32,
+    GI_T_OFFSET = 33,
+    GI_T_LENGTH = 34,
+    GI_T_MODE = 35,
+    GI_T_FLAGS = 36,
+    GI_T_SIZE = 37,
+    GI_T_BYTES = 38,
+    GI_T_MTIME = 39,
+    GI_T_FILE_TYPE = 40,
+    GI_T_MEM_TOTAL = 48,
+    GI_T_MEM_FREE = 49,
+    GI_T_MEM_AVAILABLE = 50,
+    GI_T_MEM_CACHED = 51,
+};
+
+/* GI_T_FLAGS bits of a WRITE. */
+#define GI_WRITE_APPEND 1u
+#define GI_WRITE_CREATE_DIRS 2u
+
+struct gi_frame_header {
+    uint32_t length; /* payload bytes that follow the header */
+    uint16_t type;
+    uint16_t flags;  /* reserved, 0 */
+    uint32_t stream; /* request id chosen by the host; 0 for HELLO */
+};
+
+void gi_header_encode(const struct gi_frame_header *h, uint8_t out[GI_FRAME_HEADER_SIZE]);
+/* Returns 0, or -EPROTO when the length is over GI_FRAME_MAX_PAYLOAD. */
+int gi_header_decode(const uint8_t in[GI_FRAME_HEADER_SIZE], struct gi_frame_header *h);
+
+/* A growable encoder for one frame: header space first, then TLVs. */
+struct gi_writer {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool overflow; /* set when the payload would pass GI_FRAME_MAX_PAYLOAD */
+};
+
+/* Starts a frame of the given type and stream. The writer must be zeroed before its first
+ * use; later starts reuse its allocation (gi_writer_free releases it). */
+void gi_writer_start(struct gi_writer *w, uint16_t type, uint32_t stream);
+void gi_writer_u64(struct gi_writer *w, uint16_t tag, uint64_t v);
+void gi_writer_bytes(struct gi_writer *w, uint16_t tag, const void *p, size_t n);
+void gi_writer_str(struct gi_writer *w, uint16_t tag, const char *s);
+/* Appends raw payload bytes (STDOUT/STDIN/DATA frames carry raw data, not TLVs). */
+void gi_writer_raw(struct gi_writer *w, const void *p, size_t n);
+/* Fills in the header's length. Returns 0, or -EMSGSIZE on overflow. The frame is
+ * w->data[0 .. w->len). */
+int gi_writer_finish(struct gi_writer *w);
+void gi_writer_free(struct gi_writer *w);
+
+/* A TLV reader over one payload. */
+struct gi_tlv {
+    uint16_t tag;
+    uint32_t len;
+    const uint8_t *value;
+};
+struct gi_reader {
+    const uint8_t *p;
+    size_t left;
+};
+
+void gi_reader_init(struct gi_reader *r, const void *payload, size_t len);
+/* Returns 1 and fills t for the next TLV, 0 at the end, -EPROTO when malformed. */
+int gi_reader_next(struct gi_reader *r, struct gi_tlv *t);
+/* Reads an integer TLV value; -EPROTO when it is not 8 bytes. */
+int gi_tlv_u64(const struct gi_tlv *t, uint64_t *ret);

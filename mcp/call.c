@@ -1,0 +1,327 @@
+/* tools/call: argument checks, the call handle tools work with, progress, results. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mcp-internal.h"
+
+/* Clients reset their idle timers on progress; more than a few a second only costs. */
+#define PROGRESS_MIN_INTERVAL_MS 200
+
+const struct mcp_tool *mcp_tool_find(const char *name)
+{
+    for (size_t i = 0; mcp_tools[i]; i++)
+        if (!strcmp(mcp_tools[i]->name, name))
+            return mcp_tools[i];
+    return NULL;
+}
+
+struct vmm *mcp_call_vmm(struct mcp_call *call) { return call->session ? call->session->server->vmm : NULL; }
+
+bool mcp_call_cancelled(const struct mcp_call *call) { return call->cancelled; }
+
+void mcp_call_on_cancel(struct mcp_call *call, void (*cb)(void *data), void *data)
+{
+    call->cancel_cb = cb;
+    call->cancel_data = data;
+}
+
+bool mcp_call_wants_progress(const struct mcp_call *call)
+{
+    return call->progress_token && call->session && !call->cancelled;
+}
+
+void mcp_call_progress(struct mcp_call *call, const char *message)
+{
+    if (!mcp_call_wants_progress(call) || call->ended)
+        return;
+    uint64_t now = wr_now_ms();
+    if (call->last_progress_ms && now - call->last_progress_ms < PROGRESS_MIN_INTERVAL_MS)
+        return;
+    call->last_progress_ms = now;
+    call->progress += 1;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+    cJSON_AddStringToObject(o, "method", "notifications/progress");
+    cJSON *p = cJSON_AddObjectToObject(o, "params");
+    cJSON_AddItemToObject(p, "progressToken", cJSON_Duplicate(call->progress_token, true));
+    cJSON_AddNumberToObject(p, "progress", call->progress);
+    if (message)
+        cJSON_AddStringToObject(p, "message", message);
+    mcp__session_send(call->session, o, call->id_key, false);
+}
+
+static void call_free(struct mcp_call *call)
+{
+    cJSON_Delete(call->request);
+    free(call->id_key);
+    free(call);
+}
+
+void mcp__call_detach(struct mcp_call *call, bool cancel)
+{
+    struct mcp_session *s = call->session;
+    if (s) {
+        for (struct mcp_call **p = &s->calls; *p; p = &(*p)->next) {
+            if (*p == call) {
+                *p = call->next;
+                break;
+            }
+        }
+        call->session = NULL;
+    }
+    if (cancel && !call->cancelled) {
+        call->cancelled = true;
+        if (call->cancel_cb)
+            call->cancel_cb(call->cancel_data);
+    }
+}
+
+/* Sends the result (unless the call was cancelled or its session is gone) and frees. */
+static void call_end(struct mcp_call *call, cJSON *result)
+{
+    if (call->ended) {
+        cJSON_Delete(result);
+        return;
+    }
+    call->ended = true;
+    struct mcp_session *s = call->session;
+    if (s && !call->cancelled) {
+        mcp__call_detach(call, false);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+        cJSON_AddItemToObject(o, "id",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(call->request, "id"), true));
+        cJSON_AddItemToObject(o, "result", result);
+        mcp__session_send(s, o, call->id_key, true);
+    } else {
+        mcp__call_detach(call, false);
+        cJSON_Delete(result);
+    }
+    call_free(call);
+}
+
+void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
+{
+    cJSON *r = cJSON_CreateObject();
+    char *text = cJSON_PrintUnformatted(structured);
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    cJSON *block = cJSON_CreateObject();
+    cJSON_AddStringToObject(block, "type", "text");
+    cJSON_AddStringToObject(block, "text", text ? text : "{}");
+    cJSON_AddItemToArray(content, block);
+    free(text);
+    cJSON_AddItemToObject(r, "structuredContent", structured);
+    cJSON_AddBoolToObject(r, "isError", false);
+    call_end(call, r);
+}
+
+static void fail_text(struct mcp_call *call, const char *text)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    cJSON *block = cJSON_CreateObject();
+    cJSON_AddStringToObject(block, "type", "text");
+    cJSON_AddStringToObject(block, "text", text);
+    cJSON_AddItemToArray(content, block);
+    cJSON_AddBoolToObject(r, "isError", true);
+    call_end(call, r);
+}
+
+void mcp_call_fail(struct mcp_call *call, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    fail_text(call, text);
+    free(text);
+}
+
+void mcp_call_fail_error(struct mcp_call *call, struct wr_error *err)
+{
+    fail_text(call, err && err->msg ? err->msg : "unknown error");
+    wr_error_free(err);
+}
+
+uv_loop_t *mcp_call_loop(struct mcp_call *call) { return call->session ? call->session->server->loop : NULL; }
+
+void mcp__tools_call(struct mcp_session *s, const cJSON *msg)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+    _cleanup_free_ char *key = cJSON_PrintUnformatted(id);
+    const char *problem = NULL;
+    const struct mcp_tool *tool = NULL;
+    if (!cJSON_IsString(name))
+        problem = "tools/call: params.name (string) is required";
+    else if (!(tool = mcp_tool_find(name->valuestring)))
+        problem = "tools/call: unknown tool";
+    else if (args && !cJSON_IsObject(args) && !cJSON_IsNull(args))
+        problem = "tools/call: params.arguments must be an object";
+    for (struct mcp_call *c = s->calls; !problem && c; c = c->next)
+        if (!strcmp(c->id_key, key))
+            problem = "tools/call: a request with this id is already in flight";
+    if (problem) {
+        _cleanup_free_ char *m = name && cJSON_IsString(name) && !tool
+                                     ? wr_asprintf("%s '%.128s'; call tools/list for the tools there are", problem, name->valuestring)
+                                     : wr_strdup(problem);
+        _cleanup_free_ char *text = mcp_error_json(id, MCP_ERR_INVALID_PARAMS, m);
+        if (s->sink.send)
+            s->sink.send(s->transport_data, text, strlen(text), key, true);
+        return;
+    }
+    struct mcp_call *call = wr_calloc(1, sizeof(*call));
+    call->session = s;
+    call->tool = tool;
+    call->request = cJSON_Duplicate(msg, true);
+    call->id_key = TAKE_PTR(key);
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(call->request, "params");
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(p, "_meta");
+    cJSON *token = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
+    if (token && (cJSON_IsString(token) || cJSON_IsNumber(token)))
+        call->progress_token = token;
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(p, "arguments");
+    if (!a || cJSON_IsNull(a)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "arguments");
+        a = cJSON_AddObjectToObject(p, "arguments");
+    }
+    call->next = s->calls;
+    s->calls = call;
+    tool->call(call, a);
+}
+
+/* ---- argument helpers ------------------------------------------------------------ */
+
+int mcp_args_check_known(const cJSON *args, const char *const *allowed, struct wr_error **err)
+{
+    for (const cJSON *c = args->child; c; c = c->next) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = !strcmp(c->string, allowed[i]);
+        if (ok)
+            continue;
+        struct wr_buf names;
+        wr_buf_init(&names, 1024);
+        for (size_t i = 0; allowed[i]; i++)
+            wr_buf_printf(&names, "%s%s", i ? ", " : "", allowed[i]);
+        int r = wr_error_set(err, EINVAL, "unknown argument '%.64s'; this tool takes: %s",
+                             c->string, names.data ? names.data : "nothing");
+        wr_buf_free(&names);
+        return r;
+    }
+    return 0;
+}
+
+int mcp_arg_string(const cJSON *args, const char *key, bool required, size_t max_len,
+                   const char **ret, struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required)
+            return wr_error_set(err, EINVAL, "missing required argument '%s' (a string)", key);
+        return 0;
+    }
+    if (!cJSON_IsString(v))
+        return wr_error_set(err, EINVAL, "argument '%s' must be a string", key);
+    if (strlen(v->valuestring) > max_len)
+        return wr_error_set(err, EINVAL, "argument '%s' is too long (at most %zu bytes)", key, max_len);
+    *ret = v->valuestring;
+    return 1;
+}
+
+int mcp_arg_int(const cJSON *args, const char *key, bool required, int64_t min, int64_t max,
+                int64_t *ret, struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required)
+            return wr_error_set(err, EINVAL, "missing required argument '%s' (an integer)", key);
+        return 0;
+    }
+    double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    if (!cJSON_IsNumber(v) || d != (double)(int64_t)d)
+        return wr_error_set(err, EINVAL, "argument '%s' must be an integer", key);
+    if ((int64_t)d < min || (int64_t)d > max)
+        return wr_error_set(err, EINVAL, "argument '%s' must be between %lld and %lld", key,
+                            (long long)min, (long long)max);
+    *ret = (int64_t)d;
+    return 1;
+}
+
+int mcp_arg_bool(const cJSON *args, const char *key, bool *ret, struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsBool(v))
+        return wr_error_set(err, EINVAL, "argument '%s' must be true or false", key);
+    *ret = cJSON_IsTrue(v);
+    return 1;
+}
+
+int mcp_arg_string_array(const cJSON *args, const char *key, bool required, size_t max_items,
+                         size_t max_len, char ***ret, struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required)
+            return wr_error_set(err, EINVAL, "missing required argument '%s' (an array of strings)", key);
+        return 0;
+    }
+    if (!cJSON_IsArray(v))
+        return wr_error_set(err, EINVAL, "argument '%s' must be an array of strings", key);
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    if (n > max_items)
+        return wr_error_set(err, EINVAL, "argument '%s' has too many items (at most %zu)", key, max_items);
+    char **out = wr_calloc(n + 1, sizeof(char *));
+    size_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (!cJSON_IsString(c) || strlen(c->valuestring) > max_len) {
+            wr_strv_free(out);
+            return wr_error_set(err, EINVAL, "argument '%s'[%zu] must be a string of at most %zu bytes",
+                                key, i, max_len);
+        }
+        out[i] = wr_strdup(c->valuestring);
+    }
+    *ret = out;
+    return 1;
+}
+
+static bool env_name_valid(const char *s)
+{
+    if (!*s || strlen(s) > 128 || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+int mcp_arg_env(const cJSON *args, const char *key, char ***ret, struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsObject(v))
+        return wr_error_set(err, EINVAL, "argument '%s' must be an object of string values", key);
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    if (n > 256)
+        return wr_error_set(err, EINVAL, "argument '%s' has too many variables (at most 256)", key);
+    char **out = wr_calloc(n + 1, sizeof(char *));
+    size_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (!env_name_valid(c->string) || !cJSON_IsString(c) || strlen(c->valuestring) > 32768) {
+            wr_strv_free(out);
+            return wr_error_set(err, EINVAL,
+                                "argument '%s': '%.64s' must be a variable name ([A-Za-z_][A-Za-z0-9_]*) "
+                                "with a string value of at most 32 KiB", key, c->string);
+        }
+        out[i++] = wr_asprintf("%s=%s", c->string, c->valuestring);
+    }
+    *ret = out;
+    return 1;
+}

@@ -1,0 +1,386 @@
+/* Sessions of the Streamable HTTP transport: what a POST, GET or DELETE on /mcp means, and
+ * where the messages a session sends go. A request's messages go back on the POST that
+ * carried it (one JSON body, or an SSE stream when something comes before the response);
+ * messages tied to no request go on the session's GET stream. */
+#include <string.h>
+
+#include "http-internal.h"
+#include "mcp-internal.h"
+
+/* A session nobody has used for this long is ended; its client gets 404 and starts over. */
+#define SESSION_IDLE_TIMEOUT_MS (60ull * 60ull * 1000ull)
+/* Requests in flight per session, counting those whose client hung up. */
+#define MAX_PENDING_PER_SESSION 1024u
+
+static void sink_send(void *data, const char *json, size_t len, const char *related_id,
+                      bool final);
+static const struct mcp_sink http_sink = {.send = sink_send};
+
+/* ---- pending requests --------------------------------------------------------------- */
+
+static struct http_pending *pending_new(struct http_session *s, struct http_conn *c,
+                                        char *id_key)
+{
+    struct http_pending *p = wr_calloc(1, sizeof(*p));
+    p->session = s;
+    p->conn = c;
+    p->id_key = id_key;
+    p->next = s->pending;
+    if (p->next)
+        p->next->prev = p;
+    s->pending = p;
+    s->pending_count++;
+    c->pending = p;
+    return p;
+}
+
+static struct http_pending *pending_find(struct http_session *s, const char *id_key)
+{
+    for (struct http_pending *p = s->pending; p; p = p->next)
+        if (strcmp(p->id_key, id_key) == 0)
+            return p;
+    return NULL;
+}
+
+static void pending_free(struct http_pending *p)
+{
+    struct http_session *s = p->session;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    s->pending_count--;
+    if (p->conn)
+        p->conn->pending = NULL;
+    free(p->id_key);
+    free(p);
+}
+
+/* Ends a request that will get no response (cancelled, or its session ended): a stream is
+ * closed properly; a client waiting for a plain response gets `status`, or a closed
+ * connection when status is 0. */
+static void pending_abandon(struct http_pending *p, int status)
+{
+    struct http_conn *c = p->conn;
+    bool streaming = p->streaming;
+    pending_free(p);
+    if (!c)
+        return;
+    if (streaming)
+        mcp__http_sse_end(c);
+    else if (status)
+        mcp__http_respond_error(c, status, MCP_HTTP_ERR_SESSION_NOT_FOUND, "the session ended");
+    else
+        mcp__http_conn_close(c);
+}
+
+void mcp__http_conn_detach(struct http_conn *c)
+{
+    /* The record stays with its session until the final response comes (and is dropped),
+     * so the request id stays reserved while the work runs. */
+    if (c->pending) {
+        c->pending->conn = NULL;
+        c->pending = NULL;
+    }
+    if (c->stream_of) {
+        c->stream_of->stream = NULL;
+        c->stream_of = NULL;
+    }
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static struct http_session *session_find(struct mcp_http *http, const char *id)
+{
+    if (!id || strlen(id) != 64)
+        return NULL;
+    for (struct http_session *s = http->sessions; s; s = s->next)
+        if (!s->doomed && strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+static struct http_session *session_new(struct mcp_http *http)
+{
+    unsigned char raw[32];
+    if (wr_random_bytes(raw, sizeof(raw)) < 0)
+        return NULL;
+    struct http_session *s = wr_calloc(1, sizeof(*s));
+    s->http = http;
+    wr_hex_encode(raw, sizeof(raw), s->id);
+    s->session = mcp_session_new(http->server, &http_sink, s);
+    s->last_used_ms = wr_now_ms();
+    s->next = http->sessions;
+    if (s->next)
+        s->next->prev = s;
+    http->sessions = s;
+    http->session_count++;
+    return s;
+}
+
+static void session_free(struct http_session *s)
+{
+    /* First the core, so nothing reaches the sink while the records go. */
+    mcp_session_free(s->session);
+    while (s->pending)
+        pending_abandon(s->pending, 404);
+    if (s->stream) {
+        struct http_conn *c = s->stream;
+        c->stream_of = NULL;
+        s->stream = NULL;
+        mcp__http_sse_end(c);
+    }
+    struct mcp_http *http = s->http;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        http->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    http->session_count--;
+    free(s);
+}
+
+void mcp__http_sweep_sessions(struct mcp_http *http, uint64_t now_ms)
+{
+    struct http_session *next;
+    for (struct http_session *s = http->sessions; s; s = next) {
+        next = s->next;
+        bool idle = !s->pending && !s->stream && now_ms - s->last_used_ms > SESSION_IDLE_TIMEOUT_MS;
+        if (idle)
+            log_info("http: ending session %.8s… after %llu minutes without use", s->id,
+                     (unsigned long long)(SESSION_IDLE_TIMEOUT_MS / 60000));
+        if (s->doomed || idle)
+            session_free(s);
+    }
+}
+
+void mcp__http_free_sessions(struct mcp_http *http)
+{
+    while (http->sessions)
+        session_free(http->sessions);
+}
+
+/* ---- the sink ----------------------------------------------------------------------- */
+
+static void pending_message(struct http_pending *p, const char *json, size_t len)
+{
+    struct http_session *s = p->session;
+    /* A client that accepts only JSON cannot receive anything before the response. */
+    if (!p->conn || !p->sse_ok)
+        return;
+    if (!p->streaming) {
+        mcp__http_sse_begin(p->conn, p->initialize ? s->id : NULL);
+        p->streaming = true;
+    }
+    mcp__http_sse_event(p->conn, ++s->next_event_id, json, len);
+}
+
+static void pending_finish(struct http_pending *p, const char *json, size_t len)
+{
+    struct http_session *s = p->session;
+    struct http_conn *c = p->conn;
+    bool initialize = p->initialize, streaming = p->streaming;
+    pending_free(p);
+    if (initialize && !mcp_session_initialized(s->session)) {
+        /* A failed initialize leaves no session behind. */
+        s->doomed = true;
+        mcp__http_sweep_soon(s->http);
+    }
+    if (!c)
+        return;
+    if (streaming) {
+        mcp__http_sse_event(c, ++s->next_event_id, json, len);
+        mcp__http_sse_end(c);
+        return;
+    }
+    struct http_response r = {.status = 200,
+                              .content_type = "application/json",
+                              .body = json,
+                              .body_len = len,
+                              .session_id = initialize && !s->doomed ? s->id : NULL};
+    mcp__http_respond(c, &r);
+}
+
+static void sink_send(void *data, const char *json, size_t len, const char *related_id,
+                      bool final)
+{
+    struct http_session *s = data;
+    s->last_used_ms = wr_now_ms();
+    if (!related_id) {
+        if (s->stream)
+            mcp__http_sse_event(s->stream, ++s->next_event_id, json, len);
+        return;
+    }
+    struct http_pending *p = pending_find(s, related_id);
+    if (!p)
+        return;
+    if (final)
+        pending_finish(p, json, len);
+    else
+        pending_message(p, json, len);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+/* The session a request names, or NULL after answering for it. */
+static struct http_session *request_session(struct http_conn *c,
+                                            const struct mcp_http_request *req)
+{
+    if (!req->session_id) {
+        mcp__http_respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT,
+                                "missing Mcp-Session-Id header: send initialize first");
+        return NULL;
+    }
+    struct http_session *s = session_find(c->http, req->session_id);
+    if (!s) {
+        mcp__http_respond_error(c, 404, MCP_HTTP_ERR_SESSION_NOT_FOUND,
+                                "unknown or ended session: send initialize again");
+        return NULL;
+    }
+    if (req->protocol_version && !mcp_protocol_version_supported(req->protocol_version)) {
+        mcp__http_respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT,
+                                "unsupported MCP-Protocol-Version header");
+        return NULL;
+    }
+    s->last_used_ms = wr_now_ms();
+    return s;
+}
+
+static struct http_session *initialize_session(struct http_conn *c)
+{
+    struct mcp_http *http = c->http;
+    if (http->session_count >= http->max_sessions) {
+        mcp__http_respond_error(c, 503, MCP_HTTP_ERR_TRANSPORT,
+                                "too many sessions: end one (DELETE) or try later");
+        return NULL;
+    }
+    struct http_session *s = session_new(http);
+    if (!s)
+        mcp__http_respond_error(c, 500, MCP_HTTP_ERR_TRANSPORT, "cannot create a session id");
+    return s;
+}
+
+static bool is_method(const cJSON *msg, const char *method)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
+    return cJSON_IsString(m) && strcmp(m->valuestring, method) == 0;
+}
+
+/* For notifications/cancelled: the id key of the request it cancels, else NULL. */
+static char *cancelled_key(const cJSON *msg)
+{
+    if (!is_method(msg, "notifications/cancelled"))
+        return NULL;
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
+    return rid ? cJSON_PrintUnformatted(rid) : NULL;
+}
+
+static void post_notification(struct http_conn *c, struct http_session *s, cJSON *msg)
+{
+    _cleanup_free_ char *cancelled = cancelled_key(msg);
+    mcp_session_handle(s->session, msg);
+    /* The core sends nothing more for a cancelled request; end the POST waiting for it. */
+    struct http_pending *p = cancelled ? pending_find(s, cancelled) : NULL;
+    if (p)
+        pending_abandon(p, 0);
+    struct http_response r = {.status = 202};
+    mcp__http_respond(c, &r);
+}
+
+static void post_request(struct http_conn *c, struct http_session *s, cJSON *msg,
+                         bool initialize, bool sse_ok)
+{
+    char *key = mcp_message_id_key(msg);
+    const char *refusal = NULL;
+    if (pending_find(s, key))
+        refusal = "a request with this id is still in progress in this session";
+    else if (s->pending_count >= MAX_PENDING_PER_SESSION)
+        refusal = "too many requests in progress in this session";
+    if (refusal) {
+        free(key);
+        cJSON_Delete(msg);
+        mcp__http_respond_error(c, refusal[0] == 'a' ? 409 : 503, MCP_HTTP_ERR_TRANSPORT,
+                                refusal);
+        return;
+    }
+    struct http_pending *p = pending_new(s, c, key);
+    p->initialize = initialize;
+    p->sse_ok = sse_ok;
+    /* The answer may come before this returns, or much later from a tool's completion. */
+    mcp_session_handle(s->session, msg);
+}
+
+static void dispatch_post(struct http_conn *c, struct mcp_http_request *req)
+{
+    cJSON *msg = NULL;
+    _cleanup_free_ char *error_json = NULL;
+    const char *body = req->body.data ? req->body.data : "";
+    if (mcp_parse_message(body, req->body.len, &msg, &error_json) < 0) {
+        struct http_response r = {.status = 400,
+                                  .content_type = "application/json",
+                                  .body = error_json,
+                                  .body_len = error_json ? strlen(error_json) : 0};
+        mcp__http_respond(c, &r);
+        return;
+    }
+    enum mcp_message_kind kind = mcp_message_kind(msg);
+    if (kind == MCP_MSG_INVALID) {
+        cJSON_Delete(msg);
+        mcp__http_respond_error(c, 400, MCP_ERR_INVALID_REQUEST,
+                                "expected a JSON-RPC 2.0 request, notification or response");
+        return;
+    }
+    bool initialize = kind == MCP_MSG_REQUEST && is_method(msg, "initialize") && !req->session_id;
+    struct http_session *s = initialize ? initialize_session(c) : request_session(c, req);
+    if (!s) {
+        cJSON_Delete(msg);
+        return;
+    }
+    if (kind == MCP_MSG_REQUEST)
+        post_request(c, s, msg, initialize, mcp__http_accepts(req->accept, "text/event-stream"));
+    else
+        post_notification(c, s, msg);
+}
+
+static void dispatch_get(struct http_conn *c, struct mcp_http_request *req)
+{
+    struct http_session *s = request_session(c, req);
+    if (!s)
+        return;
+    if (!req->accept || !mcp__http_accepts(req->accept, "text/event-stream")) {
+        mcp__http_respond_error(c, 405, MCP_HTTP_ERR_TRANSPORT,
+                                "GET opens an event stream: send Accept: text/event-stream");
+        return;
+    }
+    if (s->stream) {
+        mcp__http_respond_error(c, 409, MCP_HTTP_ERR_TRANSPORT,
+                                "this session already has a GET stream open");
+        return;
+    }
+    s->stream = c;
+    c->stream_of = s;
+    mcp__http_sse_begin(c, NULL);
+}
+
+static void dispatch_delete(struct http_conn *c, struct mcp_http_request *req)
+{
+    struct http_session *s = request_session(c, req);
+    if (!s)
+        return;
+    session_free(s);
+    struct http_response r = {.status = 200};
+    mcp__http_respond(c, &r);
+}
+
+void mcp__http_dispatch(struct http_conn *c, struct mcp_http_request *req)
+{
+    switch (req->method) {
+    case HTTP_POST: dispatch_post(c, req); break;
+    case HTTP_GET: dispatch_get(c, req); break;
+    default: dispatch_delete(c, req); break;
+    }
+}

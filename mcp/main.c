@@ -1,0 +1,237 @@
+/* warren: the command line. `warren mcp` serves one MCP client over stdio, `warren serve`
+ * serves many over Streamable HTTP; both embed the same core. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../vmm/jailer.h"
+#include "../vmm/vmm.h"
+#include "mcp.h"
+
+#define WARREN_VERSION "0.1.0"
+
+struct cli {
+    const char *command;
+    const char *backend;
+    const char *state_dir;
+    const char *listen;
+    const char *auth;
+    const char *log_level;
+    bool log_json;
+    unsigned max_timeout;
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: warren mcp   [--backend B] [--state-dir D] [options]\n"
+          "       warren serve --listen 127.0.0.1:PORT [--auth token|none] [--backend B]\n"
+          "                    [--state-dir D] [options]\n"
+          "       warren version\n"
+          "\n"
+          "  mcp            MCP over stdio for one client (what Claude Code / Cursor launch)\n"
+          "  serve          MCP Streamable HTTP at /mcp for many clients\n"
+          "\n"
+          "options:\n"
+          "  --backend B           auto (default) or jail\n"
+          "  --state-dir D         default: $WARREN_STATE_DIR, else /var/lib/warren as root,\n"
+          "                        else $XDG_STATE_HOME/warren\n"
+          "  --listen ADDR         host:port, default 127.0.0.1:8080 (serve)\n"
+          "  --auth token|none     bearer token from $WARREN_TOKEN or <state-dir>/token\n"
+          "                        (default); none only on a loopback address\n"
+          "  --max-exec-timeout S  cap on sandbox_exec timeout_seconds (default 3600)\n"
+          "  --log-level L         error, warning, info (default), debug\n"
+          "  --log-json            log JSON lines to stderr\n",
+          f);
+}
+
+static int parse_level(const char *s)
+{
+    if (!strcmp(s, "error"))
+        return WR_LOG_ERROR;
+    if (!strcmp(s, "warning"))
+        return WR_LOG_WARNING;
+    if (!strcmp(s, "debug"))
+        return WR_LOG_DEBUG;
+    return WR_LOG_INFO;
+}
+
+static int parse_cli(int argc, char **argv, struct cli *c)
+{
+    static const struct option opts[] = {
+        {"backend", required_argument, NULL, 'b'},   {"state-dir", required_argument, NULL, 's'},
+        {"listen", required_argument, NULL, 'l'},    {"auth", required_argument, NULL, 'a'},
+        {"log-level", required_argument, NULL, 'v'}, {"log-json", no_argument, NULL, 'j'},
+        {"max-exec-timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *c = (struct cli){.command = argv[1], .backend = "auto", .listen = "127.0.0.1:8080",
+                      .auth = "token", .log_level = "info"};
+    optind = 2;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b': c->backend = optarg; break;
+        case 's': c->state_dir = optarg; break;
+        case 'l': c->listen = optarg; break;
+        case 'a': c->auth = optarg; break;
+        case 'v': c->log_level = optarg; break;
+        case 'j': c->log_json = true; break;
+        case 't': c->max_timeout = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    if (optind < argc || (strcmp(c->auth, "token") && strcmp(c->auth, "none")))
+        return -1;
+    return 0;
+}
+
+static char *resolve_state_dir(const char *flag)
+{
+    if (flag)
+        return wr_strdup(flag);
+    const char *env = getenv("WARREN_STATE_DIR");
+    if (env && *env)
+        return wr_strdup(env);
+    if (geteuid() == 0)
+        return wr_strdup("/var/lib/warren");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    if (xdg && *xdg)
+        return wr_path_join(xdg, "warren");
+    const char *home = getenv("HOME");
+    return wr_asprintf("%s/.local/state/warren", home ? home : "/tmp");
+}
+
+/* The bearer token: $WARREN_TOKEN, else <state>/token, created (0600) on first start. */
+static int load_token(const char *state_dir, char **ret, struct wr_error **err)
+{
+    const char *env = getenv("WARREN_TOKEN");
+    if (env && *env) {
+        *ret = wr_strdup(env);
+        return 0;
+    }
+    _cleanup_free_ char *path = wr_path_join(state_dir, "token");
+    char *data = NULL;
+    size_t len = 0;
+    if (wr_read_file(path, 4096, &data, &len) == 0) {
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' '))
+            data[--len] = 0;
+        if (len >= 16) {
+            *ret = data;
+            return 0;
+        }
+        free(data);
+    }
+    uint8_t raw[32];
+    char hex[65];
+    int r = wr_random_bytes(raw, sizeof(raw));
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "generating a token");
+    wr_hex_encode(raw, sizeof(raw), hex);
+    r = wr_write_file_atomic(path, hex, strlen(hex), 0600);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "writing %s", path);
+    log_info("generated a bearer token in %s", path);
+    *ret = wr_strdup(hex);
+    return 0;
+}
+
+struct app {
+    uv_loop_t *loop;
+    struct vmm *vmm;
+    struct mcp_server *server;
+    struct mcp_http *http;
+    uv_signal_t sigint, sigterm;
+};
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void app_stop(struct app *app)
+{
+    if (app->http)
+        mcp_http_stop(TAKE_PTR(app->http));
+    uv_signal_stop(&app->sigint);
+    uv_signal_stop(&app->sigterm);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_stop(app->loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    log_info("signal %d: shutting down (sandboxes keep running)", signum);
+    app_stop(s->data);
+}
+
+static void on_stdin_closed(void *data) { app_stop(data); }
+
+static int run(struct cli *c)
+{
+    wr_log_set_level(parse_level(c->log_level));
+    wr_log_set_json(c->log_json);
+    signal(SIGPIPE, SIG_IGN);
+    _cleanup_free_ char *state_dir = resolve_state_dir(c->state_dir);
+    _cleanup_error_ struct wr_error *err = NULL;
+    struct app app = {.loop = uv_default_loop()};
+    struct vmm_options vo = {.loop = app.loop, .state_dir = state_dir, .backend = c->backend,
+                             .max_exec_timeout_s = c->max_timeout};
+    if (vmm_open(&vo, &app.vmm, &err) < 0) {
+        log_error("%s", err->msg);
+        return 1;
+    }
+    log_info("state directory %s, backend %s", state_dir, vmm_backend_name(app.vmm));
+    struct mcp_server_options so = {.loop = app.loop, .vmm = app.vmm, .server_version = WARREN_VERSION};
+    mcp_server_new(&so, &app.server, &err);
+    uv_signal_init(app.loop, &app.sigint);
+    uv_signal_init(app.loop, &app.sigterm);
+    app.sigint.data = app.sigterm.data = &app;
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    int r;
+    if (!strcmp(c->command, "mcp")) {
+        r = mcp_stdio_start(app.server, on_stdin_closed, &app, &err);
+    } else {
+        _cleanup_free_ char *token = NULL;
+        r = strcmp(c->auth, "none") ? load_token(state_dir, &token, &err) : 0;
+        struct mcp_http_options ho = {.listen = c->listen, .token = token};
+        if (r == 0)
+            r = mcp_http_start(app.server, &ho, &app.http, &err);
+    }
+    if (r < 0) {
+        log_error("%s", err->msg);
+        app_stop(&app);
+    } else {
+        uv_run(app.loop, UV_RUN_DEFAULT);
+    }
+    vmm_close(app.vmm);
+    mcp_server_free(app.server);
+    uv_walk(app.loop, close_walk, NULL);
+    uv_run(app.loop, UV_RUN_NOWAIT);
+    return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "__jail"))
+        return vmm_jailer_main(argc, argv);
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("warren %s\n", WARREN_VERSION);
+        return 0;
+    }
+    struct cli c;
+    if ((strcmp(argv[1], "mcp") && strcmp(argv[1], "serve")) || parse_cli(argc, argv, &c) < 0) {
+        usage(stderr);
+        return 2;
+    }
+    return run(&c);
+}

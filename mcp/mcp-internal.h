@@ -1,0 +1,55 @@
+/* Internals shared by the MCP core's files (server.c, call.c, stdio.c, http.c). */
+#pragma once
+
+#include "mcp.h"
+#include "tool.h"
+
+enum {
+    MCP_ERR_PARSE = -32700,
+    MCP_ERR_INVALID_REQUEST = -32600,
+    MCP_ERR_METHOD_NOT_FOUND = -32601,
+    MCP_ERR_INVALID_PARAMS = -32602,
+    MCP_ERR_INTERNAL = -32603,
+};
+
+struct mcp_server {
+    uv_loop_t *loop;
+    struct vmm *vmm;
+    char *version;
+    size_t tools_page_size;
+    struct mcp_session *sessions;
+};
+
+struct mcp_session {
+    struct mcp_server *server;
+    struct mcp_sink sink;
+    void *transport_data;
+    bool initialized;
+    char *protocol_version;
+    int log_level; /* index into the syslog level names; messages below it are not sent */
+    struct mcp_call *calls; /* in flight */
+    struct mcp_session *next;
+};
+
+struct mcp_call {
+    struct mcp_session *session; /* NULL once detached (cancelled or session gone) */
+    const struct mcp_tool *tool;
+    cJSON *request;              /* the whole request; args point into it */
+    char *id_key;
+    cJSON *progress_token;       /* borrowed from request, or NULL */
+    double progress;
+    uint64_t last_progress_ms;
+    bool cancelled;
+    bool ended;
+    void (*cancel_cb)(void *data);
+    void *cancel_data;
+    struct mcp_call *next;
+};
+
+void mcp__session_send(struct mcp_session *s, cJSON *msg, const char *related_id, bool final);
+void mcp__session_log(struct mcp_session *s, const char *level, const char *text);
+/* Handles tools/call; takes nothing (msg stays owned by the caller, the call copies). */
+void mcp__tools_call(struct mcp_session *s, const cJSON *msg);
+/* Unlinks a call from its session; with cancel, marks it cancelled and runs its cancel
+ * hook. The call itself is freed when the tool ends it. */
+void mcp__call_detach(struct mcp_call *call, bool cancel);

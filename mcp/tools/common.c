@@ -1,0 +1,51 @@
+#include "common.h"
+
+static void add_time(cJSON *o, const char *key, int64_t t)
+{
+    char buf[32];
+    wr_format_time(t, buf);
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+static void add_nullable(cJSON *o, const char *key, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info)
+{
+    const struct store_sandbox *r = &info->row;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddStringToObject(o, "backend", r->backend);
+    cJSON_AddStringToObject(o, "state", r->state);
+    cJSON_AddStringToObject(o, "image", r->image);
+    cJSON_AddStringToObject(o, "workspace", "/workspace");
+    add_nullable(o, "repo", r->repo);
+    add_nullable(o, "ref", r->repo ? (r->ref ? r->ref : (r->commit_id ? "HEAD" : NULL)) : NULL);
+    add_nullable(o, "commit", r->commit_id);
+    cJSON_AddNumberToObject(o, "cpus", r->cpus);
+    cJSON_AddBoolToObject(o, "network", r->network);
+    cJSON_AddNumberToObject(o, "ttl_seconds", (double)r->ttl_seconds);
+    if (r->ttl_seconds > 0)
+        add_time(o, "expires_at", r->created_at + r->ttl_seconds);
+    else
+        cJSON_AddNullToObject(o, "expires_at");
+    add_time(o, "created_at", r->created_at);
+    add_time(o, "last_used_at", r->last_used_at);
+    add_nullable(o, "error", r->error);
+    cJSON *m = cJSON_AddObjectToObject(o, "memory");
+    cJSON_AddNumberToObject(m, "configured_mib", (double)r->memory_mib);
+    cJSON_AddNumberToObject(m, "usage_bytes", (double)info->memory_usage_bytes);
+    return o;
+}
+
+int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err)
+{
+    int r = mcp_arg_string(args, "id", true, 128, ret, err);
+    return r < 0 ? r : 0;
+}

@@ -1,0 +1,43 @@
+/* sandbox_destroy: kill a sandbox's processes and remove its layers. */
+#include "common.h"
+
+static void destroyed(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
+{
+    struct mcp_call *call = data;
+    if (err) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "id", info->row.id);
+    cJSON_AddStringToObject(r, "name", info->row.name);
+    cJSON_AddBoolToObject(r, "destroyed", true);
+    mcp_call_succeed(call, r);
+}
+
+static void call(struct mcp_call *call, const cJSON *args)
+{
+    static const char *const known[] = {"id", NULL};
+    const char *id = NULL;
+    struct wr_error *err = NULL;
+    if (mcp_args_check_known(args, known, &err) < 0 || mcp_arg_sandbox(args, &id, &err) < 0 ||
+        vmm_sandbox_destroy(mcp_call_vmm(call), id, destroyed, call, &err) < 0)
+        mcp_call_fail_error(call, err);
+}
+
+const struct mcp_tool mcp_tool_sandbox_destroy = {
+    .name = "sandbox_destroy",
+    .title = "Destroy sandbox",
+    .description = "Destroy a sandbox: kill its processes and delete its files and layers. "
+                   "The user's repository is not touched.",
+    .input_schema = "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"
+                    "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"}}}",
+    .output_schema = "{\"type\":\"object\",\"required\":[\"id\",\"destroyed\"],\"properties\":{"
+                     "\"id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+                     "\"destroyed\":{\"type\":\"boolean\"}}}",
+    .read_only = false,
+    .destructive = true,
+    .idempotent = true,
+    .open_world = false,
+    .call = call,
+};

@@ -1,0 +1,38 @@
+/* sandbox_list: every sandbox in the state directory, with state and memory. */
+#include "common.h"
+
+static void call(struct mcp_call *call, const cJSON *args)
+{
+    static const char *const known[] = {NULL};
+    struct wr_error *err = NULL;
+    struct vmm_sandbox_info *infos;
+    size_t n;
+    if (mcp_args_check_known(args, known, &err) < 0 ||
+        vmm_sandbox_list(mcp_call_vmm(call), &infos, &n, &err) < 0) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(r, "sandboxes");
+    for (size_t i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, mcp_sandbox_json(&infos[i]));
+        vmm_sandbox_info_clear(&infos[i]);
+    }
+    free(infos);
+    mcp_call_succeed(call, r);
+}
+
+const struct mcp_tool mcp_tool_sandbox_list = {
+    .name = "sandbox_list",
+    .title = "List sandboxes",
+    .description = "List every sandbox with its state (running, stopped, ...), repository, "
+                   "configured memory and the host memory it holds now.",
+    .input_schema = "{\"type\":\"object\",\"additionalProperties\":false}",
+    .output_schema = "{\"type\":\"object\",\"required\":[\"sandboxes\"],\"properties\":{"
+                     "\"sandboxes\":{\"type\":\"array\",\"items\":" MCP_SANDBOX_SCHEMA "}}}",
+    .read_only = true,
+    .destructive = false,
+    .idempotent = true,
+    .open_world = false,
+    .call = call,
+};

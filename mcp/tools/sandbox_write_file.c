@@ -1,0 +1,127 @@
+/* sandbox_write_file: write (or append to) a file inside a sandbox. */
+#include <string.h>
+
+#include "../../guest-init/proto.h"
+#include "common.h"
+
+struct write_call {
+    struct mcp_call *call;
+    char *path;
+    char *data; /* decoded content, alive until the agent has written it */
+};
+
+static void done(void *data, uint64_t written, struct wr_error *err)
+{
+    struct write_call *wc = data;
+    if (err) {
+        wr_error_wrap(&err, "writing '%s'%s", wc->path,
+                      err->status == ENOENT ? " (its directory is missing: pass create_dirs: true)" : "");
+        mcp_call_fail_error(wc->call, err);
+    } else {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "path", wc->path);
+        cJSON_AddNumberToObject(r, "bytes_written", (double)written);
+        mcp_call_succeed(wc->call, r);
+    }
+    free(wc->path);
+    free(wc->data);
+    free(wc);
+}
+
+/* mode: an integer (420) or an octal string ("0644", "755"). */
+static int parse_mode(const cJSON *args, uint32_t *ret, struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, "mode");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    long m = -1;
+    if (cJSON_IsNumber(v) && v->valuedouble == (double)(long)v->valuedouble)
+        m = (long)v->valuedouble;
+    else if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= 5 &&
+             strspn(v->valuestring, "01234567") == strlen(v->valuestring))
+        m = strtol(v->valuestring, NULL, 8);
+    if (m < 0 || m > 07777)
+        return wr_error_set(err, EINVAL, "mode must be file permission bits: an octal string "
+                                         "like \"0644\" or an integer up to 4095");
+    *ret = (uint32_t)m;
+    return 1;
+}
+
+static int decode(const char *content, bool base64, char **ret, size_t *ret_len,
+                  struct wr_error **err)
+{
+    size_t n = strlen(content);
+    if (!base64) {
+        *ret = wr_strndup(content, n);
+        *ret_len = n;
+        return 0;
+    }
+    char *buf = wr_malloc(3 * (n / 4) + 3);
+    ssize_t len = wr_base64_decode(content, n, buf);
+    if (len < 0) {
+        free(buf);
+        return wr_error_set(err, EINVAL, "content is not valid base64");
+    }
+    *ret = buf;
+    *ret_len = (size_t)len;
+    return 0;
+}
+
+static void call(struct mcp_call *call, const cJSON *args)
+{
+    static const char *const known[] = {"id",     "path",        "content", "encoding", "mode",
+                                        "append", "create_dirs", NULL};
+    const char *id = NULL, *path = NULL, *content = NULL, *encoding = "utf8";
+    bool append = false, create_dirs = false;
+    uint32_t mode = 0644;
+    struct wr_error *err = NULL;
+    if (mcp_args_check_known(args, known, &err) < 0 || mcp_arg_sandbox(args, &id, &err) < 0 ||
+        mcp_arg_string(args, "path", true, 4096, &path, &err) < 0 ||
+        mcp_arg_string(args, "content", true, MCP_MAX_FILE_ARG, &content, &err) < 0 ||
+        mcp_arg_string(args, "encoding", false, 16, &encoding, &err) < 0 ||
+        parse_mode(args, &mode, &err) < 0 || mcp_arg_bool(args, "append", &append, &err) < 0 ||
+        mcp_arg_bool(args, "create_dirs", &create_dirs, &err) < 0) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    if (strcmp(encoding, "utf8") != 0 && strcmp(encoding, "base64") != 0) {
+        mcp_call_fail(call, "encoding must be \"utf8\" or \"base64\"");
+        return;
+    }
+    struct write_call *wc = wr_calloc(1, sizeof(*wc));
+    wc->call = call;
+    wc->path = wr_strdup(path);
+    size_t len = 0;
+    uint32_t flags = (append ? GI_WRITE_APPEND : 0) | (create_dirs ? GI_WRITE_CREATE_DIRS : 0);
+    if (decode(content, !strcmp(encoding, "base64"), &wc->data, &len, &err) < 0 ||
+        vmm_write_file(mcp_call_vmm(call), id, path, wc->data, len, mode, flags, done, wc,
+                       &err) < 0) {
+        mcp_call_fail_error(call, err);
+        free(wc->path);
+        free(wc->data);
+        free(wc);
+    }
+}
+
+const struct mcp_tool mcp_tool_sandbox_write_file = {
+    .name = "sandbox_write_file",
+    .title = "Write a file in a sandbox",
+    .description = "Write a file inside a sandbox (replacing it, or appending with append: "
+                   "true). Relative paths are relative to /workspace. content is UTF-8 text, "
+                   "or base64 with encoding \"base64\" for binary data; at most 32 MiB per call.",
+    .input_schema =
+        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"path\",\"content\"],"
+        "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
+        "\"path\":{\"type\":\"string\"},\"content\":{\"type\":\"string\"},"
+        "\"encoding\":{\"type\":\"string\",\"enum\":[\"utf8\",\"base64\"],\"default\":\"utf8\"},"
+        "\"mode\":{\"type\":[\"string\",\"integer\"],\"description\":\"Permissions when the file is created, e.g. \\\"0755\\\"\"},"
+        "\"append\":{\"type\":\"boolean\",\"default\":false},"
+        "\"create_dirs\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Create missing parent directories\"}}}",
+    .output_schema = "{\"type\":\"object\",\"required\":[\"path\",\"bytes_written\"],\"properties\":{"
+                     "\"path\":{\"type\":\"string\"},\"bytes_written\":{\"type\":\"integer\"}}}",
+    .read_only = false,
+    .destructive = true,
+    .idempotent = false,
+    .open_world = false,
+    .call = call,
+};

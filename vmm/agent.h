@@ -1,0 +1,107 @@
+/* The host side of the agent protocol (guest-init/PROTOCOL.md): one connection to the
+ * guest-init of one sandbox, on the libuv loop, with any number of requests in flight
+ * (each on its own stream id). Every backend hands the vmm core a connected stream (a
+ * unix socket for the jail and Cloud Hypervisor's hybrid vsock, a chardev socket for
+ * QEMU's virtio-serial port); everything above that is this file. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "../util/util.h"
+
+struct agent_conn;
+
+/* Called once: conn is ready (HELLO received, version checked), or NULL with err (owned by
+ * the callee) when connecting failed or timed out. */
+typedef void (*agent_connect_cb)(void *data, struct agent_conn *conn, struct wr_error *err);
+
+/* Connects to the unix socket at path, retrying ECONNREFUSED/ENOENT every few ms until
+ * timeout_ms passes (the agent may still be starting), then waits for HELLO. */
+int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
+                       agent_connect_cb cb, void *data, struct wr_error **err);
+
+/* Called when the connection breaks (the sandbox died, the agent closed it). Every
+ * pending request has already been failed with ECONNRESET. Not called after
+ * agent_conn_close. */
+void agent_conn_on_close(struct agent_conn *conn, void (*cb)(void *data), void *data);
+
+/* Closes the connection; pending requests fail with ECANCELED (their callbacks run before
+ * this returns). The struct is freed after libuv's close callbacks. */
+void agent_conn_close(struct agent_conn *conn);
+
+/* Agent identity from HELLO ("warren-guest-init 0.1.0") and the agent's pid. */
+const char *agent_conn_agent(const struct agent_conn *conn);
+
+/* ---- exec ---------------------------------------------------------------------- */
+
+struct agent_exec_request {
+    const char *const *argv; /* argv[0] is looked up in PATH inside the sandbox */
+    const char *const *env;  /* "K=V" entries; the agent's base environment is not inherited */
+    const char *cwd;         /* NULL: /workspace */
+    const void *stdin_data;  /* sent then closed; NULL with stdin_len 0: /dev/null */
+    size_t stdin_len;
+    uint32_t timeout_ms;     /* 0: none; on expiry the agent kills the process group */
+};
+
+struct agent_exit {
+    int exit_code; /* -1 when killed by a signal */
+    int signal;    /* 0 unless killed by a signal */
+    bool timed_out;
+};
+
+struct agent_exec_handlers {
+    /* Output as it arrives; fd is 1 or 2. May be NULL. */
+    void (*output)(void *data, int fd, const char *buf, size_t len);
+    /* Exactly once: exit filled in, or exit NULL and err (owned by the callee). */
+    void (*done)(void *data, const struct agent_exit *exit, struct wr_error *err);
+};
+
+struct agent_exec;
+
+/* Starts a process. *ret_exec stays valid until done has run; use it to signal. */
+int agent_exec(struct agent_conn *conn, const struct agent_exec_request *req,
+               const struct agent_exec_handlers *handlers, void *data,
+               struct agent_exec **ret_exec, struct wr_error **err);
+/* Sends signum to the process group of a running exec (SIGKILL on cancellation). */
+int agent_exec_signal(struct agent_exec *exec, int signum);
+
+/* ---- files and the rest ------------------------------------------------------------ */
+
+/* Read: data is the bytes read (owned by the agent client, valid during the call),
+ * file_size the whole file's size. */
+typedef void (*agent_read_cb)(void *data, const char *buf, size_t len, uint64_t file_size,
+                              struct wr_error *err);
+/* Reads at most length bytes from offset. length is capped by the caller. */
+int agent_read_file(struct agent_conn *conn, const char *path, uint64_t offset, uint64_t length,
+                    agent_read_cb cb, void *data, struct wr_error **err);
+
+typedef void (*agent_write_cb)(void *data, uint64_t bytes_written, struct wr_error *err);
+/* Writes buf (copied or referenced until cb: the caller keeps buf alive until cb runs).
+ * flags: GI_WRITE_APPEND, GI_WRITE_CREATE_DIRS. mode applies when the file is created. */
+int agent_write_file(struct agent_conn *conn, const char *path, const void *buf, size_t len,
+                     uint32_t mode, uint32_t flags, agent_write_cb cb, void *data,
+                     struct wr_error **err);
+
+struct agent_stat {
+    uint64_t size;
+    uint32_t mode; /* st_mode, type bits included */
+    int64_t mtime;
+};
+typedef void (*agent_stat_cb)(void *data, const struct agent_stat *st, struct wr_error *err);
+int agent_stat(struct agent_conn *conn, const char *path, agent_stat_cb cb, void *data,
+               struct wr_error **err);
+
+struct agent_memstats {
+    uint64_t total, free, available, cached; /* bytes */
+};
+typedef void (*agent_memstats_cb)(void *data, const struct agent_memstats *m, struct wr_error *err);
+int agent_memstats(struct agent_conn *conn, agent_memstats_cb cb, void *data, struct wr_error **err);
+
+/* SYNC, DROP_CACHES and SHUTDOWN: requests without result fields. */
+typedef void (*agent_simple_cb)(void *data, struct wr_error *err);
+int agent_sync(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);
+int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);
+int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);

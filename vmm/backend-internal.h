@@ -1,0 +1,58 @@
+/* The backend ops table: what a sandbox machine (jail, QEMU VM, Cloud Hypervisor VM) must
+ * do for the vmm core. The core owns names, state, layers and the agent connection; a
+ * backend only starts, stops and measures the machine. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "../util/util.h"
+
+/* Everything a backend needs to start one sandbox. The core prepares every directory
+ * named here before start; the backend must not write outside spec->dir. */
+struct vmm_sandbox_spec {
+    const char *id;        /* 16 lowercase hex digits */
+    const char *dir;       /* <state>/sandboxes/<id>: private to this sandbox */
+    const char *image;     /* "host" */
+    /* The root filesystem: overlay of root_lowers (top first) under root_upper. For the
+     * host image the backend also mounts the host's /usr, /bin, /sbin, /lib*, /etc
+     * read-only with secrets masked (vmm/image.c describes the view). */
+    const char *const *root_lowers;
+    const char *root_upper;
+    const char *root_work;
+    /* /workspace: overlay of ws_lowers (top first; may be empty: an empty workspace)
+     * under ws_upper. */
+    const char *const *ws_lowers;
+    const char *ws_upper;
+    const char *ws_work;
+    const char *agent_socket;    /* where guest-init accepts the host's connections */
+    const char *guest_init_path; /* the static guest-init binary on the host */
+    const char *log_path;        /* the sandbox's own log (jailer/VMM stderr, console) */
+    unsigned cpus;
+    uint64_t memory_bytes;
+    bool network;                /* false: an empty network namespace / no NIC */
+    const char *hostname;        /* the sandbox name */
+};
+
+/* start's completion: pid of the process whose life is the sandbox's life (the jail's
+ * PID 1, the VMM), or err (owned by the callee). */
+typedef void (*vmm_backend_start_cb)(void *data, pid_t pid, struct wr_error *err);
+
+struct vmm_backend_ops {
+    const char *name;
+    /* True when this backend can run on this machine; else false and why in err. */
+    bool (*available)(struct wr_error **err);
+    /* Starts the machine without blocking the loop. When cb reports success the agent
+     * socket is accepting connections (or will be shortly; the core retries). */
+    int (*start)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_backend_start_cb cb,
+                 void *data, struct wr_error **err);
+    /* Kills every process of the sandbox and waits (bounded) until they are gone;
+     * removes cgroups, mounts and sockets it made. Safe on an already-dead sandbox. */
+    int (*stop)(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err);
+    /* Host memory the sandbox holds now (cgroup usage, VMM RSS). */
+    int (*memory_usage)(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes);
+};
+
+extern const struct vmm_backend_ops vmm_backend_jail;

@@ -1,0 +1,20 @@
+/* Root filesystem images for sandboxes. */
+#pragma once
+
+#include "../util/util.h"
+
+/* Returns in *ret_root_lower (caller frees) the read-only bottom layer of image's root
+ * filesystem, creating it under <state_dir>/images on first use.
+ *
+ * "host" is the only image so far: a skeleton of empty directories (proc, sys, dev, tmp,
+ * run, var, var/tmp, root, home, workspace, mnt, opt, srv, etc, usr) plus, for /bin,
+ * /sbin, /lib, /lib32, /lib64 and /libx32, the host's symlink when the host has one
+ * (merged /usr) or an empty directory when it has a real one. The jail backend
+ * bind-mounts the host's /usr, /etc and those real directories read-only on top, masking
+ * secrets; /home, /root and /var stay the skeleton's empty directories.
+ *
+ * The skeleton is built in a temporary directory and renamed into place, so concurrent
+ * callers (two servers) both end up with the same complete directory. An unknown image
+ * is an EINVAL error. */
+int vmm_image_root(const char *state_dir, const char *image, char **ret_root_lower,
+                   struct wr_error **err);

@@ -1,0 +1,283 @@
+/* Sandbox lifecycle: create (layers on the thread pool, then the backend, then the agent),
+ * list (with liveness and memory), destroy (kill and remove on the thread pool). */
+#include <cjson/cJSON.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "layers.h"
+#include "vmm-internal.h"
+
+int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
+
+struct create_op {
+    struct vmm *vmm;
+    vmm_sandbox_cb cb;
+    void *data;
+    struct store_sandbox row;
+    struct spec_storage spec;
+    struct wr_error *err; /* set on the thread pool */
+    uv_work_t work;
+    bool inserted;
+};
+
+static char *env_to_json(const char *const *env)
+{
+    if (!env || !env[0])
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; env[i]; i++) {
+        const char *eq = strchr(env[i], '=');
+        if (!eq)
+            continue;
+        _cleanup_free_ char *k = wr_strndup(env[i], (size_t)(eq - env[i]));
+        cJSON_AddStringToObject(o, k, eq + 1);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int new_id(char out[17])
+{
+    uint8_t raw[8];
+    int r = wr_random_bytes(raw, sizeof(raw));
+    if (r < 0)
+        return r;
+    wr_hex_encode(raw, sizeof(raw), out);
+    return 0;
+}
+
+static int fill_row(const struct vmm_create_request *req, const char *backend,
+                    struct store_sandbox *row, struct wr_error **err)
+{
+    char id[17];
+    int r = new_id(id);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "generating a sandbox id");
+    if (req->name && !wr_name_valid(req->name))
+        return wr_error_set(err, EINVAL,
+                            "invalid name '%.80s': use 1-63 characters of letters, digits, '_', "
+                            "'.' and '-', not starting with '.' or '-'", req->name);
+    if (req->repo && req->repo[0] != '/')
+        return wr_error_set(err, EINVAL, "repo must be an absolute host path, got '%.200s'", req->repo);
+    memset(row, 0, sizeof(*row));
+    row->id = wr_strdup(id);
+    row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
+    row->backend = wr_strdup(backend);
+    row->state = wr_strdup("creating");
+    row->image = wr_strdup(req->image ? req->image : "host");
+    row->repo = req->repo ? wr_strdup(req->repo) : NULL;
+    row->ref = req->ref ? wr_strdup(req->ref) : NULL;
+    row->env_json = env_to_json(req->env);
+    row->cpus = req->cpus ? req->cpus : 1;
+    row->memory_mib = req->memory_mib ? req->memory_mib : 512;
+    row->network = req->network;
+    row->ttl_seconds = req->ttl_seconds;
+    row->created_at = row->last_used_at = wr_unix_time();
+    return 0;
+}
+
+/* Thread pool: resolve and check out the workspace, prepare the image and directories. */
+static void create_work(uv_work_t *w)
+{
+    struct create_op *op = w->data;
+    struct store_sandbox *row = &op->row;
+    if (row->repo && layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref,
+                                                &row->ws_lower, &row->commit_id, &op->err) < 0)
+        return;
+    if (vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0)
+        return;
+    const char *dirs[] = {op->spec.root_upper, op->spec.root_work, op->spec.ws_upper,
+                          op->spec.ws_work};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
+        int r = wr_mkdir_p(dirs[i], 0755);
+        if (r < 0) {
+            wr_error_set_errno(&op->err, -r, "creating %s", dirs[i]);
+            return;
+        }
+    }
+}
+
+static void create_op_free(struct create_op *op)
+{
+    store_sandbox_clear(&op->row);
+    vmm__spec_clear(&op->spec);
+    wr_error_free(op->err);
+    free(op);
+}
+
+/* Undo a failed create: nothing of it stays (the error says what went wrong). */
+static void create_fail(struct create_op *op, struct wr_error *err)
+{
+    if (op->spec.dir) {
+        if (op->row.pid > 0)
+            op->vmm->backend->stop(&op->spec.spec, op->row.pid, NULL);
+        vmm__rt_forget(op->vmm, op->row.id);
+        wr_rm_rf(op->spec.dir);
+    }
+    if (op->inserted)
+        store_sandbox_delete(op->vmm->store, op->row.id, NULL);
+    wr_error_wrap(&err, "creating sandbox '%s'", op->row.name);
+    op->cb(op->data, NULL, err);
+    create_op_free(op);
+}
+
+static void create_connected(void *data, struct agent_conn *conn, struct wr_error *err)
+{
+    struct create_op *op = data;
+    if (!conn) {
+        create_fail(op, err);
+        return;
+    }
+    struct store_sandbox *row = &op->row;
+    row->pid_start = wr_process_start_time(row->pid);
+    if (store_sandbox_set_state(op->vmm->store, row->id, "running", row->pid, row->pid_start,
+                                NULL, &err) < 0) {
+        create_fail(op, err);
+        return;
+    }
+    free(row->state);
+    row->state = wr_strdup("running");
+    store_event(op->vmm->store, row->id, "created", row->name, NULL);
+    struct vmm_sandbox_info info = {.row = *row};
+    op->cb(op->data, &info, NULL);
+    create_op_free(op);
+}
+
+static void create_started(void *data, pid_t pid, struct wr_error *err)
+{
+    struct create_op *op = data;
+    if (err) {
+        create_fail(op, err);
+        return;
+    }
+    op->row.pid = pid;
+    vmm__with_conn(op->vmm, &op->row, 0, create_connected, op);
+}
+
+static void create_after_work(uv_work_t *w, int status)
+{
+    struct create_op *op = w->data;
+    struct wr_error *err = TAKE_PTR(op->err);
+    if (!err && store_sandbox_insert(op->vmm->store, &op->row, &err) == 0)
+        op->inserted = true;
+    if (!err)
+        op->vmm->backend->start(op->vmm->loop, &op->spec.spec, create_started, op, &err);
+    if (err)
+        create_fail(op, err);
+}
+
+int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
+                       void *data, struct wr_error **err)
+{
+    struct create_op *op = wr_calloc(1, sizeof(*op));
+    if (fill_row(req, vmm->backend->name, &op->row, err) < 0) {
+        create_op_free(op);
+        return -(*err)->status;
+    }
+    /* A quick check so that a taken name fails before any work; the insert re-checks. */
+    struct store_sandbox other;
+    if (store_sandbox_get(vmm->store, op->row.name, &other, NULL) == 0) {
+        store_sandbox_clear(&other);
+        int r = wr_error_set(err, EEXIST, "a sandbox named '%s' already exists; pick another "
+                                          "name or destroy it first", op->row.name);
+        create_op_free(op);
+        return r;
+    }
+    op->vmm = vmm;
+    op->cb = cb;
+    op->data = data;
+    op->work.data = op;
+    uv_queue_work(vmm->loop, &op->work, create_work, create_after_work);
+    return 0;
+}
+
+/* ---- list ------------------------------------------------------------------------- */
+
+int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret_n,
+                     struct wr_error **err)
+{
+    struct store_sandbox *rows;
+    size_t n;
+    if (store_sandbox_list(vmm->store, &rows, &n, err) < 0)
+        return -(*err)->status;
+    struct vmm_sandbox_info *infos = wr_calloc(n, sizeof(*infos));
+    for (size_t i = 0; i < n; i++) {
+        infos[i].row = rows[i];
+        vmm__refresh_state(vmm, &infos[i].row);
+        if (!strcmp(infos[i].row.state, "running")) {
+            struct spec_storage spec;
+            if (vmm__spec_build(vmm, &infos[i].row, &spec, NULL) == 0) {
+                vmm->backend->memory_usage(&spec.spec, infos[i].row.pid,
+                                           &infos[i].memory_usage_bytes);
+                vmm__spec_clear(&spec);
+            }
+        }
+    }
+    free(rows);
+    *ret = infos;
+    *ret_n = n;
+    return 0;
+}
+
+/* ---- destroy ---------------------------------------------------------------------- */
+
+struct destroy_op {
+    struct vmm *vmm;
+    vmm_sandbox_cb cb;
+    void *data;
+    struct store_sandbox row;
+    struct spec_storage spec;
+    struct wr_error *err;
+    uv_work_t work;
+};
+
+static void destroy_work(uv_work_t *w)
+{
+    struct destroy_op *op = w->data;
+    if (op->vmm->backend->stop(&op->spec.spec, op->row.pid, &op->err) < 0)
+        return;
+    int r = wr_rm_rf(op->spec.dir);
+    if (r < 0)
+        wr_error_set_errno(&op->err, -r, "removing %s", op->spec.dir);
+}
+
+static void destroy_after_work(uv_work_t *w, int status)
+{
+    struct destroy_op *op = w->data;
+    struct wr_error *err = TAKE_PTR(op->err);
+    if (!err)
+        store_sandbox_delete(op->vmm->store, op->row.id, &err);
+    if (err) {
+        wr_error_wrap(&err, "destroying sandbox '%s'", op->row.name);
+        op->cb(op->data, NULL, err);
+    } else {
+        store_event(op->vmm->store, op->row.id, "destroyed", op->row.name, NULL);
+        struct vmm_sandbox_info info = {.row = op->row};
+        op->cb(op->data, &info, NULL);
+    }
+    store_sandbox_clear(&op->row);
+    vmm__spec_clear(&op->spec);
+    free(op);
+}
+
+int vmm_sandbox_destroy(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                        struct wr_error **err)
+{
+    struct destroy_op *op = wr_calloc(1, sizeof(*op));
+    if (store_sandbox_get(vmm->store, id_or_name, &op->row, err) < 0 ||
+        vmm__spec_build(vmm, &op->row, &op->spec, err) < 0) {
+        store_sandbox_clear(&op->row);
+        free(op);
+        return -(*err)->status;
+    }
+    vmm__rt_forget(vmm, op->row.id);
+    if (op->row.pid && (!op->row.pid_start || wr_process_start_time(op->row.pid) != op->row.pid_start))
+        op->row.pid = 0; /* that pid now belongs to someone else: never signal it */
+    op->vmm = vmm;
+    op->cb = cb;
+    op->data = data;
+    op->work.data = op;
+    uv_queue_work(vmm->loop, &op->work, destroy_work, destroy_after_work);
+    return 0;
+}

@@ -1,0 +1,549 @@
+/* The state store: one sqlite database, <state_dir>/warren.db, shared by every warren
+ * process that uses the state directory.
+ *
+ * Concurrency. Each handle is one sqlite connection guarded by a mutex, so libuv pool
+ * threads can share a handle. Across processes sqlite's own locking applies: WAL mode
+ * lets readers run beside a writer, and the busy timeout makes a writer wait (up to
+ * BUSY_TIMEOUT_MS) for another process's write transaction instead of failing. Every
+ * write is either a single autocommit statement or a BEGIN IMMEDIATE transaction: a
+ * deferred transaction that reads and then writes can fail with SQLITE_BUSY at once,
+ * without the busy handler ever being called, when another process wrote in between.
+ *
+ * Schema. PRAGMA user_version is the schema version. Opening applies the missing
+ * migrations inside BEGIN IMMEDIATE and reads the version again once the write lock is
+ * held, so two processes opening a fresh directory at once migrate it exactly once. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+#define BUSY_TIMEOUT_MS 5000
+/* No row holds more than a few KiB; the cap bounds what a bug or a damaged file costs. */
+#define MAX_VALUE_BYTES (1 << 20)
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    pthread_mutex_t lock;
+};
+
+static void finalizep(sqlite3_stmt **stmt)
+{
+    sqlite3_finalize(*stmt);
+}
+#define _cleanup_stmt_ _cleanup_(finalizep)
+
+static void unlockp(pthread_mutex_t **lock)
+{
+    if (*lock)
+        pthread_mutex_unlock(*lock);
+}
+#define _cleanup_unlock_ _cleanup_(unlockp)
+
+static pthread_mutex_t *lock_store(struct store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    return &st->lock;
+}
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+static int status_from_sqlite(sqlite3 *db, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? EEXIST
+                                                                                    : EINVAL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return EBUSY;
+    case SQLITE_NOMEM:
+        return ENOMEM;
+    case SQLITE_READONLY:
+        return EROFS;
+    case SQLITE_FULL:
+        return ENOSPC;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return EACCES;
+    case SQLITE_TOOBIG:
+        return E2BIG;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR: {
+        int sys = db ? sqlite3_system_errno(db) : 0;
+        return sys > 0 ? sys : EIO;
+    }
+    default:
+        return EIO;
+    }
+}
+
+/* Fills err with "store: <context>: <sqlite's message>" and returns the negative status.
+ * Must run before anything else uses the connection: sqlite3_errmsg is per connection. */
+static int __attribute__((format(printf, 4, 5)))
+store_fail(struct store *st, int rc, struct wr_error **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *context = NULL;
+    if (vasprintf(&context, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    const char *why = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+    return wr_error_set(err, status_from_sqlite(st->db, rc), "store: %s: %s", context, why);
+}
+
+/* ---- statements ---------------------------------------------------------------------- */
+
+static int prepare(struct store *st, const char *sql, sqlite3_stmt **ret, struct wr_error **err)
+{
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, ret, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(st, rc, err, "preparing '%.40s...'", sql);
+    return 0;
+}
+
+/* Binds s, or SQL NULL when s is NULL. The strings outlive the statement's step. */
+static void bind_text(sqlite3_stmt *stmt, int index, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(stmt, index, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, index);
+}
+
+static char *column_strdup(sqlite3_stmt *stmt, int index)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, index);
+    return s ? wr_strdup((const char *)s) : NULL;
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(struct store *st, sqlite3_stmt *stmt, struct wr_error **err, const char *what)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "%s", what);
+    return 0;
+}
+
+/* Runs SQL without parameters. Only store_open uses it, hence the context. */
+static int exec_sql(struct store *st, const char *sql, struct wr_error **err)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(st, rc, err, "opening %s: running '%.40s'", st->path, sql);
+    return 0;
+}
+
+/* ---- schema -------------------------------------------------------------------------- */
+
+/* Migration i brings the schema from version i to version i + 1. Append only: a
+ * released migration is never edited. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE sandboxes ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  backend TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  image TEXT NOT NULL,"
+    "  repo TEXT,"
+    "  ref TEXT,"
+    "  commit_id TEXT,"
+    "  ws_lower TEXT,"
+    "  env_json TEXT,"
+    "  error TEXT,"
+    "  cpus INTEGER NOT NULL,"
+    "  memory_mib INTEGER NOT NULL,"
+    "  network INTEGER NOT NULL,"
+    "  ttl_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used_at INTEGER NOT NULL,"
+    "  pid INTEGER NOT NULL DEFAULT 0,"
+    "  pid_start INTEGER NOT NULL DEFAULT 0"
+    ") STRICT;"
+    /* Events outlive their sandbox (an audit trail), so no foreign key. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  sandbox_id TEXT,"
+    "  at INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  detail TEXT"
+    ") STRICT;"
+    "CREATE INDEX events_by_sandbox ON events (sandbox_id, id);"
+    /* A layer is a read-only directory; parent_id is the layer below it in a chain. */
+    "CREATE TABLE layers ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  parent_id TEXT REFERENCES layers (id),"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    /* layer_ids: JSON array of layer ids, top first. memory: nonzero when the snapshot
+     * also holds the machine's memory. A snapshot outlives its sandbox. */
+    "CREATE TABLE snapshots ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  sandbox_id TEXT,"
+    "  layer_ids TEXT NOT NULL,"
+    "  memory INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;",
+};
+
+static int read_user_version(struct store *st, int *ret, struct wr_error **err)
+{
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "PRAGMA user_version", &stmt, err);
+    if (r < 0)
+        return r;
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, rc, err, "opening %s: reading the schema version", st->path);
+    *ret = sqlite3_column_int(stmt, 0);
+    return 0;
+}
+
+/* Applies migrations [from, end) and records the new version. Runs inside the caller's
+ * transaction. PRAGMA takes no bound parameters; the version is our own integer. */
+static int apply_migrations(struct store *st, int from, struct wr_error **err)
+{
+    for (int v = from; v < (int)WR_ARRAY_SIZE(migrations); v++) {
+        int rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return store_fail(st, rc, err, "opening %s: migrating schema %d -> %d", st->path, v,
+                              v + 1);
+    }
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", (int)WR_ARRAY_SIZE(migrations));
+    return exec_sql(st, sql, err);
+}
+
+static int migrate_locked(struct store *st, struct wr_error **err)
+{
+    int version, latest = (int)WR_ARRAY_SIZE(migrations);
+    int r = read_user_version(st, &version, err);
+    if (r < 0)
+        return r;
+    if (version > latest)
+        return wr_error_set(err, EPROTO,
+                            "store: %s has schema version %d but this warren knows only up to "
+                            "%d; use a newer warren",
+                            st->path, version, latest);
+    if (version == latest)
+        return 0;
+    return apply_migrations(st, version, err);
+}
+
+static int migrate(struct store *st, struct wr_error **err)
+{
+    int version;
+    int r = read_user_version(st, &version, err);
+    if (r < 0)
+        return r;
+    if (version == (int)WR_ARRAY_SIZE(migrations))
+        return 0; /* the common case: no write lock needed */
+    r = exec_sql(st, "BEGIN IMMEDIATE", err);
+    if (r < 0)
+        return r;
+    r = migrate_locked(st, err);
+    if (r < 0) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+    }
+    return exec_sql(st, "COMMIT", err);
+}
+
+/* ---- open / close ---------------------------------------------------------------------- */
+
+/* Creates the database file with mode 0600 before sqlite opens it: sqlite creates the
+ * -wal and -shm files with the database file's mode, so all three stay private. */
+static int create_db_file(const char *path, struct wr_error **err)
+{
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return wr_error_set_errno(err, errno, "store: creating %s", path);
+    struct stat s;
+    if (fstat(fd, &s) == 0 && (s.st_mode & 077) && s.st_uid == geteuid() && fchmod(fd, 0600) < 0)
+        return wr_error_set_errno(err, errno, "store: chmod %s", path);
+    return 0;
+}
+
+static int configure(struct store *st, struct wr_error **err)
+{
+    int rc = sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK)
+        return store_fail(st, rc, err, "setting the busy timeout");
+    sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
+    /* journal_mode is persistent in the file; the others are per connection. */
+    static const char *const pragmas[] = {
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON",
+    };
+    for (size_t i = 0; i < WR_ARRAY_SIZE(pragmas); i++) {
+        int r = exec_sql(st, pragmas[i], err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    sqlite3_close_v2(st->db);
+    pthread_mutex_destroy(&st->lock);
+    free(st->path);
+    free(st);
+}
+
+static void store_closep(struct store **st)
+{
+    store_close(*st);
+}
+
+int store_open(const char *state_dir, struct store **ret, struct wr_error **err)
+{
+    int r = wr_mkdir_p(state_dir, 0700);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "store: creating %s", state_dir);
+    _cleanup_(store_closep) struct store *st = wr_calloc(1, sizeof(*st));
+    pthread_mutex_init(&st->lock, NULL);
+    st->path = wr_path_join(state_dir, "warren.db");
+    r = create_db_file(st->path, err);
+    if (r < 0)
+        return r;
+    /* NOMUTEX: st->lock serialises use of the connection, including sqlite3_errmsg. */
+    int rc =
+        sqlite3_open_v2(st->path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(st, rc, err, "opening %s", st->path);
+    r = configure(st, err);
+    if (r >= 0)
+        r = migrate(st, err);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(st);
+    return 0;
+}
+
+/* ---- sandboxes ------------------------------------------------------------------------- */
+
+void store_sandbox_clear(struct store_sandbox *s)
+{
+    if (!s)
+        return;
+    char **strings[] = {&s->id,  &s->name,      &s->backend,  &s->state,    &s->image, &s->repo,
+                        &s->ref, &s->commit_id, &s->ws_lower, &s->env_json, &s->error};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
+        free(*strings[i]);
+    *s = (struct store_sandbox){0};
+}
+
+/* The column order here, in sandbox_bind and in sandbox_read is the same. */
+#define SANDBOX_COLUMNS                                                                            \
+    "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, cpus, "     \
+    "memory_mib, network, ttl_seconds, created_at, last_used_at, pid, pid_start"
+
+static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
+{
+    const char *strings[] = {s->id,  s->name,      s->backend,  s->state,    s->image, s->repo,
+                             s->ref, s->commit_id, s->ws_lower, s->env_json, s->error};
+    int i = 1;
+    for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)
+        bind_text(stmt, i++, strings[k]);
+    sqlite3_bind_int64(stmt, i++, s->cpus);
+    sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->memory_mib);
+    sqlite3_bind_int(stmt, i++, s->network ? 1 : 0);
+    sqlite3_bind_int64(stmt, i++, s->ttl_seconds);
+    sqlite3_bind_int64(stmt, i++, s->created_at);
+    sqlite3_bind_int64(stmt, i++, s->last_used_at);
+    sqlite3_bind_int64(stmt, i++, s->pid);
+    sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->pid_start);
+}
+
+static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
+{
+    char **strings[] = {&s->id,  &s->name,      &s->backend,  &s->state,    &s->image, &s->repo,
+                        &s->ref, &s->commit_id, &s->ws_lower, &s->env_json, &s->error};
+    int i = 0;
+    for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)
+        *strings[k] = column_strdup(stmt, i++);
+    s->cpus = (unsigned)sqlite3_column_int64(stmt, i++);
+    s->memory_mib = (uint64_t)sqlite3_column_int64(stmt, i++);
+    s->network = sqlite3_column_int(stmt, i++) != 0;
+    s->ttl_seconds = sqlite3_column_int64(stmt, i++);
+    s->created_at = sqlite3_column_int64(stmt, i++);
+    s->last_used_at = sqlite3_column_int64(stmt, i++);
+    s->pid = (pid_t)sqlite3_column_int64(stmt, i++);
+    s->pid_start = (uint64_t)sqlite3_column_int64(stmt, i++);
+}
+
+/* Turns a failed insert into the error a client reads: a taken name is EEXIST with a
+ * plain sentence, anything else keeps sqlite's message. */
+static int insert_failed(struct store *st, int rc, const struct store_sandbox *s,
+                         struct wr_error **err)
+{
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        if (strstr(sqlite3_errmsg(st->db), "sandboxes.name"))
+            return wr_error_set(err, EEXIST, "a sandbox named '%s' already exists", s->name);
+        return wr_error_set(err, EEXIST, "a sandbox with id '%s' already exists", s->id);
+    }
+    return store_fail(st, rc, err, "inserting sandbox '%s'", s->name ? s->name : "");
+}
+
+int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    sandbox_bind(stmt, s);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return insert_failed(st, rc, s, err);
+    return 0;
+}
+
+int store_sandbox_get(struct store *st, const char *id_or_name, struct store_sandbox *ret,
+                      struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    /* An id match wins over a name match: names and ids could collide. */
+    int r = prepare(st,
+                    "SELECT " SANDBOX_COLUMNS " FROM sandboxes WHERE id = ?1 OR name = ?1 "
+                    "ORDER BY id = ?1 DESC LIMIT 1",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id_or_name);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return wr_error_set(err, ENOENT, "no sandbox '%s'", id_or_name);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, rc, err, "looking up sandbox '%s'", id_or_name);
+    *ret = (struct store_sandbox){0};
+    sandbox_read(stmt, ret);
+    return 0;
+}
+
+static void sandbox_array_free(struct store_sandbox *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_sandbox_clear(&v[i]);
+    free(v);
+}
+
+int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret_n,
+                       struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "SELECT " SANDBOX_COLUMNS " FROM sandboxes ORDER BY created_at, rowid",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    struct store_sandbox *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            v = wr_realloc(v, cap * sizeof(*v));
+        }
+        v[n] = (struct store_sandbox){0};
+        sandbox_read(stmt, &v[n++]);
+    }
+    if (rc != SQLITE_DONE) {
+        sandbox_array_free(v, n);
+        return store_fail(st, rc, err, "listing sandboxes");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+/* Steps an UPDATE/DELETE keyed by sandbox id; ENOENT when it matched no row. */
+static int step_one_sandbox(struct store *st, sqlite3_stmt *stmt, const char *id, const char *what,
+                            struct wr_error **err)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "%s sandbox '%s'", what, id);
+    if (sqlite3_changes(st->db) == 0)
+        return wr_error_set(err, ENOENT, "no sandbox '%s'", id);
+    return 0;
+}
+
+int store_sandbox_set_state(struct store *st, const char *id, const char *state, pid_t pid,
+                            uint64_t pid_start, const char *error, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "UPDATE sandboxes SET state = ?2, pid = ?3, pid_start = ?4, error = ?5 "
+                    "WHERE id = ?1",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    bind_text(stmt, 2, state);
+    sqlite3_bind_int64(stmt, 3, pid);
+    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)pid_start);
+    bind_text(stmt, 5, error);
+    return step_one_sandbox(st, stmt, id, "updating the state of", err);
+}
+
+int store_sandbox_touch(struct store *st, const char *id, int64_t now, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "UPDATE sandboxes SET last_used_at = ?2 WHERE id = ?1", &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    sqlite3_bind_int64(stmt, 2, now);
+    return step_one_sandbox(st, stmt, id, "touching", err);
+}
+
+int store_sandbox_delete(struct store *st, const char *id, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "DELETE FROM sandboxes WHERE id = ?1", &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    return step_one_sandbox(st, stmt, id, "deleting", err);
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+int store_event(struct store *st, const char *sandbox_id, const char *kind, const char *detail,
+                struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "INSERT INTO events (sandbox_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, sandbox_id);
+    sqlite3_bind_int64(stmt, 2, wr_unix_time());
+    bind_text(stmt, 3, kind);
+    bind_text(stmt, 4, detail);
+    return step_done(st, stmt, err, "recording an event");
+}

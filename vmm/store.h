@@ -1,0 +1,60 @@
+/* The state store: sqlite (WAL) in the state directory. Safe to open from several warren
+ * processes at once (busy timeout, short transactions). Every function is synchronous;
+ * each call is a single short transaction. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../util/util.h"
+
+struct store;
+
+/* A sandbox row. Strings are owned by the struct (store_sandbox_clear frees them). */
+struct store_sandbox {
+    char *id;         /* 16 hex digits */
+    char *name;       /* unique */
+    char *backend;    /* "jail", "qemu", "cloud-hypervisor" */
+    char *state;      /* "creating", "running", "stopped", "failed" */
+    char *image;      /* "host" */
+    char *repo;       /* host path, or NULL */
+    char *ref;        /* as asked, or NULL */
+    char *commit_id;  /* resolved commit (40 hex), or NULL for a plain directory */
+    char *ws_lower;   /* the workspace's read-only lower (checkout layer or the directory) */
+    char *env_json;   /* JSON object of default env, or NULL */
+    char *error;      /* why it failed/stopped, or NULL */
+    unsigned cpus;
+    uint64_t memory_mib;
+    bool network;
+    int64_t ttl_seconds;   /* 0: none */
+    int64_t created_at;    /* unix seconds */
+    int64_t last_used_at;
+    pid_t pid;             /* 0 when not running */
+    uint64_t pid_start;    /* start time of pid (wr_process_start_time), guards pid reuse */
+};
+
+void store_sandbox_clear(struct store_sandbox *s);
+
+/* Opens (creating and migrating) <state_dir>/warren.db. */
+int store_open(const char *state_dir, struct store **ret, struct wr_error **err);
+void store_close(struct store *st);
+
+/* Inserts; EEXIST error when the id or name is taken. */
+int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct wr_error **err);
+/* Looks up by id or, failing that, by name. ENOENT when neither matches. */
+int store_sandbox_get(struct store *st, const char *id_or_name, struct store_sandbox *ret,
+                      struct wr_error **err);
+/* All sandboxes, oldest first. *ret is an array of *ret_n entries; free each with
+ * store_sandbox_clear and the array with free. */
+int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret_n,
+                       struct wr_error **err);
+/* Updates state, pid, pid_start and error (NULL clears it). */
+int store_sandbox_set_state(struct store *st, const char *id, const char *state, pid_t pid,
+                            uint64_t pid_start, const char *error, struct wr_error **err);
+int store_sandbox_touch(struct store *st, const char *id, int64_t now, struct wr_error **err);
+int store_sandbox_delete(struct store *st, const char *id, struct wr_error **err);
+
+/* Appends to the events table (an audit trail: created, exec, destroyed, ...). */
+int store_event(struct store *st, const char *sandbox_id, const char *kind, const char *detail,
+                struct wr_error **err);

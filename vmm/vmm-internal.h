@@ -1,0 +1,54 @@
+/* Internals shared by the vmm core's files. */
+#pragma once
+
+#include "backend-internal.h"
+#include "vmm.h"
+
+/* One sandbox's runtime state in this process: its agent connection (shared by every
+ * operation on the sandbox) and the operations waiting for it. */
+struct conn_waiter;
+struct sandbox_rt {
+    struct vmm *vmm;
+    char *id;
+    char *agent_socket;
+    struct agent_conn *conn;
+    bool connecting;
+    struct conn_waiter *waiters;
+    struct sandbox_rt *next;
+};
+
+struct vmm {
+    uv_loop_t *loop;
+    char *state_dir;
+    char *guest_init_path;
+    const struct vmm_backend_ops *backend;
+    struct store *store;
+    uint32_t max_exec_timeout_s;
+    struct sandbox_rt *rts;
+};
+
+/* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */
+struct spec_storage {
+    struct vmm_sandbox_spec spec;
+    char *dir, *root_upper, *root_work, *ws_upper, *ws_work, *agent_socket, *log_path;
+    char *image_root;
+    const char *root_lowers[2];
+    const char *ws_lowers[2];
+};
+
+int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *ret,
+                    struct wr_error **err);
+void vmm__spec_clear(struct spec_storage *s);
+
+/* Looks a sandbox up and checks that it is running (marking it stopped when its
+ * processes are gone). On success *ret is filled (clear it with store_sandbox_clear). */
+int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_sandbox *ret,
+                         struct wr_error **err);
+
+typedef void (*vmm_conn_cb)(void *data, struct agent_conn *conn, struct wr_error *err);
+/* Hands cb the sandbox's agent connection, connecting first when needed. cb may run
+ * before this returns. */
+void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t timeout_ms,
+                    vmm_conn_cb cb, void *data);
+/* Drops this process's connection to the sandbox (on destroy). */
+void vmm__rt_forget(struct vmm *vmm, const char *id);

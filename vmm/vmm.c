@@ -1,0 +1,310 @@
+/* The vmm core: opening the state directory, choosing the backend, deriving a sandbox's
+ * paths, and the per-sandbox agent connection that operations share. */
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "image.h"
+#include "vmm-internal.h"
+
+#define AGENT_CONNECT_TIMEOUT_MS 10000
+
+static const struct vmm_backend_ops *const backends[] = {&vmm_backend_jail, NULL};
+
+static int choose_backend(const char *name, const struct vmm_backend_ops **ret,
+                          struct wr_error **err)
+{
+    bool is_auto = !name || !strcmp(name, "auto");
+    for (size_t i = 0; backends[i]; i++) {
+        if (!is_auto && strcmp(name, backends[i]->name) != 0)
+            continue;
+        _cleanup_error_ struct wr_error *why = NULL;
+        if (backends[i]->available(&why)) {
+            *ret = backends[i];
+            return 0;
+        }
+        if (!is_auto)
+            return wr_error_set(err, ENOTSUP, "backend '%s' cannot run here: %s", name,
+                                why ? why->msg : "unavailable");
+    }
+    if (is_auto)
+        return wr_error_set(err, ENOTSUP, "no sandbox backend can run on this machine "
+                                          "(the jail backend needs root or user namespaces)");
+    return wr_error_set(err, EINVAL, "unknown backend '%s' (available: auto, jail)", name);
+}
+
+static char *default_guest_init(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return wr_strdup("guest-init");
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = 0;
+    return wr_path_join(self, "guest-init");
+}
+
+int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err)
+{
+    const struct vmm_backend_ops *backend;
+    if (choose_backend(opts->backend, &backend, err) < 0)
+        return -(*err)->status;
+    int r = wr_mkdir_p(opts->state_dir, 0700);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "creating state directory %s", opts->state_dir);
+    _cleanup_free_ char *sandboxes = wr_path_join(opts->state_dir, "sandboxes");
+    r = wr_mkdir_p(sandboxes, 0700);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "creating %s", sandboxes);
+    struct store *st;
+    if (store_open(opts->state_dir, &st, err) < 0)
+        return wr_error_wrap(err, "opening the state store");
+    struct vmm *v = wr_calloc(1, sizeof(*v));
+    v->loop = opts->loop;
+    v->state_dir = wr_strdup(opts->state_dir);
+    v->guest_init_path = opts->guest_init_path ? wr_strdup(opts->guest_init_path) : default_guest_init();
+    v->backend = backend;
+    v->store = st;
+    v->max_exec_timeout_s = opts->max_exec_timeout_s ? opts->max_exec_timeout_s : 3600;
+    if (access(v->guest_init_path, X_OK) < 0) {
+        r = wr_error_set_errno(err, errno, "guest-init not found at %s (build it with cmake)",
+                               v->guest_init_path);
+        vmm_close(v);
+        return r;
+    }
+    *ret = v;
+    return 0;
+}
+
+void vmm_close(struct vmm *vmm)
+{
+    if (!vmm)
+        return;
+    while (vmm->rts)
+        vmm__rt_forget(vmm, vmm->rts->id);
+    store_close(vmm->store);
+    free(vmm->state_dir);
+    free(vmm->guest_init_path);
+    free(vmm);
+}
+
+const char *vmm_backend_name(const struct vmm *vmm) { return vmm->backend->name; }
+const char *vmm_state_dir(const struct vmm *vmm) { return vmm->state_dir; }
+uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm) { return vmm->max_exec_timeout_s; }
+
+void vmm_sandbox_info_clear(struct vmm_sandbox_info *info) { store_sandbox_clear(&info->row); }
+
+int vmm_path_check(const char *path, struct wr_error **err)
+{
+    size_t n = path ? strlen(path) : 0;
+    if (n == 0)
+        return wr_error_set(err, EINVAL, "path must not be empty");
+    if (n > 4096)
+        return wr_error_set(err, EINVAL, "path is too long (at most 4096 bytes)");
+    for (const char *p = path; *p;) {
+        const char *end = strchrnul(p, '/');
+        if (end - p == 2 && p[0] == '.' && p[1] == '.')
+            return wr_error_set(err, EINVAL,
+                                "path '%.200s' contains '..': give a path inside the sandbox "
+                                "(absolute, or relative to /workspace) without '..'", path);
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* ---- specs ------------------------------------------------------------------------ */
+
+void vmm__spec_clear(struct spec_storage *s)
+{
+    free(s->dir);
+    free(s->root_upper);
+    free(s->root_work);
+    free(s->ws_upper);
+    free(s->ws_work);
+    free(s->agent_socket);
+    free(s->log_path);
+    free(s->image_root);
+    memset(s, 0, sizeof(*s));
+}
+
+int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *s,
+                    struct wr_error **err)
+{
+    memset(s, 0, sizeof(*s));
+    s->dir = wr_asprintf("%s/sandboxes/%s", vmm->state_dir, row->id);
+    s->root_upper = wr_path_join(s->dir, "root/upper");
+    s->root_work = wr_path_join(s->dir, "root/work");
+    s->ws_upper = wr_path_join(s->dir, "workspace/upper");
+    s->ws_work = wr_path_join(s->dir, "workspace/work");
+    s->agent_socket = wr_path_join(s->dir, "agent.sock");
+    s->log_path = wr_path_join(s->dir, "sandbox.log");
+    if (strlen(s->agent_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        vmm__spec_clear(s);
+        return wr_error_set(err, ENAMETOOLONG,
+                            "the state directory path %s is too long for a unix socket path; "
+                            "use a shorter --state-dir", vmm->state_dir);
+    }
+    if (vmm_image_root(vmm->state_dir, row->image, &s->image_root, err) < 0) {
+        vmm__spec_clear(s);
+        return -(*err)->status;
+    }
+    s->root_lowers[0] = s->image_root;
+    s->ws_lowers[0] = row->ws_lower; /* NULL for an empty workspace */
+    s->spec = (struct vmm_sandbox_spec){
+        .id = row->id, .dir = s->dir, .image = row->image,
+        .root_lowers = s->root_lowers, .root_upper = s->root_upper, .root_work = s->root_work,
+        .ws_lowers = s->ws_lowers, .ws_upper = s->ws_upper, .ws_work = s->ws_work,
+        .agent_socket = s->agent_socket, .guest_init_path = vmm->guest_init_path,
+        .log_path = s->log_path, .cpus = row->cpus, .memory_bytes = row->memory_mib << 20,
+        .network = row->network, .hostname = row->name,
+    };
+    return 0;
+}
+
+/* ---- liveness --------------------------------------------------------------------- */
+
+static bool row_alive(const struct store_sandbox *row)
+{
+    return row->pid > 0 && row->pid_start && wr_process_start_time(row->pid) == row->pid_start;
+}
+
+/* A row that says running but whose process is gone becomes stopped, in the store too. */
+int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
+int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row)
+{
+    if (strcmp(row->state, "running") != 0 || row_alive(row))
+        return 0;
+    const char *why = "its processes exited; its files are kept";
+    _cleanup_error_ struct wr_error *e = NULL;
+    if (store_sandbox_set_state(vmm->store, row->id, "stopped", 0, 0, why, &e) < 0)
+        log_warning("marking sandbox %s stopped: %s", row->id, e->msg);
+    free(row->state);
+    row->state = wr_strdup("stopped");
+    free(row->error);
+    row->error = wr_strdup(why);
+    row->pid = 0;
+    row->pid_start = 0;
+    vmm__rt_forget(vmm, row->id);
+    return 1;
+}
+
+int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_sandbox *ret,
+                         struct wr_error **err)
+{
+    if (store_sandbox_get(vmm->store, id_or_name, ret, err) < 0)
+        return -(*err)->status;
+    vmm__refresh_state(vmm, ret);
+    if (!strcmp(ret->state, "running"))
+        return 0;
+    int r;
+    if (!strcmp(ret->state, "stopped"))
+        r = wr_error_set(err, ESRCH,
+                         "sandbox '%s' is stopped (%s); destroy it with sandbox_destroy and "
+                         "create a new one", ret->name, ret->error ? ret->error : "not running");
+    else if (!strcmp(ret->state, "creating"))
+        r = wr_error_set(err, EAGAIN, "sandbox '%s' is still being created; try again shortly",
+                         ret->name);
+    else
+        r = wr_error_set(err, EIO, "sandbox '%s' is %s%s%s", ret->name, ret->state,
+                         ret->error ? ": " : "", ret->error ? ret->error : "");
+    store_sandbox_clear(ret);
+    return r;
+}
+
+/* ---- agent connections ----------------------------------------------------------- */
+
+struct conn_waiter {
+    vmm_conn_cb cb;
+    void *data;
+    struct conn_waiter *next;
+};
+
+static struct sandbox_rt *rt_get(struct vmm *vmm, const char *id, bool create)
+{
+    for (struct sandbox_rt *rt = vmm->rts; rt; rt = rt->next)
+        if (!strcmp(rt->id, id))
+            return rt;
+    if (!create)
+        return NULL;
+    struct sandbox_rt *rt = wr_calloc(1, sizeof(*rt));
+    rt->vmm = vmm;
+    rt->id = wr_strdup(id);
+    rt->next = vmm->rts;
+    vmm->rts = rt;
+    return rt;
+}
+
+static void rt_conn_closed(void *data)
+{
+    struct sandbox_rt *rt = data;
+    rt->conn = NULL;
+}
+
+static void rt_connected(void *data, struct agent_conn *conn, struct wr_error *err)
+{
+    struct sandbox_rt *rt = data;
+    rt->connecting = false;
+    if (conn) {
+        rt->conn = conn;
+        agent_conn_on_close(conn, rt_conn_closed, rt);
+    }
+    struct conn_waiter *w = TAKE_PTR(rt->waiters);
+    while (w) {
+        struct conn_waiter *next = w->next;
+        struct wr_error *copy = err ? wr_calloc(1, sizeof(*copy)) : NULL;
+        if (copy) {
+            copy->status = err->status;
+            copy->msg = wr_asprintf("connecting to the sandbox agent: %s", err->msg);
+        }
+        w->cb(w->data, conn, copy);
+        free(w);
+        w = next;
+    }
+    wr_error_free(err);
+}
+
+void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t timeout_ms,
+                    vmm_conn_cb cb, void *data)
+{
+    struct sandbox_rt *rt = rt_get(vmm, row->id, true);
+    if (rt->conn) {
+        cb(data, rt->conn, NULL);
+        return;
+    }
+    struct conn_waiter *w = wr_calloc(1, sizeof(*w));
+    w->cb = cb;
+    w->data = data;
+    w->next = rt->waiters;
+    rt->waiters = w;
+    if (rt->connecting)
+        return;
+    free(rt->agent_socket);
+    rt->agent_socket = wr_asprintf("%s/sandboxes/%s/agent.sock", vmm->state_dir, row->id);
+    rt->connecting = true;
+    struct wr_error *err = NULL;
+    if (agent_connect_unix(vmm->loop, rt->agent_socket,
+                           timeout_ms ? timeout_ms : AGENT_CONNECT_TIMEOUT_MS, rt_connected, rt,
+                           &err) < 0)
+        rt_connected(rt, NULL, err);
+}
+
+void vmm__rt_forget(struct vmm *vmm, const char *id)
+{
+    for (struct sandbox_rt **p = &vmm->rts; *p; p = &(*p)->next) {
+        struct sandbox_rt *rt = *p;
+        if (strcmp(rt->id, id) != 0)
+            continue;
+        if (rt->connecting)
+            return; /* rt_connected still needs it; the connection will be dropped later */
+        *p = rt->next;
+        if (rt->conn)
+            agent_conn_close(rt->conn);
+        free(rt->id);
+        free(rt->agent_socket);
+        free(rt);
+        return;
+    }
+}

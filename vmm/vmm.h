@@ -1,0 +1,91 @@
+/* vmm: the sandbox manager. It owns the state store, the workspace layers, the backend
+ * that runs sandbox machines and the agent connection to each sandbox's guest-init. The
+ * MCP tools call only this header. Everything runs on one libuv loop; blocking work
+ * (libgit2 checkouts, killing and removing a sandbox) goes to the libuv thread pool. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../util/util.h"
+#include "agent.h"
+#include "store.h"
+
+struct vmm;
+
+#define VMM_DEFAULT_EXEC_TIMEOUT_S 120
+#define VMM_MAX_FILE_BYTES (32u * 1024u * 1024u) /* largest read or write in one call */
+
+struct vmm_options {
+    uv_loop_t *loop;
+    const char *state_dir;
+    const char *backend;         /* "auto" (default), "jail" */
+    const char *guest_init_path; /* NULL: next to the running binary */
+    uint32_t max_exec_timeout_s; /* 0: 3600 */
+};
+
+int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
+/* Closes agent connections and the store. Sandboxes keep running: the next warren finds
+ * them again. Pending operations fail with ECANCELED. */
+void vmm_close(struct vmm *vmm);
+const char *vmm_backend_name(const struct vmm *vmm);
+const char *vmm_state_dir(const struct vmm *vmm);
+uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm);
+
+/* ---- sandboxes -------------------------------------------------------------------- */
+
+struct vmm_create_request {
+    const char *name;  /* NULL: generated */
+    const char *repo;  /* host path of a git repo or directory, or NULL */
+    const char *ref;   /* NULL: HEAD */
+    const char *image; /* NULL: "host" */
+    unsigned cpus;     /* 0: 1 */
+    uint64_t memory_mib; /* 0: 512 */
+    bool network;
+    const char *const *env; /* "K=V", or NULL */
+    int64_t ttl_seconds;
+};
+
+/* A sandbox as tools show it: the store row plus live figures. */
+struct vmm_sandbox_info {
+    struct store_sandbox row;
+    uint64_t memory_usage_bytes; /* host memory held now; 0 when not running */
+};
+void vmm_sandbox_info_clear(struct vmm_sandbox_info *info);
+
+/* info (owned by the vmm, valid during the call) or err (owned by the callee). */
+typedef void (*vmm_sandbox_cb)(void *data, const struct vmm_sandbox_info *info, struct wr_error *err);
+
+int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
+                       void *data, struct wr_error **err);
+/* Every sandbox, liveness checked (a running sandbox whose processes died is marked
+ * stopped). Free each entry with vmm_sandbox_info_clear and the array with free. */
+int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret_n,
+                     struct wr_error **err);
+/* Kills the sandbox's processes and removes its layers and row. */
+int vmm_sandbox_destroy(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                        struct wr_error **err);
+
+/* ---- work inside a sandbox ------------------------------------------------------- */
+
+struct vmm_op; /* one exec or file operation in flight */
+
+/* Runs a process in a running sandbox. The sandbox's env is applied under req->env.
+ * handlers->done runs exactly once. */
+int vmm_exec(struct vmm *vmm, const char *id_or_name, const struct agent_exec_request *req,
+             const struct agent_exec_handlers *handlers, void *data, struct vmm_op **ret_op,
+             struct wr_error **err);
+/* Cancels: kills the exec's process group (or abandons a pending connect). done still runs. */
+void vmm_op_cancel(struct vmm_op *op);
+
+int vmm_read_file(struct vmm *vmm, const char *id_or_name, const char *path, uint64_t offset,
+                  uint64_t length, agent_read_cb cb, void *data, struct wr_error **err);
+/* buf stays owned by the caller and must live until cb. */
+int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, const void *buf,
+                   size_t len, uint32_t mode, uint32_t flags, agent_write_cb cb, void *data,
+                   struct wr_error **err);
+
+/* Checks a path a client gave for a file inside the sandbox: non-empty, at most 4096
+ * bytes, no NUL, no ".." component. Relative paths are relative to /workspace. */
+int vmm_path_check(const char *path, struct wr_error **err);
