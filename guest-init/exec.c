@@ -48,6 +48,16 @@ struct gi_exec {
 
 static struct gi_exec *all_execs;
 
+/* Signals the exec's process group. Right after fork the child may not have called
+ * setsid() yet, so the group does not exist; the child alone is then the target (and
+ * has no descendants yet). Once the leader is reaped its pid may be reused, so there is
+ * no fallback then. */
+static void kill_group(struct gi_exec *e, int sig)
+{
+    if (kill(-e->pid, sig) < 0 && errno == ESRCH && !e->exited)
+        kill(e->pid, sig);
+}
+
 /* ---- the child ---------------------------------------------------------------------- */
 
 static void child_reset_signals(void)
@@ -279,7 +289,7 @@ static uint64_t exec_timers(struct gi_exec *e, uint64_t now)
     if (e->deadline && now >= e->deadline) {
         e->deadline = 0;
         e->timed_out = true;
-        kill(-e->pid, SIGKILL);
+        kill_group(e, SIGKILL);
     }
     if (e->exited && !e->paused && now >= e->last_activity + GI_LINGER_MS) {
         /* A background process holds the pipes: report the exit and leave it running. */
@@ -309,7 +319,7 @@ uint64_t gi_exec_timers(uint64_t now)
 void gi_exec_kill_all(void)
 {
     for (struct gi_exec *e = all_execs; e; e = e->next_all)
-        kill(-e->pid, SIGKILL);
+        kill_group(e, SIGKILL);
 }
 
 /* ---- stdin and signals -------------------------------------------------------------- */
@@ -389,8 +399,8 @@ static int on_frame(struct gi_req *req, uint16_t type, const uint8_t *payload, s
                 return -EPROTO;
         if (r < 0)
             return r;
-        if (signum > 0 && signum < NSIG && kill(-e->pid, (int)signum) < 0)
-            log_debug("kill(-%d, %d): %s", e->pid, (int)signum, strerror(errno));
+        if (signum > 0 && signum < NSIG)
+            kill_group(e, (int)signum);
         return 0;
     }
     return 0; /* DATA / WRITE_END on an exec stream: nothing to do */
@@ -401,7 +411,7 @@ static void abort_exec(struct gi_req *req)
     struct gi_exec *e = (struct gi_exec *)req;
     /* The host is gone: nobody would see the output, so the whole group goes. The
      * leader is reaped later by the SIGCHLD handler like any orphan. */
-    kill(-e->pid, SIGKILL);
+    kill_group(e, SIGKILL);
     exec_free(e);
 }
 

@@ -191,6 +191,10 @@ void mcp__tools_call(struct mcp_session *s, const cJSON *msg)
     }
     call->next = s->calls;
     s->calls = call;
+    if (!s->server->vmm) {
+        mcp_call_fail(call, "this server has no sandbox manager (started without a state directory)");
+        return;
+    }
     tool->call(call, a);
 }
 

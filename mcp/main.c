@@ -144,16 +144,14 @@ struct app {
     struct mcp_server *server;
     struct mcp_http *http;
     uv_signal_t sigint, sigterm;
+    bool stopping;
 };
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
 
 static void app_stop(struct app *app)
 {
+    if (app->stopping)
+        return;
+    app->stopping = true;
     if (app->http)
         mcp_http_stop(TAKE_PTR(app->http));
     uv_signal_stop(&app->sigint);
@@ -209,10 +207,10 @@ static int run(struct cli *c)
     } else {
         uv_run(app.loop, UV_RUN_DEFAULT);
     }
+    /* Work still queued on the loop (a create half done) is abandoned with the process;
+     * the loop is not run again after the vmm is gone. Sandboxes keep running. */
     vmm_close(app.vmm);
     mcp_server_free(app.server);
-    uv_walk(app.loop, close_walk, NULL);
-    uv_run(app.loop, UV_RUN_NOWAIT);
     return r < 0 ? 1 : 0;
 }
 

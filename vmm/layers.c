@@ -25,8 +25,14 @@
 /* A temp checkout untouched for this long belongs to a process that died. */
 #define STALE_TMP_SECONDS (24 * 3600)
 
-static void repository_freep(git_repository **repo) { git_repository_free(*repo); }
-static void object_freep(git_object **obj) { git_object_free(*obj); }
+static void repository_freep(git_repository **repo)
+{
+    git_repository_free(*repo);
+}
+static void object_freep(git_object **obj)
+{
+    git_object_free(*obj);
+}
 #define _cleanup_repository_ _cleanup_(repository_freep)
 #define _cleanup_object_ _cleanup_(object_freep)
 
@@ -35,7 +41,10 @@ static void object_freep(git_object **obj) { git_object_free(*obj); }
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_result;
 
-static void git_init(void) { git_init_result = git_libgit2_init(); }
+static void git_init(void)
+{
+    git_init_result = git_libgit2_init();
+}
 
 /* Initialises libgit2 once per process. It is never shut down: the server uses it until
  * exit, and a shutdown racing another thread's use would be worse than the leak. */
@@ -151,6 +160,33 @@ static int plain_directory(const char *path, const char *ref, char **ret_lower,
 
 /* ---- repositories ------------------------------------------------------------------------ */
 
+static int owner_refused(const char *path, struct wr_error **err)
+{
+    return wr_error_set(err, EACCES,
+                        "the git repository at '%s' belongs to another user; like git, warren "
+                        "refuses it unless git's safe.directory lists it",
+                        path);
+}
+
+/* git_repository_open_ext said GIT_ENOTFOUND. libgit2 1.5 also says that when it refuses
+ * a repository owned by another user and no safe.directory is configured at all, so a
+ * repository there must not be mistaken for a plain directory. Returns 0 when path is
+ * really outside any repository. */
+static int check_not_found(const char *path, struct wr_error **err)
+{
+    git_buf found = GIT_BUF_INIT;
+    if (git_repository_discover(&found, path, 0, NULL) < 0) {
+        git_error_clear();
+        return 0;
+    }
+    struct stat s;
+    bool foreign = stat(found.ptr, &s) == 0 && s.st_uid != geteuid();
+    git_buf_dispose(&found);
+    if (foreign)
+        return owner_refused(path, err);
+    return wr_error_set(err, EIO, "'%s' is inside a git repository that libgit2 cannot open", path);
+}
+
 /* Opens the repository that holds path (path may be anywhere inside a working tree).
  * Returns 1 and *ret when there is one, 0 when path is not inside a repository. */
 static int open_repository(const char *path, git_repository **ret, struct wr_error **err)
@@ -158,12 +194,9 @@ static int open_repository(const char *path, git_repository **ret, struct wr_err
     _cleanup_repository_ git_repository *repo = NULL;
     int code = git_repository_open_ext(&repo, path, 0, NULL);
     if (code == GIT_ENOTFOUND)
-        return 0;
+        return check_not_found(path, err);
     if (code == GIT_EOWNER)
-        return git_fail(code, err,
-                        "opening repository '%s' (it belongs to another user; libgit2 refuses "
-                        "it as git does without safe.directory)",
-                        path);
+        return owner_refused(path, err);
     if (code < 0)
         return git_fail(code, err, "opening repository '%s'", path);
     if (git_repository_is_bare(repo))
@@ -174,8 +207,8 @@ static int open_repository(const char *path, git_repository **ret, struct wr_err
 }
 
 /* Resolves ref (NULL: HEAD) to a commit. *ret is a git_commit, owned by the caller. */
-static int resolve_commit(git_repository *repo, const char *path, const char *ref,
-                          git_object **ret, struct wr_error **err)
+static int resolve_commit(git_repository *repo, const char *path, const char *ref, git_object **ret,
+                          struct wr_error **err)
 {
     const char *spec = ref ? ref : "HEAD";
     if (!strcmp(spec, "HEAD") && git_repository_head_unborn(repo) == 1)
@@ -188,8 +221,7 @@ static int resolve_commit(git_repository *repo, const char *path, const char *re
     if (code == GIT_ENOTFOUND)
         return wr_error_set(err, ENOENT, "no commit or ref '%s' in '%s'", spec, path);
     if (code == GIT_EAMBIGUOUS)
-        return wr_error_set(err, EINVAL, "'%s' is ambiguous in '%s'; give more digits", spec,
-                            path);
+        return wr_error_set(err, EINVAL, "'%s' is ambiguous in '%s'; give more digits", spec, path);
     if (code < 0)
         return git_fail(code, err, "resolving '%s' in '%s'", spec, path);
     code = git_object_peel(ret, obj, GIT_OBJECT_COMMIT);

@@ -25,7 +25,12 @@ struct vmm {
     struct store *store;
     uint32_t max_exec_timeout_s;
     struct sandbox_rt *rts;
+    uv_timer_t *reaper; /* destroys sandboxes whose ttl_seconds ran out */
 };
+
+/* Starts and stops the ttl reaper (vmm/reaper.c). */
+void vmm__reaper_start(struct vmm *vmm);
+void vmm__reaper_stop(struct vmm *vmm);
 
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */
 struct spec_storage {

@@ -75,6 +75,7 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
         vmm_close(v);
         return r;
     }
+    vmm__reaper_start(v);
     *ret = v;
     return 0;
 }
@@ -83,6 +84,7 @@ void vmm_close(struct vmm *vmm)
 {
     if (!vmm)
         return;
+    vmm__reaper_stop(vmm);
     while (vmm->rts)
         vmm__rt_forget(vmm, vmm->rts->id);
     store_close(vmm->store);

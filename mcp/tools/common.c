@@ -38,6 +38,10 @@ cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info)
     add_time(o, "created_at", r->created_at);
     add_time(o, "last_used_at", r->last_used_at);
     add_nullable(o, "error", r->error);
+    if (r->pid > 0)
+        cJSON_AddNumberToObject(o, "pid", r->pid);
+    else
+        cJSON_AddNullToObject(o, "pid");
     cJSON *m = cJSON_AddObjectToObject(o, "memory");
     cJSON_AddNumberToObject(m, "configured_mib", (double)r->memory_mib);
     cJSON_AddNumberToObject(m, "usage_bytes", (double)info->memory_usage_bytes);

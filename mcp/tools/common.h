@@ -24,6 +24,7 @@
     "\"expires_at\":{\"type\":[\"string\",\"null\"]},"                                          \
     "\"created_at\":{\"type\":\"string\"},\"last_used_at\":{\"type\":\"string\"},"              \
     "\"error\":{\"type\":[\"string\",\"null\"]},"                                               \
+    "\"pid\":{\"type\":[\"integer\",\"null\"],\"description\":\"host pid of the sandbox's top process\"},"                                               \
     "\"memory\":{\"type\":\"object\",\"required\":[\"configured_mib\",\"usage_bytes\"],"        \
     "\"properties\":{\"configured_mib\":{\"type\":\"integer\"},"                                \
     "\"usage_bytes\":{\"type\":\"integer\"}}}}}"

@@ -1,0 +1,678 @@
+/* Streamable HTTP transport: the request layer on its own, then the real transport with a
+ * real MCP server on a private loop (in a thread), driven with raw HTTP over sockets. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "../../mcp/http-internal.h"
+#include "../../mcp/mcp-internal.h"
+#include "test.h"
+
+#define TOKEN "s3cret-token"
+
+/* ---- the request layer ---------------------------------------------------------------- */
+
+static void test_parser_pipelined(void)
+{
+    const char *in = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                     "Mcp-Session-Id: abc\r\n\r\n{}"
+                     "GET /mcp HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    struct mcp_http_parser p;
+    mcp__http_parser_init(&p, 1024, NULL, NULL);
+    size_t len = strlen(in);
+    ssize_t n = mcp__http_parser_feed(&p, in, len);
+    ASSERT(n > 0 && p.complete);
+    ASSERT_EQ(p.req.method, HTTP_POST);
+    ASSERT_STREQ(p.req.session_id, "abc");
+    ASSERT_EQ(p.req.body.len, 2u);
+    ASSERT(p.req.keep_alive);
+    mcp__http_parser_next(&p);
+    ssize_t m = mcp__http_parser_feed(&p, in + n, len - (size_t)n);
+    ASSERT_EQ((size_t)m, len - (size_t)n);
+    ASSERT(p.complete);
+    ASSERT_EQ(p.req.method, HTTP_GET);
+    ASSERT_STREQ(p.req.host, "localhost");
+    mcp__http_parser_free(&p);
+}
+
+static void test_parser_bytewise_and_caps(void)
+{
+    const char *in = "POST /mcp HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n0\r\n\r\n";
+    struct mcp_http_parser p;
+    mcp__http_parser_init(&p, 1024, NULL, NULL);
+    for (size_t i = 0; in[i]; i++)
+        ASSERT_EQ(mcp__http_parser_feed(&p, in + i, 1), 1);
+    ASSERT(p.complete);
+    ASSERT_STREQ(p.req.body.data, "abc");
+    mcp__http_parser_free(&p);
+
+    mcp__http_parser_init(&p, 2, NULL, NULL);
+    ASSERT_EQ(mcp__http_parser_feed(&p, in, strlen(in)), -1);
+    ASSERT_EQ(p.status, 413);
+    mcp__http_parser_free(&p);
+
+    char big[MCP_HTTP_MAX_HEADER_BYTES + 100];
+    int k = snprintf(big, sizeof(big), "GET /mcp HTTP/1.1\r\nX: ");
+    memset(big + k, 'a', sizeof(big) - (size_t)k);
+    mcp__http_parser_init(&p, 2, NULL, NULL);
+    ASSERT_EQ(mcp__http_parser_feed(&p, big, sizeof(big)), -1);
+    ASSERT_EQ(p.status, 431);
+    mcp__http_parser_free(&p);
+
+    const char *twice = "GET /mcp HTTP/1.1\r\nAuthorization: a\r\nauthorization: b\r\n\r\n";
+    mcp__http_parser_init(&p, 2, NULL, NULL);
+    ASSERT_EQ(mcp__http_parser_feed(&p, twice, strlen(twice)), -1);
+    ASSERT_EQ(p.status, 400);
+    mcp__http_parser_free(&p);
+}
+
+static void test_header_checks(void)
+{
+    ASSERT(mcp__http_host_allowed("127.0.0.1:8080", "127.0.0.1:8080"));
+    ASSERT(mcp__http_host_allowed("localhost", "127.0.0.1:8080"));
+    ASSERT(mcp__http_host_allowed("[::1]:9", "127.0.0.1:8080"));
+    ASSERT(!mcp__http_host_allowed("evil.example:8080", "127.0.0.1:8080"));
+    ASSERT(!mcp__http_host_allowed("127.0.0.1.evil.example", "127.0.0.1:8080"));
+    ASSERT(mcp__http_origin_allowed("http://localhost:3000", "127.0.0.1:8080"));
+    ASSERT(mcp__http_origin_allowed("https://127.0.0.1", "127.0.0.1:8080"));
+    ASSERT(!mcp__http_origin_allowed("null", "127.0.0.1:8080"));
+    ASSERT(!mcp__http_origin_allowed("http://evil.example", "127.0.0.1:8080"));
+    ASSERT(!mcp__http_origin_allowed("http://[::1", "127.0.0.1:8080"));
+    ASSERT(mcp__http_token_matches("Bearer abc", "abc"));
+    ASSERT(mcp__http_token_matches("bearer  abc", "abc"));
+    ASSERT(!mcp__http_token_matches("Bearer abcd", "abc"));
+    ASSERT(!mcp__http_token_matches("Bearer ", "abc"));
+    ASSERT(!mcp__http_token_matches("Basic abc", "abc"));
+    ASSERT(!mcp__http_token_matches(NULL, "abc"));
+    ASSERT(mcp__http_media_type_is("Application/JSON; charset=utf-8", "application/json"));
+    ASSERT(!mcp__http_media_type_is("application/jsonx", "application/json"));
+    ASSERT(mcp__http_accepts(NULL, "text/event-stream"));
+    ASSERT(mcp__http_accepts("application/json, text/event-stream", "text/event-stream"));
+    ASSERT(mcp__http_accepts("text/*;q=0.5", "text/event-stream"));
+    ASSERT(!mcp__http_accepts("application/json", "text/event-stream"));
+}
+
+/* ---- the transport on a loop thread ----------------------------------------------------- */
+
+static uv_loop_t loop;
+static uv_async_t wakeup;
+static uv_sem_t done_sem;
+static void (*loop_fn)(void *);
+static void *loop_arg;
+static struct mcp_server *server;
+static struct mcp_http *http;
+static int port;
+
+static void wakeup_cb(uv_async_t *a)
+{
+    loop_fn(loop_arg);
+    uv_sem_post(&done_sem);
+}
+
+/* Runs fn on the loop thread and waits for it: the transport is not thread-safe. */
+static void on_loop(void (*fn)(void *), void *arg)
+{
+    loop_fn = fn;
+    loop_arg = arg;
+    uv_async_send(&wakeup);
+    uv_sem_wait(&done_sem);
+}
+
+static void *loop_thread(void *arg)
+{
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void server_start(const char *token)
+{
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    uv_async_init(&loop, &wakeup, wakeup_cb);
+    uv_sem_init(&done_sem, 0);
+    struct mcp_server_options so = {.loop = &loop, .vmm = NULL, .server_version = "0.1.0"};
+    struct wr_error *err = NULL;
+    ASSERT_EQ(mcp_server_new(&so, &server, &err), 0);
+    /* Capture stderr to check the line scripts parse. */
+    FILE *cap = tmpfile();
+    int saved = dup(2);
+    dup2(fileno(cap), 2);
+    struct mcp_http_options ho = {.listen = "127.0.0.1:0", .token = token, .max_sessions = 16};
+    int r = mcp_http_start(server, &ho, &http, &err);
+    dup2(saved, 2);
+    close(saved);
+    ASSERT_EQ(r, 0);
+    char line[256] = "";
+    rewind(cap);
+    ASSERT(fgets(line, sizeof(line), cap));
+    fclose(cap);
+    ASSERT_EQ(sscanf(line, "warren: listening on http://127.0.0.1:%d/mcp", &port), 1);
+    ASSERT(port > 0);
+}
+
+static void stop_fn(void *arg)
+{
+    mcp_http_stop(http);
+    uv_close((uv_handle_t *)&wakeup, NULL);
+}
+
+/* ---- a raw HTTP client ---------------------------------------------------------------- */
+
+struct reply {
+    int status;
+    struct wr_buf headers; /* "name: value\n" lines, names lowercased */
+    struct wr_buf body;
+    bool complete;
+    bool headers_only;
+    bool last_was_value;
+};
+
+static int reply_field(http_parser *p, const char *at, size_t n)
+{
+    struct reply *r = p->data;
+    if (r->last_was_value)
+        wr_buf_append(&r->headers, "\n", 1);
+    for (size_t i = 0; i < n; i++) {
+        char ch = (char)(at[i] >= 'A' && at[i] <= 'Z' ? at[i] + 32 : at[i]);
+        wr_buf_append(&r->headers, &ch, 1);
+    }
+    r->last_was_value = false;
+    return 0;
+}
+
+static int reply_value(http_parser *p, const char *at, size_t n)
+{
+    struct reply *r = p->data;
+    if (!r->last_was_value)
+        wr_buf_append(&r->headers, ": ", 2);
+    wr_buf_append(&r->headers, at, n);
+    r->last_was_value = true;
+    return 0;
+}
+
+static int reply_headers_done(http_parser *p)
+{
+    struct reply *r = p->data;
+    r->status = p->status_code;
+    wr_buf_append(&r->headers, "\n", 1);
+    if (r->headers_only) {
+        r->complete = true;
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
+static int reply_body(http_parser *p, const char *at, size_t n)
+{
+    return wr_buf_append(&((struct reply *)p->data)->body, at, n);
+}
+
+static int reply_complete(http_parser *p)
+{
+    ((struct reply *)p->data)->complete = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings reply_settings = {
+    .on_header_field = reply_field,
+    .on_header_value = reply_value,
+    .on_headers_complete = reply_headers_done,
+    .on_body = reply_body,
+    .on_message_complete = reply_complete,
+};
+
+static int client_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Reads one response. Bytes past it stay in the per-connection carry buffer. */
+struct client {
+    int fd;
+    http_parser parser;
+    char carry[65536];
+    size_t carry_len;
+};
+
+static void client_open(struct client *c)
+{
+    c->fd = client_connect();
+    c->carry_len = 0;
+}
+
+static void client_send(struct client *c, const char *s) { ASSERT_EQ(wr_write_all(c->fd, s, strlen(s)), 0); }
+
+static int client_read(struct client *c, struct reply *r, bool headers_only)
+{
+    memset(r, 0, sizeof(*r));
+    wr_buf_init(&r->headers, 1 << 20);
+    wr_buf_init(&r->body, 1 << 24);
+    r->headers_only = headers_only;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = r;
+    for (;;) {
+        if (c->carry_len == 0) {
+            ssize_t n = read(c->fd, c->carry, sizeof(c->carry));
+            if (n <= 0) {
+                if (!r->complete && r->status)
+                    http_parser_execute(&c->parser, &reply_settings, NULL, 0);
+                return r->complete ? 0 : -1;
+            }
+            c->carry_len = (size_t)n;
+        }
+        size_t used = http_parser_execute(&c->parser, &reply_settings, c->carry, c->carry_len);
+        memmove(c->carry, c->carry + used, c->carry_len - used);
+        c->carry_len -= used;
+        if (r->complete)
+            return 0;
+        if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
+            return -1;
+    }
+}
+
+static void reply_free(struct reply *r)
+{
+    wr_buf_free(&r->headers);
+    wr_buf_free(&r->body);
+}
+
+static const char *reply_header(struct reply *r, const char *name, char *out, size_t size)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s: ", name);
+    const char *h = r->headers.data ? strstr(r->headers.data, key) : NULL;
+    if (!h)
+        return NULL;
+    h += strlen(key);
+    size_t n = strcspn(h, "\n");
+    snprintf(out, size, "%.*s", (int)WR_MIN(n, size - 1), h);
+    return out;
+}
+
+/* One POST on a fresh connection. extra: additional header lines. */
+static int post(const char *session, const char *extra, const char *body, struct reply *r)
+{
+    struct client c;
+    client_open(&c);
+    char head[2048];
+    snprintf(head, sizeof(head),
+             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+             "%s%s%s%sContent-Length: %zu\r\n\r\n",
+             port, session ? "Mcp-Session-Id: " : "", session ? session : "",
+             session ? "\r\n" : "", extra ? extra : "", strlen(body));
+    client_send(&c, head);
+    client_send(&c, body);
+    int ret = client_read(&c, r, false);
+    close(c.fd);
+    return ret;
+}
+
+#define INIT_BODY                                                                              \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"  \
+    "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}"
+#define PING_BODY "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}"
+
+static void initialize(char session[65])
+{
+    struct reply r;
+    ASSERT_EQ(post(NULL, NULL, INIT_BODY, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    char sid[128];
+    ASSERT(reply_header(&r, "mcp-session-id", sid, sizeof(sid)));
+    ASSERT_EQ(strlen(sid), 64u);
+    ASSERT(strstr(r.body.data, "\"protocolVersion\":\"2025-11-25\""));
+    memcpy(session, sid, 65);
+    reply_free(&r);
+}
+
+static void expect_status(const char *session, const char *extra, const char *body, int status)
+{
+    struct reply r;
+    ASSERT_EQ(post(session, extra, body, &r), 0);
+    if (r.status != status)
+        fprintf(stderr, "got %d, want %d: %s\n", r.status, status, r.body.data);
+    ASSERT_EQ(r.status, status);
+    reply_free(&r);
+}
+
+static void test_initialize_and_session_rules(void)
+{
+    char sid[65];
+    initialize(sid);
+    expect_status(NULL, NULL, PING_BODY, 400);
+    expect_status("0000000000000000000000000000000000000000000000000000000000000000", NULL,
+                  PING_BODY, 404);
+    expect_status(sid, "MCP-Protocol-Version: 1999-01-01\r\n", PING_BODY, 400);
+    expect_status(sid, "MCP-Protocol-Version: 2025-06-18\r\n", PING_BODY, 200);
+    expect_status(sid, NULL, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", 202);
+
+    struct reply r;
+    ASSERT_EQ(post(sid, NULL, PING_BODY, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    char ct[128];
+    ASSERT_STREQ(reply_header(&r, "content-type", ct, sizeof(ct)), "application/json");
+    ASSERT_STREQ(r.body.data, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}");
+    reply_free(&r);
+
+    ASSERT_EQ(post(sid, NULL, "{\"jsonrpc\":", &r), 0);
+    ASSERT_EQ(r.status, 400);
+    ASSERT(strstr(r.body.data, "-32700"));
+    reply_free(&r);
+}
+
+static void test_security(void)
+{
+    char sid[65];
+    initialize(sid);
+    struct client c;
+    const char *no_token = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                           "application/json\r\nContent-Length: 2\r\n\r\n{}";
+    client_open(&c);
+    client_send(&c, no_token);
+    struct reply r;
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 401);
+    char v[128];
+    ASSERT_STREQ(reply_header(&r, "www-authenticate", v, sizeof(v)), "Bearer");
+    reply_free(&r);
+    close(c.fd);
+
+    client_open(&c);
+    client_send(&c, "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\n\r\n");
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 401);
+    reply_free(&r);
+    close(c.fd);
+
+    expect_status(sid, "Origin: http://evil.example\r\n", PING_BODY, 403);
+    expect_status(sid, "Origin: http://localhost:5173\r\n", PING_BODY, 200);
+
+    client_open(&c);
+    client_send(&c, "GET /mcp HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer " TOKEN
+                    "\r\n\r\n");
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 403);
+    reply_free(&r);
+    close(c.fd);
+}
+
+static void test_limits_and_methods(void)
+{
+    char sid[65];
+    initialize(sid);
+    struct client c;
+    struct reply r;
+    char req[1024];
+    /* Only the headers: the server must answer without waiting for 48 MiB. */
+    snprintf(req, sizeof(req),
+             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Content-Type: application/json\r\nMcp-Session-Id: %s\r\nContent-Length: %u\r\n\r\n",
+             sid, MCP_MAX_MESSAGE_BYTES + 1);
+    client_open(&c);
+    client_send(&c, req);
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 413);
+    reply_free(&r);
+    close(c.fd);
+
+    expect_status(sid, NULL, "[]", 400);
+    const char *cases[][2] = {
+        {"PUT /mcp HTTP/1.1\r\n", "405"},
+        {"GET /other HTTP/1.1\r\n", "404"},
+        {"POST /mcp HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n", "415"},
+    };
+    for (size_t i = 0; i < WR_ARRAY_SIZE(cases); i++) {
+        snprintf(req, sizeof(req), "%sHost: localhost\r\nAuthorization: Bearer " TOKEN "\r\n\r\n",
+                 cases[i][0]);
+        client_open(&c);
+        client_send(&c, req);
+        ASSERT_EQ(client_read(&c, &r, false), 0);
+        ASSERT_EQ(r.status, atoi(cases[i][1]));
+        reply_free(&r);
+        close(c.fd);
+    }
+}
+
+static void test_keep_alive_and_pipelining(void)
+{
+    char sid[65];
+    initialize(sid);
+    char req[1024];
+    snprintf(req, sizeof(req),
+             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Content-Type: application/json\r\nMcp-Session-Id: %s\r\nContent-Length: %zu\r\n\r\n"
+             "%s",
+             sid, strlen(PING_BODY), PING_BODY);
+    struct client c;
+    struct reply r;
+    client_open(&c);
+    for (int i = 0; i < 2; i++) {
+        client_send(&c, req);
+        ASSERT_EQ(client_read(&c, &r, false), 0);
+        ASSERT_EQ(r.status, 200);
+        reply_free(&r);
+    }
+    /* Two requests in one write: both answered, in order. */
+    char two[2048];
+    snprintf(two, sizeof(two), "%s%s", req, req);
+    client_send(&c, two);
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(client_read(&c, &r, false), 0);
+        ASSERT_EQ(r.status, 200);
+        ASSERT(strstr(r.body.data, "\"id\":7"));
+        reply_free(&r);
+    }
+    close(c.fd);
+}
+
+static void get_request(char *out, size_t size, const char *sid)
+{
+    snprintf(out, size,
+             "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Accept: text/event-stream\r\nMcp-Session-Id: %s\r\n\r\n",
+             sid);
+}
+
+static char *stream_sid;
+
+static void notify_session(void *arg)
+{
+    for (struct http_session *s = http->sessions; s; s = s->next)
+        if (strcmp(s->id, stream_sid) == 0)
+            s->session->sink.send(s, "{\"jsonrpc\":\"2.0\",\"method\":\"x\"}",
+                                  strlen("{\"jsonrpc\":\"2.0\",\"method\":\"x\"}"), NULL, false);
+}
+
+static void test_get_stream_and_delete(void)
+{
+    char sid[65], req[1024];
+    initialize(sid);
+    get_request(req, sizeof(req), sid);
+    struct client c, d;
+    struct reply r;
+    client_open(&c);
+    client_send(&c, req);
+    ASSERT_EQ(client_read(&c, &r, true), 0);
+    ASSERT_EQ(r.status, 200);
+    char v[128];
+    ASSERT_STREQ(reply_header(&r, "content-type", v, sizeof(v)), "text/event-stream");
+    ASSERT_STREQ(reply_header(&r, "cache-control", v, sizeof(v)), "no-store");
+    reply_free(&r);
+
+    client_open(&d);
+    client_send(&d, req);
+    ASSERT_EQ(client_read(&d, &r, false), 0);
+    ASSERT_EQ(r.status, 409);
+    reply_free(&r);
+
+    /* A message tied to no request reaches the GET stream. */
+    stream_sid = sid;
+    on_loop(notify_session, NULL);
+    char buf[512];
+    ssize_t n = read(c.fd, buf, sizeof(buf) - 1);
+    ASSERT(n > 0);
+    buf[n] = '\0';
+    ASSERT(strstr(buf, "data: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"));
+
+    snprintf(req, sizeof(req),
+             "DELETE /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Mcp-Session-Id: %s\r\n\r\n",
+             sid);
+    client_send(&d, req);
+    ASSERT_EQ(client_read(&d, &r, false), 0);
+    ASSERT_EQ(r.status, 200);
+    reply_free(&r);
+    close(d.fd);
+    expect_status(sid, NULL, PING_BODY, 404);
+    close(c.fd);
+}
+
+/* ---- answers that come later: the test holds the core's messages back ------------------- */
+
+struct held {
+    struct http_session *session;
+    char json[512];
+    char related[64];
+    bool final;
+} held[4];
+static int held_count;
+static void (*real_send)(void *, const char *, size_t, const char *, bool);
+
+static void hold_send(void *data, const char *json, size_t len, const char *related_id,
+                      bool final)
+{
+    struct held *h = &held[held_count++];
+    h->session = data;
+    snprintf(h->json, sizeof(h->json), "%.*s", (int)len, json);
+    snprintf(h->related, sizeof(h->related), "%s", related_id ? related_id : "");
+    h->final = final;
+}
+
+static void hold_session(void *arg)
+{
+    for (struct http_session *s = http->sessions; s; s = s->next) {
+        if (strcmp(s->id, arg) == 0) {
+            if (s->session->sink.send != hold_send)
+                real_send = s->session->sink.send;
+            s->session->sink.send = hold_send;
+        }
+    }
+    held_count = 0;
+}
+
+/* Sends a progress notification for the held request, then its response. */
+static void release(void *arg)
+{
+    struct held *h = &held[0];
+    const char *progress = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}";
+    if (arg)
+        real_send(h->session, progress, strlen(progress), h->related, false);
+    real_send(h->session, h->json, strlen(h->json), h->related, h->final);
+}
+
+static void test_streamed_and_abandoned_requests(void)
+{
+    char sid[65], req[1024];
+    initialize(sid);
+    on_loop(hold_session, sid);
+    snprintf(req, sizeof(req),
+             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+             "Mcp-Session-Id: %s\r\nContent-Length: %zu\r\n\r\n%s",
+             sid, strlen(PING_BODY), PING_BODY);
+    struct client c;
+    struct reply r;
+    client_open(&c);
+    client_send(&c, req);
+    usleep(100 * 1000);
+    ASSERT_EQ(held_count, 1);
+    on_loop(release, "progress");
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 200);
+    char v[128];
+    ASSERT_STREQ(reply_header(&r, "content-type", v, sizeof(v)), "text/event-stream");
+    ASSERT(strstr(r.body.data, "notifications/progress"));
+    ASSERT(strstr(r.body.data, "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n"));
+    reply_free(&r);
+
+    /* The same connection goes on after the chunked stream ends; this time the client hangs
+     * up before the answer, which must be dropped without harm. */
+    held_count = 0;
+    client_send(&c, req);
+    usleep(100 * 1000);
+    ASSERT_EQ(held_count, 1);
+    close(c.fd);
+    usleep(100 * 1000);
+    on_loop(release, "progress");
+    /* The id is free again: a new request with it is answered. */
+    on_loop(hold_session, sid);
+    client_open(&c);
+    client_send(&c, req);
+    usleep(100 * 1000);
+    ASSERT_EQ(held_count, 1);
+    on_loop(release, NULL);
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_STREQ(reply_header(&r, "content-type", v, sizeof(v)), "application/json");
+    reply_free(&r);
+    close(c.fd);
+}
+
+static void test_session_cap(void)
+{
+    /* max_sessions is 16 and earlier tests left some open: fill up, then one more is 503. */
+    char sid[65];
+    while (http->session_count < 16)
+        initialize(sid);
+    expect_status(NULL, NULL, INIT_BODY, 503);
+}
+
+static void test_refuses_open_listen_without_token(void)
+{
+    struct mcp_http *h = NULL;
+    struct wr_error *err = NULL;
+    struct mcp_http_options o = {.listen = "0.0.0.0:0", .token = NULL};
+    ASSERT(mcp_http_start(server, &o, &h, &err) < 0);
+    ASSERT(err && strstr(err->msg, "token"));
+    wr_error_free(err);
+    err = NULL;
+    o.listen = "nonsense";
+    ASSERT(mcp_http_start(server, &o, &h, &err) < 0);
+    wr_error_free(err);
+}
+
+int main(void)
+{
+    RUN(test_parser_pipelined);
+    RUN(test_parser_bytewise_and_caps);
+    RUN(test_header_checks);
+    server_start(TOKEN);
+    RUN(test_refuses_open_listen_without_token);
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(&thread, NULL, loop_thread, NULL), 0);
+    RUN(test_initialize_and_session_rules);
+    RUN(test_security);
+    RUN(test_limits_and_methods);
+    RUN(test_keep_alive_and_pipelining);
+    RUN(test_get_stream_and_delete);
+    RUN(test_streamed_and_abandoned_requests);
+    RUN(test_session_cap);
+    on_loop(stop_fn, NULL);
+    pthread_join(thread, NULL);
+    mcp_server_free(server);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    return 0;
+}

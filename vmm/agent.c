@@ -1,0 +1,825 @@
+/* The host side of the agent protocol (guest-init/PROTOCOL.md) on the libuv loop.
+ *
+ * One agent_conn is one uv_pipe_t to a guest-init; every request is an agent_req on
+ * its own odd stream id, kept in a list until its final frame (EXIT, RESULT or ERROR)
+ * arrives. Incoming frames are parsed in place in one growing input buffer; outgoing
+ * frames are encoded into small allocations, except a file's data, which uv_write
+ * sends straight from the caller's buffer.
+ *
+ * Lifetime: the caller owns the conn from the connect callback until it calls
+ * agent_conn_close, also after the connection broke (on_close). The struct is freed
+ * once the caller closed it and libuv closed both handles. */
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "../guest-init/proto.h"
+#include "agent.h"
+
+#define CONNECT_RETRY_MS 5
+#define IN_MIN_CAP (256u * 1024u)
+#define IN_MAX_CAP (4u * (GI_FRAME_HEADER_SIZE + GI_FRAME_MAX_PAYLOAD))
+
+enum conn_state { CONN_CONNECTING, CONN_HELLO, CONN_READY, CONN_BROKEN };
+
+enum req_kind { REQ_EXEC, REQ_READ, REQ_WRITE, REQ_STAT, REQ_MEMSTATS, REQ_SIMPLE };
+
+struct send;
+
+struct agent_req {
+    struct agent_req *prev, *next;
+    struct agent_conn *conn;
+    uint32_t stream;
+    enum req_kind kind;
+    void *data;
+    union {
+        struct agent_exec_handlers exec;
+        agent_read_cb read;
+        agent_write_cb write;
+        agent_stat_cb stat;
+        agent_memstats_cb memstats;
+        agent_simple_cb simple;
+    } cb;
+    struct wr_buf read_buf; /* READ: the data so far, capped at the requested length */
+    /* WRITE: the uv_write still referencing the caller's buffer. The answer is held
+     * back until it completes, so that the caller cannot free the buffer under it. */
+    struct send *inflight;
+    bool answered;
+    uint64_t bytes;
+    struct wr_error *error;
+};
+
+/* The public handle of an exec is its request. */
+struct agent_exec {
+    struct agent_req req;
+};
+
+struct agent_conn {
+    uv_loop_t *loop;
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    int open_handles;
+    enum conn_state state;
+    bool handed_out;  /* the connect callback gave conn to the caller */
+    bool user_closed; /* agent_conn_close was called */
+    char *path;
+    uint64_t deadline; /* uv_now() ms */
+    uint32_t timeout_ms;
+    agent_connect_cb connect_cb;
+    void *connect_data;
+    void (*on_close)(void *data);
+    void *on_close_data;
+    char *agent;
+    uint64_t agent_pid;
+    uint32_t next_stream;
+    struct agent_req *reqs;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    struct gi_writer writer;
+};
+
+struct send {
+    uv_write_t write;
+    struct agent_req *owner; /* a WRITE request waiting for this send, or NULL */
+    uv_buf_t *bufs;
+    uint8_t frames[]; /* encoded frames (and DATA headers) this send owns */
+};
+
+static void conn_break(struct agent_conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- lifetime ----------------------------------------------------------------------- */
+
+static void conn_free(struct agent_conn *c)
+{
+    free(c->path);
+    free(c->agent);
+    free(c->in);
+    gi_writer_free(&c->writer);
+    free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct agent_conn *c = h->data;
+    if (--c->open_handles == 0 && (c->user_closed || !c->handed_out))
+        conn_free(c);
+}
+
+static void close_handles(struct agent_conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (c->pipe.data && !uv_is_closing((uv_handle_t *)&c->pipe))
+        uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+}
+
+static void req_unlink(struct agent_req *r)
+{
+    struct agent_conn *c = r->conn;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void req_free(struct agent_req *r)
+{
+    if (r->inflight)
+        r->inflight->owner = NULL;
+    wr_buf_free(&r->read_buf);
+    wr_error_free(r->error);
+    free(r);
+}
+
+/* Runs the request's final callback with err (taken) or its result, then frees it. The
+ * request must already be unlinked. */
+static void req_complete(struct agent_req *r, struct wr_error *err)
+{
+    switch (r->kind) {
+    case REQ_EXEC: r->cb.exec.done(r->data, NULL, err); break;
+    case REQ_READ:
+        r->cb.read(r->data, r->read_buf.data ? r->read_buf.data : "", r->read_buf.len, r->bytes,
+                   err);
+        break;
+    case REQ_WRITE: r->cb.write(r->data, r->bytes, err); break;
+    case REQ_STAT: r->cb.stat(r->data, NULL, err); break;
+    case REQ_MEMSTATS: r->cb.memstats(r->data, NULL, err); break;
+    case REQ_SIMPLE: r->cb.simple(r->data, err); break;
+    }
+    req_free(r);
+}
+
+static void fail_all(struct agent_conn *c, int status, const char *msg)
+{
+    while (c->reqs) {
+        struct agent_req *r = c->reqs;
+        req_unlink(r);
+        struct wr_error *err = NULL;
+        wr_error_set(&err, status, "%s", msg);
+        req_complete(r, err);
+    }
+}
+
+/* The connection is unusable: fail everything, then tell whoever is waiting. */
+static void conn_break(struct agent_conn *c, int status, const char *fmt, ...)
+{
+    if (c->state == CONN_BROKEN)
+        return;
+    bool was_ready = c->state == CONN_READY;
+    c->state = CONN_BROKEN;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    close_handles(c);
+    fail_all(c, status, msg);
+    if (!was_ready) {
+        struct wr_error *err = NULL;
+        wr_error_set(&err, status, "%s", msg);
+        c->connect_cb(c->connect_data, NULL, err);
+    } else if (c->on_close && !c->user_closed) {
+        c->on_close(c->on_close_data);
+    }
+}
+
+void agent_conn_on_close(struct agent_conn *conn, void (*cb)(void *data), void *data)
+{
+    conn->on_close = cb;
+    conn->on_close_data = data;
+}
+
+void agent_conn_close(struct agent_conn *conn)
+{
+    if (!conn || conn->user_closed)
+        return;
+    conn->user_closed = true;
+    if (conn->state != CONN_BROKEN) {
+        conn->state = CONN_BROKEN;
+        close_handles(conn);
+        fail_all(conn, ECANCELED, "sandbox agent connection closed");
+    } else if (conn->open_handles == 0) {
+        conn_free(conn);
+    }
+}
+
+const char *agent_conn_agent(const struct agent_conn *conn) { return conn->agent; }
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct send *s = (struct send *)w;
+    struct agent_conn *c = w->handle->data;
+    struct agent_req *owner = s->owner;
+    free(s->bufs);
+    free(s);
+    if (owner) {
+        owner->inflight = NULL;
+        if (owner->answered) {
+            req_unlink(owner);
+            req_complete(owner, TAKE_PTR(owner->error));
+        }
+    }
+    if (status < 0 && status != UV_ECANCELED)
+        conn_break(c, ECONNRESET, "sandbox agent connection lost: write: %s", uv_strerror(status));
+}
+
+/* Queues bufs (whose memory belongs to s or to the caller) in one uv_write. Takes s. */
+static int send_bufs(struct agent_conn *c, struct send *s, uv_buf_t *bufs, unsigned n,
+                     struct wr_error **err)
+{
+    s->bufs = bufs;
+    int r = uv_write(&s->write, (uv_stream_t *)&c->pipe, bufs, n, on_written);
+    if (r < 0) {
+        free(bufs);
+        free(s);
+        return wr_error_set(err, ECONNRESET, "sending to the sandbox agent: %s", uv_strerror(r));
+    }
+    return 0;
+}
+
+/* Sends the frame finished in c->writer. */
+static int send_writer(struct agent_conn *c, struct wr_error **err)
+{
+    if (gi_writer_finish(&c->writer) < 0)
+        return wr_error_set(err, EMSGSIZE, "request too large for one agent frame (max %u bytes)",
+                            GI_FRAME_MAX_PAYLOAD);
+    struct send *s = wr_calloc(1, sizeof(*s) + c->writer.len);
+    memcpy(s->frames, c->writer.data, c->writer.len);
+    uv_buf_t *buf = wr_malloc(sizeof(*buf));
+    *buf = uv_buf_init((char *)s->frames, (unsigned)c->writer.len);
+    return send_bufs(c, s, buf, 1, err);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static bool stream_in_use(struct agent_conn *c, uint32_t stream)
+{
+    for (struct agent_req *r = c->reqs; r; r = r->next)
+        if (r->stream == stream)
+            return true;
+    return false;
+}
+
+static uint32_t next_stream(struct agent_conn *c)
+{
+    /* Odd ids, wrapping past 2^32 back to 1 (never 0, which is HELLO's). */
+    do {
+        c->next_stream += 2;
+    } while (stream_in_use(c, c->next_stream));
+    return c->next_stream;
+}
+
+static struct agent_req *req_new(struct agent_conn *c, enum req_kind kind, size_t size, void *data)
+{
+    struct agent_req *r = wr_calloc(1, size);
+    r->conn = c;
+    r->kind = kind;
+    r->data = data;
+    r->stream = next_stream(c);
+    return r;
+}
+
+static void req_link(struct agent_req *r)
+{
+    struct agent_conn *c = r->conn;
+    r->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = r;
+    c->reqs = r;
+}
+
+static int check_ready(struct agent_conn *c, struct wr_error **err)
+{
+    if (c->state != CONN_READY)
+        return wr_error_set(err, ECONNRESET, "sandbox agent connection lost");
+    return 0;
+}
+
+/* Sends a request whose whole payload is in c->writer and links r, or frees r. */
+static int start_simple(struct agent_req *r, struct wr_error **err)
+{
+    int ret = send_writer(r->conn, err);
+    if (ret < 0) {
+        req_free(r);
+        return ret;
+    }
+    req_link(r);
+    return 0;
+}
+
+/* ---- exec --------------------------------------------------------------------------- */
+
+static void encode_exec(struct gi_writer *w, uint32_t stream, const struct agent_exec_request *q)
+{
+    gi_writer_start(w, GI_EXEC, stream);
+    for (const char *const *a = q->argv; *a; a++)
+        gi_writer_str(w, GI_T_ARG, *a);
+    for (const char *const *e = q->env; e && *e; e++)
+        gi_writer_str(w, GI_T_ENV, *e);
+    if (q->cwd)
+        gi_writer_str(w, GI_T_CWD, q->cwd);
+    if (q->timeout_ms)
+        gi_writer_u64(w, GI_T_TIMEOUT_MS, q->timeout_ms);
+    gi_writer_u64(w, GI_T_STDIN_OPEN, q->stdin_data || q->stdin_len);
+}
+
+/* The EXEC frame, then stdin in STDIN frames and the empty STDIN that closes it, all in
+ * one send (stdin is copied, so the caller's buffer is free after agent_exec). */
+static int send_exec(struct agent_conn *c, uint32_t stream, const struct agent_exec_request *q,
+                     struct wr_error **err)
+{
+    bool has_stdin = q->stdin_data || q->stdin_len;
+    if (!has_stdin)
+        return send_writer(c, err);
+    if (gi_writer_finish(&c->writer) < 0)
+        return wr_error_set(err, EMSGSIZE, "exec request too large (max %u bytes)",
+                            GI_FRAME_MAX_PAYLOAD);
+    size_t chunks = (q->stdin_len + GI_CHUNK_SIZE - 1) / GI_CHUNK_SIZE;
+    size_t total = c->writer.len + (chunks + 1) * GI_FRAME_HEADER_SIZE + q->stdin_len;
+    struct send *s = wr_calloc(1, sizeof(*s) + total);
+    uint8_t *p = s->frames;
+    memcpy(p, c->writer.data, c->writer.len);
+    p += c->writer.len;
+    for (size_t off = 0; off <= q->stdin_len; off += GI_CHUNK_SIZE) {
+        size_t n = WR_MIN(GI_CHUNK_SIZE, q->stdin_len - off);
+        struct gi_frame_header h = {.length = (uint32_t)n, .type = GI_STDIN, .stream = stream};
+        gi_header_encode(&h, p);
+        if (n)
+            memcpy(p + GI_FRAME_HEADER_SIZE, (const uint8_t *)q->stdin_data + off, n);
+        p += GI_FRAME_HEADER_SIZE + n;
+        if (n == 0)
+            break;
+        if (off + n == q->stdin_len) {
+            h.length = 0;
+            gi_header_encode(&h, p);
+            p += GI_FRAME_HEADER_SIZE;
+            break;
+        }
+    }
+    uv_buf_t *buf = wr_malloc(sizeof(*buf));
+    *buf = uv_buf_init((char *)s->frames, (unsigned)(p - s->frames));
+    return send_bufs(c, s, buf, 1, err);
+}
+
+int agent_exec(struct agent_conn *conn, const struct agent_exec_request *req,
+               const struct agent_exec_handlers *handlers, void *data,
+               struct agent_exec **ret_exec, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    if (!req->argv || !req->argv[0])
+        return wr_error_set(err, EINVAL, "exec: empty command");
+    struct agent_req *q = req_new(conn, REQ_EXEC, sizeof(struct agent_exec), data);
+    q->cb.exec = *handlers;
+    encode_exec(&conn->writer, q->stream, req);
+    r = send_exec(conn, q->stream, req, err);
+    if (r < 0) {
+        req_free(q);
+        return r;
+    }
+    req_link(q);
+    if (ret_exec)
+        *ret_exec = (struct agent_exec *)q;
+    return 0;
+}
+
+int agent_exec_signal(struct agent_exec *exec, int signum)
+{
+    struct agent_conn *c = exec->req.conn;
+    _cleanup_error_ struct wr_error *err = NULL;
+    if (check_ready(c, &err) < 0)
+        return -ECONNRESET;
+    gi_writer_start(&c->writer, GI_SIGNAL, exec->req.stream);
+    gi_writer_u64(&c->writer, GI_T_SIGNUM, (uint64_t)signum);
+    return send_writer(c, &err);
+}
+
+/* ---- files -------------------------------------------------------------------------- */
+
+int agent_read_file(struct agent_conn *conn, const char *path, uint64_t offset, uint64_t length,
+                    agent_read_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    if (length > SIZE_MAX / 2)
+        return wr_error_set(err, EINVAL, "read length too large");
+    struct agent_req *q = req_new(conn, REQ_READ, sizeof(*q), data);
+    q->cb.read = cb;
+    wr_buf_init(&q->read_buf, (size_t)length);
+    gi_writer_start(&conn->writer, GI_READ, q->stream);
+    gi_writer_str(&conn->writer, GI_T_PATH, path);
+    gi_writer_u64(&conn->writer, GI_T_OFFSET, offset);
+    gi_writer_u64(&conn->writer, GI_T_LENGTH, length);
+    return start_simple(q, err);
+}
+
+/* WRITE frame, DATA headers interleaved with the caller's buffer (not copied), and
+ * WRITE_END: one uv_write. */
+static struct send *build_write(struct agent_conn *c, uint32_t stream, const void *buf, size_t len,
+                                uv_buf_t **ret_bufs, unsigned *ret_n)
+{
+    size_t chunks = (len + GI_CHUNK_SIZE - 1) / GI_CHUNK_SIZE;
+    size_t head = c->writer.len;
+    struct send *s = wr_calloc(1, sizeof(*s) + head + (chunks + 1) * GI_FRAME_HEADER_SIZE);
+    uv_buf_t *bufs = wr_malloc((2 * chunks + 2) * sizeof(*bufs));
+    uint8_t *p = s->frames;
+    unsigned n = 0;
+    memcpy(p, c->writer.data, head);
+    bufs[n++] = uv_buf_init((char *)p, (unsigned)head);
+    p += head;
+    for (size_t off = 0; off < len; off += GI_CHUNK_SIZE) {
+        size_t k = WR_MIN(GI_CHUNK_SIZE, len - off);
+        struct gi_frame_header h = {.length = (uint32_t)k, .type = GI_DATA, .stream = stream};
+        gi_header_encode(&h, p);
+        bufs[n++] = uv_buf_init((char *)p, GI_FRAME_HEADER_SIZE);
+        bufs[n++] = uv_buf_init((char *)buf + off, (unsigned)k);
+        p += GI_FRAME_HEADER_SIZE;
+    }
+    struct gi_frame_header end = {.type = GI_WRITE_END, .stream = stream};
+    gi_header_encode(&end, p);
+    bufs[n++] = uv_buf_init((char *)p, GI_FRAME_HEADER_SIZE);
+    *ret_bufs = bufs;
+    *ret_n = n;
+    return s;
+}
+
+int agent_write_file(struct agent_conn *conn, const char *path, const void *buf, size_t len,
+                     uint32_t mode, uint32_t flags, agent_write_cb cb, void *data,
+                     struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    if (len / GI_CHUNK_SIZE > UINT32_MAX / 4)
+        return wr_error_set(err, EFBIG, "write of %zu bytes too large", len);
+    struct agent_req *q = req_new(conn, REQ_WRITE, sizeof(*q), data);
+    q->cb.write = cb;
+    gi_writer_start(&conn->writer, GI_WRITE, q->stream);
+    gi_writer_str(&conn->writer, GI_T_PATH, path);
+    gi_writer_u64(&conn->writer, GI_T_MODE, mode);
+    gi_writer_u64(&conn->writer, GI_T_FLAGS, flags);
+    if ((r = gi_writer_finish(&conn->writer)) < 0) {
+        req_free(q);
+        return wr_error_set(err, EMSGSIZE, "write request too large");
+    }
+    uv_buf_t *bufs;
+    unsigned n;
+    struct send *s = build_write(conn, q->stream, buf, len, &bufs, &n);
+    if ((r = send_bufs(conn, s, bufs, n, err)) < 0) {
+        req_free(q);
+        return r;
+    }
+    s->owner = q;
+    q->inflight = s;
+    req_link(q);
+    return 0;
+}
+
+int agent_stat(struct agent_conn *conn, const char *path, agent_stat_cb cb, void *data,
+               struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_STAT, sizeof(*q), data);
+    q->cb.stat = cb;
+    gi_writer_start(&conn->writer, GI_STAT, q->stream);
+    gi_writer_str(&conn->writer, GI_T_PATH, path);
+    return start_simple(q, err);
+}
+
+int agent_memstats(struct agent_conn *conn, agent_memstats_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_MEMSTATS, sizeof(*q), data);
+    q->cb.memstats = cb;
+    gi_writer_start(&conn->writer, GI_MEMSTATS, q->stream);
+    return start_simple(q, err);
+}
+
+static int simple_request(struct agent_conn *conn, uint16_t type, agent_simple_cb cb, void *data,
+                          struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_SIMPLE, sizeof(*q), data);
+    q->cb.simple = cb;
+    gi_writer_start(&conn->writer, type, q->stream);
+    return start_simple(q, err);
+}
+
+int agent_sync(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    return simple_request(conn, GI_SYNC, cb, data, err);
+}
+
+int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    return simple_request(conn, GI_DROP_CACHES, cb, data, err);
+}
+
+int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    return simple_request(conn, GI_SHUTDOWN, cb, data, err);
+}
+
+/* ---- receiving ---------------------------------------------------------------------- */
+
+/* Integer fields of a RESULT/EXIT/HELLO payload, indexed by tag (tags < 64). */
+struct fields {
+    uint64_t v[64];
+    bool has[64];
+    const uint8_t *str[64];
+    uint32_t str_len[64];
+};
+
+static int parse_fields(const uint8_t *p, size_t n, struct fields *f)
+{
+    struct gi_reader rd;
+    struct gi_tlv t;
+    int r;
+    memset(f->has, 0, sizeof(f->has));
+    gi_reader_init(&rd, p, n);
+    while ((r = gi_reader_next(&rd, &t)) > 0) {
+        if (t.tag >= 64)
+            continue;
+        f->has[t.tag] = true;
+        f->str[t.tag] = t.value;
+        f->str_len[t.tag] = t.len;
+        f->v[t.tag] = 0;
+        if (t.len == 8)
+            gi_tlv_u64(&t, &f->v[t.tag]);
+    }
+    return r;
+}
+
+static struct wr_error *error_from_frame(const struct fields *f)
+{
+    struct wr_error *err = NULL;
+    int status = f->has[GI_T_ERRNO] && f->v[GI_T_ERRNO] > 0 && f->v[GI_T_ERRNO] < 4096
+                     ? (int)f->v[GI_T_ERRNO]
+                     : EIO;
+    if (f->has[GI_T_MESSAGE])
+        wr_error_set(&err, status, "%.*s", (int)f->str_len[GI_T_MESSAGE],
+                     (const char *)f->str[GI_T_MESSAGE]);
+    else
+        wr_error_set(&err, status, "sandbox agent error: %s", strerror(status));
+    return err;
+}
+
+/* Delivers the final answer of r (unlinking it), unless a WRITE's data is still being
+ * sent: then on_written delivers it. */
+static void finish(struct agent_req *r, struct wr_error *err)
+{
+    if (r->inflight) {
+        r->answered = true;
+        r->error = err;
+        return;
+    }
+    req_unlink(r);
+    req_complete(r, err);
+}
+
+static void finish_result(struct agent_req *r, const struct fields *f)
+{
+    if (r->kind == REQ_STAT) {
+        struct agent_stat st = {.size = f->v[GI_T_SIZE], .mode = (uint32_t)f->v[GI_T_MODE],
+                                .mtime = (int64_t)f->v[GI_T_MTIME]};
+        req_unlink(r);
+        r->cb.stat(r->data, &st, NULL);
+        req_free(r);
+    } else if (r->kind == REQ_MEMSTATS) {
+        struct agent_memstats m = {.total = f->v[GI_T_MEM_TOTAL], .free = f->v[GI_T_MEM_FREE],
+                                   .available = f->v[GI_T_MEM_AVAILABLE],
+                                   .cached = f->v[GI_T_MEM_CACHED]};
+        req_unlink(r);
+        r->cb.memstats(r->data, &m, NULL);
+        req_free(r);
+    } else {
+        r->bytes = r->kind == REQ_READ ? f->v[GI_T_SIZE] : f->v[GI_T_BYTES];
+        finish(r, NULL);
+    }
+}
+
+static void finish_exit(struct agent_req *r, const struct fields *f)
+{
+    struct agent_exit e = {.exit_code = (int)(int64_t)f->v[GI_T_EXIT_CODE],
+                           .signal = (int)f->v[GI_T_SIGNAL],
+                           .timed_out = f->v[GI_T_TIMED_OUT] != 0};
+    req_unlink(r);
+    r->cb.exec.done(r->data, &e, NULL);
+    req_free(r);
+}
+
+/* Returns <0 on a protocol error. */
+static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type,
+                        const uint8_t *p, size_t n)
+{
+    struct fields f;
+    if ((type == GI_STDOUT || type == GI_STDERR) && r->kind == REQ_EXEC) {
+        if (r->cb.exec.output)
+            r->cb.exec.output(r->data, type == GI_STDOUT ? 1 : 2, (const char *)p, n);
+        return 0;
+    }
+    if (type == GI_DATA && r->kind == REQ_READ)
+        return wr_buf_append(&r->read_buf, p, n) < 0 ? -EPROTO : 0;
+    if (type != GI_ERROR && type != GI_RESULT && type != GI_EXIT)
+        return 0; /* a frame this version does not know for this request */
+    if (parse_fields(p, n, &f) < 0)
+        return -EPROTO;
+    if (type == GI_ERROR)
+        finish(r, error_from_frame(&f));
+    else if (type == GI_EXIT && r->kind == REQ_EXEC)
+        finish_exit(r, &f);
+    else if (type == GI_RESULT && r->kind != REQ_EXEC)
+        finish_result(r, &f);
+    return 0;
+}
+
+static struct agent_req *find_req(struct agent_conn *c, uint32_t stream)
+{
+    for (struct agent_req *r = c->reqs; r; r = r->next)
+        if (r->stream == stream && !r->answered)
+            return r;
+    return NULL;
+}
+
+static void handle_hello(struct agent_conn *c, uint16_t type, const uint8_t *p, size_t n)
+{
+    struct fields f;
+    if (type != GI_HELLO || parse_fields(p, n, &f) < 0)
+        { conn_break(c, EPROTO, "sandbox agent at %s: expected HELLO, got frame type %u",
+                          c->path, type); return; }
+    if (f.v[GI_T_VERSION] != GI_PROTO_VERSION)
+        { conn_break(c, EPROTONOSUPPORT,
+                          "sandbox agent at %s speaks protocol version %llu, warren speaks %d",
+                          c->path, (unsigned long long)f.v[GI_T_VERSION], GI_PROTO_VERSION); return; }
+    c->agent = f.has[GI_T_AGENT] ? wr_strndup((const char *)f.str[GI_T_AGENT], f.str_len[GI_T_AGENT])
+                                 : wr_strdup("unknown");
+    c->agent_pid = f.v[GI_T_PID];
+    c->state = CONN_READY;
+    c->handed_out = true;
+    uv_timer_stop(&c->timer);
+    c->connect_cb(c->connect_data, c, NULL);
+}
+
+/* Handles every complete frame in the input buffer; stops when the connection was
+ * closed or broken by a callback. */
+static void process_input(struct agent_conn *c)
+{
+    size_t pos = 0;
+    while (c->state != CONN_BROKEN && c->in_len - pos >= GI_FRAME_HEADER_SIZE) {
+        struct gi_frame_header h;
+        if (gi_header_decode(c->in + pos, &h) < 0)
+            { conn_break(c, EPROTO, "sandbox agent protocol error: frame of %u bytes",
+                              h.length); return; }
+        if (c->in_len - pos < GI_FRAME_HEADER_SIZE + h.length)
+            break;
+        const uint8_t *payload = c->in + pos + GI_FRAME_HEADER_SIZE;
+        pos += GI_FRAME_HEADER_SIZE + h.length;
+        if (c->state == CONN_HELLO) {
+            handle_hello(c, h.type, payload, h.length);
+            continue;
+        }
+        struct agent_req *r = find_req(c, h.stream);
+        if (r && handle_frame(c, r, h.type, payload, h.length) < 0)
+            { conn_break(c, EPROTO, "sandbox agent protocol error on stream %u", h.stream); return; }
+    }
+    if (c->state != CONN_BROKEN && pos > 0) {
+        memmove(c->in, c->in + pos, c->in_len - pos);
+        c->in_len -= pos;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct agent_conn *c = h->data;
+    size_t want = IN_MIN_CAP;
+    if (c->in_len >= GI_FRAME_HEADER_SIZE) {
+        struct gi_frame_header fh;
+        gi_header_decode(c->in, &fh);
+        want = WR_MIN(WR_MAX(want, 2 * (GI_FRAME_HEADER_SIZE + (size_t)fh.length)), IN_MAX_CAP);
+    }
+    if (c->in_cap < want || c->in_len == c->in_cap) {
+        c->in_cap = WR_MAX(want, c->in_cap + GI_FRAME_HEADER_SIZE);
+        c->in = wr_realloc(c->in, c->in_cap);
+    }
+    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct agent_conn *c = stream->data;
+    if (nread == 0 || c->state == CONN_BROKEN)
+        return;
+    if (nread < 0) {
+        if (c->state == CONN_HELLO)
+            { conn_break(c, ECONNRESET, "sandbox agent at %s closed the connection before "
+                                             "HELLO",
+                              c->path); return; }
+        { conn_break(c, ECONNRESET, "sandbox agent connection lost: %s",
+                          nread == UV_EOF ? "closed by the agent" : uv_strerror((int)nread)); return; }
+    }
+    c->in_len += (size_t)nread;
+    process_input(c);
+}
+
+/* ---- connecting --------------------------------------------------------------------- */
+
+static int open_pipe(struct agent_conn *c, int fd)
+{
+    int r = uv_pipe_init(c->loop, &c->pipe, 0);
+    if (r < 0)
+        return r;
+    c->pipe.data = c;
+    c->open_handles++;
+    if ((r = uv_pipe_open(&c->pipe, fd)) < 0)
+        return r;
+    return uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* One non-blocking connect(2): 0 when connected, -errno otherwise. A unix socket
+ * connects at once or fails at once, so no EINPROGRESS handling is needed. */
+static int try_connect(struct agent_conn *c)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    memcpy(addr.sun_path, c->path, strlen(c->path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int r = open_pipe(c, fd);
+    if (r < 0 && !c->pipe.data)
+        close(fd);
+    return r < 0 ? r : 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void connect_attempt(struct agent_conn *c)
+{
+    int r = try_connect(c);
+    uint64_t now = uv_now(c->loop);
+    if (r == 0) {
+        c->state = CONN_HELLO;
+        uv_timer_start(&c->timer, on_timer, c->deadline > now ? c->deadline - now : 0, 0);
+        return;
+    }
+    bool retry = r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN;
+    if (retry && now < c->deadline) {
+        uv_timer_start(&c->timer, on_timer, CONNECT_RETRY_MS, 0);
+        return;
+    }
+    if (retry)
+        { conn_break(c, ETIMEDOUT,
+                          "connecting to the sandbox agent at %s: %s (gave up after %u ms)",
+                          c->path, strerror(-r), c->timeout_ms); return; }
+    conn_break(c, -r, "connecting to the sandbox agent at %s: %s", c->path, strerror(-r));
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct agent_conn *c = t->data;
+    if (c->state == CONN_CONNECTING)
+        connect_attempt(c);
+    else if (c->state == CONN_HELLO)
+        conn_break(c, ETIMEDOUT, "sandbox agent at %s did not say HELLO within %u ms", c->path,
+                   c->timeout_ms);
+}
+
+int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
+                       agent_connect_cb cb, void *data, struct wr_error **err)
+{
+    struct sockaddr_un addr;
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return wr_error_set(err, ENAMETOOLONG, "agent socket path too long: %s", path);
+    struct agent_conn *c = wr_calloc(1, sizeof(*c));
+    c->loop = loop;
+    c->path = wr_strdup(path);
+    c->timeout_ms = timeout_ms;
+    c->deadline = uv_now(loop) + timeout_ms;
+    c->connect_cb = cb;
+    c->connect_data = data;
+    c->next_stream = UINT32_MAX; /* the first id is then 1 */
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 1;
+    /* The first attempt runs from the loop, so that cb never runs inside this call. */
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+    return 0;
+}

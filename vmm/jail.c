@@ -1,0 +1,395 @@
+/* The jail backend: a sandbox is a set of namespaces, a cgroup and a seccomp filter around
+ * guest-init, built by the jailer (jailer.c) in a process of its own.
+ *
+ * start() writes the spec to <dir>/jail.json and spawns `/proc/self/exe __jail <that
+ * file>` on the loop; the jailer prints the sandbox's pid on stdout or an error on stderr
+ * and exits, and start's callback runs once the jailer has exited and both pipes are
+ * drained. Nothing in start() blocks or polls. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "jailer.h"
+
+#define JAILER_OUTPUT_MAX 4096
+#define JAILER_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 2000
+
+/* ---- available ----------------------------------------------------------------------- */
+
+static bool file_contains(const char *path, const char *needle)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    return wr_read_file(path, 1 << 20, &text, &len) == 0 && strstr(text, needle) != NULL;
+}
+
+static long read_sysctl(const char *path, long missing)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (wr_read_file(path, 64, &text, &len) < 0)
+        return missing;
+    return strtol(text, NULL, 10);
+}
+
+static bool userns_usable(struct wr_error **err)
+{
+    if (read_sysctl("/proc/sys/kernel/unprivileged_userns_clone", 1) != 1 ||
+        read_sysctl("/proc/sys/user/max_user_namespaces", 1) <= 0 ||
+        read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", 0) != 0) {
+        wr_error_set(err, EPERM, "jail: not root and unprivileged user namespaces are "
+                                 "disabled on this host");
+        return false;
+    }
+    return true;
+}
+
+static bool jail_available(struct wr_error **err)
+{
+    if (!file_contains("/proc/filesystems", "\toverlay\n")) {
+        wr_error_set(err, ENODEV, "jail: overlayfs is not available (modprobe overlay)");
+        return false;
+    }
+    if (geteuid() != 0)
+        return userns_usable(err);
+    bool memory_controller = vmm_cgroup_is_unified()
+                                 ? file_contains("/sys/fs/cgroup/cgroup.controllers", "memory")
+                                 : access("/sys/fs/cgroup/memory", F_OK) == 0;
+    if (!memory_controller) {
+        wr_error_set(err, ENODEV, "jail: the cgroup memory controller is not available");
+        return false;
+    }
+    return true;
+}
+
+/* ---- start --------------------------------------------------------------------------- */
+
+/* One jailer run. Freed when its last libuv handle is closed. */
+struct jail_start {
+    uv_process_t process;
+    uv_pipe_t out;
+    uv_pipe_t err;
+    uv_timer_t timer;
+    struct wr_buf out_buf;
+    struct wr_buf err_buf;
+    vmm_backend_start_cb cb;
+    void *data;
+    char *id;
+    char *agent_socket;
+    int pending;      /* exit + EOF on stdout + EOF on stderr still to come */
+    int open_handles; /* handles not yet through their close callback */
+    int64_t exit_status;
+    int term_signal;
+    bool timed_out;
+};
+
+static void start_free(struct jail_start *start)
+{
+    wr_buf_free(&start->out_buf);
+    wr_buf_free(&start->err_buf);
+    free(start->id);
+    free(start->agent_socket);
+    free(start);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    struct jail_start *start = handle->data;
+    if (--start->open_handles == 0)
+        start_free(start);
+}
+
+static void close_handle(struct jail_start *start, uv_handle_t *handle)
+{
+    if (!uv_is_closing(handle))
+        uv_close(handle, on_handle_closed);
+}
+
+/* Parses "<pid>\n" from the jailer's stdout. */
+static pid_t parse_pid(const char *text)
+{
+    if (!text)
+        return 0;
+    char *end;
+    long pid = strtol(text, &end, 10);
+    if (end == text || (*end != '\n' && *end != 0) || pid <= 1 || pid > INT32_MAX)
+        return 0;
+    return (pid_t)pid;
+}
+
+static void trim_newlines(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+}
+
+static struct wr_error *start_error(struct jail_start *start)
+{
+    struct wr_error *err = NULL;
+    char *msg = start->err_buf.data;
+    if (msg)
+        trim_newlines(msg);
+    if (start->timed_out)
+        wr_error_set(&err, ETIMEDOUT, "jailer did not finish within %d ms", JAILER_TIMEOUT_MS);
+    else if (msg && *msg)
+        wr_error_set(&err, EIO, "%s", msg);
+    else if (start->term_signal)
+        wr_error_set(&err, EIO, "jailer killed by signal %d", start->term_signal);
+    else
+        wr_error_set(&err, EIO, "jailer exited with status %lld without a pid",
+                     (long long)start->exit_status);
+    return err;
+}
+
+static void finish(struct jail_start *start)
+{
+    pid_t pid = 0;
+    struct wr_error *err = NULL;
+    if (!start->timed_out && start->exit_status == 0 && start->term_signal == 0)
+        pid = parse_pid(start->out_buf.data);
+    if (pid == 0) {
+        err = start_error(start);
+        /* A jailer that failed (or was killed) may leave a cgroup or a half-built sandbox
+         * behind; the cgroup holds every process it made, so this removes them all. */
+        (void)vmm_cgroup_destroy(start->id, NULL);
+        (void)unlink(start->agent_socket);
+    }
+    close_handle(start, (uv_handle_t *)&start->timer);
+    close_handle(start, (uv_handle_t *)&start->process);
+    close_handle(start, (uv_handle_t *)&start->out);
+    close_handle(start, (uv_handle_t *)&start->err);
+    start->cb(start->data, pid, err);
+}
+
+static void settle(struct jail_start *start)
+{
+    if (--start->pending == 0)
+        finish(start);
+}
+
+static void on_jailer_exit(uv_process_t *process, int64_t exit_status, int term_signal)
+{
+    struct jail_start *start = process->data;
+    start->exit_status = exit_status;
+    start->term_signal = term_signal;
+    settle(start);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[JAILER_OUTPUT_MAX];
+    /* Reads are consumed synchronously in on_read, so one static buffer serves all. */
+    (void)handle;
+    (void)suggested;
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct jail_start *start = stream->data;
+    struct wr_buf *out = stream == (uv_stream_t *)&start->out ? &start->out_buf : &start->err_buf;
+    if (nread > 0) {
+        /* Past the cap the jailer is misbehaving; the rest is dropped, not an error. */
+        (void)wr_buf_append(out, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread < 0) {
+        uv_read_stop(stream);
+        settle(start);
+    }
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    struct jail_start *start = timer->data;
+    start->timed_out = true;
+    (void)uv_process_kill(&start->process, SIGKILL);
+}
+
+static int spawn_jailer(uv_loop_t *loop, struct jail_start *start, const char *spec_path,
+                        struct wr_error **err)
+{
+    char *args[] = {"warren", "__jail", (char *)spec_path, NULL};
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->err},
+    };
+    /* Detached: the jailer and the sandbox get their own session, so a Ctrl-C aimed at the
+     * server's process group does not reach them. */
+    uv_process_options_t options = {.exit_cb = on_jailer_exit,
+                                    .file = "/proc/self/exe",
+                                    .args = args,
+                                    .flags = UV_PROCESS_DETACHED,
+                                    .stdio_count = 3,
+                                    .stdio = stdio};
+    /* uv_spawn initializes the handle even when it fails: it is closed either way. */
+    start->process.data = start;
+    start->open_handles++;
+    int r = uv_spawn(loop, &start->process, &options);
+    if (r < 0)
+        return wr_error_set(err, -r, "spawning the jailer: %s", uv_strerror(r));
+    return 0;
+}
+
+static int start_watching(struct jail_start *start, struct wr_error **err)
+{
+    int r = uv_read_start((uv_stream_t *)&start->out, on_alloc, on_read);
+    if (r >= 0)
+        r = uv_read_start((uv_stream_t *)&start->err, on_alloc, on_read);
+    if (r >= 0)
+        r = uv_timer_start(&start->timer, on_timeout, JAILER_TIMEOUT_MS, 0);
+    if (r < 0)
+        return wr_error_set(err, -r, "watching the jailer: %s", uv_strerror(r));
+    return 0;
+}
+
+static struct jail_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
+                                    vmm_backend_start_cb cb, void *data)
+{
+    struct jail_start *start = wr_calloc(1, sizeof(*start));
+    start->cb = cb;
+    start->data = data;
+    start->id = wr_strdup(spec->id);
+    start->agent_socket = wr_strdup(spec->agent_socket);
+    start->pending = 3;
+    wr_buf_init(&start->out_buf, JAILER_OUTPUT_MAX);
+    wr_buf_init(&start->err_buf, JAILER_OUTPUT_MAX);
+    uv_pipe_init(loop, &start->out, 0);
+    uv_pipe_init(loop, &start->err, 0);
+    uv_timer_init(loop, &start->timer);
+    start->out.data = start->err.data = start->timer.data = start;
+    start->open_handles = 3;
+    return start;
+}
+
+static int write_spec_file(const struct vmm_sandbox_spec *spec, char **ret_path,
+                           struct wr_error **err)
+{
+    _cleanup_free_ char *json = NULL;
+    int r = vmm_jail_spec_to_json(spec, &json, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *path = wr_path_join(spec->dir, "jail.json");
+    r = wr_write_file_atomic(path, json, strlen(json), 0600);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "writing %s", path);
+    *ret_path = TAKE_PTR(path);
+    return 0;
+}
+
+/* On failure cb is not called and nothing is left running; on success cb is called
+ * exactly once, from the loop, with the pid or an error it then owns. */
+static int jail_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
+                      vmm_backend_start_cb cb, void *data, struct wr_error **err)
+{
+    int r = vmm_jail_spec_validate(spec, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *spec_path = NULL;
+    r = write_spec_file(spec, &spec_path, err);
+    if (r < 0)
+        return r;
+    struct jail_start *start = start_new(loop, spec, cb, data);
+    r = spawn_jailer(loop, start, spec_path, err);
+    if (r >= 0 && (r = start_watching(start, err)) < 0)
+        (void)uv_process_kill(&start->process, SIGKILL);
+    if (r < 0) {
+        /* The callback must not run: close everything and let the last close free it. */
+        close_handle(start, (uv_handle_t *)&start->timer);
+        close_handle(start, (uv_handle_t *)&start->out);
+        close_handle(start, (uv_handle_t *)&start->err);
+        close_handle(start, (uv_handle_t *)&start->process);
+    }
+    return r;
+}
+
+/* ---- stop ---------------------------------------------------------------------------- */
+
+/* guest-init's argv as the jailer sets it. */
+static bool is_jail_init(pid_t pid)
+{
+    static const char expected[] = "guest-init\0--jail\0";
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (wr_read_file(path, 4096, &text, &len) < 0)
+        return false;
+    return len >= sizeof(expected) - 1 && memcmp(text, expected, sizeof(expected) - 1) == 0;
+}
+
+/* Waits until pid has exited (a zombie counts: whoever reaps it is not us). */
+static void wait_for_exit(pid_t pid, int timeout_ms)
+{
+    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        while (poll(&pfd, 1, timeout_ms) < 0 && errno == EINTR)
+            ;
+        return;
+    }
+    /* ESRCH: already gone. Kernels before 5.3 lack pidfd: poll the start time. */
+    uint64_t deadline = wr_now_ms() + (uint64_t)timeout_ms;
+    while (errno != ESRCH && wr_process_start_time(pid) != 0 && wr_now_ms() < deadline) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int jail_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
+{
+    /* The pid may be stale (a restarted host, a reused pid): only a process in this
+     * sandbox's cgroup, or a jail init where there are no cgroups, is killed. */
+    if (pid > 1 && (vmm_cgroup_contains(spec->id, pid) || is_jail_init(pid))) {
+        /* Killing PID 1 of a pid namespace kills every process in it. */
+        if (kill(pid, SIGKILL) == 0)
+            wait_for_exit(pid, STOP_TIMEOUT_MS);
+    }
+    int r = vmm_cgroup_destroy(spec->id, err);
+    if (spec->agent_socket && unlink(spec->agent_socket) < 0 && errno != ENOENT && r >= 0)
+        r = wr_error_set_errno(err, errno, "removing %s", spec->agent_socket);
+    if (r < 0)
+        return wr_error_wrap(err, "stopping jail %s", spec->id);
+    return 0;
+}
+
+/* ---- memory -------------------------------------------------------------------------- */
+
+/* Resident memory of pid alone: the fallback where the sandbox has no cgroup. */
+static int process_rss(pid_t pid, uint64_t *ret_bytes)
+{
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/status", (int)pid);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = wr_read_file(path, 65536, &text, &len);
+    if (r < 0)
+        return r;
+    const char *line = strstr(text, "\nVmRSS:");
+    if (!line)
+        return -ENOENT;
+    *ret_bytes = strtoull(line + 7, NULL, 10) * 1024;
+    return 0;
+}
+
+static int jail_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes)
+{
+    int r = vmm_cgroup_memory_usage(spec->id, ret_bytes);
+    if (r == -ENOENT && pid > 1)
+        return process_rss(pid, ret_bytes);
+    return r;
+}
+
+const struct vmm_backend_ops vmm_backend_jail = {
+    .name = "jail",
+    .available = jail_available,
+    .start = jail_start,
+    .stop = jail_stop,
+    .memory_usage = jail_memory_usage,
+};

@@ -1,0 +1,62 @@
+/* The ttl reaper: a sandbox created with ttl_seconds is destroyed once that much time has
+ * passed since its creation, by whichever warren process notices first. */
+#include <string.h>
+
+#include "vmm-internal.h"
+
+#define REAPER_INTERVAL_MS 5000
+
+static void reaped(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
+{
+    char *name = data;
+    if (err)
+        log_warning("destroying expired sandbox '%s': %s", name, err->msg);
+    else
+        log_info("destroyed sandbox '%s': its ttl ran out", name);
+    wr_error_free(err);
+    free(name);
+}
+
+static void reap(uv_timer_t *t)
+{
+    struct vmm *vmm = t->data;
+    struct store_sandbox *rows;
+    size_t n;
+    _cleanup_error_ struct wr_error *err = NULL;
+    if (store_sandbox_list(vmm->store, &rows, &n, &err) < 0) {
+        log_warning("ttl reaper: %s", err->msg);
+        return;
+    }
+    int64_t now = wr_unix_time();
+    for (size_t i = 0; i < n; i++) {
+        struct store_sandbox *r = &rows[i];
+        if (r->ttl_seconds > 0 && r->created_at + r->ttl_seconds <= now &&
+            strcmp(r->state, "creating") != 0) {
+            char *name = wr_strdup(r->name);
+            struct wr_error *e = NULL;
+            if (vmm_sandbox_destroy(vmm, r->id, reaped, name, &e) < 0)
+                reaped(name, NULL, e);
+        }
+        store_sandbox_clear(r);
+    }
+    free(rows);
+}
+
+void vmm__reaper_start(struct vmm *vmm)
+{
+    vmm->reaper = wr_calloc(1, sizeof(*vmm->reaper));
+    uv_timer_init(vmm->loop, vmm->reaper);
+    vmm->reaper->data = vmm;
+    uv_timer_start(vmm->reaper, reap, REAPER_INTERVAL_MS, REAPER_INTERVAL_MS);
+    uv_unref((uv_handle_t *)vmm->reaper); /* never the reason the loop stays alive */
+}
+
+static void reaper_closed(uv_handle_t *h) { free(h); }
+
+void vmm__reaper_stop(struct vmm *vmm)
+{
+    if (!vmm->reaper)
+        return;
+    uv_timer_stop(vmm->reaper);
+    uv_close((uv_handle_t *)TAKE_PTR(vmm->reaper), reaper_closed);
+}
