@@ -25,15 +25,22 @@ struct gi_conn {
     struct gi_req *reqs;
     unsigned n_reqs;
     bool input_paused;
-    bool congested; /* went over GI_OUT_HIGH; on_drain runs when under GI_OUT_LOW */
+    bool congested;    /* went over GI_OUT_HIGH; on_drain runs when under GI_OUT_LOW */
+    bool write_failed; /* the loop closes the connection at its next flush */
     bool closed;
 };
 
 static struct gi_conn *conns;
 
-static size_t out_pending(const struct gi_conn *c) { return c->out_len - c->out_head; }
+static size_t out_pending(const struct gi_conn *c)
+{
+    return c->out_len - c->out_head;
+}
 
-bool gi_conn_congested(const struct gi_conn *c) { return c->closed || c->congested; }
+bool gi_conn_congested(const struct gi_conn *c)
+{
+    return c->closed || c->congested;
+}
 
 static void update_events(struct gi_conn *c)
 {
@@ -51,7 +58,10 @@ void gi_conn_pause_input(struct gi_conn *c, bool pause)
     update_events(c);
 }
 
-struct gi_writer *gi_conn_writer(struct gi_conn *c) { return &c->writer; }
+struct gi_writer *gi_conn_writer(struct gi_conn *c)
+{
+    return &c->writer;
+}
 
 /* ---- output ------------------------------------------------------------------------- */
 
@@ -81,13 +91,16 @@ static void check_congestion(struct gi_conn *c)
     }
 }
 
-static void flush(struct gi_conn *c);
+static void write_out(struct gi_conn *c);
 
+/* A producer queued data. Writing it out early keeps the queue short, but only
+ * write_out: flush() would run on_drain callbacks (or close the connection) under
+ * the producer's feet. */
 static void queued(struct gi_conn *c)
 {
     check_congestion(c);
     if (out_pending(c) >= OUT_EAGER_FLUSH)
-        flush(c);
+        write_out(c);
 }
 
 void gi_conn_send(struct gi_conn *c, struct gi_writer *w)
@@ -168,9 +181,11 @@ static void drained(struct gi_conn *c)
     }
 }
 
-static void flush(struct gi_conn *c)
+/* Writes queued output until the socket is full. Never closes the connection nor calls
+ * back, so producers may call it. */
+static void write_out(struct gi_conn *c)
 {
-    while (!c->closed && out_pending(c) > 0) {
+    while (!c->closed && !c->write_failed && out_pending(c) > 0) {
         ssize_t n = write(c->watch.fd, c->out + c->out_head, out_pending(c));
         if (n < 0 && errno == EINTR)
             continue;
@@ -178,13 +193,24 @@ static void flush(struct gi_conn *c)
             break;
         if (n <= 0) {
             log_info("connection %d: write: %s", c->watch.fd, n < 0 ? strerror(errno) : "EOF");
-            gi_conn_close(c);
+            c->write_failed = true;
             return;
         }
         c->out_head += (size_t)n;
     }
     if (out_pending(c) == 0)
         c->out_head = c->out_len = 0;
+}
+
+/* Writes output and then acts on the outcome: closes a failed connection, resumes
+ * producers once the queue drained. Called from the loop only. */
+static void flush(struct gi_conn *c)
+{
+    write_out(c);
+    if (c->write_failed) {
+        gi_conn_close(c);
+        return;
+    }
     if (c->congested && out_pending(c) < GI_OUT_LOW)
         drained(c);
     if (!c->closed)
@@ -193,7 +219,8 @@ static void flush(struct gi_conn *c)
 
 void gi_conn_flush_all(void)
 {
-    for (struct gi_conn *c = conns; c; c = c->next) {
+    for (struct gi_conn *c = conns, *next; c; c = next) {
+        next = c->next;
         flush(c);
         if (!c->closed)
             trim(c);
@@ -245,15 +272,24 @@ typedef int (*start_fn)(struct gi_conn *c, uint32_t stream, const uint8_t *p, si
 static start_fn request_handler(uint16_t type)
 {
     switch (type) {
-    case GI_EXEC: return gi_exec_start;
-    case GI_READ: return gi_read_start;
-    case GI_WRITE: return gi_write_start;
-    case GI_STAT: return gi_stat;
-    case GI_MEMSTATS: return gi_memstats;
-    case GI_SYNC: return gi_sync;
-    case GI_DROP_CACHES: return gi_drop_caches;
-    case GI_SHUTDOWN: return gi_shutdown_request;
-    default: return NULL;
+    case GI_EXEC:
+        return gi_exec_start;
+    case GI_READ:
+        return gi_read_start;
+    case GI_WRITE:
+        return gi_write_start;
+    case GI_STAT:
+        return gi_stat;
+    case GI_MEMSTATS:
+        return gi_memstats;
+    case GI_SYNC:
+        return gi_sync;
+    case GI_DROP_CACHES:
+        return gi_drop_caches;
+    case GI_SHUTDOWN:
+        return gi_shutdown_request;
+    default:
+        return NULL;
     }
 }
 

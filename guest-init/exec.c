@@ -37,11 +37,11 @@ struct gi_exec {
     struct wr_buf stdin_queue;
     size_t stdin_head; /* bytes of stdin_queue already written */
     bool blocks_input; /* the queue is over GI_STDIN_HIGH: the connection stopped reading */
-    bool stdin_eof; /* the host closed stdin: close the pipe once the queue is empty */
+    bool stdin_eof;    /* the host closed stdin: close the pipe once the queue is empty */
     bool exited;
     int status;
     bool timed_out;
-    bool paused; /* output reading stopped by connection backpressure */
+    bool paused;            /* output reading stopped by connection backpressure */
     uint64_t deadline;      /* timeout, 0 for none */
     uint64_t last_activity; /* leader exit or last output, for the linger rule */
 };
@@ -81,8 +81,8 @@ static void child_stdio(int in_fd, int out_fd, int err_fd)
     dup2(err_fd, 2);
 }
 
-__attribute__((noreturn)) static void run_child(const struct exec_spec *s, int cwd_fd,
-                                                int in_fd, int out_fd, int err_fd)
+__attribute__((noreturn)) static void run_child(const struct exec_spec *s, int cwd_fd, int in_fd,
+                                                int out_fd, int err_fd)
 {
     extern char **environ;
     child_reset_signals();
@@ -110,7 +110,10 @@ static void spec_free(struct exec_spec *s)
     free(s->cwd);
 }
 
-static bool has_nul(const struct gi_tlv *t) { return memchr(t->value, 0, t->len) != NULL; }
+static bool has_nul(const struct gi_tlv *t)
+{
+    return memchr(t->value, 0, t->len) != NULL;
+}
 
 static void strv_push(char ***v, size_t *n, const struct gi_tlv *t)
 {
@@ -146,7 +149,8 @@ static int parse_tlv(struct exec_spec *s, const struct gi_tlv *t, size_t *n_args
         else
             s->stdin_open = v != 0;
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -324,7 +328,10 @@ void gi_exec_kill_all(void)
 
 /* ---- stdin and signals -------------------------------------------------------------- */
 
-static size_t stdin_pending(const struct gi_exec *e) { return e->stdin_queue.len - e->stdin_head; }
+static size_t stdin_pending(const struct gi_exec *e)
+{
+    return e->stdin_queue.len - e->stdin_head;
+}
 
 static void stdin_block_input(struct gi_exec *e, bool block)
 {
@@ -488,8 +495,7 @@ static int open_cwd(struct gi_conn *c, uint32_t stream, struct exec_spec *s)
 {
     if (!s->cwd)
         s->cwd = wr_strdup(GI_WORKSPACE);
-    _cleanup_free_ char *path = gi_resolve_path(c, stream, (const uint8_t *)s->cwd,
-                                                strlen(s->cwd));
+    _cleanup_free_ char *path = gi_resolve_path(c, stream, (const uint8_t *)s->cwd, strlen(s->cwd));
     if (!path)
         return -EINVAL;
     int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -134,7 +134,10 @@ static void read_abort(struct gi_req *req)
     gi_defer_free(req);
 }
 
-static int no_follow_up(struct gi_req *req, uint16_t type, const uint8_t *p, size_t n) { return 0; }
+static int no_follow_up(struct gi_req *req, uint16_t type, const uint8_t *p, size_t n)
+{
+    return 0;
+}
 
 static int open_regular(struct gi_conn *c, uint32_t stream, const char *path, struct stat *st)
 {
@@ -168,8 +171,8 @@ int gi_read_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, si
     if (fd < 0)
         return 0;
     struct read_req *rr = wr_calloc(1, sizeof(*rr));
-    rr->req = (struct gi_req){.stream = stream, .on_frame = no_follow_up, .on_drain = read_pump,
-                              .abort = read_abort};
+    rr->req = (struct gi_req){
+        .stream = stream, .on_frame = no_follow_up, .on_drain = read_pump, .abort = read_abort};
     rr->fd = fd;
     rr->offset = a.offset;
     rr->size = (uint64_t)st.st_size;
@@ -195,7 +198,10 @@ static void write_free(struct write_req *wq)
     gi_defer_free(wq);
 }
 
-static void write_abort(struct gi_req *req) { write_free((struct write_req *)req); }
+static void write_abort(struct gi_req *req)
+{
+    write_free((struct write_req *)req);
+}
 
 static void write_finish(struct write_req *wq, int e)
 {

@@ -24,7 +24,7 @@
 /* After the leader exits, how long a silent background child may hold the pipes. */
 #define GI_LINGER_MS 100
 
-#define gi_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define gi_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- event loop (loop.c) ------------------------------------------------------------ */
 

@@ -114,4 +114,7 @@ void gi_loop_run(void)
     }
 }
 
-void gi_loop_stop(void) { stopping = true; }
+void gi_loop_stop(void)
+{
+    stopping = true;
+}

@@ -42,9 +42,12 @@ static int parse_uint(const char *s, unsigned max, unsigned *ret)
 static int parse_args(int argc, char **argv, struct gi_options *o)
 {
     static const struct option longopts[] = {
-        {"jail", no_argument, NULL, 'j'},         {"listen-fd", required_argument, NULL, 'l'},
-        {"vsock-port", required_argument, NULL, 'v'}, {"serial", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},         {0},
+        {"jail", no_argument, NULL, 'j'},
+        {"listen-fd", required_argument, NULL, 'l'},
+        {"vsock-port", required_argument, NULL, 'v'},
+        {"serial", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
     };
     unsigned v;
     int c;
@@ -141,8 +144,7 @@ static int run(const struct gi_options *o, struct wr_error **err)
     if (r < 0 || (r = gi_loop_init(err)) < 0 || (r = setup_signals(err)) < 0 ||
         (r = gi_transport_setup(o, &transport, err)) < 0)
         return r;
-    log_info("%s serving (%s mode, pid %d)", GI_AGENT_NAME, o->jail ? "jail" : "vm",
-             (int)getpid());
+    log_info("%s serving (%s mode, pid %d)", GI_AGENT_NAME, o->jail ? "jail" : "vm", (int)getpid());
     gi_loop_run();
     return 0;
 }

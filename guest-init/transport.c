@@ -51,7 +51,10 @@ static int listener_start(struct gi_transport *t, struct wr_error **err)
 }
 
 static void listener_conn_closed(struct gi_transport *t) {}
-static uint64_t listener_timer(struct gi_transport *t, uint64_t now) { return 0; }
+static uint64_t listener_timer(struct gi_transport *t, uint64_t now)
+{
+    return 0;
+}
 
 static const struct gi_transport_ops listener_ops = {
     .name = "listener",
@@ -136,8 +139,7 @@ static void options_from_cmdline(struct gi_options *o)
     }
 }
 
-int gi_transport_setup(const struct gi_options *opts, struct gi_transport *t,
-                       struct wr_error **err)
+int gi_transport_setup(const struct gi_options *opts, struct gi_transport *t, struct wr_error **err)
 {
     struct gi_options o = *opts;
     *t = (struct gi_transport){.listen_fd = -1, .watch.fd = -1};
@@ -156,8 +158,9 @@ int gi_transport_setup(const struct gi_options *opts, struct gi_transport *t,
         t->ops = &channel_ops;
         t->serial_path = wr_strdup(o.serial_path);
     } else {
-        return wr_error_set(err, EINVAL, "no transport: give --listen-fd, --vsock-port, --serial "
-                                         "or warren.vsock= / warren.serial= on the kernel command line");
+        return wr_error_set(err, EINVAL,
+                            "no transport: give --listen-fd, --vsock-port, --serial "
+                            "or warren.vsock= / warren.serial= on the kernel command line");
     }
     if (o.serial_path != opts->serial_path)
         free(o.serial_path);

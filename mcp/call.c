@@ -50,6 +50,20 @@ void mcp_call_progress(struct mcp_call *call, const char *message)
     mcp__session_send(call->session, o, call->id_key, false);
 }
 
+void mcp_call_log(struct mcp_call *call, const char *level, const char *fmt, ...)
+{
+    if (!call->session || call->cancelled)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    mcp__session_log(call->session, level, text, call->id_key);
+    free(text);
+}
+
 static void call_free(struct mcp_call *call)
 {
     cJSON_Delete(call->request);

@@ -29,7 +29,8 @@ struct mcp_http_request {
     char *accept;
     char *session_id;       /* Mcp-Session-Id */
     char *protocol_version; /* MCP-Protocol-Version */
-    struct wr_buf body;     /* capped at the parser's body_max */
+    char *expect;
+    struct wr_buf body; /* capped at the parser's body_max */
 };
 
 struct mcp_http_parser;
@@ -47,7 +48,7 @@ struct mcp_http_parser {
     size_t header_bytes;
     unsigned header_count;
     size_t body_max;
-    bool started;  /* a request's first byte has arrived */
+    bool started; /* a request's first byte has arrived */
     bool headers_done;
     bool complete; /* req holds a whole request; parsing is paused */
     int status;    /* the HTTP status to answer a malformed or rejected request with */
@@ -74,8 +75,7 @@ void mcp__http_parser_next(struct mcp_http_parser *p);
 bool mcp__http_host_is_loopback(const char *host);
 /* Splits "host[:port]" or "[v6][:port]" into a host (brackets removed, at most
  * host_size - 1 bytes) and a port (-1 when absent). Returns false when malformed. */
-bool mcp__http_split_authority(const char *authority, char *host, size_t host_size,
-                               int *ret_port);
+bool mcp__http_split_authority(const char *authority, char *host, size_t host_size, int *ret_port);
 /* The Host header guards a loopback listener against DNS rebinding: it must name a loopback
  * host, or be exactly the listen authority ("127.0.0.1:8080"). */
 bool mcp__http_host_allowed(const char *host_header, const char *listen_authority);
@@ -143,6 +143,7 @@ struct http_pending {
     char *id_key;           /* mcp_message_id_key of the request */
     bool initialize;        /* the answer carries the new Mcp-Session-Id */
     bool sse_ok;            /* the client accepts text/event-stream */
+    bool json_ok;           /* the client accepts application/json */
     bool streaming;
 };
 

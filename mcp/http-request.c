@@ -24,6 +24,7 @@ static const struct known_header known_headers[] = {
     {"accept", offsetof(struct mcp_http_request, accept)},
     {"mcp-session-id", offsetof(struct mcp_http_request, session_id)},
     {"mcp-protocol-version", offsetof(struct mcp_http_request, protocol_version)},
+    {"expect", offsetof(struct mcp_http_request, expect)},
 };
 
 static struct mcp_http_parser *parser_of(http_parser *hp)
@@ -89,7 +90,10 @@ static int finish_header(struct mcp_http_parser *p)
             p->status = 400;
             return -1;
         }
-        *slot = wr_strndup(p->value.data ? p->value.data : "", p->value.len);
+        size_t len = p->value.len;
+        while (len > 0 && (p->value.data[len - 1] == ' ' || p->value.data[len - 1] == '\t'))
+            len--;
+        *slot = wr_strndup(p->value.data ? p->value.data : "", len);
         break;
     }
     wr_buf_reset(&p->field);
@@ -248,8 +252,7 @@ static bool parse_port(const char *s, int *ret_port)
     return port <= 65535;
 }
 
-bool mcp__http_split_authority(const char *authority, char *host, size_t host_size,
-                               int *ret_port)
+bool mcp__http_split_authority(const char *authority, char *host, size_t host_size, int *ret_port)
 {
     const char *host_start = authority, *host_end;
     if (*authority == '[') {
@@ -357,22 +360,41 @@ bool mcp__http_accepts(const char *accept, const char *type)
 const char *mcp__http_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }

@@ -12,14 +12,12 @@
 /* Requests in flight per session, counting those whose client hung up. */
 #define MAX_PENDING_PER_SESSION 1024u
 
-static void sink_send(void *data, const char *json, size_t len, const char *related_id,
-                      bool final);
+static void sink_send(void *data, const char *json, size_t len, const char *related_id, bool final);
 static const struct mcp_sink http_sink = {.send = sink_send};
 
 /* ---- pending requests --------------------------------------------------------------- */
 
-static struct http_pending *pending_new(struct http_session *s, struct http_conn *c,
-                                        char *id_key)
+static struct http_pending *pending_new(struct http_session *s, struct http_conn *c, char *id_key)
 {
     struct http_pending *p = wr_calloc(1, sizeof(*p));
     p->session = s;
@@ -182,7 +180,7 @@ static void pending_finish(struct http_pending *p, const char *json, size_t len)
 {
     struct http_session *s = p->session;
     struct http_conn *c = p->conn;
-    bool initialize = p->initialize, streaming = p->streaming;
+    bool initialize = p->initialize, streaming = p->streaming, json_ok = p->json_ok;
     pending_free(p);
     if (initialize && !mcp_session_initialized(s->session)) {
         /* A failed initialize leaves no session behind. */
@@ -191,6 +189,11 @@ static void pending_finish(struct http_pending *p, const char *json, size_t len)
     }
     if (!c)
         return;
+    if (!streaming && !json_ok) {
+        /* Accept: text/event-stream alone: the response goes as a one-event stream. */
+        mcp__http_sse_begin(c, initialize && !s->doomed ? s->id : NULL);
+        streaming = true;
+    }
     if (streaming) {
         mcp__http_sse_event(c, ++s->next_event_id, json, len);
         mcp__http_sse_end(c);
@@ -204,8 +207,7 @@ static void pending_finish(struct http_pending *p, const char *json, size_t len)
     mcp__http_respond(c, &r);
 }
 
-static void sink_send(void *data, const char *json, size_t len, const char *related_id,
-                      bool final)
+static void sink_send(void *data, const char *json, size_t len, const char *related_id, bool final)
 {
     struct http_session *s = data;
     s->last_used_ms = wr_now_ms();
@@ -226,8 +228,7 @@ static void sink_send(void *data, const char *json, size_t len, const char *rela
 /* ---- requests ----------------------------------------------------------------------- */
 
 /* The session a request names, or NULL after answering for it. */
-static struct http_session *request_session(struct http_conn *c,
-                                            const struct mcp_http_request *req)
+static struct http_session *request_session(struct http_conn *c, const struct mcp_http_request *req)
 {
     if (!req->session_id) {
         mcp__http_respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT,
@@ -291,8 +292,8 @@ static void post_notification(struct http_conn *c, struct http_session *s, cJSON
     mcp__http_respond(c, &r);
 }
 
-static void post_request(struct http_conn *c, struct http_session *s, cJSON *msg,
-                         bool initialize, bool sse_ok)
+static void post_request(struct http_conn *c, struct http_session *s, cJSON *msg, bool initialize,
+                         const struct mcp_http_request *req)
 {
     char *key = mcp_message_id_key(msg);
     const char *refusal = NULL;
@@ -303,13 +304,13 @@ static void post_request(struct http_conn *c, struct http_session *s, cJSON *msg
     if (refusal) {
         free(key);
         cJSON_Delete(msg);
-        mcp__http_respond_error(c, refusal[0] == 'a' ? 409 : 503, MCP_HTTP_ERR_TRANSPORT,
-                                refusal);
+        mcp__http_respond_error(c, refusal[0] == 'a' ? 409 : 503, MCP_HTTP_ERR_TRANSPORT, refusal);
         return;
     }
     struct http_pending *p = pending_new(s, c, key);
     p->initialize = initialize;
-    p->sse_ok = sse_ok;
+    p->sse_ok = mcp__http_accepts(req->accept, "text/event-stream");
+    p->json_ok = mcp__http_accepts(req->accept, "application/json") || !p->sse_ok;
     /* The answer may come before this returns, or much later from a tool's completion. */
     mcp_session_handle(s->session, msg);
 }
@@ -341,7 +342,7 @@ static void dispatch_post(struct http_conn *c, struct mcp_http_request *req)
         return;
     }
     if (kind == MCP_MSG_REQUEST)
-        post_request(c, s, msg, initialize, mcp__http_accepts(req->accept, "text/event-stream"));
+        post_request(c, s, msg, initialize, req);
     else
         post_notification(c, s, msg);
 }
@@ -379,8 +380,14 @@ static void dispatch_delete(struct http_conn *c, struct mcp_http_request *req)
 void mcp__http_dispatch(struct http_conn *c, struct mcp_http_request *req)
 {
     switch (req->method) {
-    case HTTP_POST: dispatch_post(c, req); break;
-    case HTTP_GET: dispatch_get(c, req); break;
-    default: dispatch_delete(c, req); break;
+    case HTTP_POST:
+        dispatch_post(c, req);
+        break;
+    case HTTP_GET:
+        dispatch_get(c, req);
+        break;
+    default:
+        dispatch_delete(c, req);
+        break;
     }
 }

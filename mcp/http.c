@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http-internal.h"
 #include "mcp-internal.h"
@@ -24,7 +25,7 @@ struct conn_write {
     uv_write_t req;
     struct http_conn *conn;
     bool close_after;
-    char data[];
+    char *data;
 };
 
 static void conn_process_input(struct http_conn *c);
@@ -101,6 +102,7 @@ static void conn_write_done(uv_write_t *req, int status)
     struct conn_write *w = (struct conn_write *)req;
     struct http_conn *c = w->conn;
     bool close_after = w->close_after;
+    free(w->data);
     free(w);
     if (c->state == HTTP_CONN_CLOSED || c->state == HTTP_CONN_LINGERING)
         return;
@@ -114,21 +116,27 @@ static void conn_write_done(uv_write_t *req, int status)
         conn_process_input(c); /* pipelined requests held back while this one was answered */
 }
 
-static void conn_write(struct http_conn *c, const struct wr_buf *b, bool close_after)
+/* Queues b's bytes (taking them: b is left empty) for the connection. */
+static void conn_write(struct http_conn *c, struct wr_buf *b, bool close_after)
 {
-    if (c->state == HTTP_CONN_CLOSED || c->state == HTTP_CONN_LINGERING)
+    if (c->state == HTTP_CONN_CLOSED || c->state == HTTP_CONN_LINGERING) {
+        wr_buf_free(b);
         return;
+    }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > MAX_WRITE_QUEUE) {
         log_warning("http: dropping a connection that does not read its responses");
+        wr_buf_free(b);
         mcp__http_conn_close(c);
         return;
     }
-    struct conn_write *w = wr_malloc(sizeof(*w) + b->len);
-    memcpy(w->data, b->data, b->len);
+    struct conn_write *w = wr_malloc(sizeof(*w));
+    size_t len;
+    w->data = wr_buf_steal(b, &len);
     w->conn = c;
     w->close_after = close_after;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)b->len);
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_done) < 0) {
+        free(w->data);
         free(w);
         mcp__http_conn_close(c);
     }
@@ -224,7 +232,7 @@ void mcp__http_sse_begin(struct http_conn *c, const char *session_id)
 }
 
 /* Writes SSE text, framed as one chunk when the response is chunked. */
-static void sse_write(struct http_conn *c, const struct wr_buf *text)
+static void sse_write(struct http_conn *c, struct wr_buf *text)
 {
     if (!c->chunked) {
         conn_write(c, text, false);
@@ -295,15 +303,17 @@ static void conn_timer_fired(uv_timer_t *t)
         c->keep_alive = false;
         mcp__http_respond_error(c, 408, MCP_HTTP_ERR_TRANSPORT, "request timed out");
         break;
-    default: mcp__http_conn_close(c); break;
+    default:
+        mcp__http_conn_close(c);
+        break;
     }
 }
 
 static void conn_set_timer(struct http_conn *c, enum http_timer_mode mode)
 {
     static const uint64_t timeouts[] = {
-        [HTTP_TIMER_IDLE] = IDLE_TIMEOUT_MS,       [HTTP_TIMER_HEADERS] = HEADERS_TIMEOUT_MS,
-        [HTTP_TIMER_BODY] = BODY_TIMEOUT_MS,       [HTTP_TIMER_PING] = PING_INTERVAL_MS,
+        [HTTP_TIMER_IDLE] = IDLE_TIMEOUT_MS,     [HTTP_TIMER_HEADERS] = HEADERS_TIMEOUT_MS,
+        [HTTP_TIMER_BODY] = BODY_TIMEOUT_MS,     [HTTP_TIMER_PING] = PING_INTERVAL_MS,
         [HTTP_TIMER_LINGER] = LINGER_TIMEOUT_MS,
     };
     /* The header deadline is absolute; every other timer restarts on activity. */
@@ -320,37 +330,65 @@ static void conn_set_timer(struct http_conn *c, enum http_timer_mode mode)
 
 /* ---- reading ------------------------------------------------------------------------ */
 
+/* curl asks before sending a body over 1 KiB; without an answer it waits a second. */
+static int expect_continue(struct http_conn *c, const struct mcp_http_request *req)
+{
+    if (strcasecmp(req->expect, "100-continue") != 0) {
+        c->reject_message = "unsupported Expect header";
+        return 417;
+    }
+    if (req->http_major == 1 && req->http_minor >= 1) {
+        struct wr_buf b;
+        wr_buf_init(&b, 64);
+        wr_buf_printf(&b, "HTTP/1.1 100 Continue\r\n\r\n");
+        conn_write(c, &b, false);
+        wr_buf_free(&b);
+    }
+    return 0;
+}
+
 /* Header-time checks, before any body byte is stored: a request that fails them costs the
  * server nothing but its headers. */
+static int reject(struct http_conn *c, int status, const char *message)
+{
+    c->reject_message = message;
+    return status;
+}
+
+static bool url_is_mcp(const char *url)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (!url || http_parser_parse_url(url, strlen(url), 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return false;
+    return u.field_data[UF_PATH].len == 4 &&
+           memcmp(url + u.field_data[UF_PATH].off, "/mcp", 4) == 0;
+}
+
 static int check_headers(void *data, struct mcp_http_request *req)
 {
     struct http_conn *c = data;
     struct mcp_http *http = c->http;
-    struct http_parser_url u;
-    http_parser_url_init(&u);
-    bool is_mcp = req->url && http_parser_parse_url(req->url, strlen(req->url), 0, &u) == 0 &&
-                  (u.field_set & (1 << UF_PATH)) && u.field_data[UF_PATH].len == 4 &&
-                  memcmp(req->url + u.field_data[UF_PATH].off, "/mcp", 4) == 0;
-    int status = 0;
-    if (!req->host && req->http_minor >= 1)
-        c->reject_message = "missing Host header", status = 400;
-    else if (req->host && http->loopback && !mcp__http_host_allowed(req->host, http->authority))
-        c->reject_message = "Host header is not this server", status = 403;
-    else if (req->origin && !mcp__http_origin_allowed(req->origin, http->authority))
-        c->reject_message = "Origin not allowed", status = 403;
-    else if (http->token && !mcp__http_token_matches(req->authorization, http->token))
-        c->reject_message = "missing or wrong bearer token", status = 401;
-    else if (!is_mcp)
-        c->reject_message = "not found: the MCP endpoint is /mcp", status = 404;
-    else if (req->method != HTTP_POST && req->method != HTTP_GET && req->method != HTTP_DELETE)
-        c->reject_message = "method not allowed", status = 405;
-    else if (req->method == HTTP_POST && !mcp__http_media_type_is(req->content_type,
-                                                                  "application/json"))
-        c->reject_message = "Content-Type must be application/json", status = 415;
-    else if (req->method == HTTP_POST && !mcp__http_accepts(req->accept, "application/json") &&
-             !mcp__http_accepts(req->accept, "text/event-stream"))
-        c->reject_message = "Accept must allow application/json", status = 406;
-    return status;
+    bool post = req->method == HTTP_POST;
+    if (!req->host && req->http_major == 1 && req->http_minor >= 1)
+        return reject(c, 400, "missing Host header");
+    if (req->host && http->loopback && !mcp__http_host_allowed(req->host, http->authority))
+        return reject(c, 403, "Host header is not this server");
+    if (req->origin && !mcp__http_origin_allowed(req->origin, http->authority))
+        return reject(c, 403, "Origin not allowed");
+    if (http->token && !mcp__http_token_matches(req->authorization, http->token))
+        return reject(c, 401, "missing or wrong bearer token");
+    if (!url_is_mcp(req->url))
+        return reject(c, 404, "not found: the MCP endpoint is /mcp");
+    if (!post && req->method != HTTP_GET && req->method != HTTP_DELETE)
+        return reject(c, 405, "method not allowed");
+    if (post && !mcp__http_media_type_is(req->content_type, "application/json"))
+        return reject(c, 415, "Content-Type must be application/json");
+    if (post && !mcp__http_accepts(req->accept, "application/json") &&
+        !mcp__http_accepts(req->accept, "text/event-stream"))
+        return reject(c, 406, "Accept must allow application/json or text/event-stream");
+    return req->expect ? expect_continue(c, req) : 0;
 }
 
 static void conn_reject(struct http_conn *c)
@@ -461,8 +499,10 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret_addr,
     char host[INET6_ADDRSTRLEN + 1];
     int port;
     if (!listen || !mcp__http_split_authority(listen, host, sizeof(host), &port) || port < 0)
-        return wr_error_set(err, EINVAL, "invalid listen address '%s': expected HOST:PORT or "
-                                         "[IPV6]:PORT", listen ? listen : "");
+        return wr_error_set(err, EINVAL,
+                            "invalid listen address '%s': expected HOST:PORT or "
+                            "[IPV6]:PORT",
+                            listen ? listen : "");
     memset(ret_addr, 0, sizeof(*ret_addr));
     const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
     if (listen[0] == '[') {
@@ -471,8 +511,10 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret_addr,
     } else if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ret_addr) == 0) {
         return 0;
     }
-    return wr_error_set(err, EINVAL, "invalid listen address '%s': the host must be an IP "
-                                     "address or localhost", listen);
+    return wr_error_set(err, EINVAL,
+                        "invalid listen address '%s': the host must be an IP "
+                        "address or localhost",
+                        listen);
 }
 
 static bool addr_is_loopback(const struct sockaddr_storage *addr)
@@ -515,10 +557,13 @@ void mcp__http_sweep_soon(struct mcp_http *http)
         uv_timer_start(&http->sweep, sweep_fired, 0, SWEEP_INTERVAL_MS);
 }
 
-static void listener_closed(uv_handle_t *h) { http_handle_closed(h->data); }
+static void listener_closed(uv_handle_t *h)
+{
+    http_handle_closed(h->data);
+}
 
-static int http_bind(struct mcp_http *http, const struct sockaddr_storage *addr,
-                     const char *listen, struct wr_error **err)
+static int http_bind(struct mcp_http *http, const struct sockaddr_storage *addr, const char *listen,
+                     struct wr_error **err)
 {
     uv_tcp_init(http->loop, &http->listener);
     http->listener.data = http;

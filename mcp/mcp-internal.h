@@ -47,7 +47,8 @@ struct mcp_call {
 };
 
 void mcp__session_send(struct mcp_session *s, cJSON *msg, const char *related_id, bool final);
-void mcp__session_log(struct mcp_session *s, const char *level, const char *text);
+void mcp__session_log(struct mcp_session *s, const char *level, const char *text,
+                      const char *related_id);
 /* Handles tools/call; takes nothing (msg stays owned by the caller, the call copies). */
 void mcp__tools_call(struct mcp_session *s, const cJSON *msg);
 /* Unlinks a call from its session; with cancel, marks it cancelled and runs its cancel

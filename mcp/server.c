@@ -167,7 +167,8 @@ static int level_index(const char *level)
     return -1;
 }
 
-void mcp__session_log(struct mcp_session *s, const char *level, const char *text)
+void mcp__session_log(struct mcp_session *s, const char *level, const char *text,
+                      const char *related_id)
 {
     int idx = level_index(level);
     if (!s->initialized || idx < 0 || idx < s->log_level)
@@ -179,7 +180,7 @@ void mcp__session_log(struct mcp_session *s, const char *level, const char *text
     cJSON_AddStringToObject(p, "level", level);
     cJSON_AddStringToObject(p, "logger", "warren");
     cJSON_AddStringToObject(p, "data", text);
-    mcp__session_send(s, o, NULL, false);
+    mcp__session_send(s, o, related_id, false);
 }
 
 /* ---- sessions ------------------------------------------------------------------ */

@@ -45,6 +45,11 @@ bool mcp_call_wants_progress(const struct mcp_call *call);
  * a progress token or after the call ended. */
 void mcp_call_progress(struct mcp_call *call, const char *message);
 
+/* Sends notifications/message to the calling session when level (a syslog level name)
+ * passes the session's logging/setLevel threshold. */
+void mcp_call_log(struct mcp_call *call, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Ends the call with structuredContent = result (ownership taken). */
 void mcp_call_succeed(struct mcp_call *call, cJSON *result);
 /* Ends the call with an isError result whose text is the message. */

@@ -140,15 +140,25 @@ static void req_free(struct agent_req *r)
 static void req_complete(struct agent_req *r, struct wr_error *err)
 {
     switch (r->kind) {
-    case REQ_EXEC: r->cb.exec.done(r->data, NULL, err); break;
+    case REQ_EXEC:
+        r->cb.exec.done(r->data, NULL, err);
+        break;
     case REQ_READ:
         r->cb.read(r->data, r->read_buf.data ? r->read_buf.data : "", r->read_buf.len, r->bytes,
                    err);
         break;
-    case REQ_WRITE: r->cb.write(r->data, r->bytes, err); break;
-    case REQ_STAT: r->cb.stat(r->data, NULL, err); break;
-    case REQ_MEMSTATS: r->cb.memstats(r->data, NULL, err); break;
-    case REQ_SIMPLE: r->cb.simple(r->data, err); break;
+    case REQ_WRITE:
+        r->cb.write(r->data, r->bytes, err);
+        break;
+    case REQ_STAT:
+        r->cb.stat(r->data, NULL, err);
+        break;
+    case REQ_MEMSTATS:
+        r->cb.memstats(r->data, NULL, err);
+        break;
+    case REQ_SIMPLE:
+        r->cb.simple(r->data, err);
+        break;
     }
     req_free(r);
 }
@@ -207,7 +217,10 @@ void agent_conn_close(struct agent_conn *conn)
     }
 }
 
-const char *agent_conn_agent(const struct agent_conn *conn) { return conn->agent; }
+const char *agent_conn_agent(const struct agent_conn *conn)
+{
+    return conn->agent;
+}
 
 /* ---- sending ------------------------------------------------------------------------ */
 
@@ -368,8 +381,8 @@ static int send_exec(struct agent_conn *c, uint32_t stream, const struct agent_e
 }
 
 int agent_exec(struct agent_conn *conn, const struct agent_exec_request *req,
-               const struct agent_exec_handlers *handlers, void *data,
-               struct agent_exec **ret_exec, struct wr_error **err)
+               const struct agent_exec_handlers *handlers, void *data, struct agent_exec **ret_exec,
+               struct wr_error **err)
 {
     int r = check_ready(conn, err);
     if (r < 0)
@@ -524,7 +537,8 @@ int agent_sync(struct agent_conn *conn, agent_simple_cb cb, void *data, struct w
     return simple_request(conn, GI_SYNC, cb, data, err);
 }
 
-int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err)
+int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data,
+                      struct wr_error **err)
 {
     return simple_request(conn, GI_DROP_CACHES, cb, data, err);
 }
@@ -594,13 +608,15 @@ static void finish(struct agent_req *r, struct wr_error *err)
 static void finish_result(struct agent_req *r, const struct fields *f)
 {
     if (r->kind == REQ_STAT) {
-        struct agent_stat st = {.size = f->v[GI_T_SIZE], .mode = (uint32_t)f->v[GI_T_MODE],
+        struct agent_stat st = {.size = f->v[GI_T_SIZE],
+                                .mode = (uint32_t)f->v[GI_T_MODE],
                                 .mtime = (int64_t)f->v[GI_T_MTIME]};
         req_unlink(r);
         r->cb.stat(r->data, &st, NULL);
         req_free(r);
     } else if (r->kind == REQ_MEMSTATS) {
-        struct agent_memstats m = {.total = f->v[GI_T_MEM_TOTAL], .free = f->v[GI_T_MEM_FREE],
+        struct agent_memstats m = {.total = f->v[GI_T_MEM_TOTAL],
+                                   .free = f->v[GI_T_MEM_FREE],
                                    .available = f->v[GI_T_MEM_AVAILABLE],
                                    .cached = f->v[GI_T_MEM_CACHED]};
         req_unlink(r);
@@ -623,8 +639,8 @@ static void finish_exit(struct agent_req *r, const struct fields *f)
 }
 
 /* Returns <0 on a protocol error. */
-static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type,
-                        const uint8_t *p, size_t n)
+static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type, const uint8_t *p,
+                        size_t n)
 {
     struct fields f;
     if ((type == GI_STDOUT || type == GI_STDERR) && r->kind == REQ_EXEC) {
@@ -658,15 +674,20 @@ static struct agent_req *find_req(struct agent_conn *c, uint32_t stream)
 static void handle_hello(struct agent_conn *c, uint16_t type, const uint8_t *p, size_t n)
 {
     struct fields f;
-    if (type != GI_HELLO || parse_fields(p, n, &f) < 0)
-        { conn_break(c, EPROTO, "sandbox agent at %s: expected HELLO, got frame type %u",
-                          c->path, type); return; }
-    if (f.v[GI_T_VERSION] != GI_PROTO_VERSION)
-        { conn_break(c, EPROTONOSUPPORT,
-                          "sandbox agent at %s speaks protocol version %llu, warren speaks %d",
-                          c->path, (unsigned long long)f.v[GI_T_VERSION], GI_PROTO_VERSION); return; }
-    c->agent = f.has[GI_T_AGENT] ? wr_strndup((const char *)f.str[GI_T_AGENT], f.str_len[GI_T_AGENT])
-                                 : wr_strdup("unknown");
+    if (type != GI_HELLO || parse_fields(p, n, &f) < 0) {
+        conn_break(c, EPROTO, "sandbox agent at %s: expected HELLO, got frame type %u", c->path,
+                   type);
+        return;
+    }
+    if (f.v[GI_T_VERSION] != GI_PROTO_VERSION) {
+        conn_break(c, EPROTONOSUPPORT,
+                   "sandbox agent at %s speaks protocol version %llu, warren speaks %d", c->path,
+                   (unsigned long long)f.v[GI_T_VERSION], GI_PROTO_VERSION);
+        return;
+    }
+    c->agent = f.has[GI_T_AGENT]
+                   ? wr_strndup((const char *)f.str[GI_T_AGENT], f.str_len[GI_T_AGENT])
+                   : wr_strdup("unknown");
     c->agent_pid = f.v[GI_T_PID];
     c->state = CONN_READY;
     c->handed_out = true;
@@ -681,9 +702,10 @@ static void process_input(struct agent_conn *c)
     size_t pos = 0;
     while (c->state != CONN_BROKEN && c->in_len - pos >= GI_FRAME_HEADER_SIZE) {
         struct gi_frame_header h;
-        if (gi_header_decode(c->in + pos, &h) < 0)
-            { conn_break(c, EPROTO, "sandbox agent protocol error: frame of %u bytes",
-                              h.length); return; }
+        if (gi_header_decode(c->in + pos, &h) < 0) {
+            conn_break(c, EPROTO, "sandbox agent protocol error: frame of %u bytes", h.length);
+            return;
+        }
         if (c->in_len - pos < GI_FRAME_HEADER_SIZE + h.length)
             break;
         const uint8_t *payload = c->in + pos + GI_FRAME_HEADER_SIZE;
@@ -693,8 +715,10 @@ static void process_input(struct agent_conn *c)
             continue;
         }
         struct agent_req *r = find_req(c, h.stream);
-        if (r && handle_frame(c, r, h.type, payload, h.length) < 0)
-            { conn_break(c, EPROTO, "sandbox agent protocol error on stream %u", h.stream); return; }
+        if (r && handle_frame(c, r, h.type, payload, h.length) < 0) {
+            conn_break(c, EPROTO, "sandbox agent protocol error on stream %u", h.stream);
+            return;
+        }
     }
     if (c->state != CONN_BROKEN && pos > 0) {
         memmove(c->in, c->in + pos, c->in_len - pos);
@@ -724,12 +748,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->state == CONN_BROKEN)
         return;
     if (nread < 0) {
-        if (c->state == CONN_HELLO)
-            { conn_break(c, ECONNRESET, "sandbox agent at %s closed the connection before "
-                                             "HELLO",
-                              c->path); return; }
-        { conn_break(c, ECONNRESET, "sandbox agent connection lost: %s",
-                          nread == UV_EOF ? "closed by the agent" : uv_strerror((int)nread)); return; }
+        if (c->state == CONN_HELLO) {
+            conn_break(c, ECONNRESET,
+                       "sandbox agent at %s closed the connection before "
+                       "HELLO",
+                       c->path);
+            return;
+        }
+        {
+            conn_break(c, ECONNRESET, "sandbox agent connection lost: %s",
+                       nread == UV_EOF ? "closed by the agent" : uv_strerror((int)nread));
+            return;
+        }
     }
     c->in_len += (size_t)nread;
     process_input(c);
@@ -785,10 +815,11 @@ static void connect_attempt(struct agent_conn *c)
         uv_timer_start(&c->timer, on_timer, CONNECT_RETRY_MS, 0);
         return;
     }
-    if (retry)
-        { conn_break(c, ETIMEDOUT,
-                          "connecting to the sandbox agent at %s: %s (gave up after %u ms)",
-                          c->path, strerror(-r), c->timeout_ms); return; }
+    if (retry) {
+        conn_break(c, ETIMEDOUT, "connecting to the sandbox agent at %s: %s (gave up after %u ms)",
+                   c->path, strerror(-r), c->timeout_ms);
+        return;
+    }
     conn_break(c, -r, "connecting to the sandbox agent at %s: %s", c->path, strerror(-r));
 }
 
@@ -802,8 +833,8 @@ static void on_timer(uv_timer_t *t)
                    c->timeout_ms);
 }
 
-int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
-                       agent_connect_cb cb, void *data, struct wr_error **err)
+int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms, agent_connect_cb cb,
+                       void *data, struct wr_error **err)
 {
     struct sockaddr_un addr;
     if (strlen(path) >= sizeof(addr.sun_path))

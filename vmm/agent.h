@@ -25,7 +25,8 @@ int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
 
 /* Called when the connection breaks (the sandbox died, the agent closed it). Every
  * pending request has already been failed with ECONNRESET. Not called after
- * agent_conn_close. */
+ * agent_conn_close. The caller still owns conn and must agent_conn_close it (doing so
+ * from inside this callback is fine). */
 void agent_conn_on_close(struct agent_conn *conn, void (*cb)(void *data), void *data);
 
 /* Closes the connection; pending requests fail with ECANCELED (their callbacks run before

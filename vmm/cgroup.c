@@ -29,7 +29,10 @@ static bool id_valid(const char *id)
     return true;
 }
 
-bool vmm_cgroup_is_unified(void) { return access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0; }
+bool vmm_cgroup_is_unified(void)
+{
+    return access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0;
+}
 
 /* The sandbox's directory in one hierarchy; controller is ignored on v2. */
 static char *cgroup_dir(const char *controller, const char *id)
@@ -87,7 +90,7 @@ static int v2_create(const char *id, const struct vmm_cgroup_limits *limits, str
     if (mkdir(CGROUP_ROOT "/" CGROUP_PARENT, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating " CGROUP_ROOT "/" CGROUP_PARENT);
     v2_enable_controllers(CGROUP_ROOT "/" CGROUP_PARENT);
-    _cleanup_free_ char *dir = cgroup_dir(NULL, id);
+    _cleanup_free_ char *dir = cgroup_dir("memory", id);
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", dir);
     int r = set_limit(dir, "memory.max", limits->memory_bytes, err);
@@ -101,8 +104,8 @@ static int v2_create(const char *id, const struct vmm_cgroup_limits *limits, str
         return r;
     if (limits->cpus) {
         char quota[64];
-        snprintf(quota, sizeof(quota), "%llu %d",
-                 (unsigned long long)limits->cpus * CFS_PERIOD_US, CFS_PERIOD_US);
+        snprintf(quota, sizeof(quota), "%llu %d", (unsigned long long)limits->cpus * CFS_PERIOD_US,
+                 CFS_PERIOD_US);
         (void)write_value(dir, "cpu.max", quota);
     }
     return 0;
@@ -143,8 +146,7 @@ static int v1_create(const char *id, const struct vmm_cgroup_limits *limits, str
     return 0;
 }
 
-int vmm_cgroup_create(const char *id, const struct vmm_cgroup_limits *limits,
-                      struct wr_error **err)
+int vmm_cgroup_create(const char *id, const struct vmm_cgroup_limits *limits, struct wr_error **err)
 {
     if (!id_valid(id))
         return wr_error_set(err, EINVAL, "invalid sandbox id for a cgroup");
@@ -178,8 +180,8 @@ int vmm_cgroup_add_pid(const char *id, pid_t pid, struct wr_error **err)
 {
     int r = for_each_dir(id, add_pid_to, &pid);
     if (r < 0)
-        return wr_error_set_errno(err, -r, "adding pid %d to cgroup " CGROUP_PARENT "/%s",
-                                  (int)pid, id ? id : "");
+        return wr_error_set_errno(err, -r, "adding pid %d to cgroup " CGROUP_PARENT "/%s", (int)pid,
+                                  id ? id : "");
     return 0;
 }
 
@@ -254,9 +256,15 @@ static int set_frozen(const char *id, bool frozen, struct wr_error **err)
     return 0;
 }
 
-int vmm_cgroup_freeze(const char *id, struct wr_error **err) { return set_frozen(id, true, err); }
+int vmm_cgroup_freeze(const char *id, struct wr_error **err)
+{
+    return set_frozen(id, true, err);
+}
 
-int vmm_cgroup_thaw(const char *id, struct wr_error **err) { return set_frozen(id, false, err); }
+int vmm_cgroup_thaw(const char *id, struct wr_error **err)
+{
+    return set_frozen(id, false, err);
+}
 
 /* Sends SIGKILL to every pid in dir/cgroup.procs; counts them in *data. */
 static int kill_members(const char *dir, void *data)

@@ -14,9 +14,9 @@ struct skeleton_dir {
 
 /* Mount points and the empty, writable-in-the-upper places a Debian system expects. */
 static const struct skeleton_dir skeleton_dirs[] = {
-    {"proc", 0555}, {"sys", 0555},  {"dev", 0755},  {"tmp", 01777},      {"run", 0755},
+    {"proc", 0555}, {"sys", 0555},      {"dev", 0755},  {"tmp", 01777}, {"run", 0755},
     {"var", 0755},  {"var/tmp", 01777}, {"root", 0700}, {"home", 0755}, {"workspace", 0755},
-    {"mnt", 0755},  {"opt", 0755},  {"srv", 0755},  {"etc", 0755},       {"usr", 0755},
+    {"mnt", 0755},  {"opt", 0755},      {"srv", 0755},  {"etc", 0755},  {"usr", 0755},
 };
 
 /* Top-level entries that are symlinks into /usr on a merged-/usr host and real

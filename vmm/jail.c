@@ -43,8 +43,9 @@ static bool userns_usable(struct wr_error **err)
     if (read_sysctl("/proc/sys/kernel/unprivileged_userns_clone", 1) != 1 ||
         read_sysctl("/proc/sys/user/max_user_namespaces", 1) <= 0 ||
         read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", 0) != 0) {
-        wr_error_set(err, EPERM, "jail: not root and unprivileged user namespaces are "
-                                 "disabled on this host");
+        wr_error_set(err, EPERM,
+                     "jail: not root and unprivileged user namespaces are "
+                     "disabled on this host");
         return false;
     }
     return true;
@@ -78,6 +79,7 @@ struct jail_start {
     uv_timer_t timer;
     struct wr_buf out_buf;
     struct wr_buf err_buf;
+    char scratch[JAILER_OUTPUT_MAX]; /* read buffer; each read is copied out at once */
     vmm_backend_start_cb cb;
     void *data;
     char *id;
@@ -184,11 +186,9 @@ static void on_jailer_exit(uv_process_t *process, int64_t exit_status, int term_
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
-    static char scratch[JAILER_OUTPUT_MAX];
-    /* Reads are consumed synchronously in on_read, so one static buffer serves all. */
-    (void)handle;
+    struct jail_start *start = handle->data;
     (void)suggested;
-    *buf = uv_buf_init(scratch, sizeof(scratch));
+    *buf = uv_buf_init(start->scratch, sizeof(start->scratch));
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -287,8 +287,8 @@ static int write_spec_file(const struct vmm_sandbox_spec *spec, char **ret_path,
 
 /* On failure cb is not called and nothing is left running; on success cb is called
  * exactly once, from the loop, with the pid or an error it then owns. */
-static int jail_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
-                      vmm_backend_start_cb cb, void *data, struct wr_error **err)
+static int jail_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_backend_start_cb cb,
+                      void *data, struct wr_error **err)
 {
     int r = vmm_jail_spec_validate(spec, err);
     if (r < 0)

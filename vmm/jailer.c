@@ -47,7 +47,10 @@
 
 /* ---- the spec file ------------------------------------------------------------------- */
 
-static void cjson_deletep(cJSON **json) { cJSON_Delete(*json); }
+static void cjson_deletep(cJSON **json)
+{
+    cJSON_Delete(*json);
+}
 #define _cleanup_json_ _cleanup_(cjson_deletep)
 
 static cJSON *strv_to_json(const char *const *v)
@@ -145,16 +148,18 @@ struct string_field {
     size_t offset;
 };
 
-#define STRING_FIELD(name) {#name, offsetof(struct vmm_sandbox_spec, name)}
+#define STRING_FIELD(name)                                                                         \
+    {                                                                                              \
+#name, offsetof(struct vmm_sandbox_spec, name)                                             \
+    }
 static const struct string_field string_fields[] = {
-    STRING_FIELD(id),           STRING_FIELD(dir),        STRING_FIELD(image),
-    STRING_FIELD(root_upper),   STRING_FIELD(root_work),  STRING_FIELD(ws_upper),
-    STRING_FIELD(ws_work),      STRING_FIELD(agent_socket), STRING_FIELD(guest_init_path),
-    STRING_FIELD(log_path),     STRING_FIELD(hostname),
+    STRING_FIELD(id),         STRING_FIELD(dir),          STRING_FIELD(image),
+    STRING_FIELD(root_upper), STRING_FIELD(root_work),    STRING_FIELD(ws_upper),
+    STRING_FIELD(ws_work),    STRING_FIELD(agent_socket), STRING_FIELD(guest_init_path),
+    STRING_FIELD(log_path),   STRING_FIELD(hostname),
 };
 
-static int spec_from_object(const cJSON *obj, struct vmm_sandbox_spec *spec,
-                            struct wr_error **err)
+static int spec_from_object(const cJSON *obj, struct vmm_sandbox_spec *spec, struct wr_error **err)
 {
     for (size_t i = 0; i < WR_ARRAY_SIZE(string_fields); i++) {
         char **field = (char **)((char *)spec + string_fields[i].offset);
@@ -224,8 +229,7 @@ static bool id_valid(const char *id)
 
 /* overlay_safe: the path goes into overlay options, which split on ',' and ':' and
  * treat '\' as an escape. Refusing those is simpler and safer than escaping them. */
-static int check_path(const char *name, const char *path, bool overlay_safe,
-                      struct wr_error **err)
+static int check_path(const char *name, const char *path, bool overlay_safe, struct wr_error **err)
 {
     if (!path)
         return wr_error_set(err, EINVAL, "jail spec: '%s' is missing", name);
@@ -348,8 +352,8 @@ static int open_listen_socket(const char *path, struct wr_error **err)
 static int open_jail_fds(struct jail *jail, struct wr_error **err)
 {
     const struct vmm_sandbox_spec *spec = jail->spec;
-    jail->log_fd = move_high(
-        open(spec->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600));
+    jail->log_fd =
+        move_high(open(spec->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600));
     if (jail->log_fd < 0)
         return wr_error_set_errno(err, errno, "opening %s", spec->log_path);
     jail->init_fd = move_high(open(spec->guest_init_path, O_PATH | O_CLOEXEC));
@@ -415,8 +419,8 @@ static int join_cgroup(struct jail *jail, struct wr_error **err)
 
 /* ---- mounts -------------------------------------------------------------------------- */
 
-static int do_mount(const char *source, const char *target, const char *fstype,
-                    unsigned long flags, const char *data, struct wr_error **err)
+static int do_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+                    const char *data, struct wr_error **err)
 {
     if (mount(source, target, fstype, flags, data) < 0)
         return wr_error_set_errno(err, errno, "mounting %s on %s",
@@ -433,8 +437,8 @@ static unsigned long locked_flags(const char *path)
         return 0;
     unsigned long flags = 0;
     const unsigned long map[][2] = {
-        {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+        {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+        {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
     };
     for (size_t i = 0; i < WR_ARRAY_SIZE(map); i++)
         if (st.f_flag & map[i][0])
@@ -490,8 +494,10 @@ static int mount_overlay(const char *const *lowers, const char *upper, const cha
                           userns ? ",userxattr" : "");
     if (r < 0) {
         wr_buf_free(&opts);
-        return wr_error_set(err, E2BIG, "overlay options for %s exceed %d bytes (too many "
-                            "layers or paths too long)", target, MOUNT_DATA_MAX);
+        return wr_error_set(err, E2BIG,
+                            "overlay options for %s exceed %d bytes (too many "
+                            "layers or paths too long)",
+                            target, MOUNT_DATA_MAX);
     }
     r = do_mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts.data, err);
     wr_buf_free(&opts);
@@ -506,13 +512,13 @@ static int mount_workspace(const struct jail *jail, const char *rootfs, struct w
     if (r < 0)
         return r;
     if (wr_strv_len(spec->ws_lowers) > 0)
-        return mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns,
-                             target, err);
+        return mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns, target,
+                             err);
     r = do_mount(spec->ws_upper, target, NULL, MS_BIND, NULL, err);
     if (r < 0)
         return r;
-    return do_mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV |
-                    locked_flags(target), NULL, err);
+    return do_mount(NULL, target, NULL,
+                    MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(target), NULL, err);
 }
 
 static bool is_file(const char *path)
@@ -567,8 +573,8 @@ static int mask_etc_secrets(const char *etc, struct wr_error **err)
  * Where the host has symlinks (merged /usr) the image skeleton already has them. */
 static int mount_host_image(const char *rootfs, struct wr_error **err)
 {
-    static const char *const dirs[] = {"usr", "etc", "bin", "sbin", "lib", "lib32", "lib64",
-                                       "libx32"};
+    static const char *const dirs[] = {"usr", "etc",   "bin",   "sbin",
+                                       "lib", "lib32", "lib64", "libx32"};
     for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
         _cleanup_free_ char *host = wr_asprintf("/%s", dirs[i]);
         struct stat st;
@@ -637,9 +643,8 @@ static int make_dev_node(const char *dev, const char *name, struct wr_error **er
 static int make_dev_links(const char *dev, struct wr_error **err)
 {
     static const char *const links[][2] = {
-        {"fd", "/proc/self/fd"},          {"stdin", "/proc/self/fd/0"},
-        {"stdout", "/proc/self/fd/1"},    {"stderr", "/proc/self/fd/2"},
-        {"ptmx", "pts/ptmx"},
+        {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+        {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
     };
     for (size_t i = 0; i < WR_ARRAY_SIZE(links); i++) {
         _cleanup_free_ char *path = wr_path_join(dev, links[i][0]);
@@ -659,8 +664,7 @@ static int mount_dev(const struct jail *jail, const char *rootfs, struct wr_erro
     int r = root_dir(rootfs, "dev", &dev, err);
     if (r < 0)
         return r;
-    r = do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k",
-                 err);
+    r = do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k", err);
     for (size_t i = 0; r >= 0 && i < WR_ARRAY_SIZE(nodes); i++)
         r = make_dev_node(dev, nodes[i], err);
     if (r < 0)
@@ -689,8 +693,8 @@ static int mount_tmp(const struct jail *jail, const char *rootfs, struct wr_erro
         return r;
     /* Half the memory limit: tmpfs pages are charged to the sandbox's cgroup anyway, this
      * keeps a runaway file from taking all of it. */
-    _cleanup_free_ char *opts = wr_asprintf("mode=1777,size=%llu",
-                                            (unsigned long long)jail->spec->memory_bytes / 2);
+    _cleanup_free_ char *opts =
+        wr_asprintf("mode=1777,size=%llu", (unsigned long long)jail->spec->memory_bytes / 2);
     return do_mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, opts, err);
 }
 
@@ -753,9 +757,10 @@ static int loopback_up(struct wr_error **err)
  * inside, none of the ones that administer the host (SYS_ADMIN, NET_ADMIN, SYS_PTRACE,
  * SYS_MODULE, DAC_READ_SEARCH, ...). */
 static const int kept_caps[] = {
-    CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,  CAP_FOWNER,           CAP_MKNOD,
-    CAP_NET_RAW, CAP_SETGID,      CAP_SETUID,  CAP_SETFCAP,          CAP_SETPCAP,
-    CAP_NET_BIND_SERVICE,         CAP_SYS_CHROOT, CAP_KILL,          CAP_AUDIT_WRITE,
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE,
 };
 
 static uint64_t kept_caps_mask(void)
@@ -901,8 +906,7 @@ static int wait_for_child(struct jail *jail, pid_t child, struct wr_error **err)
     }
     /* EOF without a message also happens when the child dies before exec. */
     if (waitpid(child, &status, WNOHANG) == child)
-        return wr_error_set(err, EIO, "the sandbox's init exited during setup (status %d)",
-                            status);
+        return wr_error_set(err, EIO, "the sandbox's init exited during setup (status %d)", status);
     return 0;
 }
 
@@ -939,6 +943,16 @@ static int load_spec(const char *path, struct vmm_sandbox_spec **ret_spec, struc
     return vmm_jail_spec_validate(*ret_spec, err);
 }
 
+/* Leaves with _exit: this process has unshared a pid namespace, and exit-time hooks of
+ * the program that embeds the jailer must not run in it (LeakSanitizer's tracer, forked
+ * at exit, hangs there). */
+static _Noreturn void jailer_exit(int status)
+{
+    fflush(stdout);
+    fflush(stderr);
+    _exit(status);
+}
+
 int vmm_jailer_main(int argc, char **argv)
 {
     sanitize_process();
@@ -947,9 +961,9 @@ int vmm_jailer_main(int argc, char **argv)
         return 2;
     }
     struct vmm_sandbox_spec *spec = NULL;
-    _cleanup_error_ struct wr_error *err = NULL;
-    struct jail jail = {.log_fd = -1, .listen_fd = -1, .init_fd = -1, .null_fd = -1,
-                        .sync_fd = {-1, -1}};
+    struct wr_error *err = NULL;
+    struct jail jail = {
+        .log_fd = -1, .listen_fd = -1, .init_fd = -1, .null_fd = -1, .sync_fd = {-1, -1}};
     pid_t pid = 0;
     int r = load_spec(argv[2], &spec, &err);
     if (r >= 0) {
@@ -962,10 +976,8 @@ int vmm_jailer_main(int argc, char **argv)
         if (jail.listen_fd >= 0)
             (void)unlink(spec->agent_socket);
         fprintf(stderr, "%s\n", err ? err->msg : "jail setup failed");
-        vmm_jail_spec_free(spec);
-        return 1;
+        jailer_exit(1);
     }
     printf("%d\n", (int)pid);
-    vmm_jail_spec_free(spec);
-    return fflush(stdout) == 0 ? 0 : 1;
+    jailer_exit(ferror(stdout) ? 1 : 0);
 }

@@ -20,7 +20,8 @@
 /* The fd number guest-init receives its listening agent socket on. */
 #define VMM_JAIL_LISTEN_FD 3
 
-/* Entry point of the hidden `__jail` subcommand; returns the process exit status. */
+/* Entry point of the hidden `__jail` subcommand. Returns an exit status only for a bad
+ * command line; otherwise it ends the process itself with _exit (0 or 1). */
 int vmm_jailer_main(int argc, char **argv);
 
 /* Serializes spec as a JSON object; *ret_json is a NUL-terminated string the caller

@@ -41,9 +41,15 @@ static void object_freep(git_object **obj)
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_result;
 
+/* Owner validation (git's safe.directory) is off: warren runs as root and serves
+ * repositories owned by its users, and it only reads them through libgit2, which runs no
+ * hooks, no external filters and no commands from the repository's config. That is the
+ * risk safe.directory guards against in git itself. */
 static void git_init(void)
 {
     git_init_result = git_libgit2_init();
+    if (git_init_result >= 0)
+        git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
 }
 
 /* Initialises libgit2 once per process. It is never shut down: the server uses it until
@@ -396,6 +402,8 @@ static int git_workspace(const char *state_dir, git_repository *repo, const char
     return 0;
 }
 
+/* On success the caller owns and frees *ret_lower and *ret_commit (NULL for a plain
+ * directory); on failure neither is touched. */
 int layers_workspace_from_repo(const char *state_dir, const char *repo, const char *ref,
                                char **ret_lower, char **ret_commit, struct wr_error **err)
 {

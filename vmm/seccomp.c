@@ -17,28 +17,61 @@ static void seccomp_releasep(scmp_filter_ctx *ctx)
 
 static const char *const denied_syscalls[] = {
     /* kernel code and images */
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "bpf", "perf_event_open", "lookup_dcookie", "uselib", "nfsservctl",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "bpf",
+    "perf_event_open",
+    "lookup_dcookie",
+    "uselib",
+    "nfsservctl",
     /* the kernel keyring is not namespaced */
-    "keyctl", "add_key", "request_key",
+    "keyctl",
+    "add_key",
+    "request_key",
     /* mounts: the jail's mount table is final once guest-init runs */
-    "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig",
-    "fsmount", "fspick", "mount_setattr",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
     /* namespaces: no nested sandboxes that could undo the jail's view */
-    "unshare", "setns",
+    "unshare",
+    "setns",
     /* host-wide state */
-    "swapon", "swapoff", "reboot", "acct", "quotactl", "settimeofday", "clock_settime",
-    "clock_adjtime", "adjtimex", "syslog", "vhangup", "iopl", "ioperm",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "syslog",
+    "vhangup",
+    "iopl",
+    "ioperm",
     /* file handles bypass the mount namespace (the "shocker" escape) */
-    "open_by_handle_at", "name_to_handle_at",
+    "open_by_handle_at",
+    "name_to_handle_at",
     /* userfaultfd widens kernel race windows; process_vm_writev pokes other processes */
-    "userfaultfd", "process_vm_writev",
+    "userfaultfd",
+    "process_vm_writev",
 };
 
-/* personality(2) values that only query or select the ordinary Linux personality (what
- * glibc, ld.so and `setarch` without flags use); everything else (e.g. READ_IMPLIES_EXEC,
- * ADDR_NO_RANDOMIZE) weakens the process and is refused. */
-static const unsigned long allowed_personalities[] = {0x0, 0x8, 0x20008, 0xffffffff};
+/* personality(2) may only query (0xffffffff): every change is refused, including the
+ * harmless ones (PER_LINUX, PER_LINUX32) that Docker's profile allows, because libseccomp
+ * cannot express "a0 is none of these values" in one rule and the dangerous flags
+ * (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, MMAP_PAGE_ZERO) matter more than `setarch`. */
+#define PERSONALITY_QUERY 0xffffffffUL
 
 static int deny(scmp_filter_ctx ctx, const char *name, struct wr_error **err)
 {
@@ -54,12 +87,8 @@ static int deny(scmp_filter_ctx ctx, const char *name, struct wr_error **err)
 
 static int deny_personality(scmp_filter_ctx ctx, struct wr_error **err)
 {
-    /* Conditions in one rule are ANDed: EPERM when a0 is none of the allowed values. */
-    struct scmp_arg_cmp cmps[WR_ARRAY_SIZE(allowed_personalities)];
-    for (size_t i = 0; i < WR_ARRAY_SIZE(allowed_personalities); i++)
-        cmps[i] = SCMP_A0(SCMP_CMP_NE, allowed_personalities[i]);
-    int r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality),
-                                   WR_ARRAY_SIZE(cmps), cmps);
+    int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
+                             SCMP_A0(SCMP_CMP_NE, PERSONALITY_QUERY));
     if (r < 0)
         return wr_error_set_errno(err, -r, "seccomp: restricting personality");
     return 0;

@@ -42,7 +42,8 @@ static void unlockp(pthread_mutex_t **lock)
     if (*lock)
         pthread_mutex_unlock(*lock);
 }
-#define _cleanup_unlock_ _cleanup_(unlockp)
+/* The guard variable is never read, only destroyed: "unused" keeps clang quiet. */
+#define _cleanup_unlock_ _cleanup_(unlockp) __attribute__((unused))
 
 static pthread_mutex_t *lock_store(struct store *st)
 {
@@ -309,6 +310,8 @@ static void store_closep(struct store **st)
     store_close(*st);
 }
 
+/* On success the caller owns *ret and closes it with store_close. A handle may be used
+ * from several threads; it must not be used in a child after fork. */
 int store_open(const char *state_dir, struct store **ret, struct wr_error **err)
 {
     int r = wr_mkdir_p(state_dir, 0700);
@@ -400,6 +403,7 @@ static int insert_failed(struct store *st, int rc, const struct store_sandbox *s
     return store_fail(st, rc, err, "inserting sandbox '%s'", s->name ? s->name : "");
 }
 
+/* s is only read; the caller still owns it. */
 int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct wr_error **err)
 {
     _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
@@ -417,6 +421,8 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     return 0;
 }
 
+/* On success *ret is overwritten (not cleared first) with strings the caller owns and frees
+ * with store_sandbox_clear; on failure *ret is untouched. */
 int store_sandbox_get(struct store *st, const char *id_or_name, struct store_sandbox *ret,
                       struct wr_error **err)
 {
@@ -447,6 +453,7 @@ static void sandbox_array_free(struct store_sandbox *v, size_t n)
     free(v);
 }
 
+/* On success the caller owns the array and every row in it; on failure *ret is untouched. */
 int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret_n,
                        struct wr_error **err)
 {
@@ -532,6 +539,7 @@ int store_sandbox_delete(struct store *st, const char *id, struct wr_error **err
 
 /* ---- events ---------------------------------------------------------------------------- */
 
+/* sandbox_id may be NULL for events about the server itself. Arguments are only read. */
 int store_event(struct store *st, const char *sandbox_id, const char *kind, const char *detail,
                 struct wr_error **err)
 {

@@ -239,10 +239,13 @@ static struct sandbox_rt *rt_get(struct vmm *vmm, const char *id, bool create)
     return rt;
 }
 
+/* The agent client leaves a broken connection to its owner: close it here so that the
+ * next operation connects again (or finds the sandbox stopped). */
 static void rt_conn_closed(void *data)
 {
     struct sandbox_rt *rt = data;
-    rt->conn = NULL;
+    if (rt->conn)
+        agent_conn_close(TAKE_PTR(rt->conn));
 }
 
 static void rt_connected(void *data, struct agent_conn *conn, struct wr_error *err)

@@ -9,8 +9,11 @@ static void created(void *data, const struct vmm_sandbox_info *info, struct wr_e
     struct mcp_call *call = data;
     if (err)
         mcp_call_fail_error(call, err);
-    else
+    else {
+        mcp_call_log(call, "info", "sandbox '%s' (%s) created on the %s backend", info->row.name,
+                     info->row.id, info->row.backend);
         mcp_call_succeed(call, mcp_sandbox_json(info));
+    }
 }
 
 static void call(struct mcp_call *call, const cJSON *args)

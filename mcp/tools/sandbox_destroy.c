@@ -8,6 +8,7 @@ static void destroyed(void *data, const struct vmm_sandbox_info *info, struct wr
         mcp_call_fail_error(call, err);
         return;
     }
+    mcp_call_log(call, "info", "sandbox '%s' (%s) destroyed", info->row.name, info->row.id);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "id", info->row.id);
     cJSON_AddStringToObject(r, "name", info->row.name);

@@ -124,6 +124,33 @@ static void on_loop(void (*fn)(void *), void *arg)
     uv_sem_wait(&done_sem);
 }
 
+static bool (*wait_pred)(void);
+static bool wait_result;
+
+static void eval_pred(void *arg)
+{
+    wait_result = wait_pred();
+}
+
+/* Evaluates a condition on the server's state, on the loop thread. */
+static bool check_on_loop(bool (*pred)(void))
+{
+    wait_pred = pred;
+    on_loop(eval_pred, NULL);
+    return wait_result;
+}
+
+/* Polls a condition on the loop thread until it holds (or fails the test after 10 s). */
+static void wait_for(bool (*pred)(void))
+{
+    for (int i = 0; i < 1000; i++) {
+        if (check_on_loop(pred))
+            return;
+        usleep(10 * 1000);
+    }
+    ASSERT(!"condition not reached in 10 s");
+}
+
 static void *loop_thread(void *arg)
 {
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -252,7 +279,10 @@ static void client_open(struct client *c)
     c->carry_len = 0;
 }
 
-static void client_send(struct client *c, const char *s) { ASSERT_EQ(wr_write_all(c->fd, s, strlen(s)), 0); }
+static void client_send(struct client *c, const char *s)
+{
+    ASSERT_EQ(wr_write_all(c->fd, s, strlen(s)), 0);
+}
 
 static int client_read(struct client *c, struct reply *r, bool headers_only)
 {
@@ -311,8 +341,8 @@ static int post(const char *session, const char *extra, const char *body, struct
              "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer " TOKEN "\r\n"
              "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
              "%s%s%s%sContent-Length: %zu\r\n\r\n",
-             port, session ? "Mcp-Session-Id: " : "", session ? session : "",
-             session ? "\r\n" : "", extra ? extra : "", strlen(body));
+             port, session ? "Mcp-Session-Id: " : "", session ? session : "", session ? "\r\n" : "",
+             extra ? extra : "", strlen(body));
     client_send(&c, head);
     client_send(&c, body);
     int ret = client_read(&c, r, false);
@@ -320,8 +350,8 @@ static int post(const char *session, const char *extra, const char *body, struct
     return ret;
 }
 
-#define INIT_BODY                                                                              \
-    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"  \
+#define INIT_BODY                                                                                  \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"     \
     "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}"
 #define PING_BODY "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}"
 
@@ -478,6 +508,29 @@ static void test_keep_alive_and_pipelining(void)
     close(c.fd);
 }
 
+static void test_expect_continue(void)
+{
+    char sid[65], req[1024];
+    initialize(sid);
+    snprintf(req, sizeof(req),
+             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+             "Content-Type: application/json\r\nMcp-Session-Id: %s  \r\nExpect: 100-continue\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             sid, strlen(PING_BODY));
+    struct client c;
+    struct reply r;
+    client_open(&c);
+    client_send(&c, req);
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 100);
+    reply_free(&r);
+    client_send(&c, PING_BODY);
+    ASSERT_EQ(client_read(&c, &r, false), 0);
+    ASSERT_EQ(r.status, 200);
+    reply_free(&r);
+    close(c.fd);
+}
+
 static void get_request(char *out, size_t size, const char *sid)
 {
     snprintf(out, size,
@@ -551,8 +604,7 @@ struct held {
 static int held_count;
 static void (*real_send)(void *, const char *, size_t, const char *, bool);
 
-static void hold_send(void *data, const char *json, size_t len, const char *related_id,
-                      bool final)
+static void hold_send(void *data, const char *json, size_t len, const char *related_id, bool final)
 {
     struct held *h = &held[held_count++];
     h->session = data;
@@ -583,6 +635,15 @@ static void release(void *arg)
     real_send(h->session, h->json, strlen(h->json), h->related, h->final);
 }
 
+static bool one_held(void)
+{
+    return held_count == 1;
+}
+static bool no_connections(void)
+{
+    return http->conn_count == 0;
+}
+
 static void test_streamed_and_abandoned_requests(void)
 {
     char sid[65], req[1024];
@@ -597,8 +658,7 @@ static void test_streamed_and_abandoned_requests(void)
     struct reply r;
     client_open(&c);
     client_send(&c, req);
-    usleep(100 * 1000);
-    ASSERT_EQ(held_count, 1);
+    wait_for(one_held);
     on_loop(release, "progress");
     ASSERT_EQ(client_read(&c, &r, false), 0);
     ASSERT_EQ(r.status, 200);
@@ -612,17 +672,15 @@ static void test_streamed_and_abandoned_requests(void)
      * up before the answer, which must be dropped without harm. */
     held_count = 0;
     client_send(&c, req);
-    usleep(100 * 1000);
-    ASSERT_EQ(held_count, 1);
+    wait_for(one_held);
     close(c.fd);
-    usleep(100 * 1000);
+    wait_for(no_connections);
     on_loop(release, "progress");
     /* The id is free again: a new request with it is answered. */
     on_loop(hold_session, sid);
     client_open(&c);
     client_send(&c, req);
-    usleep(100 * 1000);
-    ASSERT_EQ(held_count, 1);
+    wait_for(one_held);
     on_loop(release, NULL);
     ASSERT_EQ(client_read(&c, &r, false), 0);
     ASSERT_EQ(r.status, 200);
@@ -631,11 +689,16 @@ static void test_streamed_and_abandoned_requests(void)
     close(c.fd);
 }
 
+static bool sessions_full(void)
+{
+    return http->session_count >= 16;
+}
+
 static void test_session_cap(void)
 {
     /* max_sessions is 16 and earlier tests left some open: fill up, then one more is 503. */
     char sid[65];
-    while (http->session_count < 16)
+    while (!check_on_loop(sessions_full))
         initialize(sid);
     expect_status(NULL, NULL, INIT_BODY, 503);
 }
@@ -667,6 +730,7 @@ int main(void)
     RUN(test_security);
     RUN(test_limits_and_methods);
     RUN(test_keep_alive_and_pipelining);
+    RUN(test_expect_continue);
     RUN(test_get_stream_and_delete);
     RUN(test_streamed_and_abandoned_requests);
     RUN(test_session_cap);

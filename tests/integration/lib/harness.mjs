@@ -1,0 +1,363 @@
+// Helpers for warren's integration tests: a real MCP client (@modelcontextprotocol/sdk)
+// drives the real `warren` binary over stdio or Streamable HTTP.
+//
+// A test file registers cases with test(name, fn); they run one after another once the
+// module has been evaluated. The process exits 0 when all pass, 1 when any fails, and 77
+// (ctest's SKIP_RETURN_CODE) when the file or every case was skipped. Everything a helper
+// starts (servers, clients, temp dirs) is cleaned up when the run ends, even on failure.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import Ajv from "ajv";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const verbose = !!process.env.WARREN_TEST_VERBOSE;
+const keepTemp = !!process.env.WARREN_KEEP_TMP;
+const STDERR_TAIL_BYTES = 64 * 1024;
+const LISTEN_TIMEOUT_MS = 10_000;
+const TEST_TIMEOUT_MS = Number(process.env.WARREN_TEST_TIMEOUT_MS ?? 120_000);
+
+// ---- cleanup ------------------------------------------------------------------------
+
+const cleanups = []; // async functions, run last-registered first
+const children = new Set(); // processes to SIGKILL if we exit without cleaning up
+
+/** Registers fn to run when the test run ends (in reverse order of registration). */
+export function onCleanup(fn) {
+  cleanups.push(fn);
+}
+
+async function runCleanups() {
+  while (cleanups.length) {
+    const fn = cleanups.pop();
+    try {
+      await fn();
+    } catch (e) {
+      console.error(`cleanup failed: ${e?.stack ?? e}`);
+    }
+  }
+}
+
+process.on("exit", () => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+});
+
+// ---- paths --------------------------------------------------------------------------
+
+/** Path of the warren binary: $WARREN_BUILD_DIR/warren, else <repo>/build/warren. */
+export function warrenBinary() {
+  const dir = process.env.WARREN_BUILD_DIR ?? join(repoRoot, "build");
+  const bin = resolve(dir, "warren");
+  if (!existsSync(bin)) throw new Error(`no warren binary at ${bin}; build first or set WARREN_BUILD_DIR`);
+  return bin;
+}
+
+// True when something is mounted at or below dir (a leaked jail mount, say): removing
+// the tree would then reach into whatever is mounted there.
+function hasMountsBelow(dir) {
+  const unescape = (s) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  const mountinfo = readFileSync("/proc/self/mountinfo", "utf8");
+  return mountinfo.split("\n").some((line) => {
+    const point = unescape(line.split(" ")[4] ?? "");
+    return point === dir || point.startsWith(dir + "/");
+  });
+}
+
+function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onCleanup(() => {
+    if (keepTemp) return console.error(`kept ${dir}`);
+    if (hasMountsBelow(dir)) return console.error(`not removing ${dir}: something is mounted below it`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** A fresh, empty state directory, removed when the run ends ($WARREN_KEEP_TMP keeps it). */
+export function tempStateDir() {
+  return tempDir("warren-it-state-");
+}
+
+// ---- repositories -------------------------------------------------------------------
+
+const gitEnv = {
+  ...process.env,
+  GIT_CONFIG_NOSYSTEM: "1",
+  GIT_CONFIG_GLOBAL: "/dev/null",
+  GIT_AUTHOR_NAME: "warren test",
+  GIT_AUTHOR_EMAIL: "test@warren.invalid",
+  GIT_COMMITTER_NAME: "warren test",
+  GIT_COMMITTER_EMAIL: "test@warren.invalid",
+};
+
+/** Runs git in dir and returns its trimmed stdout. */
+export function git(dir, ...args) {
+  return execFileSync("git", ["-C", dir, ...args], { env: gitEnv, encoding: "utf8" }).trim();
+}
+
+/**
+ * Creates a git repository with one commit on branch main and returns its path.
+ * files maps a relative path to its content (string or Buffer) or to
+ * {content, mode} (mode e.g. 0o755) or {symlink: target}.
+ */
+export function makeGitRepo(files = { "README.md": "hello\n" }) {
+  const dir = tempDir("warren-it-repo-");
+  git(dir, "init", "-q", "-b", "main");
+  for (const [path, spec] of Object.entries(files)) {
+    const full = join(dir, path);
+    mkdirSync(dirname(full), { recursive: true });
+    if (spec && typeof spec === "object" && "symlink" in spec) {
+      symlinkSync(spec.symlink, full);
+      continue;
+    }
+    const isPlain = typeof spec === "string" || Buffer.isBuffer(spec);
+    writeFileSync(full, isPlain ? spec : spec.content);
+    if (!isPlain && spec.mode !== undefined) chmodSync(full, spec.mode);
+  }
+  git(dir, "add", "-A");
+  git(dir, "commit", "-q", "--allow-empty", "-m", "initial");
+  return dir;
+}
+
+// ---- servers and clients ------------------------------------------------------------
+
+// Keeps the last STDERR_TAIL_BYTES of a stream (the pipe must be drained or the server
+// blocks on a full pipe) and echoes it when WARREN_TEST_VERBOSE is set.
+function captureTail(stream) {
+  const state = { text: "" };
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => {
+    if (verbose) process.stderr.write(chunk);
+    state.text = (state.text + chunk).slice(-STDERR_TAIL_BYTES);
+  });
+  return state;
+}
+
+function newClient() {
+  return new Client({ name: "warren-integration-tests", version: "0.1.0" });
+}
+
+/**
+ * Starts `warren mcp --backend jail --state-dir D [args]` and returns an SDK Client
+ * connected to it over stdio. client.stderrTail() returns the server's recent stderr.
+ * The client (and with it the server) is closed when the run ends.
+ */
+export async function connectStdio({ stateDir, args = [], env = {} } = {}) {
+  const transport = new StdioClientTransport({
+    command: warrenBinary(),
+    args: ["mcp", "--backend", "jail", "--state-dir", stateDir ?? tempStateDir(), ...args],
+    env: { ...getDefaultEnvironment(), ...env },
+    stderr: "pipe",
+  });
+  const tail = captureTail(transport.stderr);
+  const client = newClient();
+  client.stderrTail = () => tail.text;
+  onCleanup(() => client.close());
+  try {
+    await client.connect(transport);
+  } catch (e) {
+    throw new Error(`connecting to warren over stdio: ${e.message}\n--- warren stderr ---\n${tail.text}`);
+  }
+  return client;
+}
+
+/**
+ * Spawns `warren serve --listen 127.0.0.1:0 --backend jail --state-dir D [args]` with
+ * bearer token `token` (--auth none when token is null) and waits for the line
+ * `warren: listening on URL`. Returns {url, process, stderrTail(), stop()}; the server is
+ * stopped when the run ends.
+ */
+export async function startHttpServer({ stateDir, token = null, args = [] } = {}) {
+  const authArgs = token === null ? ["--auth", "none"] : [];
+  const env = { ...process.env };
+  if (token === null) delete env.WARREN_TOKEN;
+  else env.WARREN_TOKEN = token;
+  const argv = ["serve", "--listen", "127.0.0.1:0", "--backend", "jail"];
+  argv.push("--state-dir", stateDir ?? tempStateDir(), ...authArgs, ...args);
+  const child = spawn(warrenBinary(), argv, {
+    env,
+    stdio: ["ignore", verbose ? "inherit" : "ignore", "pipe"],
+  });
+  children.add(child);
+  const tail = captureTail(child.stderr);
+  const stop = () => stopProcess(child);
+  onCleanup(stop);
+  const url = await waitForListening(child, tail);
+  return { url, process: child, stderrTail: () => tail.text, stop };
+}
+
+function waitForListening(child, tail) {
+  return new Promise((resolvePromise, reject) => {
+    const fail = (why) => {
+      clearTimeout(timer);
+      reject(new Error(`warren serve ${why}\n--- warren stderr ---\n${tail.text}`));
+    };
+    const timer = setTimeout(
+      () => fail(`did not print its URL within ${LISTEN_TIMEOUT_MS} ms`),
+      LISTEN_TIMEOUT_MS,
+    );
+    const onExit = (code, signal) => fail(`exited early (${signal ?? code})`);
+    const onError = (e) => fail(`could not start: ${e.message}`);
+    const onData = () => {
+      const m = tail.text.match(/^warren: listening on (http:\/\/\S+\/mcp)$/m);
+      if (!m) return;
+      clearTimeout(timer);
+      child.off("exit", onExit).off("error", onError);
+      child.stderr.off("data", onData);
+      resolvePromise(m[1]);
+    };
+    child.on("exit", onExit).on("error", onError);
+    child.stderr.on("data", onData);
+  });
+}
+
+// SIGTERM, then SIGKILL if the process has not exited after 5 s.
+async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+/** An SDK Client connected to url over Streamable HTTP, with `Authorization: Bearer token`. */
+export async function connectHttp(url, token = null) {
+  const headers = token === null ? {} : { Authorization: `Bearer ${token}` };
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  const client = newClient();
+  onCleanup(() => client.close());
+  await client.connect(transport);
+  return client;
+}
+
+// ---- tool calls and schemas ---------------------------------------------------------
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const outputSchemas = new WeakMap(); // client -> Map(tool name -> validate function)
+
+/** Asserts that value matches the JSON Schema schema; what names it in the message. */
+export function assertMatchesSchema(schema, value, what = "value") {
+  const validate = ajv.compile(schema);
+  if (!validate(value)) {
+    const shown = JSON.stringify(value, null, 2);
+    assert.fail(`${what} does not match its schema: ${ajv.errorsText(validate.errors)}\n${shown}`);
+  }
+}
+
+async function outputValidator(client, name) {
+  if (!outputSchemas.has(client)) {
+    const { tools } = await client.listTools();
+    const withSchema = tools.filter((t) => t.outputSchema);
+    outputSchemas.set(client, new Map(withSchema.map((t) => [t.name, ajv.compile(t.outputSchema)])));
+  }
+  return outputSchemas.get(client).get(name);
+}
+
+function resultText(result) {
+  return (result.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("\n");
+}
+
+/**
+ * Calls tool name with args; asserts the call succeeded (isError false) and that its
+ * structuredContent matches the tool's outputSchema, and returns structuredContent.
+ */
+export async function callTool(client, name, args = {}, options = {}) {
+  const result = await client.callTool({ name, arguments: args }, undefined, options);
+  if (result.isError) assert.fail(`${name} failed: ${resultText(result)}`);
+  const validate = await outputValidator(client, name);
+  if (validate && !validate(result.structuredContent)) {
+    const why = ajv.errorsText(validate.errors);
+    assert.fail(`${name}: structuredContent does not match outputSchema: ${why}`);
+  }
+  return result.structuredContent;
+}
+
+/** Calls tool name with args, asserts it failed as a tool (isError true); returns the text. */
+export async function callToolError(client, name, args = {}) {
+  const result = await client.callTool({ name, arguments: args });
+  const returned = JSON.stringify(result.structuredContent);
+  assert.equal(result.isError, true, `${name} was expected to fail but returned ${returned}`);
+  return resultText(result);
+}
+
+// ---- skipping and the runner --------------------------------------------------------
+
+class Skip extends Error {}
+
+/** Inside a test: marks it skipped with a reason. Outside: skips the whole file (exit 77). */
+export function skip(reason) {
+  if (running) throw new Skip(reason);
+  console.log(`skipped: ${reason}`);
+  process.exit(77);
+}
+
+/** Skips (exit 77) unless running as root: the jail backend needs it. */
+export function skipUnlessRoot(reason = "needs root for the jail backend") {
+  if (process.getuid?.() !== 0) skip(reason);
+}
+
+const tests = [];
+let running = false;
+let scheduled = false;
+
+/** Registers a test case; cases run sequentially after the file has been evaluated. */
+export function test(name, fn, { timeoutMs = TEST_TIMEOUT_MS } = {}) {
+  tests.push({ name, fn, timeoutMs });
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(runAll);
+  }
+}
+
+function withTimeout(promise, ms, name) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${name}: timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function runOne({ name, fn, timeoutMs }) {
+  const started = Date.now();
+  try {
+    await withTimeout(Promise.resolve().then(fn), timeoutMs, name);
+    console.log(`ok - ${name} (${Date.now() - started} ms)`);
+    return "passed";
+  } catch (e) {
+    if (e instanceof Skip) {
+      console.log(`ok - ${name} # SKIP ${e.message}`);
+      return "skipped";
+    }
+    console.log(`not ok - ${name}\n${String(e?.stack ?? e).replace(/^/gm, "    ")}`);
+    return "failed";
+  }
+}
+
+async function runAll() {
+  running = true;
+  const counts = { passed: 0, failed: 0, skipped: 0 };
+  console.log(`1..${tests.length}`);
+  for (const t of tests) counts[await runOne(t)]++;
+  running = false;
+  await runCleanups();
+  console.log(`# ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
+  process.exit(counts.failed ? 1 : counts.passed ? 0 : 77);
+}
