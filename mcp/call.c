@@ -90,55 +90,115 @@ void mcp__call_detach(struct mcp_call *call, bool cancel)
     }
 }
 
-/* Sends the result (unless the call was cancelled or its session is gone) and frees. */
-static void call_end(struct mcp_call *call, cJSON *result)
+/* Marks the call ended and unlinks it. Returns the session to answer, or NULL when the
+ * answer must not be sent (cancelled, session gone). A tool ends a call once: the
+ * caller checks call->ended first. */
+static struct mcp_session *call_end_begin(struct mcp_call *call)
 {
-    if (call->ended) {
-        cJSON_Delete(result);
-        return;
-    }
     call->ended = true;
-    struct mcp_session *s = call->session;
-    if (s && !call->cancelled) {
-        mcp__call_detach(call, false);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "jsonrpc", "2.0");
-        cJSON_AddItemToObject(o, "id",
-                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(call->request, "id"), true));
-        cJSON_AddItemToObject(o, "result", result);
-        mcp__session_send(s, o, call->id_key, true);
-    } else {
-        mcp__call_detach(call, false);
-        cJSON_Delete(result);
+    struct mcp_session *s = call->cancelled ? NULL : call->session;
+    mcp__call_detach(call, false);
+    return s;
+}
+
+/* Bytes s takes as a JSON string literal, quotes included. */
+static size_t json_string_len(const char *s, size_t n)
+{
+    size_t len = n + 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            len += 1;
+        else if (c < 0x20)
+            len += 5;
     }
-    call_free(call);
+    return len;
+}
+
+/* Appends s as a JSON string literal (quotes included). Copies runs of plain characters
+ * at once: results can be tens of megabytes. */
+static void append_json_string(struct wr_buf *b, const char *s, size_t n)
+{
+    wr_buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        wr_buf_append(b, s + run, i - run);
+        if (c == '"' || c == '\\')
+            wr_buf_printf(b, "\\%c", c);
+        else
+            wr_buf_printf(b, "\\u%04x", c);
+        run = i + 1;
+    }
+    wr_buf_append(b, s + run, n - run);
+    wr_buf_append(b, "\"", 1);
+}
+
+/* Sends {"jsonrpc","id","result":{content:[text: result], structuredContent: result,
+ * isError}} for a serialized result, or {..."result": result} when as_text is false. The
+ * message is built in one buffer sized up front and handed to the transport as is. */
+static void send_result_json(struct mcp_session *s, struct mcp_call *call, const char *json,
+                             size_t n, bool structured)
+{
+    _cleanup_free_ char *id =
+        cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(call->request, "id"));
+    struct wr_buf out;
+    wr_buf_init(&out, SIZE_MAX / 2);
+    wr_buf_reserve(&out, 160 + strlen(id) + (structured ? json_string_len(json, n) + n : n));
+    wr_buf_printf(&out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":", id);
+    if (structured) {
+        wr_buf_printf(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
+        append_json_string(&out, json, n);
+        wr_buf_printf(&out, "}],\"structuredContent\":");
+        wr_buf_append(&out, json, n);
+        wr_buf_printf(&out, ",\"isError\":false}");
+    } else {
+        wr_buf_append(&out, json, n);
+    }
+    wr_buf_append(&out, "}", 1);
+    size_t len;
+    char *text = wr_buf_steal(&out, &len);
+    mcp__session_send_owned(s, text, len, call->id_key, true);
 }
 
 void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 {
-    cJSON *r = cJSON_CreateObject();
-    char *text = cJSON_PrintUnformatted(structured);
-    cJSON *content = cJSON_AddArrayToObject(r, "content");
-    cJSON *block = cJSON_CreateObject();
-    cJSON_AddStringToObject(block, "type", "text");
-    cJSON_AddStringToObject(block, "text", text ? text : "{}");
-    cJSON_AddItemToArray(content, block);
-    free(text);
-    cJSON_AddItemToObject(r, "structuredContent", structured);
-    cJSON_AddBoolToObject(r, "isError", false);
-    call_end(call, r);
+    if (call->ended) {
+        cJSON_Delete(structured);
+        return;
+    }
+    struct mcp_session *s = call_end_begin(call);
+    if (s) {
+        /* Serialized once, escaped once for the text block, never rebuilt as a tree. */
+        char *json = cJSON_PrintUnformatted(structured);
+        send_result_json(s, call, json ? json : "{}", json ? strlen(json) : 2, true);
+        free(json);
+    }
+    cJSON_Delete(structured);
+    call_free(call);
 }
 
 static void fail_text(struct mcp_call *call, const char *text)
 {
-    cJSON *r = cJSON_CreateObject();
-    cJSON *content = cJSON_AddArrayToObject(r, "content");
-    cJSON *block = cJSON_CreateObject();
-    cJSON_AddStringToObject(block, "type", "text");
-    cJSON_AddStringToObject(block, "text", text);
-    cJSON_AddItemToArray(content, block);
-    cJSON_AddBoolToObject(r, "isError", true);
-    call_end(call, r);
+    if (call->ended)
+        return;
+    struct mcp_session *s = call_end_begin(call);
+    if (s) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON *content = cJSON_AddArrayToObject(r, "content");
+        cJSON *block = cJSON_CreateObject();
+        cJSON_AddStringToObject(block, "type", "text");
+        cJSON_AddStringToObject(block, "text", text);
+        cJSON_AddItemToArray(content, block);
+        cJSON_AddBoolToObject(r, "isError", true);
+        char *json = cJSON_PrintUnformatted(r);
+        cJSON_Delete(r);
+        send_result_json(s, call, json, strlen(json), false);
+        free(json);
+    }
+    call_free(call);
 }
 
 void mcp_call_fail(struct mcp_call *call, const char *fmt, ...)
@@ -161,7 +221,7 @@ void mcp_call_fail_error(struct mcp_call *call, struct wr_error *err)
 
 uv_loop_t *mcp_call_loop(struct mcp_call *call) { return call->session ? call->session->server->loop : NULL; }
 
-void mcp__tools_call(struct mcp_session *s, const cJSON *msg)
+void mcp__tools_call(struct mcp_session *s, cJSON *msg)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
@@ -184,14 +244,14 @@ void mcp__tools_call(struct mcp_session *s, const cJSON *msg)
                                      ? wr_asprintf("%s '%.128s'; call tools/list for the tools there are", problem, name->valuestring)
                                      : wr_strdup(problem);
         _cleanup_free_ char *text = mcp_error_json(id, MCP_ERR_INVALID_PARAMS, m);
-        if (s->sink.send)
-            s->sink.send(s->transport_data, text, strlen(text), key, true);
+        mcp__session_send_text(s, text, strlen(text), key, true);
+        cJSON_Delete(msg);
         return;
     }
     struct mcp_call *call = wr_calloc(1, sizeof(*call));
     call->session = s;
     call->tool = tool;
-    call->request = cJSON_Duplicate(msg, true);
+    call->request = msg;
     call->id_key = TAKE_PTR(key);
     cJSON *p = cJSON_GetObjectItemCaseSensitive(call->request, "params");
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(p, "_meta");

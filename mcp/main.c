@@ -207,8 +207,10 @@ static int run(struct cli *c)
     } else {
         uv_run(app.loop, UV_RUN_DEFAULT);
     }
-    /* Work still queued on the loop (a create half done) is abandoned with the process;
-     * the loop is not run again after the vmm is gone. Sandboxes keep running. */
+    /* One more turn runs the close callbacks of the transports' handles (they free their
+     * memory there). Work still queued (a create half done) is abandoned with the
+     * process; the loop is not run after the vmm is gone. Sandboxes keep running. */
+    uv_run(app.loop, UV_RUN_NOWAIT);
     vmm_close(app.vmm);
     mcp_server_free(app.server);
     return r < 0 ? 1 : 0;

@@ -49,8 +49,14 @@ struct mcp_call {
 void mcp__session_send(struct mcp_session *s, cJSON *msg, const char *related_id, bool final);
 void mcp__session_log(struct mcp_session *s, const char *level, const char *text,
                       const char *related_id);
-/* Handles tools/call; takes nothing (msg stays owned by the caller, the call copies). */
-void mcp__tools_call(struct mcp_session *s, const cJSON *msg);
+/* Handles tools/call; takes ownership of msg. */
+void mcp__tools_call(struct mcp_session *s, cJSON *msg);
+/* Sends a serialized message the session takes over (malloc'd, room for one more byte). */
+void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len,
+                             const char *related_id, bool final);
+/* Sends an already serialized message (len bytes, no newline). */
+void mcp__session_send_text(struct mcp_session *s, const char *text, size_t len,
+                            const char *related_id, bool final);
 /* Unlinks a call from its session; with cancel, marks it cancelled and runs its cancel
  * hook. The call itself is freed when the tool ends it. */
 void mcp__call_detach(struct mcp_call *call, bool cancel);

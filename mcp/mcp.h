@@ -40,6 +40,10 @@ void mcp_server_free(struct mcp_server *server);
 struct mcp_sink {
     void (*send)(void *transport_data, const char *json, size_t len, const char *related_id,
                  bool final);
+    /* Optional: the same, but the sink takes over json (malloc'd, with room for at least
+     * one byte past len) and frees it. Big results go this way without a copy. */
+    void (*send_owned)(void *transport_data, char *json, size_t len, const char *related_id,
+                       bool final);
 };
 
 struct mcp_session *mcp_session_new(struct mcp_server *server, const struct mcp_sink *sink,

@@ -132,12 +132,30 @@ char *mcp_message_id_key(const cJSON *msg)
 
 /* ---- sending ------------------------------------------------------------------- */
 
+void mcp__session_send_text(struct mcp_session *s, const char *text, size_t len,
+                            const char *related_id, bool final)
+{
+    if (s->sink.send)
+        s->sink.send(s->transport_data, text, len, related_id, final);
+}
+
+void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len,
+                             const char *related_id, bool final)
+{
+    if (s->sink.send_owned) {
+        s->sink.send_owned(s->transport_data, text, len, related_id, final);
+        return;
+    }
+    mcp__session_send_text(s, text, len, related_id, final);
+    free(text);
+}
+
 void mcp__session_send(struct mcp_session *s, cJSON *msg, const char *related_id, bool final)
 {
     char *text = cJSON_PrintUnformatted(msg);
     cJSON_Delete(msg);
-    if (text && s->sink.send)
-        s->sink.send(s->transport_data, text, strlen(text), related_id, final);
+    if (text)
+        mcp__session_send_text(s, text, strlen(text), related_id, final);
     free(text);
 }
 
@@ -155,8 +173,7 @@ static void send_error(struct mcp_session *s, const cJSON *id, int code, const c
 {
     _cleanup_free_ char *text = mcp_error_json(id, code, message);
     _cleanup_free_ char *key = id ? cJSON_PrintUnformatted(id) : NULL;
-    if (s->sink.send)
-        s->sink.send(s->transport_data, text, strlen(text), key, true);
+    mcp__session_send_text(s, text, strlen(text), key, true);
 }
 
 static int level_index(const char *level)
@@ -344,8 +361,11 @@ static void handle_cancelled(struct mcp_session *s, const cJSON *params)
     }
 }
 
-static void handle_request(struct mcp_session *s, cJSON *msg)
+/* Handles a request; tools/call takes msg over (its arguments may be megabytes: no copy)
+ * and the pointer is cleared, anything else leaves it to the caller. */
+static void handle_request(struct mcp_session *s, cJSON **msgp)
 {
+    cJSON *msg = *msgp;
     const char *method = cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
     cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
@@ -363,7 +383,7 @@ static void handle_request(struct mcp_session *s, cJSON *msg)
     else if (!strcmp(method, "tools/list"))
         handle_tools_list(s, id, params);
     else if (!strcmp(method, "tools/call"))
-        mcp__tools_call(s, msg);
+        mcp__tools_call(s, TAKE_PTR(*msgp));
     else if (!strcmp(method, "logging/setLevel"))
         handle_set_level(s, id, params);
     else {
@@ -376,7 +396,7 @@ void mcp_session_handle(struct mcp_session *s, cJSON *msg)
 {
     switch (mcp_message_kind(msg)) {
     case MCP_MSG_REQUEST:
-        handle_request(s, msg);
+        handle_request(s, &msg);
         break;
     case MCP_MSG_NOTIFICATION: {
         const char *method = cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring;

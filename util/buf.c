@@ -25,6 +25,18 @@ static int reserve(struct wr_buf *b, size_t extra)
     return 0;
 }
 
+int wr_buf_reserve(struct wr_buf *b, size_t n)
+{
+    if (n > b->max || b->len > b->max - n)
+        return -ENOSPC;
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        b->data = wr_realloc(b->data, need);
+        b->cap = need;
+    }
+    return 0;
+}
+
 int wr_buf_append(struct wr_buf *b, const void *data, size_t n)
 {
     int r = reserve(b, n);

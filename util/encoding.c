@@ -28,36 +28,52 @@ void wr_base64_encode(const void *in, size_t n, char *out)
     out[o] = 0;
 }
 
-static int8_t b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return (int8_t)(c - 'A');
-    if (c >= 'a' && c <= 'z') return (int8_t)(c - 'a' + 26);
-    if (c >= '0' && c <= '9') return (int8_t)(c - '0' + 52);
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
+/* 1 + the value of a base64 digit; 0 for anything else. */
+static const uint8_t b64_values[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7,
+    ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14,
+    ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21,
+    ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28,
+    ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35,
+    ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
+    ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63,
+    ['/'] = 64,
+};
 
 ssize_t wr_base64_decode(const char *in, size_t n, void *out)
 {
+    const unsigned char *p = (const unsigned char *)in;
     unsigned char *o = out;
-    size_t len = 0;
-    while (n > 0 && in[n - 1] == '=')
+    while (n > 0 && p[n - 1] == '=')
         n--;
     if (n % 4 == 1)
         return -EINVAL;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int8_t v = b64_value((unsigned char)in[i]);
-        if (v < 0)
+    size_t len = 0, i = 0;
+    /* Whole groups of four digits first: three bytes each, one table look-up per digit. */
+    for (; i + 4 <= n; i += 4) {
+        uint32_t a = b64_values[p[i]], b = b64_values[p[i + 1]], c = b64_values[p[i + 2]],
+                 d = b64_values[p[i + 3]];
+        if (!a || !b || !c || !d)
             return -EINVAL;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[len++] = (unsigned char)(acc >> bits);
+        uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
+        o[len++] = (unsigned char)(v >> 16);
+        o[len++] = (unsigned char)(v >> 8);
+        o[len++] = (unsigned char)v;
+    }
+    if (i < n) {
+        uint32_t v = 0;
+        size_t k;
+        for (k = 0; i + k < n; k++) {
+            uint32_t d = b64_values[p[i + k]];
+            if (!d)
+                return -EINVAL;
+            v |= (d - 1) << (18 - 6 * k);
         }
+        o[len++] = (unsigned char)(v >> 16);
+        if (k == 3)
+            o[len++] = (unsigned char)(v >> 8);
     }
     return (ssize_t)len;
 }

@@ -3,6 +3,7 @@
 
 #include "util.h"
 
+static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *vformat(const char *fmt, va_list ap)
 {
     char *s = NULL;

@@ -95,6 +95,8 @@ struct wr_buf {
 
 void wr_buf_init(struct wr_buf *b, size_t max);
 int wr_buf_append(struct wr_buf *b, const void *data, size_t n);
+/* Makes room for n more bytes at once (one allocation instead of repeated doubling). */
+int wr_buf_reserve(struct wr_buf *b, size_t n);
 int wr_buf_printf(struct wr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes. */
 void wr_buf_consume(struct wr_buf *b, size_t n);

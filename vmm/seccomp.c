@@ -65,6 +65,11 @@ static const char *const denied_syscalls[] = {
     /* userfaultfd widens kernel race windows; process_vm_writev pokes other processes */
     "userfaultfd",
     "process_vm_writev",
+    /* io_uring performs operations this filter never sees and has had a run of privilege
+     * escalations; Docker's default profile blocks it too */
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
 };
 
 /* personality(2) may only query (0xffffffff): every change is refused, including the

@@ -12,6 +12,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -246,6 +247,144 @@ export async function connectHttp(url, token = null) {
   onCleanup(() => client.close());
   await client.connect(transport);
   return client;
+}
+
+/**
+ * Registers a cleanup that destroys every sandbox left in stateDir: sandboxes outlive
+ * the servers that made them, so a failed test would otherwise leak jails (and their
+ * mounts would keep the state directory from being removed). Call it right after making
+ * the state directory so that it runs before the directory is removed.
+ */
+export function sweepSandboxesAtEnd(stateDir) {
+  onCleanup(() => sweepSandboxes(stateDir));
+}
+
+/** Starts a fresh `warren mcp` on stateDir and destroys every sandbox it lists. */
+export async function sweepSandboxes(stateDir) {
+  const transport = new StdioClientTransport({
+    command: warrenBinary(),
+    args: ["mcp", "--backend", "jail", "--state-dir", stateDir],
+    env: getDefaultEnvironment(),
+    stderr: "pipe",
+  });
+  const tail = captureTail(transport.stderr);
+  const client = newClient();
+  try {
+    const quick = { timeout: 20_000 }; // a broken server must not hold the run for minutes
+    await client.connect(transport, quick);
+    const listed = await client.callTool({ name: "sandbox_list", arguments: {} }, undefined, quick);
+    for (const sb of listed.structuredContent?.sandboxes ?? []) {
+      const r = await client.callTool({ name: "sandbox_destroy", arguments: { id: sb.id } }, undefined, quick);
+      if (r.isError) {
+        console.error(`cleanup: destroying ${sb.id}: ${resultText(r)}`);
+        if (sb.pid) {
+          try {
+            process.kill(sb.pid, "SIGKILL");
+          } catch {}
+        }
+      }
+    }
+  } catch (e) {
+    console.error(`cleanup: sweeping sandboxes in ${stateDir}: ${e.message}\n${tail.text}`);
+  } finally {
+    await client.close().catch(() => {});
+  }
+  // Last resort: any process whose root is a sandbox of this state directory.
+  for (const pid of sandboxProcesses(stateDir)) {
+    console.error(`cleanup: killing leftover sandbox process ${pid} of ${stateDir}`);
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+}
+
+/** Pids of live processes whose root filesystem is a sandbox layer under stateDir. */
+export function sandboxProcesses(stateDir) {
+  const needle = `${stateDir}/sandboxes/`;
+  const pids = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z") continue;
+      const root = readFileSync(`/proc/${name}/mountinfo`, "utf8").split("\n").find((l) => l.split(" ")[4] === "/");
+      if (root && root.includes(needle)) pids.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/**
+ * Spawns `warren mcp --backend jail --state-dir D [args]` without an MCP client: the test
+ * writes JSON-RPC lines itself. Returns {process, send(obj|string), next(timeoutMs),
+ * request(method, params), close(), stderrTail()}; next() resolves with the next message
+ * the server wrote (every stdout line must parse as JSON).
+ */
+export function spawnRawStdio({ stateDir, args = [] } = {}) {
+  const child = spawn(
+    warrenBinary(),
+    ["mcp", "--backend", "jail", "--state-dir", stateDir ?? tempStateDir(), ...args],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
+  children.add(child);
+  const tail = captureTail(child.stderr);
+  const received = [];
+  const waiting = [];
+  let buffered = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        msg = { unparseable: line };
+      }
+      if (waiting.length) waiting.shift()(msg);
+      else received.push(msg);
+    }
+  });
+  const next = (timeoutMs = 10_000) =>
+    new Promise((resolvePromise, reject) => {
+      if (received.length) return resolvePromise(received.shift());
+      const timer = setTimeout(() => {
+        const i = waiting.indexOf(done);
+        if (i >= 0) waiting.splice(i, 1);
+        reject(new Error(`no message from warren within ${timeoutMs} ms\n${tail.text}`));
+      }, timeoutMs);
+      const done = (m) => {
+        clearTimeout(timer);
+        resolvePromise(m);
+      };
+      waiting.push(done);
+    });
+  const send = (msg) => child.stdin.write((typeof msg === "string" ? msg : JSON.stringify(msg)) + "\n");
+  let nextId = 1;
+  const request = async (method, params) => {
+    const id = nextId++;
+    send({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+    for (;;) {
+      const m = await next();
+      if (m.id === id) return m;
+    }
+  };
+  const close = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.stdin.end();
+    const exited = new Promise((r) => child.once("exit", r));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+    children.delete(child);
+  };
+  onCleanup(close);
+  return { process: child, send, next, request, close, stderrTail: () => tail.text };
 }
 
 // ---- tool calls and schemas ---------------------------------------------------------
