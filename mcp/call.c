@@ -91,8 +91,8 @@ void mcp__call_detach(struct mcp_call *call, bool cancel)
 }
 
 /* Marks the call ended and unlinks it. Returns the session to answer, or NULL when the
- * answer must not be sent (cancelled, session gone). A tool ends a call once: the
- * caller checks call->ended first. */
+ * answer must not be sent (cancelled, session gone). A tool ends each call exactly once;
+ * the call is freed then. */
 static struct mcp_session *call_end_begin(struct mcp_call *call)
 {
     call->ended = true;
@@ -101,80 +101,41 @@ static struct mcp_session *call_end_begin(struct mcp_call *call)
     return s;
 }
 
-/* Bytes s takes as a JSON string literal, quotes included. */
-static size_t json_string_len(const char *s, size_t n)
-{
-    size_t len = n + 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            len += 1;
-        else if (c < 0x20)
-            len += 5;
-    }
-    return len;
-}
-
-/* Appends s as a JSON string literal (quotes included). Copies runs of plain characters
- * at once: results can be tens of megabytes. */
-static void append_json_string(struct wr_buf *b, const char *s, size_t n)
-{
-    wr_buf_append(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        wr_buf_append(b, s + run, i - run);
-        if (c == '"' || c == '\\')
-            wr_buf_printf(b, "\\%c", c);
-        else
-            wr_buf_printf(b, "\\u%04x", c);
-        run = i + 1;
-    }
-    wr_buf_append(b, s + run, n - run);
-    wr_buf_append(b, "\"", 1);
-}
-
-/* Sends {"jsonrpc","id","result":{content:[text: result], structuredContent: result,
- * isError}} for a serialized result, or {..."result": result} when as_text is false. The
- * message is built in one buffer sized up front and handed to the transport as is. */
-static void send_result_json(struct mcp_session *s, struct mcp_call *call, const char *json,
-                             size_t n, bool structured)
+/* Starts a response to call in out: {"jsonrpc":"2.0","id":ID,"result": */
+static void response_start(struct mcp_call *call, struct wr_buf *out)
 {
     _cleanup_free_ char *id =
         cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(call->request, "id"));
-    struct wr_buf out;
-    wr_buf_init(&out, SIZE_MAX / 2);
-    wr_buf_reserve(&out, 160 + strlen(id) + (structured ? json_string_len(json, n) + n : n));
-    wr_buf_printf(&out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":", id);
-    if (structured) {
-        wr_buf_printf(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
-        append_json_string(&out, json, n);
-        wr_buf_printf(&out, "}],\"structuredContent\":");
-        wr_buf_append(&out, json, n);
-        wr_buf_printf(&out, ",\"isError\":false}");
-    } else {
-        wr_buf_append(&out, json, n);
-    }
-    wr_buf_append(&out, "}", 1);
+    wr_buf_init(out, SIZE_MAX / 2);
+    wr_buf_printf(out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":", id);
+}
+
+static void response_send(struct mcp_session *s, struct mcp_call *call, struct wr_buf *out)
+{
+    wr_buf_append(out, "}", 1);
     size_t len;
-    char *text = wr_buf_steal(&out, &len);
+    char *text = wr_buf_steal(out, &len);
     mcp__session_send_owned(s, text, len, call->id_key, true);
 }
 
 void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 {
-    if (call->ended) {
-        cJSON_Delete(structured);
-        return;
-    }
     struct mcp_session *s = call_end_begin(call);
     if (s) {
-        /* Serialized once, escaped once for the text block, never rebuilt as a tree. */
-        char *json = cJSON_PrintUnformatted(structured);
-        send_result_json(s, call, json ? json : "{}", json ? strlen(json) : 2, true);
-        free(json);
+        /* One buffer, no intermediate copies (results can carry tens of megabytes):
+         * structuredContent is printed in place, then the same bytes are appended
+         * escaped as the text block. */
+        struct wr_buf out;
+        response_start(call, &out);
+        wr_buf_printf(&out, "{\"structuredContent\":");
+        size_t start = out.len;
+        mcp__json_print(&out, structured);
+        size_t end = out.len;
+        wr_buf_reserve(&out, mcp__json_string_len(out.data + start, end - start) + 64);
+        wr_buf_printf(&out, ",\"content\":[{\"type\":\"text\",\"text\":");
+        mcp__json_append_string(&out, out.data + start, end - start);
+        wr_buf_printf(&out, "}],\"isError\":false}");
+        response_send(s, call, &out);
     }
     cJSON_Delete(structured);
     call_free(call);
@@ -182,8 +143,6 @@ void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 
 static void fail_text(struct mcp_call *call, const char *text)
 {
-    if (call->ended)
-        return;
     struct mcp_session *s = call_end_begin(call);
     if (s) {
         cJSON *r = cJSON_CreateObject();
@@ -193,10 +152,11 @@ static void fail_text(struct mcp_call *call, const char *text)
         cJSON_AddStringToObject(block, "text", text);
         cJSON_AddItemToArray(content, block);
         cJSON_AddBoolToObject(r, "isError", true);
-        char *json = cJSON_PrintUnformatted(r);
+        struct wr_buf out;
+        response_start(call, &out);
+        mcp__json_print(&out, r);
         cJSON_Delete(r);
-        send_result_json(s, call, json, strlen(json), false);
-        free(json);
+        response_send(s, call, &out);
     }
     call_free(call);
 }

@@ -1,6 +1,7 @@
 /* warren: the command line. `warren mcp` serves one MCP client over stdio, `warren serve`
  * serves many over Streamable HTTP; both embed the same core. */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,6 +172,12 @@ static void on_stdin_closed(void *data) { app_stop(data); }
 
 static int run(struct cli *c)
 {
+    /* File content moves through buffers of tens of megabytes. Served from the heap and
+     * kept there once freed (up to the trim threshold), the next transfer reuses pages
+     * that are already mapped instead of faulting in fresh ones: page faults, not
+     * copies, dominated large reads (see tests/bench). */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 192 << 20);
     wr_log_set_level(parse_level(c->log_level));
     wr_log_set_json(c->log_json);
     signal(SIGPIPE, SIG_IGN);

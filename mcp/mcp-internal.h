@@ -49,6 +49,12 @@ struct mcp_call {
 void mcp__session_send(struct mcp_session *s, cJSON *msg, const char *related_id, bool final);
 void mcp__session_log(struct mcp_session *s, const char *level, const char *text,
                       const char *related_id);
+/* mcp/json.c: fast serialization of (possibly huge) results. */
+void mcp__json_print(struct wr_buf *b, const cJSON *j);
+void mcp__json_append_string(struct wr_buf *b, const char *s, size_t n);
+/* Bytes s takes as a JSON string literal, quotes included. */
+size_t mcp__json_string_len(const char *s, size_t n);
+
 /* Handles tools/call; takes ownership of msg. */
 void mcp__tools_call(struct mcp_session *s, cJSON *msg);
 /* Sends a serialized message the session takes over (malloc'd, room for one more byte). */

@@ -70,6 +70,23 @@ char *mcp_error_json(const cJSON *id, int code, const char *message)
     return s;
 }
 
+static bool id_valid(const cJSON *id);
+
+/* True when a JSON string in text holds an escaped NUL (\u0000). cJSON would decode it
+ * into a C string that silently ends there: "a\u0000b" would become "a". */
+static bool has_escaped_nul(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p)))) {
+        if (end - p >= 6 && !memcmp(p + 1, "u0000", 5))
+            return true;
+        p += 2; /* skip the escaped character, which may itself be a backslash */
+        if (p >= end)
+            break;
+    }
+    return false;
+}
+
 int mcp_parse_message(const char *text, size_t len, cJSON **ret, char **ret_error_json)
 {
     *ret = NULL;
@@ -86,6 +103,14 @@ int mcp_parse_message(const char *text, size_t len, cJSON **ret, char **ret_erro
         cJSON_Delete(j);
         *ret_error_json = mcp_error_json(NULL, MCP_ERR_INVALID_REQUEST,
                                          "JSON-RPC batches are not supported; send one message");
+        return -EINVAL;
+    }
+    if (cJSON_IsObject(j) && has_escaped_nul(text, len)) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+        *ret_error_json = mcp_error_json(id_valid(id) ? id : NULL, MCP_ERR_INVALID_PARAMS,
+                                         "strings must not contain NUL characters (\\u0000); "
+                                         "send binary data as base64");
+        cJSON_Delete(j);
         return -EINVAL;
     }
     if (!cJSON_IsObject(j) || json_depth(j, 0) > MCP_MAX_JSON_DEPTH) {

@@ -48,6 +48,34 @@ cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info)
     return o;
 }
 
+/* Bytes one input byte costs in a result: once in structuredContent, once more escaped
+ * in the text block ('"' becomes \" and then \\\", a control byte \u0001 and then
+ * \\u0001). */
+static size_t result_cost(unsigned char c)
+{
+    if (c == '"' || c == '\\')
+        return 2 + 4;
+    if (c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f')
+        return 2 + 3;
+    if (c < 0x20)
+        return 6 + 7;
+    return 1 + 1;
+}
+
+size_t mcp_fit_text(const char *s, size_t n, size_t budget)
+{
+    size_t cost = 0, i = 0;
+    for (; i < n; i++) {
+        cost += result_cost((unsigned char)s[i]);
+        if (cost > budget)
+            break;
+    }
+    /* Never end inside a multi-byte character: back up to its lead byte. */
+    while (i < n && i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+        i--;
+    return i;
+}
+
 int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err)
 {
     int r = mcp_arg_string(args, "id", true, 128, ret, err);

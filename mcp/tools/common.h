@@ -29,6 +29,16 @@
     "\"properties\":{\"configured_mib\":{\"type\":\"integer\"},"                                \
     "\"usage_bytes\":{\"type\":\"integer\"}}}}}"
 
+/* Results stay under this many bytes of JSON unless the call asks for more (length,
+ * max_output_bytes): the official SDK's stdio client drops a server that sends a message
+ * over 10 MiB, and a result carries its JSON twice (structuredContent and text). */
+#define MCP_RESULT_BUDGET (8u << 20)
+
+/* The longest prefix of s (n bytes of UTF-8, cut at a character boundary) whose cost in a
+ * result (the JSON string in structuredContent plus its escaped copy in the text block)
+ * fits in budget bytes. */
+size_t mcp_fit_text(const char *s, size_t n, size_t budget);
+
 cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info);
 /* Reads the required "id" argument (a sandbox id or name). */
 int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err);

@@ -14,6 +14,7 @@ struct exec_call {
     struct vmm_op *op;
     struct wr_buf out, err;
     bool truncated;
+    bool explicit_cap; /* the client set max_output_bytes */
     uint64_t started_ns;
     uv_timer_t heartbeat;
     bool has_timer;
@@ -90,6 +91,15 @@ static void on_done(void *data, const struct agent_exit *exit, struct wr_error *
         cJSON_AddNullToObject(r, "signal");
     char *out = wr_utf8_sanitize(ec->out.data ? ec->out.data : "", ec->out.len);
     char *errs = wr_utf8_sanitize(ec->err.data ? ec->err.data : "", ec->err.len);
+    if (!ec->explicit_cap) {
+        /* Without an explicit max_output_bytes the result must fit MCP_RESULT_BUDGET. */
+        size_t out_len = strlen(out), err_len = strlen(errs);
+        size_t out_fit = mcp_fit_text(out, out_len, MCP_RESULT_BUDGET / 2);
+        size_t err_fit = mcp_fit_text(errs, err_len, MCP_RESULT_BUDGET / 2);
+        ec->truncated = ec->truncated || out_fit < out_len || err_fit < err_len;
+        out[out_fit] = 0;
+        errs[err_fit] = 0;
+    }
     cJSON_AddItemToObject(r, "stdout", cJSON_CreateString(out));
     cJSON_AddItemToObject(r, "stderr", cJSON_CreateString(errs));
     free(out);
@@ -163,6 +173,7 @@ static void call(struct mcp_call *call, const cJSON *args)
     };
     struct exec_call *ec = wr_calloc(1, sizeof(*ec));
     ec->call = call;
+    ec->explicit_cap = cJSON_GetObjectItemCaseSensitive(args, "max_output_bytes") != NULL;
     ec->started_ns = wr_now_ns();
     wr_buf_init(&ec->out, (size_t)a.max_output);
     wr_buf_init(&ec->err, (size_t)a.max_output);
@@ -191,7 +202,8 @@ const struct mcp_tool mcp_tool_sandbox_exec = {
         "Run a command inside a sandbox and return its exit code and output. Give command (run "
         "with /bin/sh -c) or argv. The working directory defaults to /workspace. On timeout the "
         "whole process group is killed and timed_out is true. Output past max_output_bytes is "
-        "cut (truncated: true). Sends progress notifications with the latest output while it "
+        "cut (truncated: true); without max_output_bytes the output is also cut to keep the "
+        "result under 8 MiB of JSON. Sends progress notifications with the latest output while it "
         "runs when the request has a progressToken.",
     .input_schema =
         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],\"properties\":{"

@@ -3,9 +3,13 @@
 
 #include "common.h"
 
+/* The default read of a base64 call: 3 MiB become 4 MiB of base64, 8 MiB in the result. */
+#define DEFAULT_BASE64_LENGTH (3u << 20)
+
 struct read_call {
     struct mcp_call *call;
     bool base64;
+    bool explicit_length; /* the client set length: no result budget */
     uint64_t offset;
     char *path;
 };
@@ -30,31 +34,27 @@ static size_t utf8_prefix(const char *buf, size_t len, bool cut)
     return (size_t)-1;
 }
 
-static void done(void *data, const char *buf, size_t len, uint64_t size, struct wr_error *err)
+static cJSON *read_result(struct read_call *rc, const char *buf, size_t len, uint64_t size,
+                          char **ret_encoded)
 {
-    struct read_call *rc = data;
-    if (err) {
-        fail_read(rc, err);
-        goto out;
-    }
     bool truncated = rc->offset + len < size;
     cJSON *r = cJSON_CreateObject();
     if (rc->base64) {
+        /* Referenced, not copied: the caller frees it after the result is sent. */
         char *enc = wr_malloc(wr_base64_encoded_len(len) + 1);
         wr_base64_encode(buf, len, enc);
-        cJSON_AddItemToObject(r, "content", cJSON_CreateString(enc));
-        free(enc);
+        cJSON_AddItemToObject(r, "content", cJSON_CreateStringReference(enc));
+        *ret_encoded = enc;
     } else {
         size_t keep = utf8_prefix(buf, len, truncated);
         if (keep == (size_t)-1) {
             cJSON_Delete(r);
-            mcp_call_fail(rc->call, "'%s' is not valid UTF-8 text; read it with encoding \"base64\"",
-                          rc->path);
-            goto out;
+            return NULL;
         }
-        char *text = wr_strndup(buf, keep);
+        if (!rc->explicit_length)
+            keep = mcp_fit_text(buf, keep, MCP_RESULT_BUDGET);
+        _cleanup_free_ char *text = wr_strndup(buf, keep);
         cJSON_AddItemToObject(r, "content", cJSON_CreateString(text));
-        free(text);
         truncated = truncated || keep < len;
         len = keep;
     }
@@ -62,8 +62,21 @@ static void done(void *data, const char *buf, size_t len, uint64_t size, struct 
     cJSON_AddNumberToObject(r, "size", (double)size);
     cJSON_AddNumberToObject(r, "bytes_read", (double)len);
     cJSON_AddBoolToObject(r, "truncated", truncated);
-    mcp_call_succeed(rc->call, r);
-out:
+    return r;
+}
+
+static void done(void *data, const char *buf, size_t len, uint64_t size, struct wr_error *err)
+{
+    struct read_call *rc = data;
+    _cleanup_free_ char *encoded = NULL;
+    cJSON *r = err ? NULL : read_result(rc, buf, len, size, &encoded);
+    if (err)
+        fail_read(rc, err);
+    else if (!r)
+        mcp_call_fail(rc->call, "'%s' is not valid UTF-8 text; read it with encoding \"base64\"",
+                      rc->path);
+    else
+        mcp_call_succeed(rc->call, r);
     free(rc->path);
     free(rc);
 }
@@ -72,7 +85,7 @@ static void call(struct mcp_call *call, const cJSON *args)
 {
     static const char *const known[] = {"id", "path", "offset", "length", "encoding", NULL};
     const char *id = NULL, *path = NULL, *encoding = "utf8";
-    int64_t offset = 0, length = VMM_MAX_FILE_BYTES;
+    int64_t offset = 0, length = -1;
     struct wr_error *err = NULL;
     if (mcp_args_check_known(args, known, &err) < 0 || mcp_arg_sandbox(args, &id, &err) < 0 ||
         mcp_arg_string(args, "path", true, 4096, &path, &err) < 0 ||
@@ -86,8 +99,12 @@ static void call(struct mcp_call *call, const cJSON *args)
         mcp_call_fail(call, "encoding must be \"utf8\" or \"base64\"");
         return;
     }
+    bool base64 = !strcmp(encoding, "base64");
+    bool explicit_length = length >= 0;
+    if (!explicit_length) /* what fits MCP_RESULT_BUDGET: base64 is 4/3, and sent twice */
+        length = base64 ? DEFAULT_BASE64_LENGTH : MCP_RESULT_BUDGET / 2;
     struct read_call *rc = wr_calloc(1, sizeof(*rc));
-    *rc = (struct read_call){.call = call, .base64 = !strcmp(encoding, "base64"),
+    *rc = (struct read_call){.call = call, .base64 = base64, .explicit_length = explicit_length,
                              .offset = (uint64_t)offset, .path = wr_strdup(path)};
     if (vmm_read_file(mcp_call_vmm(call), id, path, (uint64_t)offset, (uint64_t)length, done, rc,
                       &err) < 0) {
@@ -102,8 +119,9 @@ const struct mcp_tool mcp_tool_sandbox_read_file = {
     .title = "Read a file in a sandbox",
     .description = "Read a file inside a sandbox. Relative paths are relative to /workspace. "
                    "Text comes back as UTF-8; use encoding \"base64\" for binary files. Reads "
-                   "at most 32 MiB per call: use offset and length for bigger files "
-                   "(truncated tells whether more follows).",
+                   "up to 3 MiB (base64) or about 4 MiB (text) by default, so that the result fits "
+                   "the 10 MiB message limit of common MCP clients; pass length to read up to "
+                   "32 MiB, and offset to continue (truncated tells whether more follows).",
     .input_schema =
         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"path\"],"
         "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"

@@ -232,7 +232,7 @@ static void bench_files(struct server *s, const char *id)
     _cleanup_free_ char *r = wr_asprintf(
         "{\"jsonrpc\":\"2.0\",\"id\":\"r\",\"method\":\"tools/call\",\"params\":{\"name\":"
         "\"sandbox_read_file\",\"arguments\":{\"id\":\"%s\",\"path\":\"/tmp/bench.bin\","
-        "\"encoding\":\"base64\"}}}", id);
+        "\"encoding\":\"base64\",\"length\":16777216}}}", id);
     static const char marker[] = "\"structuredContent\":{\"content\":\"";
     double best_w = 1e18, best_r = 1e18;
     for (int round = 0; round < 5; round++) {

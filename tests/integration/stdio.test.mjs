@@ -550,14 +550,30 @@ test("NUL characters in string arguments are refused, never silently cut off", a
     ["sandbox_create", { name: "nul\u0000name" }],
   ];
   for (const [tool, args] of refused) {
-    const r = await client.callTool({ name: tool, arguments: args });
+    let r;
+    try {
+      r = await client.callTool({ name: tool, arguments: args });
+    } catch (e) {
+      // A JSON-RPC invalid-params error is a refusal too.
+      assert.ok(e instanceof McpError && e.code === -32602, `${tool}: ${e}`);
+      continue;
+    }
     assert.equal(r.isError, true, `${tool} ${JSON.stringify(args)} was accepted: ${JSON.stringify(r.structuredContent)}`);
   }
   // Data (stdin, file content) either goes through byte for byte or is refused.
-  const stdin = await client.callTool({ name: "sandbox_exec", arguments: { id: sb.id, command: "od -An -c | tr -s ' '", stdin: "a\u0000b" } });
+  // A JSON-RPC invalid-params error counts as a refusal here too.
+  const refusedAsProtocolError = (e) => {
+    assert.ok(e instanceof McpError && e.code === -32602, String(e));
+    return { isError: true };
+  };
+  const stdin = await client
+    .callTool({ name: "sandbox_exec", arguments: { id: sb.id, command: "od -An -c | tr -s ' '", stdin: "a\u0000b" } })
+    .catch(refusedAsProtocolError);
   if (!stdin.isError)
     assert.equal(stdin.structuredContent.stdout.trim(), "a \\0 b", `stdin "a\\0b" arrived as ${JSON.stringify(stdin.structuredContent.stdout)}`);
-  const w = await client.callTool({ name: "sandbox_write_file", arguments: { id: sb.id, path: "nul.txt", content: "a\u0000b" } });
+  const w = await client
+    .callTool({ name: "sandbox_write_file", arguments: { id: sb.id, path: "nul.txt", content: "a\u0000b" } })
+    .catch(refusedAsProtocolError);
   if (!w.isError) {
     assert.equal(w.structuredContent.bytes_written, 3, `content "a\\0b" written as ${w.structuredContent.bytes_written} bytes`);
     const back = await callTool(client, "sandbox_read_file", { id: sb.id, path: "nul.txt", encoding: "base64" });

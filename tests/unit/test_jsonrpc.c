@@ -2,7 +2,7 @@
  * tools/call dispatch errors, through a sink that captures what the session sends. */
 #include <cjson/cJSON.h>
 
-#include "../../mcp/mcp.h"
+#include "../../mcp/mcp-internal.h"
 #include "test.h"
 
 struct capture {
@@ -94,6 +94,12 @@ static void test_errors(void)
     ASSERT_EQ(error_code(feed(s, &c, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]")), -32600);
     ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}")), -32600);
     ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}")), -32600);
+    cJSON *nul = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"ping\",\"params\":{\"x\":\"a\\u0000b\"}}");
+    ASSERT_EQ(error_code(nul), -32602);
+    ASSERT_EQ(cJSON_GetObjectItem(nul, "id")->valueint, 11);
+    /* an escaped backslash followed by u0000 is six plain characters, not a NUL */
+    nul = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"ping\",\"params\":{\"x\":\"a\\\\u0000b\"}}");
+    ASSERT(cJSON_GetObjectItem(nul, "result"));
     /* ping works before initialize */
     cJSON *m = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}");
     ASSERT(cJSON_IsObject(cJSON_GetObjectItem(m, "result")));
@@ -197,6 +203,41 @@ static void test_utf8(void)
     ASSERT(wr_base64_decode("a$==", 4, dec) < 0);
 }
 
+/* The fast printer must agree with cJSON byte for byte, escapes included, at every
+ * position relative to its 8-byte scanning. */
+static void test_json_print(void)
+{
+    const char *tricky[] = {"plain", "q\"uote", "back\\slash", "ctl\x01\x1f", "nl\n\r\t\b\f",
+                            "utf8 \xc3\xa9 \xe2\x82\xac", "", "0123456789abcdef\"0123456789", NULL};
+    for (size_t i = 0; tricky[i]; i++) {
+        for (size_t pad = 0; pad < 9; pad++) {
+            char buf[128];
+            snprintf(buf, sizeof(buf), "%.*s%s", (int)pad, "xxxxxxxx", tricky[i]);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, buf, buf);
+            cJSON_AddNumberToObject(o, "n", 42);
+            cJSON_AddNumberToObject(o, "f", 1.5);
+            cJSON_AddNumberToObject(o, "neg", -7);
+            cJSON_AddBoolToObject(o, "b", true);
+            cJSON_AddNullToObject(o, "z");
+            cJSON *a = cJSON_AddArrayToObject(o, "a");
+            cJSON_AddItemToArray(a, cJSON_CreateString(buf));
+            cJSON_AddItemToArray(a, cJSON_CreateObject());
+            char *want = cJSON_PrintUnformatted(o);
+            struct wr_buf got;
+            wr_buf_init(&got, 1 << 20);
+            mcp__json_print(&got, o);
+            ASSERT_STREQ(got.data, want);
+            char *quoted = cJSON_PrintUnformatted(cJSON_GetArrayItem(a, 0));
+            ASSERT_EQ(mcp__json_string_len(buf, strlen(buf)), strlen(quoted));
+            free(quoted);
+            free(want);
+            wr_buf_free(&got);
+            cJSON_Delete(o);
+        }
+    }
+}
+
 int main(void)
 {
     struct mcp_server_options o = {.loop = uv_default_loop()};
@@ -206,6 +247,7 @@ int main(void)
     RUN(test_tools_list);
     RUN(test_pagination);
     RUN(test_utf8);
+    RUN(test_json_print);
     mcp_server_free(server);
     return 0;
 }
