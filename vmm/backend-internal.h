@@ -10,6 +10,8 @@
 
 #include "../util/util.h"
 
+struct agent_conn;
+
 /* Everything a backend needs to start one sandbox. The core prepares every directory
  * named here before start; the backend must not write outside spec->dir. */
 struct vmm_sandbox_spec {
@@ -34,6 +36,12 @@ struct vmm_sandbox_spec {
     uint64_t memory_bytes;
     bool network;                /* false: an empty network namespace / no NIC */
     const char *hostname;        /* the sandbox name */
+    /* VM backends only (NULL/0 for the jail): the guest's boot files, built by
+     * vmm/guest-image.c, and the sandbox's vsock context id (>= 3, unique among running
+     * sandboxes of this state directory). */
+    const char *kernel_path;
+    const char *initrd_path;
+    uint32_t vsock_cid;
 };
 
 /* start's completion: pid of the process whose life is the sandbox's life (the jail's
@@ -53,6 +61,17 @@ struct vmm_backend_ops {
     int (*stop)(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err);
     /* Host memory the sandbox holds now (cgroup usage, VMM RSS). */
     int (*memory_usage)(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes);
+    /* Connects to the sandbox's guest-init. NULL means: a unix socket at
+     * spec->agent_socket where guest-init accepts connections (agent_connect_unix). */
+    int (*agent_connect)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, uint32_t timeout_ms,
+                         void (*cb)(void *data, struct agent_conn *conn, struct wr_error *err),
+                         void *data, struct wr_error **err);
+    /* Memory reclaim: sets the balloon to `bytes` (0 deflates it fully). NULL when the
+     * backend has no balloon. cb reports when the VMM accepted the target (inflation itself
+     * is asynchronous in the guest). */
+    int (*balloon_set)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                       uint64_t bytes, void (*cb)(void *data, struct wr_error *err), void *data,
+                       struct wr_error **err);
 };
 
 extern const struct vmm_backend_ops vmm_backend_jail;
