@@ -22,6 +22,7 @@ struct cli {
     const char *log_level;
     bool log_json;
     unsigned max_timeout;
+    int idle_reclaim;
 };
 
 static void usage(FILE *f)
@@ -42,6 +43,8 @@ static void usage(FILE *f)
           "  --auth token|none     bearer token from $WARREN_TOKEN or <state-dir>/token\n"
           "                        (default); none only on a loopback address\n"
           "  --max-exec-timeout S  cap on sandbox_exec timeout_seconds (default 3600)\n"
+          "  --idle-reclaim-seconds S  idle time after which a VM sandbox hands memory\n"
+          "                        back through its balloon (default 30; 0: never)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -65,6 +68,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"listen", required_argument, NULL, 'l'},    {"auth", required_argument, NULL, 'a'},
         {"log-level", required_argument, NULL, 'v'}, {"log-json", no_argument, NULL, 'j'},
         {"max-exec-timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"idle-reclaim-seconds", required_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1], .backend = "auto", .listen = "127.0.0.1:8080",
@@ -80,6 +84,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         case 'v': c->log_level = optarg; break;
         case 'j': c->log_json = true; break;
         case 't': c->max_timeout = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'i': c->idle_reclaim = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -185,7 +190,8 @@ static int run(struct cli *c)
     _cleanup_error_ struct wr_error *err = NULL;
     struct app app = {.loop = uv_default_loop()};
     struct vmm_options vo = {.loop = app.loop, .state_dir = state_dir, .backend = c->backend,
-                             .max_exec_timeout_s = c->max_timeout};
+                             .max_exec_timeout_s = c->max_timeout,
+                             .idle_reclaim_s = c->idle_reclaim};
     if (vmm_open(&vo, &app.vmm, &err) < 0) {
         log_error("%s", err->msg);
         return 1;

@@ -1,5 +1,6 @@
-/* The ttl reaper: a sandbox created with ttl_seconds is destroyed once that much time has
- * passed since its creation, by whichever warren process notices first. */
+/* The housekeeping timer: a sandbox created with ttl_seconds is destroyed once that much
+ * time has passed since its creation, by whichever warren process notices first; an idle
+ * VM sandbox hands memory back (vmm/reclaim.c). */
 #include <string.h>
 
 #include "vmm-internal.h"
@@ -36,6 +37,8 @@ static void reap(uv_timer_t *t)
             struct wr_error *e = NULL;
             if (vmm_sandbox_destroy(vmm, r->id, reaped, name, &e) < 0)
                 reaped(name, NULL, e);
+        } else {
+            vmm__reclaim_idle(vmm, r);
         }
         store_sandbox_clear(r);
     }

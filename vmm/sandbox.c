@@ -205,6 +205,8 @@ int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret
     for (size_t i = 0; i < n; i++) {
         infos[i].row = rows[i];
         vmm__refresh_state(vmm, &infos[i].row);
+        struct sandbox_rt *rt = vmm__rt_get(vmm, infos[i].row.id, false);
+        infos[i].balloon_bytes = rt ? rt->balloon_bytes : 0;
         if (!strcmp(infos[i].row.state, "running")) {
             struct spec_storage spec;
             if (vmm__spec_build(vmm, &infos[i].row, &spec, NULL) == 0) {

@@ -10,10 +10,13 @@ struct conn_waiter;
 struct sandbox_rt {
     struct vmm *vmm;
     char *id;
-    char *agent_socket;
     struct agent_conn *conn;
     bool connecting;
     struct conn_waiter *waiters;
+    uint64_t balloon_bytes; /* what this process inflated the balloon to; 0: deflated */
+    bool reclaiming;        /* a reclaim (drop caches, memstats, inflate) is under way */
+    bool deflating;
+    bool touched; /* used while a reclaim was under way: do not inflate */
     struct sandbox_rt *next;
 };
 
@@ -26,7 +29,16 @@ struct vmm {
     uint32_t max_exec_timeout_s;
     struct sandbox_rt *rts;
     uv_timer_t *reaper; /* destroys sandboxes whose ttl_seconds ran out */
+    uint32_t idle_reclaim_s; /* idle time after which a VM hands memory back; 0: never */
 };
+
+/* vmm/reclaim.c: idle VMs inflate their balloon toward the guest's real use; the next
+ * operation deflates it first. Called from the reaper's timer. */
+void vmm__reclaim_idle(struct vmm *vmm, const struct store_sandbox *row);
+/* Deflates the balloon if this process inflated it, then runs cb. */
+void vmm__deflate_then(struct vmm *vmm, struct sandbox_rt *rt, const struct store_sandbox *row,
+                       void (*cb)(void *data), void *data);
+struct sandbox_rt *vmm__rt_get(struct vmm *vmm, const char *id, bool create);
 
 /* Starts and stops the ttl reaper (vmm/reaper.c). */
 void vmm__reaper_start(struct vmm *vmm);

@@ -69,6 +69,7 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
     v->backend = backend;
     v->store = st;
     v->max_exec_timeout_s = opts->max_exec_timeout_s ? opts->max_exec_timeout_s : 3600;
+    v->idle_reclaim_s = opts->idle_reclaim_s < 0 ? 0 : opts->idle_reclaim_s ? (uint32_t)opts->idle_reclaim_s : 30;
     if (access(v->guest_init_path, X_OK) < 0) {
         r = wr_error_set_errno(err, errno, "guest-init not found at %s (build it with cmake)",
                                v->guest_init_path);
@@ -224,7 +225,7 @@ struct conn_waiter {
     struct conn_waiter *next;
 };
 
-static struct sandbox_rt *rt_get(struct vmm *vmm, const char *id, bool create)
+struct sandbox_rt *vmm__rt_get(struct vmm *vmm, const char *id, bool create)
 {
     for (struct sandbox_rt *rt = vmm->rts; rt; rt = rt->next)
         if (!strcmp(rt->id, id))
@@ -271,29 +272,83 @@ static void rt_connected(void *data, struct agent_conn *conn, struct wr_error *e
     wr_error_free(err);
 }
 
-void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t timeout_ms,
-                    vmm_conn_cb cb, void *data)
+static void connect_agent(struct vmm *vmm, struct sandbox_rt *rt, uint32_t timeout_ms)
 {
-    struct sandbox_rt *rt = rt_get(vmm, row->id, true);
-    if (rt->conn) {
-        cb(data, rt->conn, NULL);
-        return;
+    struct wr_error *err = NULL;
+    struct spec_storage spec = {0};
+    _cleanup_free_ char *sock = wr_asprintf("%s/sandboxes/%s/agent.sock", vmm->state_dir, rt->id);
+    timeout_ms = timeout_ms ? timeout_ms : AGENT_CONNECT_TIMEOUT_MS;
+    rt->connecting = true;
+    int r;
+    if (vmm->backend->agent_connect) {
+        struct store_sandbox row;
+        r = store_sandbox_get(vmm->store, rt->id, &row, &err);
+        if (r == 0) {
+            r = vmm__spec_build(vmm, &row, &spec, &err);
+            if (r == 0)
+                r = vmm->backend->agent_connect(vmm->loop, &spec.spec, timeout_ms, rt_connected, rt, &err);
+            vmm__spec_clear(&spec);
+            store_sandbox_clear(&row);
+        }
+    } else {
+        r = agent_connect_unix(vmm->loop, sock, timeout_ms, rt_connected, rt, &err);
     }
+    if (r < 0)
+        rt_connected(rt, NULL, err);
+}
+
+static void add_waiter(struct sandbox_rt *rt, vmm_conn_cb cb, void *data)
+{
     struct conn_waiter *w = wr_calloc(1, sizeof(*w));
     w->cb = cb;
     w->data = data;
     w->next = rt->waiters;
     rt->waiters = w;
-    if (rt->connecting)
+}
+
+struct deferred_conn {
+    struct vmm *vmm;
+    char *id;
+    uint32_t timeout_ms;
+    vmm_conn_cb cb;
+    void *data;
+};
+
+static void with_conn_now(struct vmm *vmm, struct sandbox_rt *rt, uint32_t timeout_ms,
+                          vmm_conn_cb cb, void *data)
+{
+    if (rt->conn) {
+        cb(data, rt->conn, NULL);
         return;
-    free(rt->agent_socket);
-    rt->agent_socket = wr_asprintf("%s/sandboxes/%s/agent.sock", vmm->state_dir, row->id);
-    rt->connecting = true;
-    struct wr_error *err = NULL;
-    if (agent_connect_unix(vmm->loop, rt->agent_socket,
-                           timeout_ms ? timeout_ms : AGENT_CONNECT_TIMEOUT_MS, rt_connected, rt,
-                           &err) < 0)
-        rt_connected(rt, NULL, err);
+    }
+    add_waiter(rt, cb, data);
+    if (!rt->connecting)
+        connect_agent(vmm, rt, timeout_ms);
+}
+
+static void after_deflate(void *data)
+{
+    struct deferred_conn *d = data;
+    with_conn_now(d->vmm, vmm__rt_get(d->vmm, d->id, true), d->timeout_ms, d->cb, d->data);
+    free(d->id);
+    free(d);
+}
+
+void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t timeout_ms,
+                    vmm_conn_cb cb, void *data)
+{
+    struct sandbox_rt *rt = vmm__rt_get(vmm, row->id, true);
+    if (rt->reclaiming)
+        rt->touched = true;
+    if (rt->balloon_bytes == 0) {
+        with_conn_now(vmm, rt, timeout_ms, cb, data);
+        return;
+    }
+    /* An idle VM gave memory back: take it back before any work starts. */
+    struct deferred_conn *d = wr_calloc(1, sizeof(*d));
+    *d = (struct deferred_conn){.vmm = vmm, .id = wr_strdup(row->id), .timeout_ms = timeout_ms,
+                                .cb = cb, .data = data};
+    vmm__deflate_then(vmm, rt, row, after_deflate, d);
 }
 
 void vmm__rt_forget(struct vmm *vmm, const char *id)
@@ -304,11 +359,16 @@ void vmm__rt_forget(struct vmm *vmm, const char *id)
             continue;
         if (rt->connecting)
             return; /* rt_connected still needs it; the connection will be dropped later */
+        if (rt->reclaiming || rt->deflating) {
+            /* A balloon operation still points at rt: keep the small struct. */
+            if (rt->conn)
+                agent_conn_close(TAKE_PTR(rt->conn));
+            return;
+        }
         *p = rt->next;
         if (rt->conn)
             agent_conn_close(rt->conn);
         free(rt->id);
-        free(rt->agent_socket);
         free(rt);
         return;
     }

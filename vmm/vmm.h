@@ -23,6 +23,7 @@ struct vmm_options {
     const char *backend;         /* "auto" (default), "jail" */
     const char *guest_init_path; /* NULL: next to the running binary */
     uint32_t max_exec_timeout_s; /* 0: 3600 */
+    int32_t idle_reclaim_s;      /* VM memory reclaim after this idle time; 0: 30; <0: never */
 };
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
@@ -51,6 +52,7 @@ struct vmm_create_request {
 struct vmm_sandbox_info {
     struct store_sandbox row;
     uint64_t memory_usage_bytes; /* host memory held now; 0 when not running */
+    uint64_t balloon_bytes;      /* memory the balloon took back from the guest */
 };
 void vmm_sandbox_info_clear(struct vmm_sandbox_info *info);
 

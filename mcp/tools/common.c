@@ -45,6 +45,7 @@ cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info)
     cJSON *m = cJSON_AddObjectToObject(o, "memory");
     cJSON_AddNumberToObject(m, "configured_mib", (double)r->memory_mib);
     cJSON_AddNumberToObject(m, "usage_bytes", (double)info->memory_usage_bytes);
+    cJSON_AddNumberToObject(m, "balloon_bytes", (double)info->balloon_bytes);
     return o;
 }
 

@@ -27,7 +27,8 @@
     "\"pid\":{\"type\":[\"integer\",\"null\"],\"description\":\"host pid of the sandbox's top process\"},"                                               \
     "\"memory\":{\"type\":\"object\",\"required\":[\"configured_mib\",\"usage_bytes\"],"        \
     "\"properties\":{\"configured_mib\":{\"type\":\"integer\"},"                                \
-    "\"usage_bytes\":{\"type\":\"integer\"}}}}}"
+    "\"usage_bytes\":{\"type\":\"integer\",\"description\":\"host memory the sandbox holds\"}," \
+    "\"balloon_bytes\":{\"type\":\"integer\",\"description\":\"guest memory handed back while idle\"}}}}}"
 
 /* Results stay under this many bytes of JSON unless the call asks for more (length,
  * max_output_bytes): the official SDK's stdio client drops a server that sends a message

@@ -1,0 +1,47 @@
+/* The filesystem side of a VM sandbox, shared by the qemu and cloud-hypervisor backends.
+ *
+ * `warren __vmfs <dir>/vmfs.json` (the spec as vmm_jail_spec_to_json writes it) runs as a
+ * supervisor in a private mount namespace. There it assembles the root tree (the image's
+ * read-only lowers + the sandbox's upper as an overlay; for the host image the host's /usr,
+ * /bin, /sbin, /lib*, /etc bind-mounted read-only with secrets masked exactly like the jail
+ * does) and the /workspace overlay (ws_lowers + ws_upper), then runs one virtiofsd per share
+ * (tags "root" and "workspace") listening on <dir>/fs-root.sock and <dir>/fs-workspace.sock.
+ * It exits when they exit (virtiofsd exits when its VMM disconnects), and the mounts go with
+ * its namespace: nothing is ever mounted in the host's namespace.
+ *
+ * Any binary that may start VM sandboxes (warren, test binaries) dispatches `__vmfs` to
+ * vmm_vmfs_main from main(), because vmm_vmfs_start spawns /proc/self/exe. */
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include "backend-internal.h"
+
+/* The virtiofs tags the guest mounts (guest-init's warren.root= / warren.workspace=). */
+#define VMM_VMFS_TAG_ROOT "root"
+#define VMM_VMFS_TAG_WORKSPACE "workspace"
+
+typedef void (*vmm_vmfs_start_cb)(void *data, pid_t pid, struct wr_error *err);
+
+/* Writes <dir>/vmfs.json and spawns the supervisor (detached: its own session, so it
+ * outlives the server like the VMM does). cb runs once, from the loop, when both sockets
+ * accept connections (pid = the supervisor's pid), or with an error it then owns (the
+ * supervisor's stderr, or a timeout; nothing is left running then). Returns < 0 without
+ * calling cb when nothing could be started. */
+int vmm_vmfs_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_vmfs_start_cb cb,
+                   void *data, struct wr_error **err);
+
+/* The vhost-user socket of share `tag` ("root" or "workspace"): <dir>/fs-<tag>.sock. The
+ * caller frees the string. */
+char *vmm_vmfs_socket(const struct vmm_sandbox_spec *spec, const char *tag);
+
+/* Kills the supervisor (and with it its virtiofsds and mounts) when pid is still this
+ * sandbox's supervisor; pid 0 means "unknown": the supervisor is then found through its
+ * pid file <dir>/vmfs.pid. Waits (bounded) until it is gone and removes the sockets. Safe
+ * on an already-dead sandbox. */
+int vmm_vmfs_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err);
+
+/* Entry point of the hidden `__vmfs` subcommand (argv[1] == "__vmfs", argv[2] the spec
+ * file). Returns the process's exit status. */
+int vmm_vmfs_main(int argc, char **argv);
