@@ -87,7 +87,7 @@ mkdir -p "$STAGE/modules"
 # "local" is not POSIX but dash, bash and busybox sh have it; the recursion needs it.
 # shellcheck disable=SC3043
 add_module() {
-    local name=$1 file deps dep
+    local name="$1" file deps dep
     grep -qx "$name" "$STAGE/modules/order" && return 0
     if is_builtin "$name"; then
         echo "build-guest-kernel: $name is built in"

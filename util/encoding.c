@@ -105,6 +105,16 @@ void wr_hex_encode(const void *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
+bool wr_id_valid(const char *s)
+{
+    if (!s || strlen(s) != 16)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
 bool wr_name_valid(const char *s)
 {
     size_t n = s ? strlen(s) : 0;

@@ -147,6 +147,8 @@ void wr_hex_encode(const void *in, size_t n, char *out);
 
 /* ---- names, paths, files ---------------------------------------------------------- */
 
+/* A 16-digit lowercase hex id (sandboxes, snapshots). */
+bool wr_id_valid(const char *s);
 /* A sandbox/snapshot name: 1-63 chars of [A-Za-z0-9_.-], not starting with '.' or '-'. */
 bool wr_name_valid(const char *s);
 /* Valid UTF-8 without NUL bytes. */

@@ -19,15 +19,6 @@
  * effort because some hosts mount it combined (cpu,cpuacct) or not at all. */
 static const char *const v1_controllers[] = {"memory", "pids", "freezer", "cpu"};
 
-static bool id_valid(const char *id)
-{
-    if (!id || strlen(id) != 16)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
 
 bool vmm_cgroup_is_unified(void)
 {
@@ -148,7 +139,7 @@ static int v1_create(const char *id, const struct vmm_cgroup_limits *limits, str
 
 int vmm_cgroup_create(const char *id, const struct vmm_cgroup_limits *limits, struct wr_error **err)
 {
-    if (!id_valid(id))
+    if (!wr_id_valid(id))
         return wr_error_set(err, EINVAL, "invalid sandbox id for a cgroup");
     return vmm_cgroup_is_unified() ? v2_create(id, limits, err) : v1_create(id, limits, err);
 }
@@ -156,7 +147,7 @@ int vmm_cgroup_create(const char *id, const struct vmm_cgroup_limits *limits, st
 /* Calls fn for the sandbox's directory in every hierarchy that exists. */
 static int for_each_dir(const char *id, int (*fn)(const char *dir, void *data), void *data)
 {
-    if (!id_valid(id))
+    if (!wr_id_valid(id))
         return -EINVAL;
     size_t n = vmm_cgroup_is_unified() ? 1 : WR_ARRAY_SIZE(v1_controllers);
     int ret = 0;
@@ -187,7 +178,7 @@ int vmm_cgroup_add_pid(const char *id, pid_t pid, struct wr_error **err)
 
 bool vmm_cgroup_contains(const char *id, pid_t pid)
 {
-    if (!id_valid(id) || pid <= 0)
+    if (!wr_id_valid(id) || pid <= 0)
         return false;
     _cleanup_free_ char *path = wr_asprintf("/proc/%d/cgroup", (int)pid);
     _cleanup_free_ char *text = NULL;
@@ -200,7 +191,7 @@ bool vmm_cgroup_contains(const char *id, pid_t pid)
 
 int vmm_cgroup_memory_usage(const char *id, uint64_t *ret_bytes)
 {
-    if (!id_valid(id))
+    if (!wr_id_valid(id))
         return -EINVAL;
     bool unified = vmm_cgroup_is_unified();
     _cleanup_free_ char *dir = cgroup_dir("memory", id);
@@ -238,7 +229,7 @@ static int wait_for_value(const char *dir, const char *file, const char *want, u
 
 static int set_frozen(const char *id, bool frozen, struct wr_error **err)
 {
-    if (!id_valid(id))
+    if (!wr_id_valid(id))
         return wr_error_set(err, EINVAL, "invalid sandbox id for a cgroup");
     bool unified = vmm_cgroup_is_unified();
     _cleanup_free_ char *dir = cgroup_dir("freezer", id);
@@ -295,7 +286,7 @@ static int remove_dir(const char *dir, void *data)
 
 int vmm_cgroup_destroy(const char *id, struct wr_error **err)
 {
-    if (!id_valid(id))
+    if (!wr_id_valid(id))
         return wr_error_set(err, EINVAL, "invalid sandbox id for a cgroup");
     /* v1 frozen tasks do not act on SIGKILL until thawed. */
     _cleanup_free_ char *freezer = cgroup_dir("freezer", id);

@@ -217,15 +217,6 @@ void vmm_jail_spec_free(struct vmm_sandbox_spec *spec)
 
 /* ---- validation ---------------------------------------------------------------------- */
 
-static bool id_valid(const char *id)
-{
-    if (!id || strlen(id) != 16)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
 
 /* overlay_safe: the path goes into overlay options, which split on ',' and ':' and
  * treat '\' as an escape. Refusing those is simpler and safer than escaping them. */
@@ -286,7 +277,7 @@ static int check_paths(const struct vmm_sandbox_spec *spec, struct wr_error **er
 
 int vmm_jail_spec_validate(const struct vmm_sandbox_spec *spec, struct wr_error **err)
 {
-    if (!id_valid(spec->id))
+    if (!wr_id_valid(spec->id))
         return wr_error_set(err, EINVAL, "jail spec: id must be 16 lowercase hex digits");
     if (!spec->image || !wr_name_valid(spec->image))
         return wr_error_set(err, EINVAL, "jail spec: invalid image name");
