@@ -28,6 +28,7 @@ struct gi_conn {
     bool congested;    /* went over GI_OUT_HIGH; on_drain runs when under GI_OUT_LOW */
     bool write_failed; /* the loop closes the connection at its next flush */
     bool closed;
+    bool heard; /* something was read: a host is (or was) there */
 };
 
 static struct gi_conn *conns;
@@ -298,9 +299,57 @@ static bool is_follow_up(uint16_t type)
     return type == GI_STDIN || type == GI_SIGNAL || type == GI_DATA || type == GI_WRITE_END;
 }
 
+static void send_hello(struct gi_conn *c);
+
+static void abort_requests(struct gi_conn *c)
+{
+    while (c->reqs) {
+        struct gi_req *r = c->reqs;
+        c->reqs = r->next;
+        c->n_reqs--;
+        r->abort(r);
+    }
+}
+
+/* A new host session on a channel that stayed open (virtio-serial has no accept(): a
+ * host that restarted reconnects to the same port, possibly before we saw it leave).
+ * The old session's requests and unsent output belong to a host that is gone; output
+ * is dropped whole, including the tail of a half-written frame, so that the new host's
+ * stream starts on a frame boundary with our HELLO. */
+static void reset_session(struct gi_conn *c)
+{
+    log_info("connection %d: new host session", c->watch.fd);
+    abort_requests(c);
+    c->out_head = c->out_len = 0;
+    c->congested = false;
+    c->input_paused = false;
+    update_events(c);
+}
+
+/* The host's HELLO (optional, first frame of its session): answered with ours. Its
+ * fields (VERSION, AGENT) are only checked for well-formedness: the host is the side
+ * that refuses a version it does not speak. */
+static int host_hello(struct gi_conn *c, const uint8_t *payload, size_t len)
+{
+    struct gi_reader rd;
+    struct gi_tlv t;
+    int r;
+    gi_reader_init(&rd, payload, len);
+    while ((r = gi_reader_next(&rd, &t)) > 0)
+        ;
+    if (r < 0)
+        return r;
+    if (c->transport->ops->channel)
+        reset_session(c);
+    send_hello(c);
+    return 0;
+}
+
 /* Returns <0 on a protocol error (the caller closes the connection). */
 static int dispatch(struct gi_conn *c, const struct gi_frame_header *h, const uint8_t *payload)
 {
+    if (h->type == GI_HELLO)
+        return host_hello(c, payload, h->length);
     if (is_follow_up(h->type)) {
         /* Frames for finished or failed requests are expected (stdin racing an exit,
          * DATA after a failed WRITE) and are dropped. */
@@ -381,6 +430,7 @@ static void on_readable(struct gi_conn *c)
         return;
     }
     c->in_len += (size_t)n;
+    c->heard = true;
     if (process_input(c) < 0) {
         log_error("connection %d: protocol error, closing it", c->watch.fd);
         gi_conn_close(c);
@@ -427,7 +477,10 @@ struct gi_conn *gi_conn_new(int fd, struct gi_transport *transport)
     conns = c;
     transport->n_conns++;
     send_hello(c);
-    log_info("connection %d: open (%s)", fd, transport->ops->name);
+    /* A serial port is reopened every 100 ms while no host is connected (the driver
+     * reports EOF then): only connections a host talked on are worth the console. */
+    wr_log(transport->ops->channel ? WR_LOG_DEBUG : WR_LOG_INFO, "connection %d: open (%s)", fd,
+           transport->ops->name);
     return c;
 }
 
@@ -445,13 +498,10 @@ void gi_conn_close(struct gi_conn *c)
 {
     if (c->closed)
         return;
-    log_info("connection %d: closed", c->watch.fd);
+    wr_log(c->heard || !c->transport->ops->channel ? WR_LOG_INFO : WR_LOG_DEBUG,
+           "connection %d: closed", c->watch.fd);
     c->closed = true;
-    while (c->reqs) {
-        struct gi_req *r = c->reqs;
-        c->reqs = r->next;
-        r->abort(r);
-    }
+    abort_requests(c);
     gi_watch_close(&c->watch);
     unlink_conn(c);
     free(c->in);

@@ -127,8 +127,10 @@ char *gi_resolve_path(struct gi_conn *c, uint32_t stream, const uint8_t *p, size
 struct gi_options {
     bool jail;
     int listen_fd;       /* -1 unless --listen-fd */
+    int channel_fd;      /* -1 unless --channel-fd */
     unsigned vsock_port; /* 0 unless --vsock-port or warren.vsock= */
-    char *serial_path;   /* NULL unless --serial or warren.serial= */
+    char *serial_path;   /* NULL unless --serial or warren.serial=/PATH */
+    char *serial_name;   /* NULL unless warren.serial=NAME (a virtio-serial port name) */
 };
 
 /* Where connections come from: a listening socket whose accepted connections each
@@ -136,6 +138,9 @@ struct gi_options {
  * and is reopened after it fails. */
 struct gi_transport_ops {
     const char *name;
+    /* One long-lived stream rather than accepted connections: a host HELLO on it starts
+     * a new session (PROTOCOL.md, "Transports"). */
+    bool channel;
     int (*start)(struct gi_transport *t, struct wr_error **err);
     void (*conn_closed)(struct gi_transport *t);
     uint64_t (*timer)(struct gi_transport *t, uint64_t now);
@@ -146,7 +151,10 @@ struct gi_transport {
     struct gi_watch watch; /* the listening socket */
     int listen_fd;
     unsigned vsock_port;
-    char *serial_path;
+    char *serial_path; /* channel: a device path, or NULL to look up serial_name */
+    char *serial_name;
+    int channel_fd;  /* channel: an inherited fd served once, -1 otherwise */
+    bool fd_channel; /* the channel is channel_fd: when it closes, there is no reopening */
     unsigned n_conns;
     uint64_t reopen_at; /* channel: when to reopen, 0 when open */
 };
@@ -157,7 +165,10 @@ uint64_t gi_transport_timers(uint64_t now);
 
 /* ---- system (system.c) -------------------------------------------------------------- */
 
-/* VM mode as PID 1: mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp when missing. */
+/* VM mode as PID 1 of the initramfs: early mounts, kernel modules, the virtiofs root
+ * and workspace, switch root, basic mounts, lo, hostname (vm.c). */
+int gi_vm_setup(struct wr_error **err);
+/* Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp when missing. */
 int gi_mount_basics(struct wr_error **err);
 /* Kills every process, syncs, and powers off (VM PID 1) or exits. Never returns. */
 __attribute__((noreturn)) void gi_shutdown(void);

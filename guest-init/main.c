@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,13 +21,16 @@ static struct gi_watch signal_watch;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: guest-init [--jail] [--listen-fd N | --vsock-port P | --serial PATH]\n"
+    fprintf(f, "usage: guest-init [--jail] [--listen-fd N | --vsock-port P | --serial PATH |\n"
+               "                   --channel-fd N]\n"
                "  --jail          the jailer prepared the sandbox: mount nothing\n"
                "  --listen-fd N   accept connections on the inherited listening socket N\n"
                "  --vsock-port P  listen on AF_VSOCK port P\n"
                "  --serial PATH   serve one connection on a virtio-serial port\n"
+               "  --channel-fd N  serve the inherited stream N like a serial port (tests)\n"
                "Without a transport option, warren.vsock=P or warren.serial=NAME is read from\n"
-               "/proc/cmdline.\n");
+               "/proc/cmdline. As PID 1 without --jail, guest-init boots a VM from its\n"
+               "initramfs first (warren.root=, warren.workspace=, warren.hostname=).\n");
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *ret)
@@ -47,12 +51,13 @@ static int parse_args(int argc, char **argv, struct gi_options *o)
         {"listen-fd", required_argument, NULL, 'l'},
         {"vsock-port", required_argument, NULL, 'v'},
         {"serial", required_argument, NULL, 's'},
+        {"channel-fd", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     unsigned v;
     int c;
-    *o = (struct gi_options){.listen_fd = -1};
+    *o = (struct gi_options){.listen_fd = -1, .channel_fd = -1};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == 'j')
             o->jail = true;
@@ -60,6 +65,8 @@ static int parse_args(int argc, char **argv, struct gi_options *o)
             o->listen_fd = (int)v;
         else if (c == 'v' && parse_uint(optarg, UINT32_MAX, &v) == 0)
             o->vsock_port = v;
+        else if (c == 'c' && parse_uint(optarg, 1u << 20, &v) == 0)
+            o->channel_fd = (int)v;
         else if (c == 's')
             o->serial_path = optarg;
         else
@@ -123,25 +130,22 @@ static int setup_signals(struct wr_error **err)
     return 0;
 }
 
-/* VM mode as PID 1 prepares the system. Loading modules and mounting the virtiofs root
- * (the VM backend) slot in here, after the basic mounts. */
-static int setup_system(const struct gi_options *o, struct wr_error **err)
+static bool vm_init(const struct gi_options *o)
 {
-    if (o->jail || getpid() != 1)
-        return 0;
-    return gi_mount_basics(err);
+    return !o->jail && getpid() == 1;
 }
 
 static int run(const struct gi_options *o, struct wr_error **err)
 {
     static struct gi_transport transport;
     gi_jail_mode = o->jail;
+    /* A VM's PID 1 first needs a /dev to find /dev/null (and a console) in. */
+    int r = vm_init(o) ? gi_vm_setup(err) : 0;
     ensure_std_fds();
     /* Not PID 1 (a test, or a VM image with another init): adopt orphans anyway, so
      * that background processes of an exec are reaped here too. */
     if (getpid() != 1)
         prctl(PR_SET_CHILD_SUBREAPER, 1);
-    int r = setup_system(o, err);
     if (r < 0 || (r = gi_loop_init(err)) < 0 || (r = setup_signals(err)) < 0 ||
         (r = gi_transport_setup(o, &transport, err)) < 0)
         return r;
@@ -166,10 +170,16 @@ int main(int argc, char **argv)
     _cleanup_error_ struct wr_error *err = NULL;
     if (run(&o, &err) < 0) {
         log_error("guest-init: %s", err->msg);
-        /* PID 1 must not exit (the kernel would panic); stay around for debugging. */
-        if (getpid() == 1 && !o.jail)
+        /* PID 1 must not exit (the kernel would panic, and with panic=-1 reboot into
+         * the same failure). Powering off ends the VMM at once, so the host reports
+         * this message from the console log instead of waiting for the agent. */
+        if (vm_init(&o)) {
+            log_error("guest-init: fatal, powering off");
+            sync();
+            reboot(RB_POWER_OFF);
             for (;;)
                 pause();
+        }
         return 1;
     }
     return 0;

@@ -17,7 +17,7 @@
 
 /* Frame types. Direction: h = host -> guest, g = guest -> host. */
 enum gi_frame_type {
-    GI_HELLO = 1,      /* g: first frame on every connection: VERSION, AGENT, PID */
+    GI_HELLO = 1,      /* g: opens a connection: VERSION, AGENT, PID; h: opens a session */
     GI_ERROR = 2,      /* g: ends the request on this stream: ERRNO, MESSAGE */
     GI_RESULT = 3,     /* g: ends a non-exec request with its result fields */
     GI_EXEC = 16,      /* h: start a process: ARG..., ENV..., CWD, TIMEOUT_MS, STDIN_OPEN */

@@ -2,7 +2,9 @@
  *  - a listener (an inherited listening unix socket, or AF_VSOCK on a port): every
  *    accepted connection is its own gi_conn, up to GI_MAX_CONNECTIONS;
  *  - a channel (a virtio-serial port): one always-open fd that is a single gi_conn,
- *    reopened a little later whenever it fails (the host side disconnected). */
+ *    reopened a little later whenever it fails (the host side disconnected). An
+ *    inherited fd (--channel-fd, tests) is a channel that is served once. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
@@ -78,15 +80,68 @@ static int vsock_listen(unsigned port, struct wr_error **err)
 
 /* ---- channel ------------------------------------------------------------------------ */
 
+/* Reads sysfs attribute file dir/entry/name into buf without the trailing newline. */
+static bool read_port_name(const char *dir, const char *entry, char *buf, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s/name", dir, entry);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, cap - 1);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return true;
+}
+
+/* The device node of the virtio-serial port called name. Without udev (the VM boots
+ * from our initramfs) there is no /dev/virtio-ports/NAME link: the name is in sysfs
+ * and the node (/dev/vportNpM) in devtmpfs. The port appears only once the host has
+ * announced it, after the virtio_console module loaded, hence a lookup per attempt. */
+static char *find_serial_port(const char *name)
+{
+    static const char dir[] = "/sys/class/virtio-ports";
+    char found[256];
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_name[0] != '.' && read_port_name(dir, de->d_name, found, sizeof(found)) &&
+            !strcmp(found, name)) {
+            char *path = wr_asprintf("/dev/%s", de->d_name);
+            closedir(d);
+            return path;
+        }
+    }
+    if (d)
+        closedir(d);
+    return wr_asprintf("/dev/virtio-ports/%s", name);
+}
+
+static int channel_open_fd(struct gi_transport *t, struct wr_error **err)
+{
+    if (t->serial_path)
+        return open(t->serial_path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (t->serial_name) {
+        _cleanup_free_ char *path = find_serial_port(t->serial_name);
+        return open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    }
+    int fd = TAKE_FD(t->channel_fd);
+    if (fd >= 0) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return fd;
+}
+
 static int channel_open(struct gi_transport *t, struct wr_error **err)
 {
-    int fd = open(t->serial_path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    const char *what = t->serial_path ? t->serial_path : t->serial_name ? t->serial_name : "fd";
+    int fd = channel_open_fd(t, err);
     if (fd < 0) {
-        t->reopen_at = wr_now_ms() + REOPEN_DELAY_MS;
-        return wr_error_set_errno(err, errno, "open %s", t->serial_path);
+        t->reopen_at = t->fd_channel ? 0 : wr_now_ms() + REOPEN_DELAY_MS;
+        return wr_error_set_errno(err, errno, "opening serial port %s", what);
     }
     t->reopen_at = 0;
-    return gi_conn_new(fd, t) ? 0 : wr_error_set(err, EIO, "serving %s", t->serial_path);
+    return gi_conn_new(fd, t) ? 0 : wr_error_set(err, EIO, "serving %s", what);
 }
 
 static int channel_start(struct gi_transport *t, struct wr_error **err)
@@ -100,6 +155,11 @@ static int channel_start(struct gi_transport *t, struct wr_error **err)
 
 static void channel_conn_closed(struct gi_transport *t)
 {
+    /* An inherited fd cannot be reopened: with its host gone there is nothing to serve. */
+    if (t->fd_channel) {
+        log_info("channel closed by the host");
+        gi_shutdown();
+    }
     t->reopen_at = wr_now_ms() + REOPEN_DELAY_MS;
 }
 
@@ -115,6 +175,7 @@ static uint64_t channel_timer(struct gi_transport *t, uint64_t now)
 
 static const struct gi_transport_ops channel_ops = {
     .name = "serial",
+    .channel = true,
     .start = channel_start,
     .conn_closed = channel_conn_closed,
     .timer = channel_timer,
@@ -133,17 +194,28 @@ static void options_from_cmdline(struct gi_options *o)
          tok = strtok_r(NULL, " \t\n", &save)) {
         if (!strncmp(tok, "warren.vsock=", 13) && !o->vsock_port)
             o->vsock_port = (unsigned)strtoul(tok + 13, NULL, 10);
-        else if (!strncmp(tok, "warren.serial=", 14) && !o->serial_path)
-            o->serial_path = tok[14] == '/' ? wr_strdup(tok + 14)
-                                            : wr_asprintf("/dev/virtio-ports/%s", tok + 14);
+        else if (!strncmp(tok, "warren.serial=", 14) && tok[14] == '/' && !o->serial_path)
+            o->serial_path = wr_strdup(tok + 14);
+        else if (!strncmp(tok, "warren.serial=", 14) && tok[14] && !o->serial_name)
+            o->serial_name = wr_strdup(tok + 14);
     }
+}
+
+static int start_channel(struct gi_transport *t, const struct gi_options *o)
+{
+    t->ops = &channel_ops;
+    t->serial_path = o->serial_path ? wr_strdup(o->serial_path) : NULL;
+    t->serial_name = o->serial_path || !o->serial_name ? NULL : wr_strdup(o->serial_name);
+    t->channel_fd = o->serial_path || o->serial_name ? -1 : o->channel_fd;
+    t->fd_channel = t->channel_fd >= 0;
+    return 0;
 }
 
 int gi_transport_setup(const struct gi_options *opts, struct gi_transport *t, struct wr_error **err)
 {
     struct gi_options o = *opts;
-    *t = (struct gi_transport){.listen_fd = -1, .watch.fd = -1};
-    if (!o.jail && o.listen_fd < 0 && !o.vsock_port && !o.serial_path)
+    *t = (struct gi_transport){.listen_fd = -1, .channel_fd = -1, .watch.fd = -1};
+    if (!o.jail && o.listen_fd < 0 && o.channel_fd < 0 && !o.vsock_port && !o.serial_path)
         options_from_cmdline(&o);
     if (o.listen_fd >= 0) {
         t->ops = &listener_ops;
@@ -154,16 +226,18 @@ int gi_transport_setup(const struct gi_options *opts, struct gi_transport *t, st
             return fd;
         t->ops = &listener_ops;
         t->listen_fd = fd;
-    } else if (o.serial_path) {
-        t->ops = &channel_ops;
-        t->serial_path = wr_strdup(o.serial_path);
+    } else if (o.serial_path || o.serial_name || o.channel_fd >= 0) {
+        start_channel(t, &o);
     } else {
         return wr_error_set(err, EINVAL,
-                            "no transport: give --listen-fd, --vsock-port, --serial "
-                            "or warren.vsock= / warren.serial= on the kernel command line");
+                            "no transport: give --listen-fd, --vsock-port, --serial, "
+                            "--channel-fd or warren.vsock= / warren.serial= on the kernel "
+                            "command line");
     }
     if (o.serial_path != opts->serial_path)
         free(o.serial_path);
+    if (o.serial_name != opts->serial_name)
+        free(o.serial_name);
     transports[0] = t;
     return t->ops->start(t, err);
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../vmm/jailer.h"
+#include "../vmm/vmfs.h"
 #include "../vmm/vmm.h"
 #include "mcp.h"
 
@@ -36,7 +37,7 @@ static void usage(FILE *f)
           "  serve          MCP Streamable HTTP at /mcp for many clients\n"
           "\n"
           "options:\n"
-          "  --backend B           auto (default) or jail\n"
+          "  --backend B           auto (default), cloud-hypervisor, qemu or jail\n"
           "  --state-dir D         default: $WARREN_STATE_DIR, else /var/lib/warren as root,\n"
           "                        else $XDG_STATE_HOME/warren\n"
           "  --listen ADDR         host:port, default 127.0.0.1:8080 (serve)\n"
@@ -231,8 +232,11 @@ static int run(struct cli *c)
 
 int main(int argc, char **argv)
 {
+    /* Hidden subcommands: helper processes warren spawns from /proc/self/exe. */
     if (argc >= 2 && !strcmp(argv[1], "__jail"))
         return vmm_jailer_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__vmfs"))
+        return vmm_vmfs_main(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

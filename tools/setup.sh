@@ -5,8 +5,9 @@
 #   tools/setup.sh test                           install, build (-Werror), run ctest
 #   tools/setup.sh build                          install and build only
 #
-# Installs the Debian packages warren builds and runs with (apt-get; sudo when not root)
-# and the npm packages of the integration tests (tests/integration, from package-lock.json).
+# Installs the Debian packages warren builds and runs with (apt-get; sudo when not root),
+# the guest kernel of the VM backends (tools/build-guest-kernel.sh, from Debian's
+# packages) and the npm packages of the integration tests (tests/integration).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,7 @@ APT_PACKAGES=(
     build-essential cmake pkg-config git
     libuv1-dev libcjson-dev libsqlite3-dev libseccomp-dev libgit2-dev libssh2-1-dev
     libhttp-parser-dev
+    qemu-system-x86 qemu-system-common
     nodejs npm
     kmod iproute2
 )
@@ -47,6 +49,8 @@ install_packages() {
 build() {
     cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
     cmake --build build -j"$(nproc)"
+    # The VM backends' guest kernel, from Debian's linux-image-cloud-amd64 (once).
+    tools/build-guest-kernel.sh build/guest
 }
 
 install_node_packages() {

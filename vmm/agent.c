@@ -60,9 +60,10 @@ struct agent_conn {
     uv_timer_t timer;
     int open_handles;
     enum conn_state state;
-    bool handed_out;  /* the connect callback gave conn to the caller */
-    bool user_closed; /* agent_conn_close was called */
-    char *path;
+    bool handed_out;   /* the connect callback gave conn to the caller */
+    bool user_closed;  /* agent_conn_close was called */
+    char *path;        /* the socket path, or "fd N" for agent_connect_fd (messages) */
+    int fd;            /* agent_connect_fd: the stream to attach, -1 once attached */
     uint64_t deadline; /* uv_now() ms */
     uint32_t timeout_ms;
     agent_connect_cb connect_cb;
@@ -92,6 +93,8 @@ static void conn_break(struct agent_conn *c, int status, const char *fmt, ...)
 
 static void conn_free(struct agent_conn *c)
 {
+    if (c->fd >= 0)
+        close(c->fd);
     free(c->path);
     free(c->agent);
     free(c->in);
@@ -671,12 +674,11 @@ static struct agent_req *find_req(struct agent_conn *c, uint32_t stream)
     return NULL;
 }
 
-static void handle_hello(struct agent_conn *c, uint16_t type, const uint8_t *p, size_t n)
+static void handle_hello(struct agent_conn *c, const uint8_t *p, size_t n)
 {
     struct fields f;
-    if (type != GI_HELLO || parse_fields(p, n, &f) < 0) {
-        conn_break(c, EPROTO, "sandbox agent at %s: expected HELLO, got frame type %u", c->path,
-                   type);
+    if (parse_fields(p, n, &f) < 0) {
+        conn_break(c, EPROTO, "sandbox agent at %s: malformed HELLO", c->path);
         return;
     }
     if (f.v[GI_T_VERSION] != GI_PROTO_VERSION) {
@@ -710,10 +712,13 @@ static void process_input(struct agent_conn *c)
             break;
         const uint8_t *payload = c->in + pos + GI_FRAME_HEADER_SIZE;
         pos += GI_FRAME_HEADER_SIZE + h.length;
-        if (c->state == CONN_HELLO) {
-            handle_hello(c, h.type, payload, h.length);
+        /* Before the agent's first HELLO, frames are the end of a previous host's
+         * session on a serial channel that outlived it: skipped. After it, further
+         * HELLOs (the answer to ours, a reopened port) carry nothing new. */
+        if (c->state == CONN_HELLO && h.type == GI_HELLO)
+            handle_hello(c, payload, h.length);
+        if (c->state != CONN_READY || h.type == GI_HELLO)
             continue;
-        }
         struct agent_req *r = find_req(c, h.stream);
         if (r && handle_frame(c, r, h.type, payload, h.length) < 0) {
             conn_break(c, EPROTO, "sandbox agent protocol error on stream %u", h.stream);
@@ -770,17 +775,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static int open_pipe(struct agent_conn *c, int fd)
 {
     int r = uv_pipe_init(c->loop, &c->pipe, 0);
-    if (r < 0)
+    if (r == 0) {
+        c->pipe.data = c;
+        c->open_handles++;
+        r = uv_pipe_open(&c->pipe, fd);
+    }
+    if (r < 0) {
+        close(fd); /* not libuv's yet: closing the handle would leave it open */
         return r;
-    c->pipe.data = c;
-    c->open_handles++;
-    if ((r = uv_pipe_open(&c->pipe, fd)) < 0)
-        return r;
+    }
     return uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
-/* One non-blocking connect(2): 0 when connected, -errno otherwise. A unix socket
- * connects at once or fails at once, so no EINPROGRESS handling is needed. */
+/* One non-blocking connect(2): the connected fd, or -errno. A unix socket connects
+ * at once or fails at once, so no EINPROGRESS handling is needed. */
 static int try_connect(struct agent_conn *c)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -793,24 +801,52 @@ static int try_connect(struct agent_conn *c)
         close(fd);
         return -e;
     }
+    return fd;
+}
+
+/* The host's HELLO opens every session. On a socket it is a formality; on a serial
+ * channel it tells a guest-init that may not have seen the previous host leave to drop
+ * that host's requests and to say HELLO again (our first one may have been sent while
+ * no host was connected, and lost). */
+static int send_host_hello(struct agent_conn *c)
+{
+    _cleanup_error_ struct wr_error *err = NULL;
+    gi_writer_start(&c->writer, GI_HELLO, 0);
+    gi_writer_u64(&c->writer, GI_T_VERSION, GI_PROTO_VERSION);
+    gi_writer_str(&c->writer, GI_T_AGENT, "warren");
+    return send_writer(c, &err) < 0 ? -ECONNRESET : 0;
+}
+
+/* Attaches a connected fd (taken) to the libuv pipe and says HELLO. */
+static int attach(struct agent_conn *c, int fd)
+{
     int r = open_pipe(c, fd);
-    if (r < 0 && !c->pipe.data)
-        close(fd);
-    return r < 0 ? r : 0;
+    return r < 0 ? r : send_host_hello(c);
+}
+
+static int connect_once(struct agent_conn *c)
+{
+    if (c->fd >= 0)
+        return attach(c, TAKE_FD(c->fd));
+    int fd = try_connect(c);
+    return fd < 0 ? fd : attach(c, fd);
 }
 
 static void on_timer(uv_timer_t *t);
 
 static void connect_attempt(struct agent_conn *c)
 {
-    int r = try_connect(c);
+    int r = connect_once(c);
     uint64_t now = uv_now(c->loop);
     if (r == 0) {
         c->state = CONN_HELLO;
         uv_timer_start(&c->timer, on_timer, c->deadline > now ? c->deadline - now : 0, 0);
+        /* Bytes that came with the stream (agent_connect_fd's initial) may hold HELLO. */
+        if (c->in_len > 0)
+            process_input(c);
         return;
     }
-    bool retry = r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN;
+    bool retry = (r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN) && !c->pipe.data;
     if (retry && now < c->deadline) {
         uv_timer_start(&c->timer, on_timer, CONNECT_RETRY_MS, 0);
         return;
@@ -833,15 +869,13 @@ static void on_timer(uv_timer_t *t)
                    c->timeout_ms);
 }
 
-int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms, agent_connect_cb cb,
-                       void *data, struct wr_error **err)
+static struct agent_conn *conn_new(uv_loop_t *loop, char *path, uint32_t timeout_ms,
+                                   agent_connect_cb cb, void *data)
 {
-    struct sockaddr_un addr;
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return wr_error_set(err, ENAMETOOLONG, "agent socket path too long: %s", path);
     struct agent_conn *c = wr_calloc(1, sizeof(*c));
     c->loop = loop;
-    c->path = wr_strdup(path);
+    c->path = path;
+    c->fd = -1;
     c->timeout_ms = timeout_ms;
     c->deadline = uv_now(loop) + timeout_ms;
     c->connect_cb = cb;
@@ -850,7 +884,38 @@ int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms, a
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 1;
-    /* The first attempt runs from the loop, so that cb never runs inside this call. */
+    /* The first attempt runs from the loop, so that cb never runs inside the call. */
     uv_timer_start(&c->timer, on_timer, 0, 0);
+    return c;
+}
+
+int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms, agent_connect_cb cb,
+                       void *data, struct wr_error **err)
+{
+    struct sockaddr_un addr;
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return wr_error_set(err, ENAMETOOLONG, "agent socket path too long: %s", path);
+    conn_new(loop, wr_strdup(path), timeout_ms, cb, data);
+    return 0;
+}
+
+int agent_connect_fd(uv_loop_t *loop, int fd, const void *initial, size_t initial_len,
+                     uint32_t timeout_ms, agent_connect_cb cb, void *data, struct wr_error **err)
+{
+    if (fd < 0)
+        return wr_error_set(err, EBADF, "agent stream: bad fd %d", fd);
+    if (initial_len > IN_MAX_CAP) {
+        close(fd);
+        return wr_error_set(err, EPROTO, "agent stream: %zu initial bytes, more than a frame",
+                            initial_len);
+    }
+    struct agent_conn *c = conn_new(loop, wr_asprintf("fd %d", fd), timeout_ms, cb, data);
+    c->fd = fd;
+    if (initial_len > 0) {
+        c->in_cap = WR_MAX(IN_MIN_CAP, initial_len);
+        c->in = wr_malloc(c->in_cap);
+        memcpy(c->in, initial, initial_len);
+        c->in_len = initial_len;
+    }
     return 0;
 }

@@ -19,9 +19,20 @@ struct agent_conn;
 typedef void (*agent_connect_cb)(void *data, struct agent_conn *conn, struct wr_error *err);
 
 /* Connects to the unix socket at path, retrying ECONNREFUSED/ENOENT every few ms until
- * timeout_ms passes (the agent may still be starting), then waits for HELLO. */
-int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
-                       agent_connect_cb cb, void *data, struct wr_error **err);
+ * timeout_ms passes (the agent may still be starting), sends the host's HELLO and waits
+ * for the agent's (PROTOCOL.md). Frames before the agent's HELLO (left from an earlier
+ * session on a serial channel) are skipped; so are later HELLOs. The same call serves
+ * QEMU's virtio-serial chardev socket: there the timeout must cover the guest's boot. */
+int agent_connect_unix(uv_loop_t *loop, const char *path, uint32_t timeout_ms, agent_connect_cb cb,
+                       void *data, struct wr_error **err);
+
+/* Serves an already connected stream fd (taken: closed on every path), e.g. Cloud
+ * Hypervisor's hybrid vsock after the backend's "CONNECT <port>" / "OK <hostport>"
+ * exchange. initial holds bytes that arrived after that exchange (copied; at most a
+ * few frames); they are read before anything from fd. Then as agent_connect_unix:
+ * HELLO is sent and awaited, cb runs from the loop, never inside this call. */
+int agent_connect_fd(uv_loop_t *loop, int fd, const void *initial, size_t initial_len,
+                     uint32_t timeout_ms, agent_connect_cb cb, void *data, struct wr_error **err);
 
 /* Called when the connection breaks (the sandbox died, the agent closed it). Every
  * pending request has already been failed with ECONNRESET. Not called after
@@ -44,7 +55,7 @@ struct agent_exec_request {
     const char *cwd;         /* NULL: /workspace */
     const void *stdin_data;  /* sent then closed; NULL with stdin_len 0: /dev/null */
     size_t stdin_len;
-    uint32_t timeout_ms;     /* 0: none; on expiry the agent kills the process group */
+    uint32_t timeout_ms; /* 0: none; on expiry the agent kills the process group */
 };
 
 struct agent_exit {
@@ -64,8 +75,8 @@ struct agent_exec;
 
 /* Starts a process. *ret_exec stays valid until done has run; use it to signal. */
 int agent_exec(struct agent_conn *conn, const struct agent_exec_request *req,
-               const struct agent_exec_handlers *handlers, void *data,
-               struct agent_exec **ret_exec, struct wr_error **err);
+               const struct agent_exec_handlers *handlers, void *data, struct agent_exec **ret_exec,
+               struct wr_error **err);
 /* Sends signum to the process group of a running exec (SIGKILL on cancellation). */
 int agent_exec_signal(struct agent_exec *exec, int signum);
 
@@ -99,10 +110,12 @@ struct agent_memstats {
     uint64_t total, free, available, cached; /* bytes */
 };
 typedef void (*agent_memstats_cb)(void *data, const struct agent_memstats *m, struct wr_error *err);
-int agent_memstats(struct agent_conn *conn, agent_memstats_cb cb, void *data, struct wr_error **err);
+int agent_memstats(struct agent_conn *conn, agent_memstats_cb cb, void *data,
+                   struct wr_error **err);
 
 /* SYNC, DROP_CACHES and SHUTDOWN: requests without result fields. */
 typedef void (*agent_simple_cb)(void *data, struct wr_error *err);
 int agent_sync(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);
-int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);
+int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data,
+                      struct wr_error **err);
 int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);

@@ -50,6 +50,9 @@ typedef void (*vmm_backend_start_cb)(void *data, pid_t pid, struct wr_error *err
 
 struct vmm_backend_ops {
     const char *name;
+    /* A VM backend: the core gives it the guest's boot files (vmm/guest-image.c), and a
+     * sandbox whose VMM died is shown failed rather than stopped. */
+    bool vm;
     /* True when this backend can run on this machine; else false and why in err. */
     bool (*available)(struct wr_error **err);
     /* Starts the machine without blocking the loop. When cb reports success the agent
@@ -72,6 +75,19 @@ struct vmm_backend_ops {
     int (*balloon_set)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
                        uint64_t bytes, void (*cb)(void *data, struct wr_error *err), void *data,
                        struct wr_error **err);
+    /* Freezes every process of the sandbox, keeping its memory (cgroup freezer, QMP stop,
+     * vm.pause), and thaws it again. cb runs once the machine is frozen / running. */
+    int (*pause)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                 void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err);
+    int (*resume)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                  void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err);
 };
 
 extern const struct vmm_backend_ops vmm_backend_jail;
+extern const struct vmm_backend_ops vmm_backend_qemu;
+extern const struct vmm_backend_ops vmm_backend_cloud_hypervisor;
+
+/* True when KVM can run full VMs here (vmm/kvm.c): /dev/kvm answers and creates a VM,
+ * the CPU shows vmx/svm, and WARREN_QEMU_ACCEL is not "tcg". Else false, and why in err
+ * (may be NULL). */
+bool vmm_kvm_usable(struct wr_error **err);

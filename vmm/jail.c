@@ -348,6 +348,8 @@ static int jail_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_e
     /* The pid may be stale (a restarted host, a reused pid): only a process in this
      * sandbox's cgroup, or a jail init where there are no cgroups, is killed. */
     if (pid > 1 && (vmm_cgroup_contains(spec->id, pid) || is_jail_init(pid))) {
+        /* Frozen tasks cannot die: thaw a paused sandbox first (a no-op otherwise). */
+        vmm_cgroup_thaw(spec->id, NULL);
         /* Killing PID 1 of a pid namespace kills every process in it. */
         if (kill(pid, SIGKILL) == 0)
             wait_for_exit(pid, STOP_TIMEOUT_MS);
@@ -386,10 +388,40 @@ static int jail_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uin
     return r;
 }
 
+/* The cgroup freezer works synchronously enough (it waits for FROZEN/THAWED): report at
+ * once. */
+static int jail_freeze(const struct vmm_sandbox_spec *spec, bool freeze,
+                       void (*cb)(void *data, struct wr_error *err), void *data,
+                       struct wr_error **err)
+{
+    int r = freeze ? vmm_cgroup_freeze(spec->id, err) : vmm_cgroup_thaw(spec->id, err);
+    if (r < 0)
+        return r;
+    cb(data, NULL);
+    return 0;
+}
+
+static int jail_pause(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                      void (*cb)(void *data, struct wr_error *err), void *data,
+                      struct wr_error **err)
+{
+    return jail_freeze(spec, true, cb, data, err);
+}
+
+static int jail_resume(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                       void (*cb)(void *data, struct wr_error *err), void *data,
+                       struct wr_error **err)
+{
+    return jail_freeze(spec, false, cb, data, err);
+}
+
 const struct vmm_backend_ops vmm_backend_jail = {
     .name = "jail",
+    .vm = false,
     .available = jail_available,
     .start = jail_start,
     .stop = jail_stop,
     .memory_usage = jail_memory_usage,
+    .pause = jail_pause,
+    .resume = jail_resume,
 };

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "git-internal.h"
 #include "layers.h"
 
 #define MAX_REF_LENGTH 256
@@ -54,7 +55,7 @@ static void git_init(void)
 
 /* Initialises libgit2 once per process. It is never shut down: the server uses it until
  * exit, and a shutdown racing another thread's use would be worse than the leak. */
-static int ensure_libgit2(struct wr_error **err)
+int vmm__git_init(struct wr_error **err)
 {
     pthread_once(&git_once, git_init);
     if (git_init_result < 0)
@@ -86,8 +87,7 @@ static int status_from_git(int code)
 }
 
 /* Fills err with "<context>: <libgit2's message>" for the libgit2 error code. */
-static int __attribute__((format(printf, 3, 4)))
-git_fail(int code, struct wr_error **err, const char *fmt, ...)
+int vmm__git_fail(int code, struct wr_error **err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -166,45 +166,18 @@ static int plain_directory(const char *path, const char *ref, char **ret_lower,
 
 /* ---- repositories ------------------------------------------------------------------------ */
 
-static int owner_refused(const char *path, struct wr_error **err)
-{
-    return wr_error_set(err, EACCES,
-                        "the git repository at '%s' belongs to another user; like git, warren "
-                        "refuses it unless git's safe.directory lists it",
-                        path);
-}
-
-/* git_repository_open_ext said GIT_ENOTFOUND. libgit2 1.5 also says that when it refuses
- * a repository owned by another user and no safe.directory is configured at all, so a
- * repository there must not be mistaken for a plain directory. Returns 0 when path is
- * really outside any repository. */
-static int check_not_found(const char *path, struct wr_error **err)
-{
-    git_buf found = GIT_BUF_INIT;
-    if (git_repository_discover(&found, path, 0, NULL) < 0) {
-        git_error_clear();
-        return 0;
-    }
-    struct stat s;
-    bool foreign = stat(found.ptr, &s) == 0 && s.st_uid != geteuid();
-    git_buf_dispose(&found);
-    if (foreign)
-        return owner_refused(path, err);
-    return wr_error_set(err, EIO, "'%s' is inside a git repository that libgit2 cannot open", path);
-}
-
 /* Opens the repository that holds path (path may be anywhere inside a working tree).
  * Returns 1 and *ret when there is one, 0 when path is not inside a repository. */
-static int open_repository(const char *path, git_repository **ret, struct wr_error **err)
+int vmm__git_open_repository(const char *path, git_repository **ret, struct wr_error **err)
 {
     _cleanup_repository_ git_repository *repo = NULL;
     int code = git_repository_open_ext(&repo, path, 0, NULL);
-    if (code == GIT_ENOTFOUND)
-        return check_not_found(path, err);
-    if (code == GIT_EOWNER)
-        return owner_refused(path, err);
+    if (code == GIT_ENOTFOUND) {
+        git_error_clear();
+        return 0;
+    }
     if (code < 0)
-        return git_fail(code, err, "opening repository '%s'", path);
+        return vmm__git_fail(code, err, "opening repository '%s'", path);
     if (git_repository_is_bare(repo))
         return wr_error_set(err, EINVAL,
                             "'%s' is a bare repository; give the path of a working tree", path);
@@ -229,7 +202,7 @@ static int resolve_commit(git_repository *repo, const char *path, const char *re
     if (code == GIT_EAMBIGUOUS)
         return wr_error_set(err, EINVAL, "'%s' is ambiguous in '%s'; give more digits", spec, path);
     if (code < 0)
-        return git_fail(code, err, "resolving '%s' in '%s'", spec, path);
+        return vmm__git_fail(code, err, "resolving '%s' in '%s'", spec, path);
     code = git_object_peel(ret, obj, GIT_OBJECT_COMMIT);
     if (code < 0)
         return wr_error_set(err, EINVAL, "'%s' in '%s' names a %s, not a commit", spec, path,
@@ -292,7 +265,7 @@ static int checkout_into(git_repository *repo, git_object *commit, const char *d
     opts.target_directory = dir;
     int code = git_checkout_tree(repo, commit, &opts);
     if (code < 0)
-        return git_fail(code, err, "checking out %s into %s",
+        return vmm__git_fail(code, err, "checking out %s into %s",
                         git_oid_tostr_s(git_object_id(commit)), dir);
     return 0;
 }
@@ -411,11 +384,11 @@ int layers_workspace_from_repo(const char *state_dir, const char *repo, const ch
     if (r >= 0)
         r = validate_ref(ref, err);
     if (r >= 0)
-        r = ensure_libgit2(err);
+        r = vmm__git_init(err);
     if (r < 0)
         return r;
     _cleanup_repository_ git_repository *git_repo = NULL;
-    r = open_repository(repo, &git_repo, err);
+    r = vmm__git_open_repository(repo, &git_repo, err);
     if (r < 0)
         return r;
     if (r == 0) {

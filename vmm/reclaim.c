@@ -65,7 +65,7 @@ static void got_memstats(void *data, const struct agent_memstats *m, struct wr_e
         reclaim_done(op, NULL);
         return;
     }
-    if (op->vmm->backend->balloon_set(op->vmm->loop, &op->spec.spec, op->row.pid, op->target,
+    if (op->spec.ops->balloon_set(op->vmm->loop, &op->spec.spec, op->row.pid, op->target,
                                       balloon_set_done, op, &err) < 0)
         reclaim_done(op, err);
 }
@@ -94,7 +94,8 @@ static void reclaim_connected(void *data, struct agent_conn *conn, struct wr_err
 
 void vmm__reclaim_idle(struct vmm *vmm, const struct store_sandbox *row)
 {
-    if (!vmm->backend->balloon_set || vmm->idle_reclaim_s == 0 || strcmp(row->state, "running"))
+    if (!vmm__backend_for(vmm, row->backend)->balloon_set || vmm->idle_reclaim_s == 0 ||
+        strcmp(row->state, "running"))
         return;
     if (wr_unix_time() - row->last_used_at < (int64_t)vmm->idle_reclaim_s)
         return;
@@ -141,7 +142,7 @@ static void deflated(void *data, struct wr_error *err)
 void vmm__deflate_then(struct vmm *vmm, struct sandbox_rt *rt, const struct store_sandbox *row,
                        void (*cb)(void *data), void *data)
 {
-    if (rt->balloon_bytes == 0 || !vmm->backend->balloon_set) {
+    if (rt->balloon_bytes == 0 || !vmm__backend_for(vmm, row->backend)->balloon_set) {
         cb(data);
         return;
     }
@@ -152,6 +153,6 @@ void vmm__deflate_then(struct vmm *vmm, struct sandbox_rt *rt, const struct stor
     struct wr_error *err = NULL;
     rt->deflating = true;
     if (vmm__spec_build(vmm, row, &op->spec, &err) < 0 ||
-        vmm->backend->balloon_set(vmm->loop, &op->spec.spec, row->pid, 0, deflated, op, &err) < 0)
+        op->spec.ops->balloon_set(vmm->loop, &op->spec.spec, row->pid, 0, deflated, op, &err) < 0)
         deflated(op, err);
 }

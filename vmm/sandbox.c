@@ -7,8 +7,6 @@
 #include "layers.h"
 #include "vmm-internal.h"
 
-int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
-
 struct create_op {
     struct vmm *vmm;
     vmm_sandbox_cb cb;
@@ -85,7 +83,8 @@ static void create_work(uv_work_t *w)
     if (row->repo && layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref,
                                                 &row->ws_lower, &row->commit_id, &op->err) < 0)
         return;
-    if (vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0)
+    if (vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0 ||
+        vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0)
         return;
     const char *dirs[] = {op->spec.root_upper, op->spec.root_work, op->spec.ws_upper,
                           op->spec.ws_work};
@@ -106,53 +105,29 @@ static void create_op_free(struct create_op *op)
     free(op);
 }
 
-/* Undo a failed create: nothing of it stays (the error says what went wrong). */
+/* A create that fails before the sandbox is registered leaves nothing behind. A failure
+ * while booting (vmm__boot) leaves it listed as failed, with its files, until
+ * sandbox_destroy. */
 static void create_fail(struct create_op *op, struct wr_error *err)
 {
-    if (op->spec.dir) {
-        if (op->row.pid > 0)
-            op->vmm->backend->stop(&op->spec.spec, op->row.pid, NULL);
-        vmm__rt_forget(op->vmm, op->row.id);
-        wr_rm_rf(op->spec.dir);
-    }
-    if (op->inserted)
-        store_sandbox_delete(op->vmm->store, op->row.id, NULL);
     wr_error_wrap(&err, "creating sandbox '%s'", op->row.name);
+    if (!op->inserted && op->spec.dir)
+        wr_rm_rf(op->spec.dir);
     op->cb(op->data, NULL, err);
     create_op_free(op);
 }
 
-static void create_connected(void *data, struct agent_conn *conn, struct wr_error *err)
-{
-    struct create_op *op = data;
-    if (!conn) {
-        create_fail(op, err);
-        return;
-    }
-    struct store_sandbox *row = &op->row;
-    row->pid_start = wr_process_start_time(row->pid);
-    if (store_sandbox_set_state(op->vmm->store, row->id, "running", row->pid, row->pid_start,
-                                NULL, &err) < 0) {
-        create_fail(op, err);
-        return;
-    }
-    free(row->state);
-    row->state = wr_strdup("running");
-    store_event(op->vmm->store, row->id, "created", row->name, NULL);
-    struct vmm_sandbox_info info = {.row = *row};
-    op->cb(op->data, &info, NULL);
-    create_op_free(op);
-}
-
-static void create_started(void *data, pid_t pid, struct wr_error *err)
+static void create_booted(void *data, struct wr_error *err)
 {
     struct create_op *op = data;
     if (err) {
         create_fail(op, err);
         return;
     }
-    op->row.pid = pid;
-    vmm__with_conn(op->vmm, &op->row, 0, create_connected, op);
+    store_event(op->vmm->store, op->row.id, "created", op->row.name, NULL);
+    struct vmm_sandbox_info info = {.row = op->row};
+    op->cb(op->data, &info, NULL);
+    create_op_free(op);
 }
 
 static void create_after_work(uv_work_t *w, int status)
@@ -161,10 +136,10 @@ static void create_after_work(uv_work_t *w, int status)
     struct wr_error *err = TAKE_PTR(op->err);
     if (!err && store_sandbox_insert(op->vmm->store, &op->row, &err) == 0)
         op->inserted = true;
-    if (!err)
-        op->vmm->backend->start(op->vmm->loop, &op->spec.spec, create_started, op, &err);
     if (err)
         create_fail(op, err);
+    else
+        vmm__boot(op->vmm, &op->row, &op->spec, create_booted, op);
 }
 
 int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
@@ -210,7 +185,7 @@ int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret
         if (!strcmp(infos[i].row.state, "running")) {
             struct spec_storage spec;
             if (vmm__spec_build(vmm, &infos[i].row, &spec, NULL) == 0) {
-                vmm->backend->memory_usage(&spec.spec, infos[i].row.pid,
+                spec.ops->memory_usage(&spec.spec, infos[i].row.pid,
                                            &infos[i].memory_usage_bytes);
                 vmm__spec_clear(&spec);
             }
@@ -237,7 +212,7 @@ struct destroy_op {
 static void destroy_work(uv_work_t *w)
 {
     struct destroy_op *op = w->data;
-    if (op->vmm->backend->stop(&op->spec.spec, op->row.pid, &op->err) < 0)
+    if (op->spec.ops->stop(&op->spec.spec, op->row.pid, &op->err) < 0)
         return;
     int r = wr_rm_rf(op->spec.dir);
     if (r < 0)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -282,8 +283,19 @@ static int configure(struct store *st, struct wr_error **err)
         return store_fail(st, rc, err, "setting the busy timeout");
     sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
     /* journal_mode is persistent in the file; the others are per connection. */
+    /* Switching to WAL reads the header under a SHARED lock and then upgrades it; sqlite
+     * does not call the busy handler for that upgrade (it could deadlock), so of two
+     * processes opening a fresh file at once one fails with SQLITE_BUSY at once. Retry. */
+    for (int waited = 0;; waited += 10) {
+        rc = sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            break;
+        usleep(10 * 1000);
+    }
+    if (rc != SQLITE_OK)
+        return store_fail(st, rc, err, "opening %s: running 'PRAGMA journal_mode = WAL'",
+                          st->path);
     static const char *const pragmas[] = {
-        "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = NORMAL",
         "PRAGMA foreign_keys = ON",
     };

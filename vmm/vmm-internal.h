@@ -24,6 +24,7 @@ struct vmm {
     uv_loop_t *loop;
     char *state_dir;
     char *guest_init_path;
+    char *guest_kernel_dir;
     const struct vmm_backend_ops *backend;
     struct store *store;
     uint32_t max_exec_timeout_s;
@@ -47,18 +48,44 @@ void vmm__reaper_stop(struct vmm *vmm);
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */
 struct spec_storage {
     struct vmm_sandbox_spec spec;
+    const struct vmm_backend_ops *ops; /* the backend the sandbox was created on */
     char *dir, *root_upper, *root_work, *ws_upper, *ws_work, *agent_socket, *log_path;
     char *image_root;
+    char *kernel, *initrd; /* VM backends, filled by vmm__spec_boot_files */
     const char *root_lowers[2];
     const char *ws_lowers[2];
 };
 
+/* The backend named name (a sandbox's row->backend); the process's own one when the
+ * name is unknown. A sandbox keeps the backend it was created on, whatever --backend a
+ * later warren runs with. */
+const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name);
+
 int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *ret,
                     struct wr_error **err);
 void vmm__spec_clear(struct spec_storage *s);
+/* VM backends: finds the guest kernel and builds (or reuses) the initramfs. Blocking:
+ * call from the thread pool. */
+int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err);
 
-/* Looks a sandbox up and checks that it is running (marking it stopped when its
- * processes are gone). On success *ret is filled (clear it with store_sandbox_clear). */
+/* A row that says running but whose process is gone becomes stopped (or failed, for a
+ * VM), in the store too. Returns 1 when it changed the row. */
+int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
+
+/* Starts row's machine (spec prepared: directories made, boot files found), waits for its
+ * agent and marks the row running (row->pid and row->state updated). On failure the
+ * machine is stopped and the row marked failed, kept with its files; cb gets the error.
+ * row and spec must stay alive until cb. */
+typedef void (*vmm_done_cb)(void *data, struct wr_error *err);
+void vmm__boot(struct vmm *vmm, struct store_sandbox *row, struct spec_storage *spec,
+               vmm_done_cb cb, void *data);
+/* Thaws a paused sandbox (row->state "paused") and marks it running, then runs cb. */
+void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done_cb cb,
+                      void *data);
+
+/* Looks a sandbox up and checks that it is running or paused (a paused one is resumed by
+ * vmm__with_conn), marking it stopped when its processes are gone. On success *ret is
+ * filled (clear it with store_sandbox_clear). */
 int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_sandbox *ret,
                          struct wr_error **err);
 

@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "guest-image.h"
 #include "image.h"
 #include "vmm-internal.h"
 
 #define AGENT_CONNECT_TIMEOUT_MS 10000
 
-static const struct vmm_backend_ops *const backends[] = {&vmm_backend_jail, NULL};
+/* In the order --backend auto prefers them (DESIGN.md): Cloud Hypervisor, then QEMU with
+ * KVM, then the jail. QEMU under TCG only when asked for by name. */
+static const struct vmm_backend_ops *const backends[] = {
+    &vmm_backend_cloud_hypervisor, &vmm_backend_qemu, &vmm_backend_jail, NULL};
 
 static int choose_backend(const char *name, const struct vmm_backend_ops **ret,
                           struct wr_error **err)
@@ -19,6 +23,8 @@ static int choose_backend(const char *name, const struct vmm_backend_ops **ret,
     for (size_t i = 0; backends[i]; i++) {
         if (!is_auto && strcmp(name, backends[i]->name) != 0)
             continue;
+        if (is_auto && backends[i] == &vmm_backend_qemu && !vmm_kvm_usable(NULL))
+            continue; /* software emulation is too slow to pick without being asked */
         _cleanup_error_ struct wr_error *why = NULL;
         if (backends[i]->available(&why)) {
             *ret = backends[i];
@@ -31,25 +37,27 @@ static int choose_backend(const char *name, const struct vmm_backend_ops **ret,
     if (is_auto)
         return wr_error_set(err, ENOTSUP, "no sandbox backend can run on this machine "
                                           "(the jail backend needs root or user namespaces)");
-    return wr_error_set(err, EINVAL, "unknown backend '%s' (available: auto, jail)", name);
+    return wr_error_set(err, EINVAL,
+                        "unknown backend '%s' (available: auto, cloud-hypervisor, qemu, jail)", name);
 }
 
-static char *default_guest_init(void)
+/* The directory of the running binary: guest-init and guest/ are found next to it. */
+static char *binary_dir(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
-        return wr_strdup("guest-init");
+        return wr_strdup(".");
     self[n] = 0;
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = 0;
-    return wr_path_join(self, "guest-init");
+    return wr_strdup(self);
 }
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err)
 {
-    const struct vmm_backend_ops *backend;
+    const struct vmm_backend_ops *backend = NULL;
     if (choose_backend(opts->backend, &backend, err) < 0)
         return -(*err)->status;
     int r = wr_mkdir_p(opts->state_dir, 0700);
@@ -65,7 +73,10 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
     struct vmm *v = wr_calloc(1, sizeof(*v));
     v->loop = opts->loop;
     v->state_dir = wr_strdup(opts->state_dir);
-    v->guest_init_path = opts->guest_init_path ? wr_strdup(opts->guest_init_path) : default_guest_init();
+    _cleanup_free_ char *bin = binary_dir();
+    v->guest_init_path = opts->guest_init_path ? wr_strdup(opts->guest_init_path)
+                                               : wr_path_join(bin, "guest-init");
+    v->guest_kernel_dir = vmm_guest_kernel_dir(bin);
     v->backend = backend;
     v->store = st;
     v->max_exec_timeout_s = opts->max_exec_timeout_s ? opts->max_exec_timeout_s : 3600;
@@ -91,10 +102,19 @@ void vmm_close(struct vmm *vmm)
     store_close(vmm->store);
     free(vmm->state_dir);
     free(vmm->guest_init_path);
+    free(vmm->guest_kernel_dir);
     free(vmm);
 }
 
 const char *vmm_backend_name(const struct vmm *vmm) { return vmm->backend->name; }
+
+const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name)
+{
+    for (size_t i = 0; name && backends[i]; i++)
+        if (!strcmp(backends[i]->name, name))
+            return backends[i];
+    return vmm->backend;
+}
 const char *vmm_state_dir(const struct vmm *vmm) { return vmm->state_dir; }
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm) { return vmm->max_exec_timeout_s; }
 
@@ -130,6 +150,8 @@ void vmm__spec_clear(struct spec_storage *s)
     free(s->agent_socket);
     free(s->log_path);
     free(s->image_root);
+    free(s->kernel);
+    free(s->initrd);
     memset(s, 0, sizeof(*s));
 }
 
@@ -154,6 +176,7 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         vmm__spec_clear(s);
         return -(*err)->status;
     }
+    s->ops = vmm__backend_for(vmm, row->backend);
     s->root_lowers[0] = s->image_root;
     s->ws_lowers[0] = row->ws_lower; /* NULL for an empty workspace */
     s->spec = (struct vmm_sandbox_spec){
@@ -162,8 +185,20 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         .ws_lowers = s->ws_lowers, .ws_upper = s->ws_upper, .ws_work = s->ws_work,
         .agent_socket = s->agent_socket, .guest_init_path = vmm->guest_init_path,
         .log_path = s->log_path, .cpus = row->cpus, .memory_bytes = row->memory_mib << 20,
-        .network = row->network, .hostname = row->name,
+        .network = row->network, .hostname = row->name, .vsock_cid = 3,
     };
+    return 0;
+}
+
+int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err)
+{
+    if (!s->ops->vm)
+        return 0;
+    if (vmm_guest_image(vmm->state_dir, vmm->guest_init_path, vmm->guest_kernel_dir, &s->kernel,
+                        &s->initrd, err) < 0)
+        return -(*err)->status;
+    s->spec.kernel_path = s->kernel;
+    s->spec.initrd_path = s->initrd;
     return 0;
 }
 
@@ -174,18 +209,22 @@ static bool row_alive(const struct store_sandbox *row)
     return row->pid > 0 && row->pid_start && wr_process_start_time(row->pid) == row->pid_start;
 }
 
-/* A row that says running but whose process is gone becomes stopped, in the store too. */
-int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
 int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row)
 {
-    if (strcmp(row->state, "running") != 0 || row_alive(row))
+    if ((strcmp(row->state, "running") != 0 && strcmp(row->state, "paused") != 0) ||
+        row_alive(row))
         return 0;
-    const char *why = "its processes exited; its files are kept";
+    /* A jail whose processes are gone is simply stopped; a VM whose VMM died crashed. */
+    bool vm = vmm__backend_for(vmm, row->backend)->vm;
+    const char *state = vm ? "failed" : "stopped";
+    const char *why = vm ? "its VMM process exited unexpectedly (see serial.log in the sandbox "
+                           "directory); its files are kept"
+                         : "its processes exited; its files are kept";
     _cleanup_error_ struct wr_error *e = NULL;
-    if (store_sandbox_set_state(vmm->store, row->id, "stopped", 0, 0, why, &e) < 0)
-        log_warning("marking sandbox %s stopped: %s", row->id, e->msg);
+    if (store_sandbox_set_state(vmm->store, row->id, state, 0, 0, why, &e) < 0)
+        log_warning("marking sandbox %s %s: %s", row->id, state, e->msg);
     free(row->state);
-    row->state = wr_strdup("stopped");
+    row->state = wr_strdup(state);
     free(row->error);
     row->error = wr_strdup(why);
     row->pid = 0;
@@ -200,7 +239,7 @@ int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_s
     if (store_sandbox_get(vmm->store, id_or_name, ret, err) < 0)
         return -(*err)->status;
     vmm__refresh_state(vmm, ret);
-    if (!strcmp(ret->state, "running"))
+    if (!strcmp(ret->state, "running") || !strcmp(ret->state, "paused"))
         return 0;
     int r;
     if (!strcmp(ret->state, "stopped"))
@@ -211,8 +250,9 @@ int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_s
         r = wr_error_set(err, EAGAIN, "sandbox '%s' is still being created; try again shortly",
                          ret->name);
     else
-        r = wr_error_set(err, EIO, "sandbox '%s' is %s%s%s", ret->name, ret->state,
-                         ret->error ? ": " : "", ret->error ? ret->error : "");
+        r = wr_error_set(err, EIO,
+                         "sandbox '%s' is %s (%s); destroy it with sandbox_destroy and create a "
+                         "new one", ret->name, ret->state, ret->error ? ret->error : "no reason recorded");
     store_sandbox_clear(ret);
     return r;
 }
@@ -276,22 +316,19 @@ static void connect_agent(struct vmm *vmm, struct sandbox_rt *rt, uint32_t timeo
 {
     struct wr_error *err = NULL;
     struct spec_storage spec = {0};
-    _cleanup_free_ char *sock = wr_asprintf("%s/sandboxes/%s/agent.sock", vmm->state_dir, rt->id);
+    struct store_sandbox row;
     timeout_ms = timeout_ms ? timeout_ms : AGENT_CONNECT_TIMEOUT_MS;
     rt->connecting = true;
-    int r;
-    if (vmm->backend->agent_connect) {
-        struct store_sandbox row;
-        r = store_sandbox_get(vmm->store, rt->id, &row, &err);
-        if (r == 0) {
-            r = vmm__spec_build(vmm, &row, &spec, &err);
-            if (r == 0)
-                r = vmm->backend->agent_connect(vmm->loop, &spec.spec, timeout_ms, rt_connected, rt, &err);
-            vmm__spec_clear(&spec);
-            store_sandbox_clear(&row);
-        }
-    } else {
-        r = agent_connect_unix(vmm->loop, sock, timeout_ms, rt_connected, rt, &err);
+    int r = store_sandbox_get(vmm->store, rt->id, &row, &err);
+    if (r == 0) {
+        r = vmm__spec_build(vmm, &row, &spec, &err);
+        if (r == 0 && spec.ops->agent_connect)
+            r = spec.ops->agent_connect(vmm->loop, &spec.spec, timeout_ms, rt_connected, rt, &err);
+        else if (r == 0)
+            r = agent_connect_unix(vmm->loop, spec.spec.agent_socket, timeout_ms, rt_connected,
+                                   rt, &err);
+        vmm__spec_clear(&spec);
+        store_sandbox_clear(&row);
     }
     if (r < 0)
         rt_connected(rt, NULL, err);
@@ -334,21 +371,43 @@ static void after_deflate(void *data)
     free(d);
 }
 
+static void after_resume(void *data, struct wr_error *err)
+{
+    struct deferred_conn *d = data;
+    if (err) {
+        wr_error_wrap(&err, "the sandbox is paused and could not be resumed");
+        d->cb(d->data, NULL, err);
+        free(d->id);
+        free(d);
+        return;
+    }
+    struct store_sandbox row;
+    if (store_sandbox_get(d->vmm->store, d->id, &row, NULL) < 0) {
+        after_deflate(d); /* the connect that follows reports what is wrong */
+        return;
+    }
+    vmm__deflate_then(d->vmm, vmm__rt_get(d->vmm, d->id, true), &row, after_deflate, d);
+    store_sandbox_clear(&row);
+}
+
 void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t timeout_ms,
                     vmm_conn_cb cb, void *data)
 {
     struct sandbox_rt *rt = vmm__rt_get(vmm, row->id, true);
+    bool paused = !strcmp(row->state, "paused");
     if (rt->reclaiming)
         rt->touched = true;
-    if (rt->balloon_bytes == 0) {
+    if (rt->balloon_bytes == 0 && !paused) {
         with_conn_now(vmm, rt, timeout_ms, cb, data);
         return;
     }
-    /* An idle VM gave memory back: take it back before any work starts. */
     struct deferred_conn *d = wr_calloc(1, sizeof(*d));
     *d = (struct deferred_conn){.vmm = vmm, .id = wr_strdup(row->id), .timeout_ms = timeout_ms,
                                 .cb = cb, .data = data};
-    vmm__deflate_then(vmm, rt, row, after_deflate, d);
+    if (paused) /* calls to a paused sandbox resume it first */
+        vmm__resume_then(vmm, row, after_resume, d);
+    else /* an idle VM gave memory back: take it back before any work starts */
+        vmm__deflate_then(vmm, rt, row, after_deflate, d);
 }
 
 void vmm__rt_forget(struct vmm *vmm, const char *id)

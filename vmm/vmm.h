@@ -69,6 +69,13 @@ int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret
 int vmm_sandbox_destroy(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
                         struct wr_error **err);
 
+/* Freezes a running sandbox: its processes stop, its memory is kept. */
+int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                      struct wr_error **err);
+/* Thaws a paused sandbox, or boots a stopped or failed one again from its files. */
+int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                       struct wr_error **err);
+
 /* ---- work inside a sandbox ------------------------------------------------------- */
 
 struct vmm_op; /* one exec or file operation in flight */
@@ -91,3 +98,28 @@ int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, co
 /* Checks a path a client gave for a file inside the sandbox: non-empty, at most 4096
  * bytes, no NUL, no ".." component. Relative paths are relative to /workspace. */
 int vmm_path_check(const char *path, struct wr_error **err);
+
+/* ---- git ---------------------------------------------------------------------------- */
+
+struct vmm_git_commit_request {
+    const char *message;
+    const char *author_name;  /* NULL: the repository's user.name, else "warren" */
+    const char *author_email;
+    const char *branch;       /* NULL: warren/<sandbox name> */
+    const char *const *paths; /* NULL: every change */
+};
+
+struct vmm_git_commit_result {
+    const char *commit, *parent, *branch;
+    size_t files_changed, insertions, deletions;
+};
+
+/* result is valid during the call; err is owned by the callee. */
+typedef void (*vmm_git_commit_cb)(void *data, const struct vmm_git_commit_result *result,
+                                  struct wr_error *err);
+
+/* Commits the sandbox's workspace changes to a branch of the repository it was created
+ * from (vmm/gitcommit.h): flushes the guest's writes first when it runs. */
+int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
+                           const struct vmm_git_commit_request *req, vmm_git_commit_cb cb,
+                           void *data, struct wr_error **err);

@@ -15,7 +15,7 @@
     "\"workspace\",\"created_at\",\"last_used_at\",\"memory\"],\"properties\":{"                \
     "\"id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"                              \
     "\"backend\":{\"type\":\"string\"},"                                                        \
-    "\"state\":{\"type\":\"string\",\"enum\":[\"creating\",\"running\",\"stopped\",\"failed\"]}," \
+    "\"state\":{\"type\":\"string\",\"enum\":[\"creating\",\"running\",\"paused\",\"stopped\",\"failed\"]}," \
     "\"image\":{\"type\":\"string\"},\"workspace\":{\"type\":\"string\"},"                      \
     "\"repo\":{\"type\":[\"string\",\"null\"]},\"ref\":{\"type\":[\"string\",\"null\"]},"       \
     "\"commit\":{\"type\":[\"string\",\"null\"]},"                                              \

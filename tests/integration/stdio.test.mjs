@@ -114,15 +114,18 @@ test("initialize with the SDK client", async () => {
   await client.ping();
 });
 
-test("tools/list: six tools with schemas and all four annotation hints", async () => {
+test("tools/list: every tool with schemas and all four annotation hints", async () => {
   const { tools } = await client.listTools();
   const names = tools.map((t) => t.name).sort();
   assert.deepEqual(names, [
     "sandbox_create",
     "sandbox_destroy",
     "sandbox_exec",
+    "sandbox_git_commit",
     "sandbox_list",
+    "sandbox_pause",
     "sandbox_read_file",
+    "sandbox_resume",
     "sandbox_write_file",
   ]);
   for (const t of tools) {

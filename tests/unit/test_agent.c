@@ -626,6 +626,164 @@ static void test_connect_timeout(void)
     wr_error_free(r.err);
 }
 
+/* ---- channel transport and the host HELLO ----------------------------------------- */
+
+static struct agent_conn *connect_fd(int fd, const void *initial, size_t n, uint32_t timeout_ms,
+                                     struct wr_error **ret_err)
+{
+    struct connect_result r = {0};
+    struct wr_error *err = NULL;
+    ASSERT_EQ(agent_connect_fd(loop, fd, initial, n, timeout_ms, on_connect, &r, &err), 0);
+    run_until(&r.done);
+    *ret_err = r.err;
+    return r.conn;
+}
+
+/* guest-init serving one end of a socketpair as a channel, the way it serves a
+ * virtio-serial port (no accept: host sessions are told apart by the host's HELLO). */
+static pid_t start_channel_agent(const char *binary, int guest_end)
+{
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        char fdarg[16];
+        snprintf(fdarg, sizeof(fdarg), "%d", guest_end);
+        execl(binary, "guest-init", "--jail", "--channel-fd", fdarg, (char *)NULL);
+        _exit(127);
+    }
+    close(guest_end);
+    return pid;
+}
+
+static void test_channel_sessions(const char *binary)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); /* sv[1] inherited */
+    fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+    pid_t pid = start_channel_agent(binary, sv[1]);
+    struct wr_error *err = NULL;
+    /* First session: a long exec, then the host goes away without the channel closing
+     * (a restarted server reconnecting to the same virtio-serial port). */
+    struct agent_conn *c1 = connect_fd(dup(sv[0]), NULL, 0, 5000, &err);
+    ASSERT(c1 && !err);
+    struct exec_result a;
+    start_exec(c1, &a, &(struct agent_exec_request){.argv = ARGV("sh", "-c", "echo $$; sleep 30")});
+    while (a.out.len == 0)
+        uv_run(loop, UV_RUN_ONCE);
+    pid_t sleeper = (pid_t)atoi(a.out.data);
+    ASSERT(sleeper > 0);
+    agent_conn_close(c1);
+    ASSERT(a.done && a.error && a.error->status == ECANCELED);
+    exec_result_free(&a);
+    /* Second session on the same stream: its HELLO ends the first one's exec. */
+    struct agent_conn *c2 = connect_fd(dup(sv[0]), NULL, 0, 5000, &err);
+    ASSERT(c2 && !err);
+    ASSERT(process_gone(sleeper));
+    struct exec_result b;
+    start_exec(c2, &b, &(struct agent_exec_request){.argv = ARGV("echo", "again")});
+    run_until(&b.done);
+    ASSERT_STREQ(b.out.data, "again\n");
+    exec_result_free(&b);
+    agent_conn_close(c2);
+    /* The host end closing for good ends a --channel-fd guest-init. */
+    close(sv[0]);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void put_frame(uint8_t **p, uint16_t type, uint32_t stream, const void *payload, size_t n)
+{
+    struct gi_frame_header h = {.length = (uint32_t)n, .type = type, .stream = stream};
+    gi_header_encode(&h, *p);
+    memcpy(*p + GI_FRAME_HEADER_SIZE, payload, n);
+    *p += GI_FRAME_HEADER_SIZE + n;
+}
+
+/* A guest HELLO frame (VERSION 1) followed by nothing else. */
+static size_t encode_guest_hello(struct gi_writer *w)
+{
+    gi_writer_start(w, GI_HELLO, 0);
+    gi_writer_u64(w, GI_T_VERSION, GI_PROTO_VERSION);
+    gi_writer_str(w, GI_T_AGENT, "fake-agent");
+    ASSERT_EQ(gi_writer_finish(w), 0);
+    return w->len;
+}
+
+/* Against a fake guest: the host says HELLO first; bytes handed over with the stream
+ * (hybrid vsock's leftovers after "OK") are read first; frames before the guest's
+ * HELLO are skipped. */
+static void test_connect_fd_initial(void)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct gi_writer w = {0};
+    size_t hello_len = encode_guest_hello(&w);
+    uint8_t initial[256], *p = initial;
+    put_frame(&p, GI_STDOUT, 7, "stale", 5); /* left from an earlier session */
+    memcpy(p, w.data, hello_len);
+    p += hello_len;
+    struct wr_error *err = NULL;
+    struct agent_conn *c = connect_fd(sv[0], initial, (size_t)(p - initial), 5000, &err);
+    ASSERT(c && !err);
+    ASSERT_STREQ(agent_conn_agent(c), "fake-agent");
+    uint8_t buf[256];
+    ASSERT(read(sv[1], buf, sizeof(buf)) >= GI_FRAME_HEADER_SIZE);
+    struct gi_frame_header h;
+    ASSERT_EQ(gi_header_decode(buf, &h), 0);
+    ASSERT(h.type == GI_HELLO && h.stream == 0);
+    struct gi_reader rd;
+    struct gi_tlv t;
+    uint64_t version = 0;
+    gi_reader_init(&rd, buf + GI_FRAME_HEADER_SIZE, h.length);
+    while (gi_reader_next(&rd, &t) > 0)
+        if (t.tag == GI_T_VERSION)
+            gi_tlv_u64(&t, &version);
+    ASSERT_EQ(version, GI_PROTO_VERSION);
+    /* A HELLO in the middle of a session (a reopened port) changes nothing. */
+    ASSERT_EQ(write(sv[1], w.data, hello_len), (ssize_t)hello_len);
+    struct file_result r = {0};
+    ASSERT_EQ(agent_sync(c, on_simple_done, &r, &err), 0);
+    uint8_t result[GI_FRAME_HEADER_SIZE];
+    ASSERT(read(sv[1], buf, sizeof(buf)) >= GI_FRAME_HEADER_SIZE); /* the SYNC */
+    gi_header_decode(buf, &h);
+    ASSERT_EQ(h.type, GI_SYNC);
+    p = result;
+    put_frame(&p, GI_RESULT, h.stream, NULL, 0);
+    ASSERT_EQ(write(sv[1], result, sizeof(result)), (ssize_t)sizeof(result));
+    run_until(&r.done);
+    ASSERT(!r.err);
+    agent_conn_close(c);
+    gi_writer_free(&w);
+    close(sv[1]);
+}
+
+static void test_connect_fd_errors(void)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct wr_error *err = NULL;
+    /* Nobody says HELLO: the timeout ends it. */
+    ASSERT(!connect_fd(sv[0], NULL, 0, 100, &err));
+    ASSERT(err && err->status == ETIMEDOUT);
+    wr_error_free(err);
+    close(sv[1]);
+    /* A guest of another protocol version is refused. */
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct gi_writer w = {0};
+    gi_writer_start(&w, GI_HELLO, 0);
+    gi_writer_u64(&w, GI_T_VERSION, 99);
+    ASSERT_EQ(gi_writer_finish(&w), 0);
+    ASSERT(!connect_fd(sv[0], w.data, w.len, 5000, &err));
+    ASSERT(err && err->status == EPROTONOSUPPORT);
+    wr_error_free(err);
+    err = NULL;
+    gi_writer_free(&w);
+    close(sv[1]);
+    ASSERT(agent_connect_fd(loop, -1, NULL, 0, 100, on_connect, NULL, &err) < 0);
+    wr_error_free(err);
+}
+
 int main(void)
 {
     const char *dir = getenv("WARREN_BUILD_DIR");
@@ -662,6 +820,10 @@ int main(void)
     RUN(test_performance);
     RUN(test_shutdown_and_loss);
     RUN(test_connect_timeout);
+    fprintf(stderr, "-- test_channel_sessions\n");
+    test_channel_sessions(binary);
+    RUN(test_connect_fd_initial);
+    RUN(test_connect_fd_errors);
     if (agent_pid > 0)
         kill(agent_pid, SIGKILL);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 
 #include "../../mcp/mcp-internal.h"
+#include "../../mcp/tool.h"
 #include "test.h"
 
 struct capture {
@@ -172,16 +173,28 @@ static void test_pagination(void)
     struct capture c = {0};
     struct mcp_session *s = mcp_session_new(paged, &sink, &c);
     feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\"}}");
-    cJSON *m = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
-    cJSON *r = cJSON_GetObjectItem(m, "result");
-    ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r, "tools")), 4);
-    const char *cursor = cJSON_GetObjectItem(r, "nextCursor")->valuestring;
+    /* Walk every page: 4 tools each until the last, then no nextCursor. */
+    size_t total = 0, pages = 0, expected = 0;
+    while (mcp_tools[expected])
+        expected++;
     char buf[256];
-    snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}", cursor);
-    m = feed(s, &c, buf);
-    r = cJSON_GetObjectItem(m, "result");
-    ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(r, "tools")) >= 2);
-    ASSERT(!cJSON_GetObjectItem(r, "nextCursor"));
+    snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    for (;;) {
+        cJSON *m = feed(s, &c, buf);
+        cJSON *r = cJSON_GetObjectItem(m, "result");
+        size_t n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(r, "tools"));
+        total += n;
+        pages++;
+        cJSON *next = cJSON_GetObjectItem(r, "nextCursor");
+        if (!next)
+            break;
+        ASSERT_EQ(n, 4);
+        snprintf(buf, sizeof(buf),
+                 "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}",
+                 next->valuestring);
+    }
+    ASSERT_EQ(total, expected);
+    ASSERT_EQ(pages, (expected + 3) / 4);
     mcp_session_free(s);
     capture_reset(&c);
     mcp_server_free(paged);

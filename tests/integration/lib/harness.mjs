@@ -138,6 +138,12 @@ export function makeGitRepo(files = { "README.md": "hello\n" }) {
 
 // ---- servers and clients ------------------------------------------------------------
 
+// The SDK's stdio transport passes only a few variables to the server: keep the
+// sanitizer settings, so that an ASan/UBSan build reports into ASAN_OPTIONS' log_path.
+function sanitizerEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(A|UB|L)SAN_OPTIONS$/.test(k)));
+}
+
 // Keeps the last STDERR_TAIL_BYTES of a stream (the pipe must be drained or the server
 // blocks on a full pipe) and echoes it when WARREN_TEST_VERBOSE is set.
 function captureTail(stream) {
@@ -163,7 +169,7 @@ export async function connectStdio({ stateDir, args = [], env = {} } = {}) {
   const transport = new StdioClientTransport({
     command: warrenBinary(),
     args: ["mcp", "--backend", "jail", "--state-dir", stateDir ?? tempStateDir(), ...args],
-    env: { ...getDefaultEnvironment(), ...env },
+    env: { ...getDefaultEnvironment(), ...sanitizerEnv(), ...env },
     stderr: "pipe",
   });
   const tail = captureTail(transport.stderr);
@@ -264,7 +270,7 @@ export async function sweepSandboxes(stateDir) {
   const transport = new StdioClientTransport({
     command: warrenBinary(),
     args: ["mcp", "--backend", "jail", "--state-dir", stateDir],
-    env: getDefaultEnvironment(),
+    env: { ...getDefaultEnvironment(), ...sanitizerEnv() },
     stderr: "pipe",
   });
   const tail = captureTail(transport.stderr);

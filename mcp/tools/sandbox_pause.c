@@ -1,0 +1,71 @@
+/* sandbox_pause and sandbox_resume: freeze a sandbox and thaw it (or boot a stopped one
+ * again from its files). */
+#include "common.h"
+
+static void done(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
+{
+    struct mcp_call *call = data;
+    if (err)
+        mcp_call_fail_error(call, err);
+    else
+        mcp_call_succeed(call, mcp_sandbox_json(info));
+}
+
+static void call_pause_or_resume(struct mcp_call *call, const cJSON *args, bool pause)
+{
+    static const char *const known[] = {"id", NULL};
+    const char *id = NULL;
+    struct wr_error *err = NULL;
+    if (mcp_args_check_known(args, known, &err) < 0 || mcp_arg_sandbox(args, &id, &err) < 0) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    int r = pause ? vmm_sandbox_pause(mcp_call_vmm(call), id, done, call, &err)
+                  : vmm_sandbox_resume(mcp_call_vmm(call), id, done, call, &err);
+    if (r < 0)
+        mcp_call_fail_error(call, err);
+}
+
+static void call_pause(struct mcp_call *call, const cJSON *args)
+{
+    call_pause_or_resume(call, args, true);
+}
+
+static void call_resume(struct mcp_call *call, const cJSON *args)
+{
+    call_pause_or_resume(call, args, false);
+}
+
+#define ID_ONLY_SCHEMA                                                                         \
+    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"              \
+    "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"}}}"
+
+const struct mcp_tool mcp_tool_sandbox_pause = {
+    .name = "sandbox_pause",
+    .title = "Pause sandbox",
+    .description = "Freeze a running sandbox: its processes stop where they are and its memory "
+                   "is kept. Any later call to the sandbox (exec, files) resumes it first; "
+                   "sandbox_resume does so explicitly.",
+    .input_schema = ID_ONLY_SCHEMA,
+    .output_schema = MCP_SANDBOX_SCHEMA,
+    .read_only = false,
+    .destructive = false,
+    .idempotent = true,
+    .open_world = false,
+    .call = call_pause,
+};
+
+const struct mcp_tool mcp_tool_sandbox_resume = {
+    .name = "sandbox_resume",
+    .title = "Resume sandbox",
+    .description = "Thaw a paused sandbox, or boot a stopped or failed one again from its files "
+                   "(its workspace and root changes are kept; processes that ran before are "
+                   "gone).",
+    .input_schema = ID_ONLY_SCHEMA,
+    .output_schema = MCP_SANDBOX_SCHEMA,
+    .read_only = false,
+    .destructive = false,
+    .idempotent = true,
+    .open_world = false,
+    .call = call_resume,
+};

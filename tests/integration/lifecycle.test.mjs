@@ -1,0 +1,77 @@
+// Pause, resume, and booting a stopped sandbox again from its files.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import {
+  callTool,
+  callToolError,
+  connectStdio,
+  makeGitRepo,
+  skipUnlessRoot,
+  sweepSandboxesAtEnd,
+  tempStateDir,
+  test,
+} from "./lib/harness.mjs";
+
+skipUnlessRoot();
+
+const stateDir = tempStateDir();
+sweepSandboxesAtEnd(stateDir);
+const repo = makeGitRepo({ "README.md": "hello\n" });
+const client = await connectStdio({ stateDir });
+const sb = await callTool(client, "sandbox_create", { name: "life", repo });
+const upper = join(stateDir, "sandboxes", sb.id, "workspace", "upper");
+const tick = () => readFileSync(join(upper, "tick"), "utf8");
+const state = async () =>
+  (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id).state;
+
+test("a paused sandbox stops running and keeps its memory; a call resumes it", async () => {
+  // A counter in the background, written where the host can read it (the upper layer).
+  await callTool(client, "sandbox_exec", {
+    id: sb.id,
+    command: "(i=0; while :; do i=$((i+1)); echo $i > /workspace/tick; sleep 0.05; done) >/dev/null 2>&1 &",
+  });
+  await sleep(300);
+  const paused = await callTool(client, "sandbox_pause", { id: sb.id });
+  assert.equal(paused.state, "paused");
+  assert.equal(await state(), "paused");
+  const frozenAt = tick();
+  await sleep(500);
+  assert.equal(tick(), frozenAt, "the counter moved while paused");
+  // Pausing again is fine; exec on a paused sandbox resumes it first.
+  assert.equal((await callTool(client, "sandbox_pause", { id: sb.id })).state, "paused");
+  const r = await callTool(client, "sandbox_exec", { id: sb.id, command: "cat /workspace/tick" });
+  assert.equal(r.exit_code, 0);
+  assert.equal(await state(), "running");
+  await sleep(300);
+  assert.notEqual(tick(), frozenAt, "the counter did not move after resuming");
+});
+
+test("explicit resume thaws; destroy works on a paused sandbox", async () => {
+  const other = await callTool(client, "sandbox_create", { name: "life-2" });
+  await callTool(client, "sandbox_pause", { id: other.id });
+  assert.equal((await callTool(client, "sandbox_resume", { id: other.id })).state, "running");
+  assert.equal((await callTool(client, "sandbox_resume", { id: other.id })).state, "running");
+  await callTool(client, "sandbox_pause", { id: other.id });
+  const d = await callTool(client, "sandbox_destroy", { id: other.id });
+  assert.equal(d.destroyed, true);
+});
+
+test("a stopped sandbox boots again with its files", async () => {
+  await callTool(client, "sandbox_write_file", { id: sb.id, path: "kept.txt", content: "still here\n" });
+  await callTool(client, "sandbox_exec", { id: sb.id, command: "echo root-change > /root/note" });
+  const { pid } = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id);
+  process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 50 && (await state()) !== "stopped"; i++) await sleep(100);
+  assert.equal(await state(), "stopped");
+  assert.match(await callToolError(client, "sandbox_exec", { id: sb.id, command: "true" }), /stopped/);
+  assert.match(await callToolError(client, "sandbox_pause", { id: sb.id }), /only a running sandbox/);
+  const resumed = await callTool(client, "sandbox_resume", { id: sb.id });
+  assert.equal(resumed.state, "running");
+  assert.notEqual(resumed.pid, pid);
+  const r = await callTool(client, "sandbox_exec", { id: sb.id, command: "cat kept.txt /root/note README.md" });
+  assert.equal(r.stdout, "still here\nroot-change\nhello\n");
+  await callTool(client, "sandbox_destroy", { id: sb.id });
+});

@@ -1,0 +1,642 @@
+/* The cloud-hypervisor backend: a sandbox is a Cloud Hypervisor microVM booting the guest
+ * kernel with guest-init as PID 1, its root and /workspace shared over virtiofs
+ * (vmm/vmfs.c), the agent reached over hybrid vsock, memory handed back by the balloon.
+ *
+ * start() runs a chain of steps on the loop, each started by the previous one's callback:
+ * virtiofsd (vmm_vmfs_start) -> spawn `cloud-hypervisor --api-socket path=<dir>/api.sock`
+ * -> vmm.ping every 10 ms until it answers -> vm.create -> vm.boot -> vm.info every 10 ms
+ * until "Running" -> cb(pid of the VMM). The VMM is detached (its own session) so that it
+ * outlives the server; the next server finds it again by pid and api.sock.
+ *
+ * Files in the sandbox directory: api.sock (REST API), vsock.sock (hybrid vsock),
+ * serial.log (the guest's ttyS0), fs-root.sock and fs-workspace.sock (virtiofsd). */
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include "agent.h"
+#include "ch-api.h"
+#include "vmfs.h"
+
+#define PING_INTERVAL_MS 10
+#define PING_LIMIT_MS 10000 /* Kata's figure: a VMM not answering by then is not coming */
+#define PING_TIMEOUT_MS 1000
+#define CALL_TIMEOUT_MS 10000
+#define BOOT_TIMEOUT_MS 30000
+#define INFO_INTERVAL_MS 10
+#define RUNNING_LIMIT_MS 10000
+#define STOP_API_TIMEOUT_MS 1000
+#define STOP_WAIT_MS 2000
+#define LOG_TAIL_BYTES 1536
+/* vmm/vmfs.c runs Debian's C virtiofsd from here. */
+#define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
+
+/* ---- available ------------------------------------------------------------------------- */
+
+static char *find_in_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    _cleanup_free_ char *copy = wr_strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        char *candidate = wr_path_join(dir, name);
+        if (access(candidate, X_OK) == 0)
+            return candidate;
+        free(candidate);
+    }
+    return NULL;
+}
+
+/* $WARREN_CLOUD_HYPERVISOR, else `cloud-hypervisor` in PATH. The caller frees it. */
+static char *ch_binary(struct wr_error **err)
+{
+    const char *env = getenv("WARREN_CLOUD_HYPERVISOR");
+    if (env && *env) {
+        if (access(env, X_OK) == 0)
+            return wr_strdup(env);
+        wr_error_set_errno(err, errno, "cloud-hypervisor: $WARREN_CLOUD_HYPERVISOR (%s)", env);
+        return NULL;
+    }
+    char *found = find_in_path("cloud-hypervisor");
+    if (!found)
+        wr_error_set(err, ENOENT,
+                     "cloud-hypervisor: no cloud-hypervisor binary in PATH "
+                     "(or set $WARREN_CLOUD_HYPERVISOR)");
+    return found;
+}
+
+static bool ch_available(struct wr_error **err)
+{
+    if (!vmm_kvm_usable(err))
+        return false;
+    _cleanup_free_ char *binary = ch_binary(err);
+    if (!binary)
+        return false;
+    if (access(VIRTIOFSD_PATH, X_OK) < 0) {
+        wr_error_set_errno(err, errno, "cloud-hypervisor: virtiofsd (%s)", VIRTIOFSD_PATH);
+        return false;
+    }
+    return true;
+}
+
+/* ---- shared helpers ---------------------------------------------------------------------- */
+
+/* The last LOG_TAIL_BYTES of a log, from a line start, or NULL. The caller frees it. */
+static char *log_tail(const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+        return NULL;
+    off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
+    char text[LOG_TAIL_BYTES];
+    ssize_t n = pread(fd, text, sizeof(text), start);
+    if (n <= 0)
+        return NULL;
+    const char *from = text;
+    const char *nl = start > 0 ? memchr(text, '\n', (size_t)n) : NULL;
+    if (nl)
+        from = nl + 1;
+    return wr_utf8_sanitize(from, (size_t)(n - (from - text)));
+}
+
+/* Appends the tail of a log to an error's message: why a boot failed is usually there. */
+static void append_log(struct wr_error *err, const char *what, const char *path)
+{
+    _cleanup_free_ char *tail = log_tail(path);
+    if (!err || !tail)
+        return;
+    char *msg = wr_asprintf("%s\n--- %s (%s) ---\n%s", err->msg, what, path, tail);
+    free(err->msg);
+    err->msg = msg;
+}
+
+/* True when pid is the VMM serving this sandbox's API socket: a stale pid (a restarted
+ * host, a reused pid) must never be signalled. */
+static bool is_our_vmm(pid_t pid, const char *api_socket)
+{
+    if (pid <= 1)
+        return false;
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (wr_read_file(path, 65536, &text, &len) < 0)
+        return false;
+    _cleanup_free_ char *expected = wr_asprintf("path=%s", api_socket);
+    for (size_t at = 0; at < len; at += strlen(text + at) + 1)
+        if (strcmp(text + at, expected) == 0)
+            return true;
+    return false;
+}
+
+/* Waits until pid has exited (a zombie counts). Returns true when it did in time. */
+static bool wait_for_exit(pid_t pid, int timeout_ms)
+{
+    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return errno == ESRCH;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return r > 0;
+}
+
+/* ---- start ----------------------------------------------------------------------------- */
+
+enum start_step { STEP_VMFS, STEP_PING, STEP_CREATE, STEP_BOOT, STEP_RUNNING };
+
+struct ch_start;
+
+/* The VMM's process handle. It lives until the VMM exits, so that libuv reaps it; unref'd,
+ * it never keeps the loop running. */
+struct ch_process {
+    uv_process_t process;
+    struct ch_start *start; /* NULL once start() has reported */
+};
+
+/* One start() run. Freed when its timer is closed. */
+struct ch_start {
+    uv_loop_t *loop;
+    struct vmm_sandbox_spec spec; /* id and dir only: for vmm_vmfs_stop */
+    char *id, *dir, *log_path, *api_socket, *vsock_socket, *serial_log, *binary, *create_body;
+    struct ch_api *api;
+    struct ch_process *proc;
+    pid_t vmm_pid;
+    uv_timer_t timer; /* retries of ping and vm.info */
+    enum start_step step;
+    uint64_t step_deadline;
+    vmm_backend_start_cb cb;
+    void *data;
+    bool reported;
+};
+
+static void on_start_timer_closed(uv_handle_t *handle)
+{
+    struct ch_start *st = handle->data;
+    free(st->id);
+    free(st->dir);
+    free(st->log_path);
+    free(st->api_socket);
+    free(st->vsock_socket);
+    free(st->serial_log);
+    free(st->binary);
+    free(st->create_body);
+    free(st);
+}
+
+static void start_release(struct ch_start *st)
+{
+    ch_api_close(TAKE_PTR(st->api));
+    if (st->proc)
+        st->proc->start = NULL;
+    uv_close((uv_handle_t *)&st->timer, on_start_timer_closed);
+}
+
+static void start_succeeded(struct ch_start *st)
+{
+    st->reported = true;
+    log_info("cloud-hypervisor: sandbox %s running (VMM pid %d)", st->id, (int)st->vmm_pid);
+    st->cb(st->data, st->vmm_pid, NULL);
+    start_release(st);
+}
+
+/* Reports err (taking it) after tearing down whatever was started: the VMM, virtiofsd,
+ * the sockets. The messages of CH and the tails of the logs go with it. */
+static void start_failed(struct ch_start *st, struct wr_error *err)
+{
+    if (st->reported) {
+        wr_error_free(err);
+        return;
+    }
+    st->reported = true;
+    if (st->vmm_pid > 1 && kill(st->vmm_pid, SIGKILL) == 0)
+        (void)wait_for_exit(st->vmm_pid, STOP_WAIT_MS);
+    if (st->step > STEP_VMFS)
+        (void)vmm_vmfs_stop(&st->spec, 0, NULL);
+    (void)unlink(st->api_socket);
+    (void)unlink(st->vsock_socket);
+    append_log(err, "guest serial console", st->serial_log);
+    append_log(err, "sandbox log", st->log_path);
+    wr_error_wrap(&err, "starting Cloud Hypervisor VM %s", st->id);
+    st->cb(st->data, 0, err);
+    start_release(st);
+}
+
+static void on_vmm_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void on_vmm_exit(uv_process_t *process, int64_t exit_status, int term_signal)
+{
+    struct ch_process *proc = process->data;
+    struct ch_start *st = proc->start;
+    uv_close((uv_handle_t *)process, on_vmm_closed);
+    if (!st)
+        return;
+    st->proc = NULL;
+    st->vmm_pid = 0;
+    struct wr_error *err = NULL;
+    if (term_signal)
+        wr_error_set(&err, EIO, "cloud-hypervisor was killed by signal %d", term_signal);
+    else
+        wr_error_set(&err, EIO, "cloud-hypervisor exited with status %lld", (long long)exit_status);
+    start_failed(st, err);
+}
+
+static int open_log(const char *path, struct wr_error **err)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return wr_error_set_errno(err, errno, "opening %s", path);
+    return fd;
+}
+
+static int spawn_vmm(struct ch_start *st, struct wr_error **err)
+{
+    _cleanup_close_ int log_fd = open_log(st->log_path ? st->log_path : "/dev/null", err);
+    if (log_fd < 0)
+        return log_fd;
+    _cleanup_free_ char *api_arg = wr_asprintf("path=%s", st->api_socket);
+    char *args[] = {st->binary, "--api-socket", api_arg, NULL};
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+    };
+    /* Detached: its own session, so neither a Ctrl-C at the server nor the server's exit
+     * reaches it; the sandbox lives until it is destroyed. */
+    uv_process_options_t options = {.exit_cb = on_vmm_exit,
+                                    .file = st->binary,
+                                    .args = args,
+                                    .flags = UV_PROCESS_DETACHED,
+                                    .stdio_count = 3,
+                                    .stdio = stdio};
+    struct ch_process *proc = wr_calloc(1, sizeof(*proc));
+    proc->process.data = proc;
+    int r = uv_spawn(st->loop, &proc->process, &options);
+    if (r < 0) {
+        /* uv_spawn initializes the handle even when it fails. */
+        uv_close((uv_handle_t *)&proc->process, on_vmm_closed);
+        return wr_error_set(err, -r, "spawning %s: %s", st->binary, uv_strerror(r));
+    }
+    uv_unref((uv_handle_t *)&proc->process);
+    proc->start = st;
+    st->proc = proc;
+    st->vmm_pid = proc->process.pid;
+    return 0;
+}
+
+/* True (and err dropped) when start has already reported: the calls cancelled by
+ * start_release come back here with ECANCELED and must not go on. */
+static bool start_over(struct ch_start *st, struct wr_error *err)
+{
+    if (!st->reported)
+        return false;
+    wr_error_free(err);
+    return true;
+}
+
+static void call_or_fail(struct ch_start *st, enum ch_api_op op, const char *body,
+                         uint32_t timeout_ms, ch_api_cb cb)
+{
+    struct wr_error *err = NULL;
+    if (ch_api_call(st->api, op, body, timeout_ms, cb, st, &err) < 0)
+        start_failed(st, err);
+}
+
+static void begin_step(struct ch_start *st, enum start_step step, uint32_t limit_ms)
+{
+    st->step = step;
+    st->step_deadline = uv_now(st->loop) + limit_ms;
+}
+
+static void on_info(void *data, int status, const char *body, size_t len, struct wr_error *err);
+static void on_ping(void *data, int status, const char *body, size_t len, struct wr_error *err);
+
+static void on_start_timer(uv_timer_t *timer)
+{
+    struct ch_start *st = timer->data;
+    if (st->step == STEP_PING)
+        call_or_fail(st, CH_VMM_PING, NULL, PING_TIMEOUT_MS, on_ping);
+    else
+        call_or_fail(st, CH_VM_INFO, NULL, CALL_TIMEOUT_MS, on_info);
+}
+
+/* Retries the step's call after `interval_ms` while its time limit lasts; past it, err
+ * (taken) is what start reports. */
+static void retry_or_fail(struct ch_start *st, uint32_t interval_ms, struct wr_error *err)
+{
+    if (uv_now(st->loop) >= st->step_deadline) {
+        start_failed(st, err);
+        return;
+    }
+    wr_error_free(err);
+    uv_timer_start(&st->timer, on_start_timer, interval_ms, 0);
+}
+
+static void on_info(void *data, int status, const char *body, size_t len, struct wr_error *err)
+{
+    struct ch_start *st = data;
+    if (start_over(st, err))
+        return;
+    struct ch_vm_info info;
+    if (err || ch_api_parse_vm_info(body, len, &info, &err) < 0) {
+        start_failed(st, err);
+        return;
+    }
+    if (strcmp(info.state, "Running") == 0) {
+        start_succeeded(st);
+        return;
+    }
+    wr_error_set(&err, ETIMEDOUT, "the VM is still %s after %d ms", info.state, RUNNING_LIMIT_MS);
+    retry_or_fail(st, INFO_INTERVAL_MS, err);
+}
+
+static void on_boot(void *data, int status, const char *body, size_t len, struct wr_error *err)
+{
+    struct ch_start *st = data;
+    if (start_over(st, err))
+        return;
+    if (err) {
+        start_failed(st, err);
+        return;
+    }
+    begin_step(st, STEP_RUNNING, RUNNING_LIMIT_MS);
+    call_or_fail(st, CH_VM_INFO, NULL, CALL_TIMEOUT_MS, on_info);
+}
+
+static void on_create(void *data, int status, const char *body, size_t len, struct wr_error *err)
+{
+    struct ch_start *st = data;
+    if (start_over(st, err))
+        return;
+    if (err) {
+        start_failed(st, err);
+        return;
+    }
+    /* vm.create only stores the config; vm.boot validates it and connects to virtiofsd,
+     * so configuration errors surface here. */
+    begin_step(st, STEP_BOOT, BOOT_TIMEOUT_MS);
+    call_or_fail(st, CH_VM_BOOT, NULL, BOOT_TIMEOUT_MS, on_boot);
+}
+
+static void on_ping(void *data, int status, const char *body, size_t len, struct wr_error *err)
+{
+    struct ch_start *st = data;
+    if (start_over(st, err))
+        return;
+    if (err) {
+        /* Not listening yet (ENOENT, ECONNREFUSED): the VMM is still starting. */
+        wr_error_wrap(&err, "the API did not answer within %d ms", PING_LIMIT_MS);
+        retry_or_fail(st, PING_INTERVAL_MS, err);
+        return;
+    }
+    begin_step(st, STEP_CREATE, CALL_TIMEOUT_MS);
+    call_or_fail(st, CH_VM_CREATE, st->create_body, CALL_TIMEOUT_MS, on_create);
+}
+
+static void on_vmfs_started(void *data, pid_t pid, struct wr_error *err)
+{
+    struct ch_start *st = data;
+    if (err) {
+        start_failed(st, err);
+        return;
+    }
+    begin_step(st, STEP_PING, PING_LIMIT_MS);
+    if (spawn_vmm(st, &err) < 0) {
+        start_failed(st, err);
+        return;
+    }
+    st->api = ch_api_new(st->loop, st->api_socket);
+    call_or_fail(st, CH_VMM_PING, NULL, PING_TIMEOUT_MS, on_ping);
+}
+
+static struct ch_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
+                                  vmm_backend_start_cb cb, void *data)
+{
+    struct ch_start *st = wr_calloc(1, sizeof(*st));
+    st->loop = loop;
+    st->id = wr_strdup(spec->id);
+    st->dir = wr_strdup(spec->dir);
+    st->spec.id = st->id;
+    st->spec.dir = st->dir;
+    st->log_path = spec->log_path ? wr_strdup(spec->log_path) : NULL;
+    st->api_socket = ch_api_path(spec, "api.sock");
+    st->vsock_socket = ch_api_path(spec, "vsock.sock");
+    st->serial_log = ch_api_path(spec, "serial.log");
+    st->cb = cb;
+    st->data = data;
+    uv_timer_init(loop, &st->timer);
+    st->timer.data = st;
+    return st;
+}
+
+static int start_check(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    if (spec->network)
+        return wr_error_set(err, ENOTSUP,
+                            "cloud-hypervisor: network access is not supported "
+                            "yet (no tap device is set up)");
+    _cleanup_free_ char *vsock = ch_api_path(spec, "vsock.sock");
+    if (strlen(vsock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return wr_error_set(err, ENAMETOOLONG, "socket path %s is too long", vsock);
+    return 0;
+}
+
+/* On failure cb is not called and nothing is left running; on success cb is called
+ * exactly once, from the loop, with the VMM's pid or an error it then owns. */
+static int ch_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_backend_start_cb cb,
+                    void *data, struct wr_error **err)
+{
+    _cleanup_free_ char *binary = ch_binary(err);
+    struct ch_api_args args = {.spec = spec};
+    _cleanup_free_ char *body = binary ? ch_api_body(CH_VM_CREATE, &args, err) : NULL;
+    if (!body || start_check(spec, err) < 0)
+        return wr_error_wrap(err, "starting Cloud Hypervisor VM %s", spec->id);
+    struct ch_start *st = start_new(loop, spec, cb, data);
+    st->binary = TAKE_PTR(binary);
+    st->create_body = TAKE_PTR(body);
+    /* CH binds the vsock socket and fails when the file exists; it only unlinks it on a
+     * clean shutdown. The API socket it replaces itself, but a stale one would answer
+     * nothing and make the first pings fail slowly. */
+    (void)unlink(st->vsock_socket);
+    (void)unlink(st->api_socket);
+    begin_step(st, STEP_VMFS, 0);
+    int r = vmm_vmfs_start(loop, spec, on_vmfs_started, st, err);
+    if (r < 0) {
+        st->reported = true;
+        start_release(st);
+        return wr_error_wrap(err, "starting Cloud Hypervisor VM %s", spec->id);
+    }
+    return 0;
+}
+
+/* ---- stop ------------------------------------------------------------------------------ */
+
+/* Asks the VMM to stop the VM and exit; true when it answered (the process then exits on
+ * its own). */
+static bool shutdown_via_api(const char *api_socket)
+{
+    _cleanup_error_ struct wr_error *err = NULL;
+    int r = ch_api_call_sync(api_socket, CH_VM_SHUTDOWN, NULL, STOP_API_TIMEOUT_MS, &err);
+    if (r < 0 && (r == -ENOENT || r == -ECONNREFUSED || r == -ETIMEDOUT))
+        return false; /* nobody (alive) behind the socket */
+    wr_error_free(TAKE_PTR(err));
+    /* vm.shutdown may fail (no VM booted yet); vmm.shutdown ends the process either way. */
+    r = ch_api_call_sync(api_socket, CH_VMM_SHUTDOWN, NULL, STOP_API_TIMEOUT_MS, &err);
+    return r >= 0;
+}
+
+static void kill_vmm(pid_t pid, const char *api_socket)
+{
+    bool asked = shutdown_via_api(api_socket);
+    if (!is_our_vmm(pid, api_socket))
+        return;
+    if (asked && wait_for_exit(pid, STOP_WAIT_MS))
+        return;
+    if (kill(pid, SIGTERM) == 0 && wait_for_exit(pid, STOP_WAIT_MS / 2))
+        return;
+    if (kill(pid, SIGKILL) == 0)
+        (void)wait_for_exit(pid, STOP_WAIT_MS);
+}
+
+static void unlink_sockets(const struct vmm_sandbox_spec *spec)
+{
+    static const char *const names[] = {"api.sock", "api.sock.lock", "vsock.sock"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(names); i++) {
+        _cleanup_free_ char *path = ch_api_path(spec, names[i]);
+        (void)unlink(path);
+    }
+}
+
+static int ch_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
+{
+    _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
+    kill_vmm(pid, api_socket);
+    /* virtiofsd exits when its VMM disconnects; this catches one that did not, and one
+     * started for a VMM that never connected. */
+    int r = vmm_vmfs_stop(spec, 0, err);
+    unlink_sockets(spec);
+    if (r < 0)
+        return wr_error_wrap(err, "stopping Cloud Hypervisor VM %s", spec->id);
+    return 0;
+}
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+/* The VMM's resident memory, guest RAM included: with shared memory the guest's pages are
+ * the memfd's, counted in Rss; pages the balloon or free page reporting gave back are
+ * holes, not counted. CH itself has no counter of guest memory use. */
+static int ch_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes)
+{
+    _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
+    if (!is_our_vmm(pid, api_socket))
+        return -ESRCH;
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/smaps_rollup", (int)pid);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = wr_read_file(path, 65536, &text, &len);
+    if (r < 0)
+        return r;
+    const char *line = strstr(text, "\nRss:");
+    if (!line)
+        return -ENOENT;
+    *ret_bytes = strtoull(line + 5, NULL, 10) * 1024;
+    return 0;
+}
+
+/* ---- balloon --------------------------------------------------------------------------- */
+
+struct balloon_op {
+    struct ch_api *api;
+    void (*cb)(void *data, struct wr_error *err);
+    void *data;
+};
+
+static void on_resized(void *data, int status, const char *body, size_t len, struct wr_error *err)
+{
+    struct balloon_op *op = data;
+    ch_api_close(op->api);
+    op->cb(op->data, err);
+    free(op);
+}
+
+static int ch_balloon_set(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                          uint64_t bytes, void (*cb)(void *data, struct wr_error *err), void *data,
+                          struct wr_error **err)
+{
+    struct ch_api_args args = {.desired_balloon = bytes};
+    _cleanup_free_ char *body = ch_api_body(CH_VM_RESIZE, &args, err);
+    _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
+    struct balloon_op *op = wr_calloc(1, sizeof(*op));
+    op->api = ch_api_new(loop, api_socket);
+    op->cb = cb;
+    op->data = data;
+    int r = ch_api_call(op->api, CH_VM_RESIZE, body, CALL_TIMEOUT_MS, on_resized, op, err);
+    if (r < 0) {
+        ch_api_close(op->api);
+        free(op);
+    }
+    return r;
+}
+
+/* ---- agent ----------------------------------------------------------------------------- */
+
+struct agent_op {
+    uv_loop_t *loop;
+    uint64_t deadline;
+    agent_connect_cb cb;
+    void *data;
+};
+
+static void on_vsock_connected(void *data, int fd, const char *extra, size_t extra_len,
+                               struct wr_error *err)
+{
+    struct agent_op *op = data;
+    if (!err) {
+        /* HELLO gets what is left of the caller's time, at least a moment. */
+        uint64_t now = uv_now(op->loop);
+        uint32_t left = op->deadline > now + 100 ? (uint32_t)(op->deadline - now) : 100;
+        agent_connect_fd(op->loop, fd, extra, extra_len, left, op->cb, op->data, &err);
+    }
+    if (err)
+        op->cb(op->data, NULL, err);
+    free(op);
+}
+
+static int ch_agent_connect(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
+                            uint32_t timeout_ms, agent_connect_cb cb, void *data,
+                            struct wr_error **err)
+{
+    _cleanup_free_ char *vsock = ch_api_path(spec, "vsock.sock");
+    struct agent_op *op = wr_calloc(1, sizeof(*op));
+    op->loop = loop;
+    op->deadline = uv_now(loop) + timeout_ms;
+    op->cb = cb;
+    op->data = data;
+    int r =
+        ch_vsock_connect(loop, vsock, CH_VSOCK_AGENT_PORT, timeout_ms, on_vsock_connected, op, err);
+    if (r < 0)
+        free(op);
+    return r;
+}
+
+const struct vmm_backend_ops vmm_backend_cloud_hypervisor = {
+    .name = "cloud-hypervisor",
+    .vm = true,
+    .available = ch_available,
+    .start = ch_start,
+    .stop = ch_stop,
+    .memory_usage = ch_memory_usage,
+    .agent_connect = ch_agent_connect,
+    .balloon_set = ch_balloon_set,
+};

@@ -1,0 +1,17 @@
+/* libgit2 helpers shared by the checkout layers (layers.c) and sandbox commits
+ * (gitcommit.c). Blocking: thread pool only. */
+#pragma once
+
+#include <git2.h>
+
+#include "../util/util.h"
+
+/* Initialises libgit2 once per process (owner validation off: see layers.c). */
+int vmm__git_init(struct wr_error **err);
+/* Fills err with "<context>: <libgit2's last message>" for a libgit2 error code and
+ * returns the negative errno-style status. */
+int vmm__git_fail(int code, struct wr_error **err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Opens the non-bare repository holding path. Returns 1 and *ret (caller frees), 0 when
+ * path is in no repository, or a negative value with err set. */
+int vmm__git_open_repository(const char *path, git_repository **ret, struct wr_error **err);

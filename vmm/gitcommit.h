@@ -1,0 +1,32 @@
+/* Turning a sandbox's workspace into a git commit in the user's repository. The
+ * workspace is the checkout of the sandbox's start commit (a read-only layer) under the
+ * sandbox's own overlay upper directory, so the commit is built from the upper alone:
+ * the start commit's tree, plus every file the upper holds, minus every overlayfs
+ * whiteout. The cost grows with the changes, not with the repository. The user's HEAD,
+ * index and working tree are never touched: objects go into the object database and
+ * only refs/heads/<branch> moves. Blocking (libgit2): call from the thread pool. */
+#pragma once
+
+#include <stddef.h>
+
+#include "../util/util.h"
+
+struct gitcommit_request {
+    const char *repo;        /* the user's repository (host path) */
+    const char *base_commit; /* 40-hex commit the sandbox started from */
+    const char *upper;       /* the sandbox's workspace upper directory */
+    const char *branch;      /* branch name without refs/heads/ */
+    const char *message;
+    const char *author_name;  /* NULL: the repository's user.name, else "warren" */
+    const char *author_email; /* NULL: the repository's user.email, else warren@localhost */
+    const char *const *paths; /* NULL: everything; else only changes under these paths */
+};
+
+struct gitcommit_result {
+    char commit[41];
+    char parent[41];
+    size_t files_changed, insertions, deletions;
+};
+
+int gitcommit_create(const struct gitcommit_request *req, struct gitcommit_result *ret,
+                     struct wr_error **err);

@@ -1,0 +1,573 @@
+/* The qemu backend: a sandbox is a QEMU VM (KVM, or TCG where /dev/kvm is unusable) that
+ * boots the guest kernel with guest-init as /init, takes its root and /workspace over
+ * virtiofs from a vmfs supervisor (vmfs.c), talks to the host over a virtio-serial port
+ * whose chardev is the unix socket spec->agent_socket, and gives memory back through a
+ * virtio balloon driven over QMP.
+ *
+ * start(): vmfs first (QEMU connects to the vhost-user sockets while it creates the
+ * devices), then QEMU as a detached child of the server (its own session, its handle
+ * unref'd: the sandbox outlives the server and the next server finds it by pid), then a
+ * QMP handshake: when QMP answers, QEMU is up and the guest is booting. */
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "agent.h"
+#include "qmp.h"
+#include "vmfs.h"
+
+#define QEMU_BINARY "qemu-system-x86_64"
+#define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
+#define AGENT_PORT_NAME "org.warren.agent"
+#define QMP_CONNECT_TIMEOUT_MS 10000
+#define QMP_QUIT_TIMEOUT_MS 1000
+#define QMP_BALLOON_TIMEOUT_MS 5000
+#define STOP_TIMEOUT_MS 3000
+#define LOG_TAIL_BYTES 1500
+#define ARGS_MAX 64
+
+/* ---- available ----------------------------------------------------------------------- */
+
+/* The absolute path of QEMU on $PATH, or NULL. The caller frees it. */
+static char *find_qemu(void)
+{
+    const char *path = getenv("PATH");
+    _cleanup_free_ char *copy = wr_strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        char *candidate = wr_path_join(dir, QEMU_BINARY);
+        if (candidate[0] == '/' && access(candidate, X_OK) == 0)
+            return candidate;
+        free(candidate);
+    }
+    return NULL;
+}
+
+static bool qemu_available(struct wr_error **err)
+{
+    _cleanup_free_ char *qemu = find_qemu();
+    if (!qemu) {
+        wr_error_set(err, ENOENT, "qemu: %s is not installed", QEMU_BINARY);
+        return false;
+    }
+    if (access(VIRTIOFSD_PATH, X_OK) < 0) {
+        wr_error_set(err, ENOENT, "qemu: virtiofsd (%s) is not installed", VIRTIOFSD_PATH);
+        return false;
+    }
+    if (geteuid() != 0) {
+        wr_error_set(err, EPERM, "qemu: must run as root (virtiofsd and the share mounts)");
+        return false;
+    }
+    return true;
+}
+
+/* ---- shared helpers ------------------------------------------------------------------ */
+
+static char *dir_file(const struct vmm_sandbox_spec *spec, const char *name)
+{
+    return wr_path_join(spec->dir, name);
+}
+
+/* The last bytes of a log, from a line start, or NULL. The caller frees it. */
+static char *log_tail(const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+        return NULL;
+    off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
+    char *text = wr_malloc(LOG_TAIL_BYTES + 1);
+    ssize_t n = pread(fd, text, LOG_TAIL_BYTES, start);
+    text[n > 0 ? n : 0] = 0;
+    char *line = start > 0 ? strchr(text, '\n') : NULL;
+    if (line)
+        memmove(text, line + 1, strlen(line + 1) + 1);
+    return text;
+}
+
+/* "context" followed by what QEMU said (its stderr, in the sandbox log) and the guest's
+ * console: the user sees why a boot failed without opening files. */
+static struct wr_error *boot_error(const char *dir, const char *log_path, int status,
+                                   const char *context)
+{
+    _cleanup_free_ char *serial_path = wr_path_join(dir, "serial.log");
+    _cleanup_free_ char *log = log_tail(log_path);
+    _cleanup_free_ char *serial = log_tail(serial_path);
+    struct wr_error *err = NULL;
+    wr_error_set(&err, status, "%s\n--- sandbox log (%s) ---\n%s\n--- serial console (%s) ---\n%s",
+                 context, log_path, log ? log : "(empty)", serial_path,
+                 serial ? serial : "(empty)");
+    return err;
+}
+
+/* QEMU's argv as qemu_start sets it: -name warren-<id>, and the QMP socket in spec->dir. */
+static bool is_our_qemu(pid_t pid, const char *dir)
+{
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *text = NULL;
+    _cleanup_free_ char *needle = wr_asprintf("unix:%s/qmp.sock,", dir);
+    size_t len;
+    if (wr_read_file(path, 65536, &text, &len) < 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] == 0)
+            text[i] = '\n';
+    return strstr(text, QEMU_BINARY) && strstr(text, needle);
+}
+
+/* Waits until pid has exited (a zombie counts). True when it did in time. */
+static bool wait_for_exit(pid_t pid, int timeout_ms)
+{
+    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return errno == ESRCH;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return r > 0;
+}
+
+/* ---- the command line ---------------------------------------------------------------- */
+
+struct argv_builder {
+    char *v[ARGS_MAX + 1];
+    size_t n;
+};
+
+static void add_arg(struct argv_builder *b, char *owned)
+{
+    /* ARGS_MAX is sized for the fixed command line below; overflowing it is a bug. */
+    if (b->n >= ARGS_MAX)
+        abort();
+    b->v[b->n++] = owned;
+}
+
+static void add_args(struct argv_builder *b, const char *option, char *owned_value)
+{
+    add_arg(b, wr_strdup(option));
+    add_arg(b, owned_value);
+}
+
+static void add_machine(struct argv_builder *b, const struct vmm_sandbox_spec *spec, bool kvm)
+{
+    unsigned long long mib = (unsigned long long)(spec->memory_bytes >> 20);
+    add_args(b, "-name", wr_asprintf("warren-%s", spec->id));
+    add_args(b, "-machine", wr_strdup("q35,memory-backend=mem"));
+    add_args(b, "-accel", wr_strdup(kvm ? "kvm" : "tcg,thread=multi"));
+    add_args(b, "-cpu", wr_strdup(kvm ? "host" : "max"));
+    add_args(b, "-smp", wr_asprintf("%u", spec->cpus));
+    add_args(b, "-m", wr_asprintf("%lluM", mib));
+    /* virtiofs maps guest memory into virtiofsd: it must be a shared memfd. */
+    add_args(b, "-object", wr_asprintf("memory-backend-memfd,id=mem,size=%lluM,share=on", mib));
+    add_arg(b, wr_strdup("-nodefaults"));
+    add_arg(b, wr_strdup("-no-user-config"));
+    add_args(b, "-display", wr_strdup("none"));
+    add_arg(b, wr_strdup("-no-reboot"));
+    /* QEMU's own seccomp filter: no exec, no privilege changes, no obsolete syscalls. */
+    add_args(b, "-sandbox",
+             wr_strdup("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+}
+
+static void add_boot(struct argv_builder *b, const struct vmm_sandbox_spec *spec)
+{
+    add_args(b, "-kernel", wr_strdup(spec->kernel_path));
+    add_args(b, "-initrd", wr_strdup(spec->initrd_path));
+    add_args(b, "-append",
+             wr_asprintf("console=ttyS0 panic=-1 quiet warren.serial=%s warren.hostname=%s "
+                         "warren.root=%s warren.workspace=%s",
+                         AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT,
+                         VMM_VMFS_TAG_WORKSPACE));
+    add_args(b, "-serial", wr_asprintf("file:%s/serial.log", spec->dir));
+}
+
+static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *spec)
+{
+    static const char *const tags[] = {VMM_VMFS_TAG_ROOT, VMM_VMFS_TAG_WORKSPACE};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(tags); i++) {
+        _cleanup_free_ char *sock = vmm_vmfs_socket(spec, tags[i]);
+        add_args(b, "-chardev", wr_asprintf("socket,id=fs-%s,path=%s", tags[i], sock));
+        add_args(b, "-device",
+                 wr_asprintf("vhost-user-fs-pci,chardev=fs-%s,tag=%s,queue-size=1024", tags[i],
+                             tags[i]));
+    }
+    add_args(b, "-device", wr_strdup("virtio-serial-pci,id=serial0"));
+    add_args(b, "-chardev",
+             wr_asprintf("socket,id=agent,path=%s,server=on,wait=off", spec->agent_socket));
+    add_args(b, "-device",
+             wr_asprintf("virtserialport,bus=serial0.0,chardev=agent,name=%s", AGENT_PORT_NAME));
+    add_args(b, "-device", wr_strdup("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
+    add_args(b, "-qmp", wr_asprintf("unix:%s/qmp.sock,server=on,wait=off", spec->dir));
+}
+
+/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. */
+static char **qemu_argv(const struct vmm_sandbox_spec *spec, const char *qemu, bool kvm)
+{
+    struct argv_builder b = {.n = 0};
+    add_arg(&b, wr_strdup(qemu));
+    add_machine(&b, spec, kvm);
+    add_boot(&b, spec);
+    add_devices(&b, spec);
+    char **argv = wr_calloc(b.n + 1, sizeof(char *));
+    memcpy(argv, b.v, b.n * sizeof(char *));
+    return argv;
+}
+
+/* ---- start --------------------------------------------------------------------------- */
+
+struct qemu_proc;
+
+/* One start. Freed when it is done and its QMP attempt has ended. */
+struct qemu_start {
+    uv_loop_t *loop;
+    vmm_backend_start_cb cb;
+    void *data;
+    char *id, *dir, *log_path, *agent_socket;
+    char **argv;
+    struct qemu_proc *proc;
+    struct qmp *qmp; /* the QMP handshake in flight */
+    pid_t qemu_pid;
+    bool done;
+};
+
+/* The QEMU child's libuv handle, kept (unref'd) until QEMU exits so that it is reaped. */
+struct qemu_proc {
+    uv_process_t process;
+    struct qemu_start *start; /* while the start is not done */
+};
+
+static void start_free(struct qemu_start *st)
+{
+    free(st->id);
+    free(st->dir);
+    free(st->log_path);
+    free(st->agent_socket);
+    wr_strv_free(st->argv);
+    free(st);
+}
+
+static void stop_dir(const char *id, const char *dir, pid_t qemu_pid);
+
+/* Reports the outcome once. On failure nothing of the sandbox is left running. */
+static void start_done(struct qemu_start *st, struct wr_error *err)
+{
+    st->done = true;
+    if (st->proc)
+        st->proc->start = NULL;
+    st->proc = NULL;
+    if (st->qmp) {
+        qmp_close(st->qmp); /* cancels the handshake: its callback will not run */
+        st->qmp = NULL;
+    }
+    if (err)
+        stop_dir(st->id, st->dir, st->qemu_pid);
+    st->cb(st->data, err ? 0 : st->qemu_pid, err);
+    start_free(st);
+}
+
+static void on_proc_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void on_qemu_exit(uv_process_t *process, int64_t exit_status, int term_signal)
+{
+    struct qemu_proc *proc = process->data;
+    struct qemu_start *st = proc->start;
+    uv_close((uv_handle_t *)process, on_proc_closed);
+    if (!st)
+        return;
+    _cleanup_free_ char *why =
+        term_signal
+            ? wr_asprintf("QEMU was killed by signal %d while starting", term_signal)
+            : wr_asprintf("QEMU exited with status %lld while starting", (long long)exit_status);
+    start_done(st, boot_error(st->dir, st->log_path, EIO, why));
+}
+
+static void on_qmp_ready(void *data, struct qmp *qmp, struct wr_error *err)
+{
+    struct qemu_start *st = data;
+    st->qmp = NULL;
+    if (err) {
+        struct wr_error *e = boot_error(st->dir, st->log_path, err->status, err->msg);
+        wr_error_free(err);
+        start_done(st, e);
+        return;
+    }
+    /* QMP answering means QEMU built every device (the vhost-user ones connected to
+     * virtiofsd) and runs the guest. The guest agent comes later; the core retries. */
+    qmp_close(qmp);
+    start_done(st, NULL);
+}
+
+static int open_log(const char *path, struct wr_error **err)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0)
+        return wr_error_set_errno(err, errno, "opening %s", path);
+    return fd;
+}
+
+static int spawn_qemu(struct qemu_start *st, struct wr_error **err)
+{
+    _cleanup_close_ int log_fd = open_log(st->log_path, err);
+    if (log_fd < 0)
+        return log_fd;
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+    };
+    uv_process_options_t options = {.exit_cb = on_qemu_exit,
+                                    .file = st->argv[0],
+                                    .args = st->argv,
+                                    .flags = UV_PROCESS_DETACHED,
+                                    .stdio_count = 3,
+                                    .stdio = stdio};
+    struct qemu_proc *proc = wr_calloc(1, sizeof(*proc));
+    proc->process.data = proc;
+    int r = uv_spawn(st->loop, &proc->process, &options);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&proc->process, on_proc_closed);
+        return wr_error_set(err, -r, "spawning %s: %s", st->argv[0], uv_strerror(r));
+    }
+    /* The server may exit while the sandbox runs on: the handle must not hold the loop. */
+    uv_unref((uv_handle_t *)&proc->process);
+    proc->start = st;
+    st->proc = proc;
+    st->qemu_pid = proc->process.pid;
+    return 0;
+}
+
+static void on_vmfs_ready(void *data, pid_t pid, struct wr_error *err)
+{
+    struct qemu_start *st = data;
+    (void)pid;
+    if (err) {
+        wr_error_wrap(&err, "starting virtiofsd");
+        start_done(st, err);
+        return;
+    }
+    _cleanup_free_ char *qmp_path = wr_path_join(st->dir, "qmp.sock");
+    (void)unlink(qmp_path);
+    if (spawn_qemu(st, &err) < 0 || qmp_connect(st->loop, qmp_path, QMP_CONNECT_TIMEOUT_MS,
+                                                on_qmp_ready, st, &st->qmp, &err) < 0) {
+        start_done(st, err);
+        return;
+    }
+}
+
+static int check_spec(const struct vmm_sandbox_spec *spec, char **ret_qemu, struct wr_error **err)
+{
+    if (spec->network)
+        return wr_error_set(err, ENOTSUP,
+                            "network access is not available on the qemu backend yet");
+    if (!spec->kernel_path || !spec->initrd_path)
+        return wr_error_set(err, EINVAL, "qemu: the spec has no guest kernel or initramfs");
+    if (access(spec->kernel_path, R_OK) < 0 || access(spec->initrd_path, R_OK) < 0)
+        return wr_error_set_errno(err, errno, "qemu: guest boot files %s, %s", spec->kernel_path,
+                                  spec->initrd_path);
+    if (strpbrk(spec->dir, ",") || strpbrk(spec->agent_socket, ","))
+        return wr_error_set(err, EINVAL, "qemu: paths with ',' cannot be QEMU options");
+    *ret_qemu = find_qemu();
+    if (!*ret_qemu)
+        return wr_error_set(err, ENOENT, "qemu: %s is not installed", QEMU_BINARY);
+    return 0;
+}
+
+static int qemu_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_backend_start_cb cb,
+                      void *data, struct wr_error **err)
+{
+    _cleanup_free_ char *qemu = NULL;
+    int r = check_spec(spec, &qemu, err);
+    if (r < 0)
+        return r;
+    struct qemu_start *st = wr_calloc(1, sizeof(*st));
+    *st = (struct qemu_start){.loop = loop, .cb = cb, .data = data};
+    st->id = wr_strdup(spec->id);
+    st->dir = wr_strdup(spec->dir);
+    st->log_path = wr_strdup(spec->log_path);
+    st->agent_socket = wr_strdup(spec->agent_socket);
+    st->argv = qemu_argv(spec, qemu, vmm_kvm_usable(NULL));
+    (void)unlink(spec->agent_socket);
+    r = vmm_vmfs_start(loop, spec, on_vmfs_ready, st, err);
+    if (r < 0)
+        start_free(st);
+    return r;
+}
+
+/* ---- stop ---------------------------------------------------------------------------- */
+
+static void kill_qemu(const char *dir, pid_t pid)
+{
+    if (pid <= 1 || !is_our_qemu(pid, dir))
+        return;
+    _cleanup_free_ char *qmp_path = wr_path_join(dir, "qmp.sock");
+    /* quit through QMP ends QEMU cleanly; a wedged or busy monitor gets signals. */
+    if (qmp_execute_sync(qmp_path, "quit", QMP_QUIT_TIMEOUT_MS, NULL, NULL) == 0 &&
+        wait_for_exit(pid, STOP_TIMEOUT_MS))
+        return;
+    if (kill(pid, SIGTERM) == 0 && wait_for_exit(pid, STOP_TIMEOUT_MS))
+        return;
+    if (kill(pid, SIGKILL) == 0)
+        (void)wait_for_exit(pid, STOP_TIMEOUT_MS);
+}
+
+static void stop_dir(const char *id, const char *dir, pid_t qemu_pid)
+{
+    kill_qemu(dir, qemu_pid);
+    struct vmm_sandbox_spec spec = {.id = id, .dir = dir};
+    (void)vmm_vmfs_stop(&spec, 0, NULL);
+    _cleanup_free_ char *qmp_path = wr_path_join(dir, "qmp.sock");
+    (void)unlink(qmp_path);
+}
+
+static int qemu_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
+{
+    kill_qemu(spec->dir, pid);
+    if (pid > 1 && is_our_qemu(pid, spec->dir))
+        return wr_error_set(err, ETIMEDOUT, "stopping VM %s: QEMU %d did not exit", spec->id,
+                            (int)pid);
+    /* QEMU gone, the virtiofsds exit on their own; the supervisor is stopped either way. */
+    int r = vmm_vmfs_stop(spec, 0, err);
+    _cleanup_free_ char *qmp_path = dir_file(spec, "qmp.sock");
+    (void)unlink(qmp_path);
+    if (spec->agent_socket)
+        (void)unlink(spec->agent_socket);
+    if (r < 0)
+        return wr_error_wrap(err, "stopping VM %s", spec->id);
+    return 0;
+}
+
+/* ---- memory -------------------------------------------------------------------------- */
+
+/* QEMU's resident memory, guest RAM included: the memfd's pages count as shared Rss. */
+static int qemu_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes)
+{
+    if (pid <= 1 || !is_our_qemu(pid, spec->dir))
+        return -ESRCH;
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/smaps_rollup", (int)pid);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = wr_read_file(path, 65536, &text, &len);
+    if (r < 0)
+        return r;
+    const char *line = strstr(text, "\nRss:");
+    if (!line)
+        return -ENOENT;
+    *ret_bytes = strtoull(line + 5, NULL, 10) * 1024;
+    return 0;
+}
+
+/* ---- balloon ------------------------------------------------------------------------- */
+
+struct balloon_op {
+    void (*cb)(void *data, struct wr_error *err);
+    void *data;
+    uint64_t target; /* guest RAM QEMU should leave the guest: memory - balloon */
+    struct qmp *qmp;
+};
+
+static void balloon_done(struct balloon_op *op, struct wr_error *err)
+{
+    qmp_close(op->qmp);
+    op->cb(op->data, err);
+    free(op);
+}
+
+static void on_balloon_reply(void *data, const cJSON *ret, struct wr_error *err)
+{
+    (void)ret;
+    balloon_done(data, err);
+}
+
+static void on_balloon_qmp(void *data, struct qmp *qmp, struct wr_error *err)
+{
+    struct balloon_op *op = data;
+    op->qmp = qmp;
+    if (err) {
+        balloon_done(op, err);
+        return;
+    }
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "value", (double)op->target);
+    if (qmp_execute(qmp, "balloon", args, on_balloon_reply, op, &err) < 0)
+        balloon_done(op, err);
+}
+
+static int qemu_balloon_set(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                            uint64_t bytes, void (*cb)(void *data, struct wr_error *err),
+                            void *data, struct wr_error **err)
+{
+    if (pid <= 1 || !is_our_qemu(pid, spec->dir))
+        return wr_error_set(err, ESRCH, "VM %s is not running", spec->id);
+    if (bytes >= spec->memory_bytes)
+        return wr_error_set(err, EINVAL, "balloon of %llu bytes leaves no guest memory",
+                            (unsigned long long)bytes);
+    struct balloon_op *op = wr_calloc(1, sizeof(*op));
+    *op = (struct balloon_op){.cb = cb, .data = data, .target = spec->memory_bytes - bytes};
+    _cleanup_free_ char *qmp_path = dir_file(spec, "qmp.sock");
+    int r = qmp_connect(loop, qmp_path, QMP_BALLOON_TIMEOUT_MS, on_balloon_qmp, op, NULL, err);
+    if (r < 0)
+        free(op);
+    return r;
+}
+
+/* ---- agent --------------------------------------------------------------------------- */
+
+struct agent_op {
+    void (*cb)(void *data, struct agent_conn *conn, struct wr_error *err);
+    void *data;
+    char *dir, *log_path;
+};
+
+static void on_agent(void *data, struct agent_conn *conn, struct wr_error *err)
+{
+    struct agent_op *op = data;
+    if (err) {
+        /* The usual reason is a guest that never booted: show its console. */
+        struct wr_error *e = boot_error(op->dir, op->log_path, err->status, err->msg);
+        wr_error_free(err);
+        err = e;
+    }
+    op->cb(op->data, conn, err);
+    free(op->dir);
+    free(op->log_path);
+    free(op);
+}
+
+/* agent_connect_unix on QEMU's chardev socket, with the boot logs added to a failure. */
+static int qemu_agent_connect(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
+                              uint32_t timeout_ms,
+                              void (*cb)(void *data, struct agent_conn *conn, struct wr_error *err),
+                              void *data, struct wr_error **err)
+{
+    struct agent_op *op = wr_calloc(1, sizeof(*op));
+    *op = (struct agent_op){.cb = cb, .data = data};
+    op->dir = wr_strdup(spec->dir);
+    op->log_path = wr_strdup(spec->log_path);
+    int r = agent_connect_unix(loop, spec->agent_socket, timeout_ms, on_agent, op, err);
+    if (r < 0) {
+        free(op->dir);
+        free(op->log_path);
+        free(op);
+    }
+    return r;
+}
+
+const struct vmm_backend_ops vmm_backend_qemu = {
+    .name = "qemu",
+    .vm = true,
+    .available = qemu_available,
+    .start = qemu_start,
+    .stop = qemu_stop,
+    .memory_usage = qemu_memory_usage,
+    .agent_connect = qemu_agent_connect,
+    .balloon_set = qemu_balloon_set,
+};

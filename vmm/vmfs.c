@@ -1,0 +1,845 @@
+/* The filesystem side of a VM sandbox (see vmfs.h).
+ *
+ * `warren __vmfs <dir>/vmfs.json` forks the supervisor and waits for its verdict on a
+ * CLOEXEC pipe, like the jailer: the supervisor writes an error message and exits, or
+ * closes the pipe with nothing written once both virtiofsd sockets are listening. The
+ * launcher then prints the supervisor's pid and exits, so the supervisor is reparented away
+ * from the server and outlives it. The server side (vmm_vmfs_start) only watches the
+ * launcher's pipes and exit on the loop.
+ *
+ * The supervisor unshares a mount namespace, builds <dir>/vmfs-root and <dir>/vmfs-workspace
+ * there, and runs the two virtiofsds as its children. It exits when either of them exits
+ * (after stopping the other), or on SIGTERM; its namespace, and with it every mount, dies
+ * with the last of these processes. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "jailer.h"
+#include "vmfs.h"
+
+#define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
+#define SPEC_MAX_BYTES (1u << 20)
+#define LAUNCHER_OUTPUT_MAX 4096
+#define READY_TIMEOUT_MS 10000
+#define LAUNCH_TIMEOUT_MS 20000
+#define STOP_TIMEOUT_MS 3000
+#define LOG_TAIL_BYTES 1024
+#define SHARES 2
+
+static const char *const share_tags[SHARES] = {VMM_VMFS_TAG_ROOT, VMM_VMFS_TAG_WORKSPACE};
+
+char *vmm_vmfs_socket(const struct vmm_sandbox_spec *spec, const char *tag)
+{
+    return wr_asprintf("%s/fs-%s.sock", spec->dir, tag);
+}
+
+static char *share_dir(const char *dir, const char *tag)
+{
+    return wr_asprintf("%s/vmfs-%s", dir, tag);
+}
+
+/* ---- shared helpers ------------------------------------------------------------------ */
+
+/* The last LOG_TAIL_BYTES of a log, from a line start, or NULL. The caller frees it. */
+static char *log_tail(const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+        return NULL;
+    off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
+    char *text = wr_malloc(LOG_TAIL_BYTES + 1);
+    ssize_t n = pread(fd, text, LOG_TAIL_BYTES, start);
+    if (n <= 0) {
+        free(text);
+        return NULL;
+    }
+    text[n] = 0;
+    char *line = start > 0 ? strchr(text, '\n') : NULL;
+    if (line)
+        memmove(text, line + 1, strlen(line + 1) + 1);
+    return text;
+}
+
+/* Waits until pid has exited (a zombie counts). Returns true when it did in time. */
+static bool wait_for_exit(pid_t pid, int timeout_ms)
+{
+    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return errno == ESRCH;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return r > 0;
+}
+
+/* ---- the host view: TEMPORARY copy of jailer.c's static helpers ------------------------
+ * do_mount, locked_flags, bind_readonly, mask_file, root_dir, mount_overlay, is_file,
+ * mask_ssh_host_keys, mask_etc_secrets and mount_host_image, verbatim but for the names.
+ * They belong in a shared vmm/hostview.c used by both the jailer and vmfs, so the two
+ * backends mask exactly the same secrets; until the lead moves them there this copy must
+ * change whenever jailer.c's does. */
+
+/* The legacy mount(2) data argument is one page. */
+#define MOUNT_DATA_MAX 4095
+
+static int do_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+                    const char *data, struct wr_error **err)
+{
+    if (mount(source, target, fstype, flags, data) < 0)
+        return wr_error_set_errno(err, errno, "mounting %s on %s",
+                                  fstype ? fstype : (source ? source : "(none)"), target);
+    return 0;
+}
+
+/* Flags a remount must keep (locked in a user namespace): carried over from statvfs. */
+static unsigned long locked_flags(const char *path)
+{
+    struct statvfs st;
+    if (statvfs(path, &st) < 0)
+        return 0;
+    unsigned long flags = 0;
+    const unsigned long map[][2] = {
+        {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+        {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+    };
+    for (size_t i = 0; i < WR_ARRAY_SIZE(map); i++)
+        if (st.f_flag & map[i][0])
+            flags |= map[i][1];
+    return flags;
+}
+
+static int bind_readonly(const char *source, const char *target, unsigned long extra,
+                         struct wr_error **err)
+{
+    int r = do_mount(source, target, NULL, MS_BIND, NULL, err);
+    if (r < 0)
+        return r;
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | extra | locked_flags(target);
+    return do_mount(NULL, target, NULL, flags, NULL, err);
+}
+
+static int mask_file(const char *target, struct wr_error **err)
+{
+    return bind_readonly("/dev/null", target, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+}
+
+/* A top-level directory of the root, which may come from the sandbox-writable upper:
+ * anything but a real directory is refused so a planted symlink cannot redirect a mount. */
+static int hostview_root_dir(const char *rootfs, const char *name, char **ret,
+                             struct wr_error **err)
+{
+    _cleanup_free_ char *path = wr_path_join(rootfs, name);
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno != ENOENT || mkdir(path, 0755) < 0)
+            return wr_error_set_errno(err, errno, "creating %s", path);
+    } else if (!S_ISDIR(st.st_mode)) {
+        return wr_error_set(err, ENOTDIR, "refusing to mount on %s: not a directory", path);
+    }
+    *ret = TAKE_PTR(path);
+    return 0;
+}
+
+static int hostview_mount_overlay(const char *const *lowers, const char *upper, const char *work,
+                                  bool userns, const char *target, struct wr_error **err)
+{
+    struct wr_buf opts;
+    wr_buf_init(&opts, MOUNT_DATA_MAX);
+    int r = wr_buf_printf(&opts, "lowerdir=");
+    for (size_t i = 0; r >= 0 && lowers[i]; i++)
+        r = wr_buf_printf(&opts, "%s%s", i ? ":" : "", lowers[i]);
+    if (r >= 0)
+        r = wr_buf_printf(&opts, ",upperdir=%s,workdir=%s%s", upper, work,
+                          userns ? ",userxattr" : "");
+    if (r < 0) {
+        wr_buf_free(&opts);
+        return wr_error_set(err, E2BIG, "overlay options for %s exceed %d bytes", target,
+                            MOUNT_DATA_MAX);
+    }
+    r = do_mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts.data, err);
+    wr_buf_free(&opts);
+    return r;
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int mask_ssh_host_keys(const char *etc, struct wr_error **err)
+{
+    _cleanup_free_ char *ssh = wr_path_join(etc, "ssh");
+    DIR *dir = opendir(ssh);
+    if (!dir)
+        return 0;
+    int r = 0;
+    struct dirent *de;
+    while (r >= 0 && (de = readdir(dir))) {
+        size_t len = strlen(de->d_name);
+        if (strncmp(de->d_name, "ssh_host_", 9) != 0 || len < 13 ||
+            strcmp(de->d_name + len - 4, "_key") != 0)
+            continue;
+        _cleanup_free_ char *key = wr_path_join(ssh, de->d_name);
+        if (is_file(key))
+            r = mask_file(key, err);
+    }
+    closedir(dir);
+    return r;
+}
+
+static int mask_etc_secrets(const char *etc, struct wr_error **err)
+{
+    static const char *const secrets[] = {"shadow", "gshadow", "shadow-", "gshadow-"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(secrets); i++) {
+        _cleanup_free_ char *path = wr_path_join(etc, secrets[i]);
+        int r = is_file(path) ? mask_file(path, err) : 0;
+        if (r < 0)
+            return r;
+    }
+    int r = mask_ssh_host_keys(etc, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *private = wr_path_join(etc, "ssl/private");
+    struct stat st;
+    if (lstat(private, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    return do_mount("tmpfs", private, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "mode=0700,size=4k", err);
+}
+
+static int hostview_mount_host_image(const char *rootfs, struct wr_error **err)
+{
+    static const char *const dirs[] = {"usr", "etc",   "bin",   "sbin",
+                                       "lib", "lib32", "lib64", "libx32"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
+        _cleanup_free_ char *host = wr_asprintf("/%s", dirs[i]);
+        struct stat st;
+        if (lstat(host, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        _cleanup_free_ char *target = NULL;
+        int r = hostview_root_dir(rootfs, dirs[i], &target, err);
+        if (r < 0)
+            return r;
+        r = bind_readonly(host, target, MS_NOSUID | MS_NODEV, err);
+        if (r < 0)
+            return r;
+    }
+    _cleanup_free_ char *etc = wr_path_join(rootfs, "etc");
+    return mask_etc_secrets(etc, err);
+}
+
+/* ---- the supervisor ------------------------------------------------------------------ */
+
+struct supervisor {
+    const struct vmm_sandbox_spec *spec;
+    int sync_fd; /* write end: an error message, or EOF once ready */
+    pid_t virtiofsd[SHARES];
+};
+
+static int build_root_share(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    _cleanup_free_ char *target = share_dir(spec->dir, VMM_VMFS_TAG_ROOT);
+    if (mkdir(target, 0755) < 0 && errno != EEXIST)
+        return wr_error_set_errno(err, errno, "creating %s", target);
+    int r = hostview_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false,
+                                   target, err);
+    if (r >= 0 && !strcmp(spec->image, "host"))
+        r = hostview_mount_host_image(target, err);
+    /* The guest mounts the workspace share here; the image skeleton normally has it. */
+    _cleanup_free_ char *workspace = NULL;
+    if (r >= 0)
+        r = hostview_root_dir(target, "workspace", &workspace, err);
+    return r;
+}
+
+static int build_workspace_share(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    _cleanup_free_ char *target = share_dir(spec->dir, VMM_VMFS_TAG_WORKSPACE);
+    if (mkdir(target, 0755) < 0 && errno != EEXIST)
+        return wr_error_set_errno(err, errno, "creating %s", target);
+    if (wr_strv_len(spec->ws_lowers) > 0)
+        return hostview_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target,
+                                      err);
+    /* An empty workspace: the upper alone, bound so both shares are mounts of this ns. */
+    if (mount(spec->ws_upper, target, NULL, MS_BIND, NULL) < 0)
+        return wr_error_set_errno(err, errno, "binding %s on %s", spec->ws_upper, target);
+    return 0;
+}
+
+static int build_shares(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        return wr_error_set_errno(err, errno, "creating a mount namespace");
+    /* Nothing mounted here may propagate back to the host's namespace. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return wr_error_set_errno(err, errno, "making mounts private");
+    int r = build_root_share(spec, err);
+    return r < 0 ? r : build_workspace_share(spec, err);
+}
+
+static _Noreturn void exec_virtiofsd(const char *socket_path, const char *source,
+                                     const sigset_t *mask)
+{
+    /* The supervisor may be SIGKILLed: its virtiofsds must not outlive it. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    _cleanup_free_ char *socket_arg = wr_asprintf("--socket-path=%s", socket_path);
+    _cleanup_free_ char *source_arg = wr_asprintf("source=%s", source);
+    /* One request queue is what CH accepts; sandbox=namespace (the default) pivots into
+     * the share, and cache=auto keeps the guest's page cache coherent on close/open. */
+    char *argv[] = {"virtiofsd", socket_arg, "-o", source_arg, "-o", "cache=auto", NULL};
+    char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    execve(VIRTIOFSD_PATH, argv, envp);
+    dprintf(2, "vmfs: executing %s: %s\n", VIRTIOFSD_PATH, strerror(errno));
+    _exit(127);
+}
+
+static int spawn_virtiofsd(struct supervisor *s, size_t i, const sigset_t *mask,
+                           struct wr_error **err)
+{
+    _cleanup_free_ char *socket_path = vmm_vmfs_socket(s->spec, share_tags[i]);
+    _cleanup_free_ char *source = share_dir(s->spec->dir, share_tags[i]);
+    if (unlink(socket_path) < 0 && errno != ENOENT)
+        return wr_error_set_errno(err, errno, "removing stale %s", socket_path);
+    pid_t pid = fork();
+    if (pid < 0)
+        return wr_error_set_errno(err, errno, "forking virtiofsd");
+    if (pid == 0) {
+        close(s->sync_fd);
+        exec_virtiofsd(socket_path, source, mask);
+    }
+    s->virtiofsd[i] = pid;
+    return 0;
+}
+
+/* True when a unix socket bound at path is listening in this network namespace. Connecting
+ * to test it is not an option: virtiofsd serves the first connection it accepts. */
+static bool socket_listening(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (!f)
+        return false;
+    char line[PATH_MAX + 128];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long flags;
+        char sock_path[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4095s", &flags, sock_path) == 2)
+            found = (flags & 0x10000) /* __SO_ACCEPTCON */ && !strcmp(sock_path, path);
+    }
+    fclose(f);
+    return found;
+}
+
+static int virtiofsd_exited(const struct supervisor *s, size_t i, struct wr_error **err)
+{
+    _cleanup_free_ char *tail = log_tail(s->spec->log_path);
+    return wr_error_set(err, EIO, "virtiofsd for share '%s' exited during startup%s%s",
+                        share_tags[i], tail ? ":\n" : " (no output)", tail ? tail : "");
+}
+
+static int wait_ready(struct supervisor *s, struct wr_error **err)
+{
+    uint64_t deadline = wr_now_ms() + READY_TIMEOUT_MS;
+    for (size_t i = 0; i < SHARES; i++) {
+        _cleanup_free_ char *path = vmm_vmfs_socket(s->spec, share_tags[i]);
+        while (!socket_listening(path)) {
+            int status;
+            if (waitpid(s->virtiofsd[i], &status, WNOHANG) == s->virtiofsd[i]) {
+                s->virtiofsd[i] = 0;
+                return virtiofsd_exited(s, i, err);
+            }
+            if (wr_now_ms() > deadline)
+                return wr_error_set(err, ETIMEDOUT, "virtiofsd did not listen on %s within %d ms",
+                                    path, READY_TIMEOUT_MS);
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
+}
+
+static void kill_virtiofsds(struct supervisor *s, int sig)
+{
+    for (size_t i = 0; i < SHARES; i++)
+        if (s->virtiofsd[i] > 0)
+            (void)kill(s->virtiofsd[i], sig);
+}
+
+static bool reap_children(struct supervisor *s)
+{
+    bool any = false;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (size_t i = 0; i < SHARES; i++)
+            if (s->virtiofsd[i] == pid) {
+                s->virtiofsd[i] = 0;
+                any = true;
+            }
+    return any;
+}
+
+static bool children_left(const struct supervisor *s)
+{
+    for (size_t i = 0; i < SHARES; i++)
+        if (s->virtiofsd[i] > 0)
+            return true;
+    return false;
+}
+
+/* Runs until every virtiofsd is gone. The first exit or a termination signal stops the
+ * rest: a VM with one share gone is broken anyway. SIGKILL follows a grace period. */
+static _Noreturn void supervise(struct supervisor *s, const sigset_t *wait_set)
+{
+    bool stopping = false;
+    uint64_t kill_at = 0;
+    while (children_left(s)) {
+        struct timespec timeout = {1, 0};
+        int sig = sigtimedwait(wait_set, NULL, stopping ? &timeout : NULL);
+        bool exited = sig == SIGCHLD && reap_children(s);
+        if (!stopping && (exited || (sig > 0 && sig != SIGCHLD))) {
+            stopping = true;
+            kill_at = wr_now_ms() + STOP_TIMEOUT_MS;
+            kill_virtiofsds(s, SIGTERM);
+        }
+        if (stopping && wr_now_ms() >= kill_at)
+            kill_virtiofsds(s, SIGKILL);
+        (void)reap_children(s);
+    }
+    _exit(0);
+}
+
+static int write_pid_file(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    _cleanup_free_ char *path = wr_path_join(spec->dir, "vmfs.pid");
+    _cleanup_free_ char *text = wr_asprintf("%d\n", (int)getpid());
+    int r = wr_write_file_atomic(path, text, strlen(text), 0600);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "writing %s", path);
+    return 0;
+}
+
+static int redirect_output(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    _cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int log_fd =
+        open(spec->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (null_fd < 0 || log_fd < 0)
+        return wr_error_set_errno(err, errno, "opening %s", spec->log_path);
+    if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+        return wr_error_set_errno(err, errno, "redirecting output");
+    return 0;
+}
+
+static int supervisor_setup(struct supervisor *s, const sigset_t *old_mask, struct wr_error **err)
+{
+    int r = redirect_output(s->spec, err);
+    if (r >= 0)
+        r = write_pid_file(s->spec, err);
+    if (r >= 0)
+        r = build_shares(s->spec, err);
+    for (size_t i = 0; r >= 0 && i < SHARES; i++)
+        r = spawn_virtiofsd(s, i, old_mask, err);
+    if (r >= 0)
+        r = wait_ready(s, err);
+    return r;
+}
+
+static _Noreturn void run_supervisor(const struct vmm_sandbox_spec *spec, int sync_fd)
+{
+    struct supervisor s = {.spec = spec, .sync_fd = sync_fd};
+    (void)setsid();
+    sigset_t wait_set, old_mask;
+    sigemptyset(&wait_set);
+    sigaddset(&wait_set, SIGCHLD);
+    sigaddset(&wait_set, SIGTERM);
+    sigaddset(&wait_set, SIGINT);
+    sigaddset(&wait_set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &wait_set, &old_mask);
+    _cleanup_error_ struct wr_error *err = NULL;
+    if (supervisor_setup(&s, &old_mask, &err) < 0) {
+        kill_virtiofsds(&s, SIGKILL);
+        (void)wr_write_all(sync_fd, err->msg, strlen(err->msg));
+        _exit(1);
+    }
+    close(sync_fd);
+    supervise(&s, &wait_set);
+}
+
+/* The launcher's half of the handshake: EOF with nothing written means ready. */
+static int wait_for_supervisor(int sync_fd, pid_t child, struct wr_error **err)
+{
+    char msg[LAUNCHER_OUTPUT_MAX];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(sync_fd, msg + len, sizeof(msg) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || (len += (size_t)n) == sizeof(msg) - 1)
+            break;
+    }
+    msg[len] = 0;
+    int status;
+    if (len > 0) {
+        (void)waitpid(child, &status, 0);
+        return wr_error_set(err, EIO, "%s", msg);
+    }
+    if (waitpid(child, &status, WNOHANG) == child)
+        return wr_error_set(err, EIO, "the vmfs supervisor exited during setup (status %d)",
+                            status);
+    return 0;
+}
+
+static int load_spec(const char *path, struct vmm_sandbox_spec **ret_spec, struct wr_error **err)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = wr_read_file(path, SPEC_MAX_BYTES, &text, &len);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "reading %s", path);
+    r = vmm_jail_spec_from_json(text, len, ret_spec, err);
+    if (r < 0)
+        return r;
+    return vmm_jail_spec_validate(*ret_spec, err);
+}
+
+static int launch(const char *spec_path, pid_t *ret_pid, struct wr_error **err)
+{
+    struct vmm_sandbox_spec *spec = NULL;
+    int r = load_spec(spec_path, &spec, err);
+    int sync_fd[2] = {-1, -1};
+    if (r >= 0 && pipe2(sync_fd, O_CLOEXEC) < 0)
+        r = wr_error_set_errno(err, errno, "creating the setup pipe");
+    pid_t child = r >= 0 ? fork() : 0;
+    if (child < 0)
+        r = wr_error_set_errno(err, errno, "forking the vmfs supervisor");
+    if (child == 0 && r >= 0) {
+        close(sync_fd[0]);
+        run_supervisor(spec, sync_fd[1]);
+    }
+    if (r >= 0) {
+        close(sync_fd[1]);
+        r = wait_for_supervisor(sync_fd[0], child, err);
+        close(sync_fd[0]);
+        *ret_pid = child;
+    }
+    vmm_jail_spec_free(spec);
+    return r;
+}
+
+int vmm_vmfs_main(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "__vmfs") != 0) {
+        fprintf(stderr, "usage: warren __vmfs SPEC.json\n");
+        return 2;
+    }
+    /* Nothing from the server reaches the virtiofsds but fds 0-2. */
+    if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0)
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+    umask(022);
+    _cleanup_error_ struct wr_error *err = NULL;
+    pid_t pid = 0;
+    if (launch(argv[2], &pid, &err) < 0) {
+        fprintf(stderr, "%s\n", err->msg);
+        fflush(stderr);
+        _exit(1);
+    }
+    printf("%d\n", (int)pid);
+    fflush(stdout);
+    _exit(ferror(stdout) ? 1 : 0);
+}
+
+/* ---- stop (server side) -------------------------------------------------------------- */
+
+/* The supervisor's argv as vmm_vmfs_start sets it: a stale or reused pid is left alone. */
+static bool is_supervisor(pid_t pid, const char *dir)
+{
+    _cleanup_free_ char *path = wr_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *spec_path = wr_path_join(dir, "vmfs.json");
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (wr_read_file(path, 8192, &text, &len) < 0)
+        return false;
+    /* argv is NUL-separated: "warren\0__vmfs\0<dir>/vmfs.json\0". */
+    const char *arg1 = memchr(text, 0, len);
+    if (!arg1 || strcmp(arg1 + 1, "__vmfs") != 0)
+        return false;
+    const char *arg2 = arg1 + 1 + strlen("__vmfs") + 1;
+    return arg2 < text + len && strcmp(arg2, spec_path) == 0;
+}
+
+static pid_t read_pid_file(const char *dir)
+{
+    _cleanup_free_ char *path = wr_path_join(dir, "vmfs.pid");
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (wr_read_file(path, 64, &text, &len) < 0)
+        return 0;
+    long pid = strtol(text, NULL, 10);
+    return pid > 1 && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+static void remove_files(const char *dir)
+{
+    for (size_t i = 0; i < SHARES; i++) {
+        _cleanup_free_ char *path = wr_asprintf("%s/fs-%s.sock", dir, share_tags[i]);
+        (void)unlink(path);
+    }
+    _cleanup_free_ char *pid_file = wr_path_join(dir, "vmfs.pid");
+    (void)unlink(pid_file);
+}
+
+static int stop_dir(const char *dir, pid_t pid, struct wr_error **err)
+{
+    if (pid <= 1 || !is_supervisor(pid, dir))
+        pid = read_pid_file(dir);
+    if (pid > 1 && is_supervisor(pid, dir)) {
+        /* SIGTERM first: the supervisor stops its virtiofsds and waits for them. */
+        if (kill(pid, SIGTERM) == 0 && !wait_for_exit(pid, STOP_TIMEOUT_MS + 1000)) {
+            (void)kill(pid, SIGKILL);
+            if (!wait_for_exit(pid, STOP_TIMEOUT_MS))
+                return wr_error_set(err, ETIMEDOUT, "the vmfs supervisor %d did not exit",
+                                    (int)pid);
+        }
+    }
+    remove_files(dir);
+    return 0;
+}
+
+int vmm_vmfs_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
+{
+    int r = stop_dir(spec->dir, pid, err);
+    if (r < 0)
+        return wr_error_wrap(err, "stopping the filesystems of %s", spec->id);
+    return 0;
+}
+
+/* ---- start (server side) ------------------------------------------------------------- */
+
+/* One launcher run. Freed when its last libuv handle is closed. */
+struct vmfs_start {
+    uv_process_t process;
+    uv_pipe_t out;
+    uv_pipe_t err;
+    uv_timer_t timer;
+    struct wr_buf out_buf;
+    struct wr_buf err_buf;
+    char scratch[LAUNCHER_OUTPUT_MAX];
+    vmm_vmfs_start_cb cb;
+    void *data;
+    char *dir;
+    int pending;      /* exit + EOF on stdout + EOF on stderr still to come */
+    int open_handles; /* handles not yet through their close callback */
+    int64_t exit_status;
+    int term_signal;
+    bool timed_out;
+};
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    struct vmfs_start *start = handle->data;
+    if (--start->open_handles > 0)
+        return;
+    wr_buf_free(&start->out_buf);
+    wr_buf_free(&start->err_buf);
+    free(start->dir);
+    free(start);
+}
+
+static void close_all(struct vmfs_start *start)
+{
+    uv_handle_t *handles[] = {(uv_handle_t *)&start->timer, (uv_handle_t *)&start->process,
+                              (uv_handle_t *)&start->out, (uv_handle_t *)&start->err};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(handles); i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], on_handle_closed);
+}
+
+static pid_t parse_pid(const char *text)
+{
+    if (!text)
+        return 0;
+    char *end;
+    long pid = strtol(text, &end, 10);
+    if (end == text || (*end != '\n' && *end != 0) || pid <= 1 || pid > INT32_MAX)
+        return 0;
+    return (pid_t)pid;
+}
+
+static struct wr_error *launch_error(struct vmfs_start *start)
+{
+    struct wr_error *err = NULL;
+    char *msg = start->err_buf.data;
+    size_t n = msg ? strlen(msg) : 0;
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = 0;
+    if (start->timed_out)
+        wr_error_set(&err, ETIMEDOUT, "the filesystems were not ready within %d ms",
+                     LAUNCH_TIMEOUT_MS);
+    else if (n > 0)
+        wr_error_set(&err, EIO, "%s", msg);
+    else
+        wr_error_set(&err, EIO, "vmfs launcher exited (status %lld, signal %d) without a pid",
+                     (long long)start->exit_status, start->term_signal);
+    return err;
+}
+
+static void finish(struct vmfs_start *start)
+{
+    pid_t pid = 0;
+    struct wr_error *err = NULL;
+    if (!start->timed_out && start->exit_status == 0 && start->term_signal == 0)
+        pid = parse_pid(start->out_buf.data);
+    if (pid == 0) {
+        err = launch_error(start);
+        /* A launcher killed mid-way may leave a supervisor behind; its pid file finds it. */
+        (void)stop_dir(start->dir, 0, NULL);
+    }
+    close_all(start);
+    start->cb(start->data, pid, err);
+}
+
+static void settle(struct vmfs_start *start)
+{
+    if (--start->pending == 0)
+        finish(start);
+}
+
+static void on_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
+{
+    struct vmfs_start *start = process->data;
+    start->exit_status = exit_status;
+    start->term_signal = term_signal;
+    settle(start);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct vmfs_start *start = handle->data;
+    (void)suggested;
+    *buf = uv_buf_init(start->scratch, sizeof(start->scratch));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct vmfs_start *start = stream->data;
+    struct wr_buf *out = stream == (uv_stream_t *)&start->out ? &start->out_buf : &start->err_buf;
+    if (nread > 0) {
+        /* Past the cap the launcher is misbehaving; the rest is dropped. */
+        (void)wr_buf_append(out, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread < 0) {
+        uv_read_stop(stream);
+        settle(start);
+    }
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    struct vmfs_start *start = timer->data;
+    start->timed_out = true;
+    (void)uv_process_kill(&start->process, SIGKILL);
+}
+
+static struct vmfs_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
+                                    vmm_vmfs_start_cb cb, void *data)
+{
+    struct vmfs_start *start = wr_calloc(1, sizeof(*start));
+    start->cb = cb;
+    start->data = data;
+    start->dir = wr_strdup(spec->dir);
+    start->pending = 3;
+    wr_buf_init(&start->out_buf, LAUNCHER_OUTPUT_MAX);
+    wr_buf_init(&start->err_buf, LAUNCHER_OUTPUT_MAX);
+    uv_pipe_init(loop, &start->out, 0);
+    uv_pipe_init(loop, &start->err, 0);
+    uv_timer_init(loop, &start->timer);
+    start->out.data = start->err.data = start->timer.data = start->process.data = start;
+    start->open_handles = 4;
+    return start;
+}
+
+static int spawn_launcher(uv_loop_t *loop, struct vmfs_start *start, const char *spec_path,
+                          struct wr_error **err)
+{
+    char *args[] = {"warren", "__vmfs", (char *)spec_path, NULL};
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->err},
+    };
+    /* Detached: a Ctrl-C aimed at the server's process group must not reach the shares. */
+    uv_process_options_t options = {.exit_cb = on_exit_cb,
+                                    .file = "/proc/self/exe",
+                                    .args = args,
+                                    .flags = UV_PROCESS_DETACHED,
+                                    .stdio_count = 3,
+                                    .stdio = stdio};
+    int r = uv_spawn(loop, &start->process, &options);
+    if (r < 0)
+        return wr_error_set(err, -r, "spawning the vmfs supervisor: %s", uv_strerror(r));
+    r = uv_read_start((uv_stream_t *)&start->out, on_alloc, on_read);
+    if (r >= 0)
+        r = uv_read_start((uv_stream_t *)&start->err, on_alloc, on_read);
+    if (r >= 0)
+        r = uv_timer_start(&start->timer, on_timeout, LAUNCH_TIMEOUT_MS, 0);
+    if (r < 0) {
+        (void)uv_process_kill(&start->process, SIGKILL);
+        return wr_error_set(err, -r, "watching the vmfs supervisor: %s", uv_strerror(r));
+    }
+    return 0;
+}
+
+static int check_spec(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    int r = vmm_jail_spec_validate(spec, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *longest = vmm_vmfs_socket(spec, VMM_VMFS_TAG_WORKSPACE);
+    if (strlen(longest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return wr_error_set(err, ENAMETOOLONG, "socket path %s is too long", longest);
+    if (access(VIRTIOFSD_PATH, X_OK) < 0)
+        return wr_error_set_errno(err, errno, "virtiofsd (%s)", VIRTIOFSD_PATH);
+    return 0;
+}
+
+int vmm_vmfs_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_vmfs_start_cb cb,
+                   void *data, struct wr_error **err)
+{
+    int r = check_spec(spec, err);
+    _cleanup_free_ char *json = NULL;
+    if (r >= 0)
+        r = vmm_jail_spec_to_json(spec, &json, err);
+    if (r < 0)
+        return wr_error_wrap(err, "starting the filesystems of %s", spec->id);
+    _cleanup_free_ char *spec_path = wr_path_join(spec->dir, "vmfs.json");
+    r = wr_write_file_atomic(spec_path, json, strlen(json), 0600);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "writing %s", spec_path);
+    struct vmfs_start *start = start_new(loop, spec, cb, data);
+    r = spawn_launcher(loop, start, spec_path, err);
+    if (r < 0)
+        close_all(start); /* cb must not run: the last close frees start */
+    return r;
+}
