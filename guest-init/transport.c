@@ -116,7 +116,7 @@ static char *find_serial_port(const char *name)
     return wr_asprintf("/dev/virtio-ports/%s", name);
 }
 
-static int channel_open_fd(struct gi_transport *t, struct wr_error **err)
+static int channel_open_fd(struct gi_transport *t)
 {
     if (t->serial_path)
         return open(t->serial_path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -135,7 +135,7 @@ static int channel_open_fd(struct gi_transport *t, struct wr_error **err)
 static int channel_open(struct gi_transport *t, struct wr_error **err)
 {
     const char *what = t->serial_path ? t->serial_path : t->serial_name ? t->serial_name : "fd";
-    int fd = channel_open_fd(t, err);
+    int fd = channel_open_fd(t);
     if (fd < 0) {
         t->reopen_at = t->fd_channel ? 0 : wr_now_ms() + REOPEN_DELAY_MS;
         return wr_error_set_errno(err, errno, "opening serial port %s", what);

@@ -554,20 +554,38 @@ static int ch_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint6
     return 0;
 }
 
-/* ---- balloon --------------------------------------------------------------------------- */
+/* ---- one API call: balloon (vm.resize), vm.pause, vm.resume ---------------------------- */
 
-struct balloon_op {
+struct call_op {
     struct ch_api *api;
     void (*cb)(void *data, struct wr_error *err);
     void *data;
 };
 
-static void on_resized(void *data, int status, const char *body, size_t len, struct wr_error *err)
+static void on_called(void *data, int status, const char *body, size_t len, struct wr_error *err)
 {
-    struct balloon_op *op = data;
+    struct call_op *op = data;
     ch_api_close(op->api);
     op->cb(op->data, err);
     free(op);
+}
+
+/* Opens the VMM's API socket, makes one call (body may be NULL), closes. */
+static int api_call(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, enum ch_api_op call,
+                    const char *body, void (*cb)(void *data, struct wr_error *err), void *data,
+                    struct wr_error **err)
+{
+    _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
+    struct call_op *op = wr_calloc(1, sizeof(*op));
+    op->api = ch_api_new(loop, api_socket);
+    op->cb = cb;
+    op->data = data;
+    int r = ch_api_call(op->api, call, body, CALL_TIMEOUT_MS, on_called, op, err);
+    if (r < 0) {
+        ch_api_close(op->api);
+        free(op);
+    }
+    return r;
 }
 
 static int ch_balloon_set(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
@@ -576,17 +594,21 @@ static int ch_balloon_set(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, 
 {
     struct ch_api_args args = {.desired_balloon = bytes};
     _cleanup_free_ char *body = ch_api_body(CH_VM_RESIZE, &args, err);
-    _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
-    struct balloon_op *op = wr_calloc(1, sizeof(*op));
-    op->api = ch_api_new(loop, api_socket);
-    op->cb = cb;
-    op->data = data;
-    int r = ch_api_call(op->api, CH_VM_RESIZE, body, CALL_TIMEOUT_MS, on_resized, op, err);
-    if (r < 0) {
-        ch_api_close(op->api);
-        free(op);
-    }
-    return r;
+    if (!body)
+        return -(*err)->status;
+    return api_call(loop, spec, CH_VM_RESIZE, body, cb, data, err);
+}
+
+static int ch_pause(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                    void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err)
+{
+    return api_call(loop, spec, CH_VM_PAUSE, NULL, cb, data, err);
+}
+
+static int ch_resume(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                     void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err)
+{
+    return api_call(loop, spec, CH_VM_RESUME, NULL, cb, data, err);
 }
 
 /* ---- agent ----------------------------------------------------------------------------- */
@@ -639,4 +661,6 @@ const struct vmm_backend_ops vmm_backend_cloud_hypervisor = {
     .memory_usage = ch_memory_usage,
     .agent_connect = ch_agent_connect,
     .balloon_set = ch_balloon_set,
+    .pause = ch_pause,
+    .resume = ch_resume,
 };

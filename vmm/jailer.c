@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 
 #include "cgroup.h"
+#include "hostview.h"
 #include "jailer.h"
 
 #define SPEC_MAX_BYTES (1u << 20)
@@ -41,8 +42,6 @@
 #define CPUS_MAX 1024
 #define PIDS_MAX 4096
 #define NOFILE_MAX 65536
-/* The legacy mount(2) data argument is one page. */
-#define MOUNT_DATA_MAX 4095
 #define ERROR_MAX 4096
 
 /* ---- the spec file ------------------------------------------------------------------- */
@@ -410,177 +409,21 @@ static int join_cgroup(struct jail *jail, struct wr_error **err)
 
 /* ---- mounts -------------------------------------------------------------------------- */
 
-static int do_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
-                    const char *data, struct wr_error **err)
-{
-    if (mount(source, target, fstype, flags, data) < 0)
-        return wr_error_set_errno(err, errno, "mounting %s on %s",
-                                  fstype ? fstype : (source ? source : "(none)"), target);
-    return 0;
-}
-
-/* Flags a remount must keep: in a user namespace the kernel refuses to clear flags that
- * the original mount had (they are locked), so carry them over from statvfs. */
-static unsigned long locked_flags(const char *path)
-{
-    struct statvfs st;
-    if (statvfs(path, &st) < 0)
-        return 0;
-    unsigned long flags = 0;
-    const unsigned long map[][2] = {
-        {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
-    };
-    for (size_t i = 0; i < WR_ARRAY_SIZE(map); i++)
-        if (st.f_flag & map[i][0])
-            flags |= map[i][1];
-    return flags;
-}
-
-/* Binds source on target (not recursively: host submounts stay out of the jail) and makes
- * the bind read-only with `extra` flags. */
-static int bind_readonly(const char *source, const char *target, unsigned long extra,
-                         struct wr_error **err)
-{
-    int r = do_mount(source, target, NULL, MS_BIND, NULL, err);
-    if (r < 0)
-        return r;
-    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | extra | locked_flags(target);
-    return do_mount(NULL, target, NULL, flags, NULL, err);
-}
-
-/* Hides a file: opening it fails (a read-only, nodev bind of /dev/null). */
-static int mask_file(const char *target, struct wr_error **err)
-{
-    return bind_readonly("/dev/null", target, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
-}
-
-/* A top-level directory of the new root, which may come from the sandbox-writable upper
- * layer: refuse anything but a real directory so a planted symlink cannot redirect a
- * mount to a host path. Creates it when missing. */
-static int root_dir(const char *rootfs, const char *name, char **ret, struct wr_error **err)
-{
-    _cleanup_free_ char *path = wr_path_join(rootfs, name);
-    struct stat st;
-    if (lstat(path, &st) < 0) {
-        if (errno != ENOENT || mkdir(path, 0755) < 0)
-            return wr_error_set_errno(err, errno, "creating %s", path);
-    } else if (!S_ISDIR(st.st_mode)) {
-        return wr_error_set(err, ENOTDIR, "refusing to mount on %s: not a directory", path);
-    }
-    *ret = TAKE_PTR(path);
-    return 0;
-}
-
-static int mount_overlay(const char *const *lowers, const char *upper, const char *work,
-                         bool userns, const char *target, struct wr_error **err)
-{
-    struct wr_buf opts;
-    wr_buf_init(&opts, MOUNT_DATA_MAX);
-    int r = wr_buf_printf(&opts, "lowerdir=");
-    for (size_t i = 0; r >= 0 && lowers[i]; i++)
-        r = wr_buf_printf(&opts, "%s%s", i ? ":" : "", lowers[i]);
-    if (r >= 0)
-        r = wr_buf_printf(&opts, ",upperdir=%s,workdir=%s%s", upper, work,
-                          userns ? ",userxattr" : "");
-    if (r < 0) {
-        wr_buf_free(&opts);
-        return wr_error_set(err, E2BIG,
-                            "overlay options for %s exceed %d bytes (too many "
-                            "layers or paths too long)",
-                            target, MOUNT_DATA_MAX);
-    }
-    r = do_mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts.data, err);
-    wr_buf_free(&opts);
-    return r;
-}
-
 static int mount_workspace(const struct jail *jail, const char *rootfs, struct wr_error **err)
 {
     const struct vmm_sandbox_spec *spec = jail->spec;
     _cleanup_free_ char *target = NULL;
-    int r = root_dir(rootfs, "workspace", &target, err);
+    int r = vmm_root_dir(rootfs, "workspace", &target, err);
     if (r < 0)
         return r;
     if (wr_strv_len(spec->ws_lowers) > 0)
-        return mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns, target,
+        return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns, target,
                              err);
-    r = do_mount(spec->ws_upper, target, NULL, MS_BIND, NULL, err);
+    r = vmm_mount(spec->ws_upper, target, NULL, MS_BIND, NULL, err);
     if (r < 0)
         return r;
-    return do_mount(NULL, target, NULL,
-                    MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(target), NULL, err);
-}
-
-static bool is_file(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int mask_ssh_host_keys(const char *etc, struct wr_error **err)
-{
-    _cleanup_free_ char *ssh = wr_path_join(etc, "ssh");
-    DIR *dir = opendir(ssh);
-    if (!dir)
-        return 0;
-    int r = 0;
-    struct dirent *de;
-    while (r >= 0 && (de = readdir(dir))) {
-        size_t len = strlen(de->d_name);
-        if (strncmp(de->d_name, "ssh_host_", 9) != 0 || len < 13 ||
-            strcmp(de->d_name + len - 4, "_key") != 0)
-            continue;
-        _cleanup_free_ char *key = wr_path_join(ssh, de->d_name);
-        if (is_file(key))
-            r = mask_file(key, err);
-    }
-    closedir(dir);
-    return r;
-}
-
-/* The host's secrets under the read-only /etc bind. */
-static int mask_etc_secrets(const char *etc, struct wr_error **err)
-{
-    static const char *const secrets[] = {"shadow", "gshadow", "shadow-", "gshadow-"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(secrets); i++) {
-        _cleanup_free_ char *path = wr_path_join(etc, secrets[i]);
-        int r = is_file(path) ? mask_file(path, err) : 0;
-        if (r < 0)
-            return r;
-    }
-    int r = mask_ssh_host_keys(etc, err);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *private = wr_path_join(etc, "ssl/private");
-    struct stat st;
-    if (lstat(private, &st) < 0 || !S_ISDIR(st.st_mode))
-        return 0;
-    return do_mount("tmpfs", private, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    "mode=0700,size=4k", err);
-}
-
-/* The host image: the host's /usr, /etc and real top-level library directories, read-only.
- * Where the host has symlinks (merged /usr) the image skeleton already has them. */
-static int mount_host_image(const char *rootfs, struct wr_error **err)
-{
-    static const char *const dirs[] = {"usr", "etc",   "bin",   "sbin",
-                                       "lib", "lib32", "lib64", "libx32"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *host = wr_asprintf("/%s", dirs[i]);
-        struct stat st;
-        if (lstat(host, &st) < 0 || !S_ISDIR(st.st_mode))
-            continue;
-        _cleanup_free_ char *target = NULL;
-        int r = root_dir(rootfs, dirs[i], &target, err);
-        if (r < 0)
-            return r;
-        r = bind_readonly(host, target, MS_NOSUID | MS_NODEV, err);
-        if (r < 0)
-            return r;
-    }
-    _cleanup_free_ char *etc = wr_path_join(rootfs, "etc");
-    return mask_etc_secrets(etc, err);
+    return vmm_mount(NULL, target, NULL,
+                    MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | vmm_mount_locked_flags(target), NULL, err);
 }
 
 static int mount_proc(const char *rootfs, struct wr_error **err)
@@ -588,19 +431,19 @@ static int mount_proc(const char *rootfs, struct wr_error **err)
     static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug"};
     static const char *const readonly[] = {"sys", "sysrq-trigger", "irq", "bus"};
     _cleanup_free_ char *proc = NULL;
-    int r = root_dir(rootfs, "proc", &proc, err);
+    int r = vmm_root_dir(rootfs, "proc", &proc, err);
     if (r < 0)
         return r;
-    r = do_mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
+    r = vmm_mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
     for (size_t i = 0; r >= 0 && i < WR_ARRAY_SIZE(masked); i++) {
         _cleanup_free_ char *path = wr_path_join(proc, masked[i]);
         if (access(path, F_OK) == 0)
-            r = mask_file(path, err);
+            r = vmm_mask_file(path, err);
     }
     for (size_t i = 0; r >= 0 && i < WR_ARRAY_SIZE(readonly); i++) {
         _cleanup_free_ char *path = wr_path_join(proc, readonly[i]);
         if (access(path, F_OK) == 0)
-            r = bind_readonly(path, path, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+            r = vmm_bind_readonly(path, path, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
     }
     return r;
 }
@@ -608,7 +451,7 @@ static int mount_proc(const char *rootfs, struct wr_error **err)
 static int mount_sys(const struct jail *jail, const char *rootfs, struct wr_error **err)
 {
     _cleanup_free_ char *sys = NULL;
-    int r = root_dir(rootfs, "sys", &sys, err);
+    int r = vmm_root_dir(rootfs, "sys", &sys, err);
     if (r < 0)
         return r;
     unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
@@ -618,7 +461,7 @@ static int mount_sys(const struct jail *jail, const char *rootfs, struct wr_erro
      * non-recursive read-only bind shows the same tree without the host's cgroupfs. */
     if (errno != EPERM || !jail->spec->network)
         return wr_error_set_errno(err, errno, "mounting sysfs on %s", sys);
-    return bind_readonly("/sys", sys, flags, err);
+    return vmm_bind_readonly("/sys", sys, flags, err);
 }
 
 static int make_dev_node(const char *dev, const char *name, struct wr_error **err)
@@ -628,7 +471,7 @@ static int make_dev_node(const char *dev, const char *name, struct wr_error **er
     _cleanup_close_ int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0)
         return wr_error_set_errno(err, errno, "creating %s", target);
-    return do_mount(source, target, NULL, MS_BIND, NULL, err);
+    return vmm_mount(source, target, NULL, MS_BIND, NULL, err);
 }
 
 static int make_dev_links(const char *dev, struct wr_error **err)
@@ -652,10 +495,10 @@ static int mount_dev(const struct jail *jail, const char *rootfs, struct wr_erro
 {
     static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     _cleanup_free_ char *dev = NULL;
-    int r = root_dir(rootfs, "dev", &dev, err);
+    int r = vmm_root_dir(rootfs, "dev", &dev, err);
     if (r < 0)
         return r;
-    r = do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k", err);
+    r = vmm_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k", err);
     for (size_t i = 0; r >= 0 && i < WR_ARRAY_SIZE(nodes); i++)
         r = make_dev_node(dev, nodes[i], err);
     if (r < 0)
@@ -665,12 +508,12 @@ static int mount_dev(const struct jail *jail, const char *rootfs, struct wr_erro
     if (mkdir(pts, 0755) < 0 || mkdir(shm, 01777) < 0 || chmod(shm, 01777) < 0)
         return wr_error_set_errno(err, errno, "creating %s/{pts,shm}", dev);
     /* gid=5 (tty) only exists when the ids are not remapped. */
-    r = do_mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+    r = vmm_mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
                  jail->userns ? "newinstance,ptmxmode=0666,mode=0620"
                               : "newinstance,ptmxmode=0666,mode=0620,gid=5",
                  err);
     if (r >= 0)
-        r = do_mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m", err);
+        r = vmm_mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m", err);
     if (r >= 0)
         r = make_dev_links(dev, err);
     return r;
@@ -679,14 +522,14 @@ static int mount_dev(const struct jail *jail, const char *rootfs, struct wr_erro
 static int mount_tmp(const struct jail *jail, const char *rootfs, struct wr_error **err)
 {
     _cleanup_free_ char *tmp = NULL;
-    int r = root_dir(rootfs, "tmp", &tmp, err);
+    int r = vmm_root_dir(rootfs, "tmp", &tmp, err);
     if (r < 0)
         return r;
     /* Half the memory limit: tmpfs pages are charged to the sandbox's cgroup anyway, this
      * keeps a runaway file from taking all of it. */
     _cleanup_free_ char *opts =
         wr_asprintf("mode=1777,size=%llu", (unsigned long long)jail->spec->memory_bytes / 2);
-    return do_mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, opts, err);
+    return vmm_mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, opts, err);
 }
 
 static int build_root(const struct jail *jail, const char *rootfs, struct wr_error **err)
@@ -694,10 +537,10 @@ static int build_root(const struct jail *jail, const char *rootfs, struct wr_err
     const struct vmm_sandbox_spec *spec = jail->spec;
     if (mkdir(rootfs, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", rootfs);
-    int r = mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, jail->userns,
+    int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, jail->userns,
                           rootfs, err);
     if (r >= 0 && !strcmp(spec->image, "host"))
-        r = mount_host_image(rootfs, err);
+        r = vmm_mount_host_image(rootfs, err);
     if (r >= 0)
         r = mount_workspace(jail, rootfs, err);
     if (r >= 0)

@@ -27,7 +27,7 @@
 #define AGENT_PORT_NAME "org.warren.agent"
 #define QMP_CONNECT_TIMEOUT_MS 10000
 #define QMP_QUIT_TIMEOUT_MS 1000
-#define QMP_BALLOON_TIMEOUT_MS 5000
+#define QMP_COMMAND_TIMEOUT_MS 5000
 #define STOP_TIMEOUT_MS 3000
 #define LOG_TAIL_BYTES 1500
 #define ARGS_MAX 64
@@ -160,7 +160,9 @@ static void add_machine(struct argv_builder *b, const struct vmm_sandbox_spec *s
     unsigned long long mib = (unsigned long long)(spec->memory_bytes >> 20);
     add_args(b, "-name", wr_asprintf("warren-%s", spec->id));
     add_args(b, "-machine", wr_strdup("q35,memory-backend=mem"));
-    add_args(b, "-accel", wr_strdup(kvm ? "kvm" : "tcg,thread=multi"));
+    /* TCG: a 32 MiB translation cache (QEMU allows up to 1 GiB and keeps what it touched
+     * resident), so that an idle VM costs the host little beyond its own memory. */
+    add_args(b, "-accel", wr_strdup(kvm ? "kvm" : "tcg,thread=multi,tb-size=32"));
     add_args(b, "-cpu", wr_strdup(kvm ? "host" : "max"));
     add_args(b, "-smp", wr_asprintf("%u", spec->cpus));
     add_args(b, "-m", wr_asprintf("%lluM", mib));
@@ -324,9 +326,12 @@ static int spawn_qemu(struct qemu_start *st, struct wr_error **err)
         {.flags = UV_INHERIT_FD, .data.fd = log_fd},
         {.flags = UV_INHERIT_FD, .data.fd = log_fd},
     };
+    /* A fixed environment: nothing of the server's (tokens, keys) leaks into the VMM. */
+    char *env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     uv_process_options_t options = {.exit_cb = on_qemu_exit,
                                     .file = st->argv[0],
                                     .args = st->argv,
+                                    .env = env,
                                     .flags = UV_PROCESS_DETACHED,
                                     .stdio_count = 3,
                                     .stdio = stdio};
@@ -465,58 +470,87 @@ static int qemu_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uin
     return 0;
 }
 
-/* ---- balloon ------------------------------------------------------------------------- */
+/* ---- one QMP command: balloon, stop, cont ---------------------------------------------- */
 
-struct balloon_op {
+struct qmp_op {
     void (*cb)(void *data, struct wr_error *err);
     void *data;
-    uint64_t target; /* guest RAM QEMU should leave the guest: memory - balloon */
+    const char *command;
+    cJSON *args; /* owned until sent */
     struct qmp *qmp;
 };
 
-static void balloon_done(struct balloon_op *op, struct wr_error *err)
+static void qmp_op_done(struct qmp_op *op, struct wr_error *err)
 {
     qmp_close(op->qmp);
+    cJSON_Delete(op->args);
     op->cb(op->data, err);
     free(op);
 }
 
-static void on_balloon_reply(void *data, const cJSON *ret, struct wr_error *err)
+static void on_command_reply(void *data, const cJSON *ret, struct wr_error *err)
 {
     (void)ret;
-    balloon_done(data, err);
+    qmp_op_done(data, err);
 }
 
-static void on_balloon_qmp(void *data, struct qmp *qmp, struct wr_error *err)
+static void on_command_qmp(void *data, struct qmp *qmp, struct wr_error *err)
 {
-    struct balloon_op *op = data;
+    struct qmp_op *op = data;
     op->qmp = qmp;
     if (err) {
-        balloon_done(op, err);
+        qmp_op_done(op, err);
         return;
     }
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddNumberToObject(args, "value", (double)op->target);
-    if (qmp_execute(qmp, "balloon", args, on_balloon_reply, op, &err) < 0)
-        balloon_done(op, err);
+    if (qmp_execute(qmp, op->command, TAKE_PTR(op->args), on_command_reply, op, &err) < 0)
+        qmp_op_done(op, err);
 }
 
+/* Connects to the VM's QMP socket, runs command (args taken over, may be NULL), closes. */
+static int qmp_command(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                       const char *command, cJSON *args, void (*cb)(void *data, struct wr_error *err),
+                       void *data, struct wr_error **err)
+{
+    if (pid <= 1 || !is_our_qemu(pid, spec->dir)) {
+        cJSON_Delete(args);
+        return wr_error_set(err, ESRCH, "VM %s is not running", spec->id);
+    }
+    struct qmp_op *op = wr_calloc(1, sizeof(*op));
+    *op = (struct qmp_op){.cb = cb, .data = data, .command = command, .args = args};
+    _cleanup_free_ char *qmp_path = dir_file(spec, "qmp.sock");
+    int r = qmp_connect(loop, qmp_path, QMP_COMMAND_TIMEOUT_MS, on_command_qmp, op, NULL, err);
+    if (r < 0) {
+        cJSON_Delete(op->args);
+        free(op);
+    }
+    return r;
+}
+
+/* QMP's balloon value is the RAM the guest keeps: memory minus the balloon. */
 static int qemu_balloon_set(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
                             uint64_t bytes, void (*cb)(void *data, struct wr_error *err),
                             void *data, struct wr_error **err)
 {
-    if (pid <= 1 || !is_our_qemu(pid, spec->dir))
-        return wr_error_set(err, ESRCH, "VM %s is not running", spec->id);
     if (bytes >= spec->memory_bytes)
         return wr_error_set(err, EINVAL, "balloon of %llu bytes leaves no guest memory",
                             (unsigned long long)bytes);
-    struct balloon_op *op = wr_calloc(1, sizeof(*op));
-    *op = (struct balloon_op){.cb = cb, .data = data, .target = spec->memory_bytes - bytes};
-    _cleanup_free_ char *qmp_path = dir_file(spec, "qmp.sock");
-    int r = qmp_connect(loop, qmp_path, QMP_BALLOON_TIMEOUT_MS, on_balloon_qmp, op, NULL, err);
-    if (r < 0)
-        free(op);
-    return r;
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "value", (double)(spec->memory_bytes - bytes));
+    return qmp_command(loop, spec, pid, "balloon", args, cb, data, err);
+}
+
+static int qemu_pause(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                      void (*cb)(void *data, struct wr_error *err), void *data,
+                      struct wr_error **err)
+{
+    return qmp_command(loop, spec, pid, "stop", NULL, cb, data, err);
+}
+
+static int qemu_resume(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
+                       void (*cb)(void *data, struct wr_error *err), void *data,
+                       struct wr_error **err)
+{
+    return qmp_command(loop, spec, pid, "cont", NULL, cb, data, err);
 }
 
 /* ---- agent --------------------------------------------------------------------------- */
@@ -570,4 +604,6 @@ const struct vmm_backend_ops vmm_backend_qemu = {
     .memory_usage = qemu_memory_usage,
     .agent_connect = qemu_agent_connect,
     .balloon_set = qemu_balloon_set,
+    .pause = qemu_pause,
+    .resume = qemu_resume,
 };

@@ -112,8 +112,10 @@ void vmm__reclaim_idle(struct vmm *vmm, const struct store_sandbox *row)
         return;
     }
     rt->reclaiming = true;
-    rt->touched = false;
     vmm__with_conn(vmm, &op->row, 0, reclaim_connected, op);
+    /* with_conn counts this very call as work arriving during a reclaim: only calls from
+     * here on do (the agent answers asynchronously, so none has completed yet). */
+    rt->touched = false;
 }
 
 /* ---- deflating before work ------------------------------------------------------- */

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "jailer.h"
+#include "hostview.h"
 #include "vmfs.h"
 
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
@@ -89,163 +90,6 @@ static bool wait_for_exit(pid_t pid, int timeout_ms)
     return r > 0;
 }
 
-/* ---- the host view: TEMPORARY copy of jailer.c's static helpers ------------------------
- * do_mount, locked_flags, bind_readonly, mask_file, root_dir, mount_overlay, is_file,
- * mask_ssh_host_keys, mask_etc_secrets and mount_host_image, verbatim but for the names.
- * They belong in a shared vmm/hostview.c used by both the jailer and vmfs, so the two
- * backends mask exactly the same secrets; until the lead moves them there this copy must
- * change whenever jailer.c's does. */
-
-/* The legacy mount(2) data argument is one page. */
-#define MOUNT_DATA_MAX 4095
-
-static int do_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
-                    const char *data, struct wr_error **err)
-{
-    if (mount(source, target, fstype, flags, data) < 0)
-        return wr_error_set_errno(err, errno, "mounting %s on %s",
-                                  fstype ? fstype : (source ? source : "(none)"), target);
-    return 0;
-}
-
-/* Flags a remount must keep (locked in a user namespace): carried over from statvfs. */
-static unsigned long locked_flags(const char *path)
-{
-    struct statvfs st;
-    if (statvfs(path, &st) < 0)
-        return 0;
-    unsigned long flags = 0;
-    const unsigned long map[][2] = {
-        {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
-    };
-    for (size_t i = 0; i < WR_ARRAY_SIZE(map); i++)
-        if (st.f_flag & map[i][0])
-            flags |= map[i][1];
-    return flags;
-}
-
-static int bind_readonly(const char *source, const char *target, unsigned long extra,
-                         struct wr_error **err)
-{
-    int r = do_mount(source, target, NULL, MS_BIND, NULL, err);
-    if (r < 0)
-        return r;
-    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | extra | locked_flags(target);
-    return do_mount(NULL, target, NULL, flags, NULL, err);
-}
-
-static int mask_file(const char *target, struct wr_error **err)
-{
-    return bind_readonly("/dev/null", target, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
-}
-
-/* A top-level directory of the root, which may come from the sandbox-writable upper:
- * anything but a real directory is refused so a planted symlink cannot redirect a mount. */
-static int hostview_root_dir(const char *rootfs, const char *name, char **ret,
-                             struct wr_error **err)
-{
-    _cleanup_free_ char *path = wr_path_join(rootfs, name);
-    struct stat st;
-    if (lstat(path, &st) < 0) {
-        if (errno != ENOENT || mkdir(path, 0755) < 0)
-            return wr_error_set_errno(err, errno, "creating %s", path);
-    } else if (!S_ISDIR(st.st_mode)) {
-        return wr_error_set(err, ENOTDIR, "refusing to mount on %s: not a directory", path);
-    }
-    *ret = TAKE_PTR(path);
-    return 0;
-}
-
-static int hostview_mount_overlay(const char *const *lowers, const char *upper, const char *work,
-                                  bool userns, const char *target, struct wr_error **err)
-{
-    struct wr_buf opts;
-    wr_buf_init(&opts, MOUNT_DATA_MAX);
-    int r = wr_buf_printf(&opts, "lowerdir=");
-    for (size_t i = 0; r >= 0 && lowers[i]; i++)
-        r = wr_buf_printf(&opts, "%s%s", i ? ":" : "", lowers[i]);
-    if (r >= 0)
-        r = wr_buf_printf(&opts, ",upperdir=%s,workdir=%s%s", upper, work,
-                          userns ? ",userxattr" : "");
-    if (r < 0) {
-        wr_buf_free(&opts);
-        return wr_error_set(err, E2BIG, "overlay options for %s exceed %d bytes", target,
-                            MOUNT_DATA_MAX);
-    }
-    r = do_mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts.data, err);
-    wr_buf_free(&opts);
-    return r;
-}
-
-static bool is_file(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int mask_ssh_host_keys(const char *etc, struct wr_error **err)
-{
-    _cleanup_free_ char *ssh = wr_path_join(etc, "ssh");
-    DIR *dir = opendir(ssh);
-    if (!dir)
-        return 0;
-    int r = 0;
-    struct dirent *de;
-    while (r >= 0 && (de = readdir(dir))) {
-        size_t len = strlen(de->d_name);
-        if (strncmp(de->d_name, "ssh_host_", 9) != 0 || len < 13 ||
-            strcmp(de->d_name + len - 4, "_key") != 0)
-            continue;
-        _cleanup_free_ char *key = wr_path_join(ssh, de->d_name);
-        if (is_file(key))
-            r = mask_file(key, err);
-    }
-    closedir(dir);
-    return r;
-}
-
-static int mask_etc_secrets(const char *etc, struct wr_error **err)
-{
-    static const char *const secrets[] = {"shadow", "gshadow", "shadow-", "gshadow-"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(secrets); i++) {
-        _cleanup_free_ char *path = wr_path_join(etc, secrets[i]);
-        int r = is_file(path) ? mask_file(path, err) : 0;
-        if (r < 0)
-            return r;
-    }
-    int r = mask_ssh_host_keys(etc, err);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *private = wr_path_join(etc, "ssl/private");
-    struct stat st;
-    if (lstat(private, &st) < 0 || !S_ISDIR(st.st_mode))
-        return 0;
-    return do_mount("tmpfs", private, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    "mode=0700,size=4k", err);
-}
-
-static int hostview_mount_host_image(const char *rootfs, struct wr_error **err)
-{
-    static const char *const dirs[] = {"usr", "etc",   "bin",   "sbin",
-                                       "lib", "lib32", "lib64", "libx32"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *host = wr_asprintf("/%s", dirs[i]);
-        struct stat st;
-        if (lstat(host, &st) < 0 || !S_ISDIR(st.st_mode))
-            continue;
-        _cleanup_free_ char *target = NULL;
-        int r = hostview_root_dir(rootfs, dirs[i], &target, err);
-        if (r < 0)
-            return r;
-        r = bind_readonly(host, target, MS_NOSUID | MS_NODEV, err);
-        if (r < 0)
-            return r;
-    }
-    _cleanup_free_ char *etc = wr_path_join(rootfs, "etc");
-    return mask_etc_secrets(etc, err);
-}
-
 /* ---- the supervisor ------------------------------------------------------------------ */
 
 struct supervisor {
@@ -259,14 +103,14 @@ static int build_root_share(const struct vmm_sandbox_spec *spec, struct wr_error
     _cleanup_free_ char *target = share_dir(spec->dir, VMM_VMFS_TAG_ROOT);
     if (mkdir(target, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", target);
-    int r = hostview_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false,
+    int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false,
                                    target, err);
     if (r >= 0 && !strcmp(spec->image, "host"))
-        r = hostview_mount_host_image(target, err);
+        r = vmm_mount_host_image(target, err);
     /* The guest mounts the workspace share here; the image skeleton normally has it. */
     _cleanup_free_ char *workspace = NULL;
     if (r >= 0)
-        r = hostview_root_dir(target, "workspace", &workspace, err);
+        r = vmm_root_dir(target, "workspace", &workspace, err);
     return r;
 }
 
@@ -276,7 +120,7 @@ static int build_workspace_share(const struct vmm_sandbox_spec *spec, struct wr_
     if (mkdir(target, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", target);
     if (wr_strv_len(spec->ws_lowers) > 0)
-        return hostview_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target,
+        return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target,
                                       err);
     /* An empty workspace: the upper alone, bound so both shares are mounts of this ns. */
     if (mount(spec->ws_upper, target, NULL, MS_BIND, NULL) < 0)

@@ -4,11 +4,13 @@
 // repository, and a VMM that dies mid-exec fails the exec (no hang), leaves the sandbox
 // listed failed with its files, and leaves no process or mount of it behind.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
+  git,
   callTool,
   connectStdio,
   makeGitRepo,
@@ -122,6 +124,20 @@ test("writes land in the sandbox's upper layer, not in the repo; list shows memo
   assert.ok(memory > 16 << 20, `memory in ${JSON.stringify(listed)}`);
   // Nothing of the VM's shares is mounted in the host's namespace.
   assert.equal(mountedBelow(join(stateDir, "sandboxes", sb.id)), false);
+});
+
+test("pause stops the VM (QMP stop), a call resumes it; git commit sees the VM's writes", async () => {
+  const paused = await callTool(client, "sandbox_pause", { id: sb.id });
+  assert.equal(paused.state, "paused");
+  const status = execFileSync("sh", ["-c", `grep -q . /proc/${paused.pid}/status && echo alive`], { encoding: "utf8" });
+  assert.match(status, /alive/);
+  const r = await callTool(client, "sandbox_exec", { id: sb.id, command: "echo thawed > thawed.txt && cat thawed.txt" });
+  assert.equal(r.stdout, "thawed\n");
+  const listed = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id);
+  assert.equal(listed.state, "running");
+  const c = await callTool(client, "sandbox_git_commit", { id: sb.id, message: "from the VM" });
+  const names = git(repo, "diff", "--name-only", git(repo, "rev-parse", "HEAD"), c.commit).split("\n").sort();
+  assert.deepEqual(names, ["README.md", "notes/new.txt", "thawed.txt"]);
 });
 
 test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves nothing behind", async () => {

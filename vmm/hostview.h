@@ -1,0 +1,28 @@
+/* Mount helpers for assembling a sandbox's root: see hostview.c. Every function runs in
+ * the private mount namespace of a jailer or vmfs process and returns 0 or a negative
+ * value with err set. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "../util/util.h"
+
+int vmm_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+              const char *data, struct wr_error **err);
+/* Flags a remount must keep: in a user namespace the kernel refuses to clear flags that
+ * the original mount had (they are locked). */
+unsigned long vmm_mount_locked_flags(const char *path);
+/* Binds source on target (not recursively) read-only, with `extra` flags. */
+int vmm_bind_readonly(const char *source, const char *target, unsigned long extra,
+                      struct wr_error **err);
+/* Hides a file: a read-only, nodev bind of /dev/null over it. */
+int vmm_mask_file(const char *target, struct wr_error **err);
+/* *ret = rootfs/name, created when missing; anything but a real directory is refused so a
+ * symlink planted in a writable upper cannot redirect a mount. */
+int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_error **err);
+/* overlay of lowers (top first) under upper; userxattr in a user namespace. */
+int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work, bool userns,
+                      const char *target, struct wr_error **err);
+/* The host image on rootfs: /usr, /etc and the real top-level library directories of the
+ * host, read-only, with /etc's secrets (shadow files, SSH host keys, ssl/private) masked. */
+int vmm_mount_host_image(const char *rootfs, struct wr_error **err);
