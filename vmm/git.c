@@ -8,8 +8,9 @@
 struct commit_op {
     struct vmm *vmm;
     struct store_sandbox row;
-    char *upper, *branch, *message, *author_name, *author_email;
+    char *branch, *message, *author_name, *author_email;
     char **paths;
+    char **uppers; /* bottom first: snapshot layers, then the upper */
     struct gitcommit_result result;
     struct wr_error *err;
     vmm_git_commit_cb cb;
@@ -20,7 +21,7 @@ struct commit_op {
 static void commit_op_free(struct commit_op *op)
 {
     store_sandbox_clear(&op->row);
-    free(op->upper);
+    wr_strv_free(op->uppers);
     free(op->branch);
     free(op->message);
     free(op->author_name);
@@ -34,7 +35,8 @@ static void commit_work(uv_work_t *w)
 {
     struct commit_op *op = w->data;
     struct gitcommit_request req = {
-        .repo = op->row.repo, .base_commit = op->row.commit_id, .upper = op->upper,
+        .repo = op->row.repo, .base_commit = op->row.commit_id,
+        .uppers = (const char *const *)op->uppers,
         .branch = op->branch, .message = op->message, .author_name = op->author_name,
         .author_email = op->author_email, .paths = (const char *const *)op->paths,
     };
@@ -58,6 +60,21 @@ static void commit_done(uv_work_t *w, int status)
         op->cb(op->data, &r, NULL);
     }
     commit_op_free(op);
+}
+
+/* The sandbox's workspace layers above its checkout, bottom first. */
+static char **layers_bottom_up(struct vmm *vmm, const struct store_sandbox *row)
+{
+    _cleanup_free_ char *upper = wr_asprintf("%s/sandboxes/%s/workspace/upper", vmm->state_dir,
+                                             row->id);
+    char **top_first = vmm__layer_chain(row->ws_layers, upper);
+    size_t n = wr_strv_len((const char *const *)top_first);
+    for (size_t i = 0; i < n / 2; i++) {
+        char *t = top_first[i];
+        top_first[i] = top_first[n - 1 - i];
+        top_first[n - 1 - i] = t;
+    }
+    return top_first;
 }
 
 static void start_work(struct commit_op *op)
@@ -102,7 +119,7 @@ int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
     op->vmm = vmm;
     op->cb = cb;
     op->data = data;
-    op->upper = wr_asprintf("%s/sandboxes/%s/workspace/upper", vmm->state_dir, op->row.id);
+    op->uppers = layers_bottom_up(vmm, &op->row);
     op->branch = req->branch ? wr_strdup(req->branch) : wr_asprintf("warren/%s", op->row.name);
     op->message = wr_strdup(req->message);
     op->author_name = req->author_name ? wr_strdup(req->author_name) : NULL;

@@ -16,6 +16,7 @@ struct builder {
     git_repository *repo;
     git_index *index; /* in memory: never the user's index */
     const struct gitcommit_request *req;
+    const char *upper; /* the layer being walked */
     git_oid *written; /* objects created, to hand their files to the repository's owner */
     size_t n_written, cap_written;
 };
@@ -81,7 +82,7 @@ static int add_blob(struct builder *b, int dirfd, const char *name, const char *
         code = git_blob_create_from_buffer(&oid, b->repo, target, (size_t)n);
         mode = GIT_FILEMODE_LINK;
     } else {
-        _cleanup_free_ char *full = wr_asprintf("%s/%s", b->req->upper, path);
+        _cleanup_free_ char *full = wr_asprintf("%s/%s", b->upper, path);
         code = git_blob_create_from_disk(&oid, b->repo, full);
         mode = (st->st_mode & 0111) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
     }
@@ -201,11 +202,14 @@ static int build_tree(struct builder *b, git_oid *ret_tree, struct wr_error **er
     git_commit_free(commit);
     if (code < 0)
         return vmm__git_fail(code, err, "reading the start commit %s", b->req->base_commit);
-    int dirfd = open(b->req->upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return wr_error_set_errno(err, errno, "opening %s", b->req->upper);
-    if (walk(b, dirfd, "", 0, err) < 0)
-        return -(*err)->status;
+    for (size_t i = 0; b->req->uppers[i]; i++) {
+        b->upper = b->req->uppers[i];
+        int dirfd = open(b->upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+            return wr_error_set_errno(err, errno, "opening %s", b->upper);
+        if (walk(b, dirfd, "", 0, err) < 0)
+            return -(*err)->status;
+    }
     code = git_index_write_tree_to(ret_tree, b->index, b->repo);
     return code < 0 ? vmm__git_fail(code, err, "writing the tree") : 0;
 }

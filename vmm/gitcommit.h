@@ -1,8 +1,8 @@
 /* Turning a sandbox's workspace into a git commit in the user's repository. The
- * workspace is the checkout of the sandbox's start commit (a read-only layer) under the
- * sandbox's own overlay upper directory, so the commit is built from the upper alone:
- * the start commit's tree, plus every file the upper holds, minus every overlayfs
- * whiteout. The cost grows with the changes, not with the repository. The user's HEAD,
+ * workspace is the checkout of the sandbox's start commit (a read-only layer) under its
+ * snapshot layers and its own overlay upper, so the commit is built from those alone: the
+ * start commit's tree, then for each layer bottom up every file it holds added and every
+ * overlayfs whiteout removed. The cost grows with the changes, not with the repository. The user's HEAD,
  * index and working tree are never touched: objects go into the object database and
  * only refs/heads/<branch> moves. Blocking (libgit2): call from the thread pool. */
 #pragma once
@@ -14,7 +14,9 @@
 struct gitcommit_request {
     const char *repo;        /* the user's repository (host path) */
     const char *base_commit; /* 40-hex commit the sandbox started from */
-    const char *upper;       /* the sandbox's workspace upper directory */
+    /* The layers over the start commit's checkout, bottom first: the sandbox's snapshot
+     * layers, then its own workspace upper. */
+    const char *const *uppers;
     const char *branch;      /* branch name without refs/heads/ */
     const char *message;
     const char *author_name;  /* NULL: the repository's user.name, else "warren" */

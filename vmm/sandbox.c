@@ -35,7 +35,7 @@ static char *env_to_json(const char *const *env)
     return s;
 }
 
-static int new_id(char out[17])
+int vmm__new_id(char out[17])
 {
     uint8_t raw[8];
     int r = wr_random_bytes(raw, sizeof(raw));
@@ -49,7 +49,8 @@ static int fill_row(const struct vmm_create_request *req, const char *backend,
                     struct store_sandbox *row, struct wr_error **err)
 {
     char id[17];
-    int r = new_id(id);
+    memset(row, 0, sizeof(*row));
+    int r = vmm__new_id(id);
     if (r < 0)
         return wr_error_set_errno(err, -r, "generating a sandbox id");
     if (req->name && !wr_name_valid(req->name))
@@ -58,7 +59,6 @@ static int fill_row(const struct vmm_create_request *req, const char *backend,
                             "'.' and '-', not starting with '.' or '-'", req->name);
     if (req->repo && req->repo[0] != '/')
         return wr_error_set(err, EINVAL, "repo must be an absolute host path, got '%.200s'", req->repo);
-    memset(row, 0, sizeof(*row));
     row->id = wr_strdup(id);
     row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
     row->backend = wr_strdup(backend);
@@ -80,7 +80,9 @@ static void create_work(uv_work_t *w)
 {
     struct create_op *op = w->data;
     struct store_sandbox *row = &op->row;
-    if (row->repo && layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref,
+    /* A sandbox restored from a snapshot arrives with its workspace base already known. */
+    if (row->repo && !row->ws_lower &&
+        layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref,
                                                 &row->ws_lower, &row->commit_id, &op->err) < 0)
         return;
     if (vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0 ||
@@ -142,14 +144,12 @@ static void create_after_work(uv_work_t *w, int status)
         vmm__boot(op->vmm, &op->row, &op->spec, create_booted, op);
 }
 
-int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
-                       void *data, struct wr_error **err)
+int vmm__create_from_row(struct vmm *vmm, struct store_sandbox *row, vmm_sandbox_cb cb, void *data,
+                         struct wr_error **err)
 {
     struct create_op *op = wr_calloc(1, sizeof(*op));
-    if (fill_row(req, vmm->backend->name, &op->row, err) < 0) {
-        create_op_free(op);
-        return -(*err)->status;
-    }
+    op->row = *row;
+    *row = (struct store_sandbox){0};
     /* A quick check so that a taken name fails before any work; the insert re-checks. */
     struct store_sandbox other;
     if (store_sandbox_get(vmm->store, op->row.name, &other, NULL) == 0) {
@@ -165,6 +165,17 @@ int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vm
     op->work.data = op;
     uv_queue_work(vmm->loop, &op->work, create_work, create_after_work);
     return 0;
+}
+
+int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
+                       void *data, struct wr_error **err)
+{
+    struct store_sandbox row;
+    if (fill_row(req, vmm->backend->name, &row, err) < 0) {
+        store_sandbox_clear(&row);
+        return -(*err)->status;
+    }
+    return vmm__create_from_row(vmm, &row, cb, data, err);
 }
 
 /* ---- list ------------------------------------------------------------------------- */

@@ -196,6 +196,10 @@ static const char *const migrations[] = {
     "  memory INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL"
     ") STRICT;",
+    /* 2: snapshot layers a sandbox stacks between its own upper and its base (JSON arrays
+     * of layer directories, top first). */
+    "ALTER TABLE sandboxes ADD COLUMN ws_layers TEXT;"
+    "ALTER TABLE sandboxes ADD COLUMN root_layers TEXT;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -357,7 +361,8 @@ void store_sandbox_clear(struct store_sandbox *s)
     if (!s)
         return;
     char **strings[] = {&s->id,  &s->name,      &s->backend,  &s->state,    &s->image, &s->repo,
-                        &s->ref, &s->commit_id, &s->ws_lower, &s->env_json, &s->error};
+                        &s->ref, &s->commit_id, &s->ws_lower, &s->env_json, &s->error,
+                        &s->ws_layers, &s->root_layers};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -365,13 +370,15 @@ void store_sandbox_clear(struct store_sandbox *s)
 
 /* The column order here, in sandbox_bind and in sandbox_read is the same. */
 #define SANDBOX_COLUMNS                                                                            \
-    "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, cpus, "     \
-    "memory_mib, network, ttl_seconds, created_at, last_used_at, pid, pid_start"
+    "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "          \
+    "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
+    "pid, pid_start"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
-    const char *strings[] = {s->id,  s->name,      s->backend,  s->state,    s->image, s->repo,
-                             s->ref, s->commit_id, s->ws_lower, s->env_json, s->error};
+    const char *strings[] = {s->id,       s->name,     s->backend,  s->state,     s->image,
+                             s->repo,     s->ref,      s->commit_id, s->ws_lower, s->env_json,
+                             s->error,    s->ws_layers, s->root_layers};
     int i = 1;
     for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)
         bind_text(stmt, i++, strings[k]);
@@ -387,8 +394,9 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
 {
-    char **strings[] = {&s->id,  &s->name,      &s->backend,  &s->state,    &s->image, &s->repo,
-                        &s->ref, &s->commit_id, &s->ws_lower, &s->env_json, &s->error};
+    char **strings[] = {&s->id,    &s->name,     &s->backend,   &s->state,    &s->image,
+                        &s->repo,  &s->ref,      &s->commit_id, &s->ws_lower, &s->env_json,
+                        &s->error, &s->ws_layers, &s->root_layers};
     int i = 0;
     for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)
         *strings[k] = column_strdup(stmt, i++);
@@ -422,7 +430,7 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
     int r = prepare(st,
                     "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &stmt, err);
     if (r < 0)
         return r;
@@ -566,4 +574,131 @@ int store_event(struct store *st, const char *sandbox_id, const char *kind, cons
     bind_text(stmt, 3, kind);
     bind_text(stmt, 4, detail);
     return step_done(st, stmt, err, "recording an event");
+}
+
+int store_sandbox_set_layers(struct store *st, const char *id, const char *ws_layers,
+                             const char *root_layers, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "UPDATE sandboxes SET ws_layers = ?2, root_layers = ?3 WHERE id = ?1",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    bind_text(stmt, 2, ws_layers);
+    bind_text(stmt, 3, root_layers);
+    return step_one_sandbox(st, stmt, id, "updating the layers of", err);
+}
+
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+void store_snapshot_clear(struct store_snapshot *s)
+{
+    free(s->id);
+    free(s->name);
+    free(s->sandbox_id);
+    free(s->manifest);
+    *s = (struct store_snapshot){0};
+}
+
+#define SNAPSHOT_COLUMNS "id, name, sandbox_id, layer_ids, memory, created_at"
+
+static void snapshot_read(sqlite3_stmt *stmt, struct store_snapshot *s)
+{
+    s->id = column_strdup(stmt, 0);
+    s->name = column_strdup(stmt, 1);
+    s->sandbox_id = column_strdup(stmt, 2);
+    s->manifest = column_strdup(stmt, 3);
+    s->memory = sqlite3_column_int(stmt, 4) != 0;
+    s->created_at = sqlite3_column_int64(stmt, 5);
+}
+
+int store_snapshot_insert(struct store *st, const struct store_snapshot *s, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "INSERT INTO snapshots (" SNAPSHOT_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, s->id);
+    bind_text(stmt, 2, s->name);
+    bind_text(stmt, 3, s->sandbox_id);
+    bind_text(stmt, 4, s->manifest);
+    sqlite3_bind_int(stmt, 5, s->memory ? 1 : 0);
+    sqlite3_bind_int64(stmt, 6, s->created_at);
+    int rc = sqlite3_step(stmt);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return wr_error_set(err, EEXIST, "a snapshot named '%s' already exists", s->name);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "inserting snapshot '%s'", s->name);
+    return 0;
+}
+
+int store_snapshot_get(struct store *st, const char *id_or_name, struct store_snapshot *ret,
+                       struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "SELECT " SNAPSHOT_COLUMNS " FROM snapshots WHERE id = ?1 OR name = ?1 "
+                    "ORDER BY id = ?1 DESC LIMIT 1",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id_or_name);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return wr_error_set(err, ENOENT, "no snapshot '%s'", id_or_name);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, rc, err, "looking up snapshot '%s'", id_or_name);
+    *ret = (struct store_snapshot){0};
+    snapshot_read(stmt, ret);
+    return 0;
+}
+
+int store_snapshot_list(struct store *st, const char *sandbox_id, struct store_snapshot **ret,
+                        size_t *ret_n, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "SELECT " SNAPSHOT_COLUMNS " FROM snapshots "
+                    "WHERE ?1 IS NULL OR sandbox_id = ?1 ORDER BY created_at, rowid",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, sandbox_id);
+    struct store_snapshot *v = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        v = wr_realloc(v, (n + 1) * sizeof(*v));
+        v[n] = (struct store_snapshot){0};
+        snapshot_read(stmt, &v[n++]);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_snapshot_clear(&v[i]);
+        free(v);
+        return store_fail(st, rc, err, "listing snapshots");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+int store_snapshot_delete(struct store *st, const char *id, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "DELETE FROM snapshots WHERE id = ?1", &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "deleting snapshot '%s'", id);
+    return sqlite3_changes(st->db) ? 0 : wr_error_set(err, ENOENT, "no snapshot '%s'", id);
 }

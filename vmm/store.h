@@ -24,6 +24,10 @@ struct store_sandbox {
     char *ws_lower;   /* the workspace's read-only lower (checkout layer or the directory) */
     char *env_json;   /* JSON object of default env, or NULL */
     char *error;      /* why it failed/stopped, or NULL */
+    /* Snapshot layers between the sandbox's own uppers and its base (the checkout or image):
+     * JSON arrays of layer directories, top first; NULL when there are none. */
+    char *ws_layers;
+    char *root_layers;
     unsigned cpus;
     uint64_t memory_mib;
     bool network;
@@ -58,3 +62,29 @@ int store_sandbox_delete(struct store *st, const char *id, struct wr_error **err
 /* Appends to the events table (an audit trail: created, exec, destroyed, ...). */
 int store_event(struct store *st, const char *sandbox_id, const char *kind, const char *detail,
                 struct wr_error **err);
+
+/* Replaces a sandbox's snapshot layer chains (JSON arrays, may be NULL). */
+int store_sandbox_set_layers(struct store *st, const char *id, const char *ws_layers,
+                             const char *root_layers, struct wr_error **err);
+
+/* A snapshot: read-only layers that restore/fork start new sandboxes from. It outlives the
+ * sandbox it was taken from. */
+struct store_snapshot {
+    char *id;
+    char *name;       /* unique */
+    char *sandbox_id; /* the sandbox it was taken from (which may be gone) */
+    char *manifest;   /* JSON: the layer chains and what a restored sandbox starts from */
+    bool memory;
+    int64_t created_at;
+};
+
+void store_snapshot_clear(struct store_snapshot *s);
+/* EEXIST error when the name is taken. */
+int store_snapshot_insert(struct store *st, const struct store_snapshot *s, struct wr_error **err);
+/* By id or, failing that, by name; ENOENT when neither matches. */
+int store_snapshot_get(struct store *st, const char *id_or_name, struct store_snapshot *ret,
+                       struct wr_error **err);
+/* All snapshots, or those of one sandbox (sandbox_id non-NULL), oldest first. */
+int store_snapshot_list(struct store *st, const char *sandbox_id, struct store_snapshot **ret,
+                        size_t *ret_n, struct wr_error **err);
+int store_snapshot_delete(struct store *st, const char *id, struct wr_error **err);

@@ -52,14 +52,18 @@ struct spec_storage {
     char *dir, *root_upper, *root_work, *ws_upper, *ws_work, *agent_socket, *log_path;
     char *image_root;
     char *kernel, *initrd; /* VM backends, filled by vmm__spec_boot_files */
-    const char *root_lowers[2];
-    const char *ws_lowers[2];
+    char **root_lowers; /* snapshot layers (top first), then the image */
+    char **ws_lowers;   /* snapshot layers (top first), then the checkout or directory */
 };
 
 /* The backend named name (a sandbox's row->backend); the process's own one when the
  * name is unknown. A sandbox keeps the backend it was created on, whatever --backend a
  * later warren runs with. */
 const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name);
+
+/* The lowers of an overlay: the layers of a JSON array (top first, may be NULL), then base
+ * (may be NULL). NULL-terminated; the caller frees it with wr_strv_free. */
+char **vmm__layer_chain(const char *layers_json, const char *base);
 
 int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *ret,
                     struct wr_error **err);
@@ -71,6 +75,12 @@ int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_erro
 /* A row that says running but whose process is gone becomes stopped (or failed, for a
  * VM), in the store too. Returns 1 when it changed the row. */
 int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
+
+/* 16 random hex digits (sandbox and snapshot ids). */
+int vmm__new_id(char out[17]);
+/* Creates a sandbox from a filled-in row (state "creating"; taken over). */
+int vmm__create_from_row(struct vmm *vmm, struct store_sandbox *row, vmm_sandbox_cb cb, void *data,
+                         struct wr_error **err);
 
 /* Starts row's machine (spec prepared: directories made, boot files found), waits for its
  * agent and marks the row running (row->pid and row->state updated). On failure the

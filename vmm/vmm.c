@@ -1,5 +1,6 @@
 /* The vmm core: opening the state directory, choosing the backend, deriving a sandbox's
  * paths, and the per-sandbox agent connection that operations share. */
+#include <cjson/cJSON.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -140,6 +141,20 @@ int vmm_path_check(const char *path, struct wr_error **err)
 
 /* ---- specs ------------------------------------------------------------------------ */
 
+char **vmm__layer_chain(const char *layers_json, const char *base)
+{
+    cJSON *a = layers_json ? cJSON_Parse(layers_json) : NULL;
+    size_t n = 0, cap = (size_t)(cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0) + 2;
+    char **v = wr_calloc(cap, sizeof(char *));
+    for (cJSON *c = cJSON_IsArray(a) ? a->child : NULL; c; c = c->next)
+        if (cJSON_IsString(c))
+            v[n++] = wr_strdup(c->valuestring);
+    if (base)
+        v[n++] = wr_strdup(base);
+    cJSON_Delete(a);
+    return v;
+}
+
 void vmm__spec_clear(struct spec_storage *s)
 {
     free(s->dir);
@@ -152,6 +167,8 @@ void vmm__spec_clear(struct spec_storage *s)
     free(s->image_root);
     free(s->kernel);
     free(s->initrd);
+    wr_strv_free(s->root_lowers);
+    wr_strv_free(s->ws_lowers);
     memset(s, 0, sizeof(*s));
 }
 
@@ -177,12 +194,13 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         return -(*err)->status;
     }
     s->ops = vmm__backend_for(vmm, row->backend);
-    s->root_lowers[0] = s->image_root;
-    s->ws_lowers[0] = row->ws_lower; /* NULL for an empty workspace */
+    s->root_lowers = vmm__layer_chain(row->root_layers, s->image_root);
+    s->ws_lowers = vmm__layer_chain(row->ws_layers, row->ws_lower);
     s->spec = (struct vmm_sandbox_spec){
         .id = row->id, .dir = s->dir, .image = row->image,
-        .root_lowers = s->root_lowers, .root_upper = s->root_upper, .root_work = s->root_work,
-        .ws_lowers = s->ws_lowers, .ws_upper = s->ws_upper, .ws_work = s->ws_work,
+        .root_lowers = (const char *const *)s->root_lowers, .root_upper = s->root_upper,
+        .root_work = s->root_work, .ws_lowers = (const char *const *)s->ws_lowers,
+        .ws_upper = s->ws_upper, .ws_work = s->ws_work,
         .agent_socket = s->agent_socket, .guest_init_path = vmm->guest_init_path,
         .log_path = s->log_path, .cpus = row->cpus, .memory_bytes = row->memory_mib << 20,
         .network = row->network, .hostname = row->name, .vsock_cid = 3,

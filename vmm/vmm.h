@@ -76,6 +76,33 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
 int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
                        struct wr_error **err);
 
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+struct vmm_snapshot_info {
+    struct store_snapshot row;
+    size_t layers;  /* layers in its workspace chain (the base checkout not counted) */
+    char **used_by; /* sandboxes and snapshots built on it (NULL-terminated, may be empty) */
+};
+void vmm_snapshot_info_clear(struct vmm_snapshot_info *info);
+typedef void (*vmm_snapshot_cb)(void *data, const struct vmm_snapshot_info *info,
+                                struct wr_error *err);
+
+/* The sandbox's upper layers become a read-only snapshot layer and it goes on with fresh
+ * ones (vmm/snapshot.c). A running sandbox is synced, stopped and booted again around the
+ * switch: its files carry on, its processes do not. memory: saving the machine's memory
+ * too; refused with the reason on every backend this build can run. */
+int vmm_sandbox_snapshot(struct vmm *vmm, const char *id_or_name, const char *name, bool memory,
+                         vmm_snapshot_cb cb, void *data, struct wr_error **err);
+/* A new sandbox started from a snapshot (a fork: call it again for more). */
+int vmm_snapshot_restore(struct vmm *vmm, const char *snapshot, const char *name,
+                         vmm_sandbox_cb cb, void *data, struct wr_error **err);
+/* Snapshots, all or of one sandbox. Free entries with vmm_snapshot_info_clear. */
+int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_info **ret,
+                      size_t *ret_n, struct wr_error **err);
+/* Deletes a snapshot and its layer; refused while a sandbox or snapshot is built on it. */
+int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb cb, void *data,
+                        struct wr_error **err);
+
 /* ---- work inside a sandbox ------------------------------------------------------- */
 
 struct vmm_op; /* one exec or file operation in flight */

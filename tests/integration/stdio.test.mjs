@@ -125,8 +125,12 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
     "sandbox_list",
     "sandbox_pause",
     "sandbox_read_file",
+    "sandbox_restore",
     "sandbox_resume",
+    "sandbox_snapshot",
     "sandbox_write_file",
+    "snapshot_delete",
+    "snapshot_list",
   ]);
   for (const t of tools) {
     assert.equal(t.inputSchema?.type, "object", `${t.name} inputSchema`);
