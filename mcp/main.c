@@ -24,6 +24,7 @@ struct cli {
     bool log_json;
     unsigned max_timeout;
     int idle_reclaim;
+    long idle_pause, idle_stop;
 };
 
 static void usage(FILE *f)
@@ -46,6 +47,10 @@ static void usage(FILE *f)
           "  --max-exec-timeout S  cap on sandbox_exec timeout_seconds (default 3600)\n"
           "  --idle-reclaim-seconds S  idle time after which a VM sandbox hands memory\n"
           "                        back through its balloon (default 30; 0: never)\n"
+          "  --idle-pause-seconds S  pause a sandbox idle this long; a call resumes it\n"
+          "                        (default 900; 0: never)\n"
+          "  --idle-stop-seconds S   stop a sandbox idle this long, files kept; sandbox_resume\n"
+          "                        boots it again (default 86400; 0: never)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -70,6 +75,8 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"log-level", required_argument, NULL, 'v'}, {"log-json", no_argument, NULL, 'j'},
         {"max-exec-timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {"idle-reclaim-seconds", required_argument, NULL, 'i'},
+        {"idle-pause-seconds", required_argument, NULL, 'p'},
+        {"idle-stop-seconds", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1], .backend = "auto", .listen = "127.0.0.1:8080",
@@ -86,6 +93,8 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         case 'j': c->log_json = true; break;
         case 't': c->max_timeout = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'i': c->idle_reclaim = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
+        case 'p': c->idle_pause = atol(optarg) > 0 ? atol(optarg) : -1; break;
+        case 'o': c->idle_stop = atol(optarg) > 0 ? atol(optarg) : -1; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -192,7 +201,9 @@ static int run(struct cli *c)
     struct app app = {.loop = uv_default_loop()};
     struct vmm_options vo = {.loop = app.loop, .state_dir = state_dir, .backend = c->backend,
                              .max_exec_timeout_s = c->max_timeout,
-                             .idle_reclaim_s = c->idle_reclaim};
+                             .idle_reclaim_s = c->idle_reclaim,
+                             .idle_pause_s = c->idle_pause,
+                             .idle_stop_s = c->idle_stop};
     if (vmm_open(&vo, &app.vmm, &err) < 0) {
         log_error("%s", err->msg);
         return 1;

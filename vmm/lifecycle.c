@@ -190,6 +190,57 @@ void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done
         freeze_or_thaw(op, false);
 }
 
+/* ---- stopping an idle sandbox --------------------------------------------------------- */
+
+struct stop_op {
+    struct vmm *vmm;
+    struct store_sandbox row;
+    struct spec_storage spec;
+    char *reason;
+    struct wr_error *err;
+    uv_work_t work;
+};
+
+static void stop_work(uv_work_t *w)
+{
+    struct stop_op *op = w->data;
+    op->spec.ops->stop(&op->spec.spec, op->row.pid, &op->err);
+}
+
+static void stop_after_work(uv_work_t *w, int status)
+{
+    struct stop_op *op = w->data;
+    if (op->err) {
+        log_warning("stopping idle sandbox '%s': %s", op->row.name, op->err->msg);
+    } else {
+        store_sandbox_set_state(op->vmm->store, op->row.id, "stopped", 0, 0, op->reason, NULL);
+        store_event(op->vmm->store, op->row.id, "stopped", op->reason, NULL);
+        log_info("stopped sandbox '%s': idle", op->row.name);
+    }
+    store_sandbox_clear(&op->row);
+    vmm__spec_clear(&op->spec);
+    wr_error_free(op->err);
+    free(op->reason);
+    free(op);
+}
+
+void vmm__stop_idle(struct vmm *vmm, const struct store_sandbox *row, const char *reason)
+{
+    struct stop_op *op = wr_calloc(1, sizeof(*op));
+    op->vmm = vmm;
+    op->reason = wr_strdup(reason);
+    if (store_sandbox_get(vmm->store, row->id, &op->row, NULL) < 0 ||
+        vmm__spec_build(vmm, &op->row, &op->spec, NULL) < 0) {
+        store_sandbox_clear(&op->row);
+        free(op->reason);
+        free(op);
+        return;
+    }
+    vmm__rt_forget(vmm, row->id);
+    op->work.data = op;
+    uv_queue_work(vmm->loop, &op->work, stop_work, stop_after_work);
+}
+
 /* ---- restart (resume of a stopped or failed sandbox) -------------------------------- */
 
 static void restart_work(uv_work_t *w)

@@ -18,6 +18,35 @@ static void reaped(void *data, const struct vmm_sandbox_info *info, struct wr_er
     free(name);
 }
 
+static void paused(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
+{
+    char *name = data;
+    if (err)
+        log_warning("pausing idle sandbox '%s': %s", name, err->msg);
+    else
+        log_info("paused sandbox '%s': idle", name);
+    wr_error_free(err);
+    free(name);
+}
+
+/* Long idle: stopped (files kept); idle: paused; idle VMs: memory handed back first. */
+static void idle_policy(struct vmm *vmm, const struct store_sandbox *r, int64_t now)
+{
+    bool running = !strcmp(r->state, "running"), is_paused = !strcmp(r->state, "paused");
+    int64_t stop_at = vmm_idle_stop_at(vmm, r->last_used_at);
+    int64_t pause_at = vmm_idle_pause_at(vmm, r->last_used_at);
+    if ((running || is_paused) && stop_at && now >= stop_at) {
+        vmm__stop_idle(vmm, r, "stopped after being idle (sandbox_resume boots it again with its files)");
+    } else if (running && pause_at && now >= pause_at) {
+        char *name = wr_strdup(r->name);
+        struct wr_error *e = NULL;
+        if (vmm_sandbox_pause(vmm, r->id, paused, name, &e) < 0)
+            paused(name, NULL, e);
+    } else if (running) {
+        vmm__reclaim_idle(vmm, r);
+    }
+}
+
 static void reap(uv_timer_t *t)
 {
     struct vmm *vmm = t->data;
@@ -38,7 +67,7 @@ static void reap(uv_timer_t *t)
             if (vmm_sandbox_destroy(vmm, r->id, reaped, name, &e) < 0)
                 reaped(name, NULL, e);
         } else {
-            vmm__reclaim_idle(vmm, r);
+            idle_policy(vmm, r, now);
         }
         store_sandbox_clear(r);
     }

@@ -31,7 +31,12 @@ struct vmm {
     struct sandbox_rt *rts;
     uv_timer_t *reaper; /* destroys sandboxes whose ttl_seconds ran out */
     uint32_t idle_reclaim_s; /* idle time after which a VM hands memory back; 0: never */
+    int64_t idle_pause_s;    /* idle time after which a sandbox is paused; 0: never */
+    int64_t idle_stop_s;     /* idle time after which it is stopped, files kept; 0: never */
 };
+
+/* Stops a sandbox's machine (files kept), marking it stopped with reason. */
+void vmm__stop_idle(struct vmm *vmm, const struct store_sandbox *row, const char *reason);
 
 /* vmm/reclaim.c: idle VMs inflate their balloon toward the guest's real use; the next
  * operation deflates it first. Called from the reaper's timer. */

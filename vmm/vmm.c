@@ -82,6 +82,8 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
     v->store = st;
     v->max_exec_timeout_s = opts->max_exec_timeout_s ? opts->max_exec_timeout_s : 3600;
     v->idle_reclaim_s = opts->idle_reclaim_s < 0 ? 0 : opts->idle_reclaim_s ? (uint32_t)opts->idle_reclaim_s : 30;
+    v->idle_pause_s = opts->idle_pause_s < 0 ? 0 : opts->idle_pause_s ? opts->idle_pause_s : 900;
+    v->idle_stop_s = opts->idle_stop_s < 0 ? 0 : opts->idle_stop_s ? opts->idle_stop_s : 86400;
     if (access(v->guest_init_path, X_OK) < 0) {
         r = wr_error_set_errno(err, errno, "guest-init not found at %s (build it with cmake)",
                                v->guest_init_path);
@@ -118,6 +120,16 @@ const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char
 }
 const char *vmm_state_dir(const struct vmm *vmm) { return vmm->state_dir; }
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm) { return vmm->max_exec_timeout_s; }
+
+int64_t vmm_idle_pause_at(const struct vmm *vmm, int64_t last_used)
+{
+    return vmm->idle_pause_s ? last_used + vmm->idle_pause_s : 0;
+}
+
+int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used)
+{
+    return vmm->idle_stop_s ? last_used + vmm->idle_stop_s : 0;
+}
 
 void vmm_sandbox_info_clear(struct vmm_sandbox_info *info) { store_sandbox_clear(&info->row); }
 

@@ -24,6 +24,8 @@ struct vmm_options {
     const char *guest_init_path; /* NULL: next to the running binary */
     uint32_t max_exec_timeout_s; /* 0: 3600 */
     int32_t idle_reclaim_s;      /* VM memory reclaim after this idle time; 0: 30; <0: never */
+    int64_t idle_pause_s;        /* pause a sandbox idle this long; 0: 900; <0: never */
+    int64_t idle_stop_s;         /* stop (files kept) one idle this long; 0: 86400; <0: never */
 };
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
@@ -33,6 +35,9 @@ void vmm_close(struct vmm *vmm);
 const char *vmm_backend_name(const struct vmm *vmm);
 const char *vmm_state_dir(const struct vmm *vmm);
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm);
+/* When the idle policy pauses / stops a sandbox last used at last_used (0: never). */
+int64_t vmm_idle_pause_at(const struct vmm *vmm, int64_t last_used);
+int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used);
 
 /* ---- sandboxes -------------------------------------------------------------------- */
 
@@ -150,3 +155,23 @@ typedef void (*vmm_git_commit_cb)(void *data, const struct vmm_git_commit_result
 int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
                            const struct vmm_git_commit_request *req, vmm_git_commit_cb cb,
                            void *data, struct wr_error **err);
+
+struct vmm_git_push_request {
+    const char *remote; /* NULL: "origin" */
+    const char *branch; /* NULL: warren/<sandbox name> */
+};
+
+struct vmm_git_push_result {
+    const char *remote, *url, *branch, *commit;
+};
+
+/* result is valid during the call; err is owned by the callee. */
+typedef void (*vmm_git_push_cb)(void *data, const struct vmm_git_push_result *result,
+                                struct wr_error *err);
+
+/* Pushes a branch of the repository the sandbox was created from to one of its remotes
+ * (vmm/gitpush.h). cb runs exactly once, at the latest GITPUSH_TIMEOUT_SECONDS (plus a
+ * little) after the call, even when the network stalls libgit2. */
+int vmm_sandbox_git_push(struct vmm *vmm, const char *id_or_name,
+                         const struct vmm_git_push_request *req, vmm_git_push_cb cb, void *data,
+                         struct wr_error **err);

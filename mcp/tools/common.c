@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "common.h"
 
 static void add_time(cJSON *o, const char *key, int64_t t)
@@ -15,7 +17,7 @@ static void add_nullable(cJSON *o, const char *key, const char *v)
         cJSON_AddNullToObject(o, key);
 }
 
-cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info)
+cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *info)
 {
     const struct store_sandbox *r = &info->row;
     cJSON *o = cJSON_CreateObject();
@@ -38,6 +40,19 @@ cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info)
     add_time(o, "created_at", r->created_at);
     add_time(o, "last_used_at", r->last_used_at);
     add_nullable(o, "error", r->error);
+    cJSON *idle = cJSON_AddObjectToObject(o, "idle_policy");
+    bool live = !strcmp(r->state, "running") || !strcmp(r->state, "paused");
+    /* vmm is NULL when the call was cancelled: the result is not sent then anyway. */
+    int64_t pause_at = vmm && !strcmp(r->state, "running") ? vmm_idle_pause_at(vmm, r->last_used_at) : 0;
+    int64_t stop_at = vmm && live ? vmm_idle_stop_at(vmm, r->last_used_at) : 0;
+    if (pause_at)
+        add_time(idle, "pause_at", pause_at);
+    else
+        cJSON_AddNullToObject(idle, "pause_at");
+    if (stop_at)
+        add_time(idle, "stop_at", stop_at);
+    else
+        cJSON_AddNullToObject(idle, "stop_at");
     if (r->pid > 0)
         cJSON_AddNumberToObject(o, "pid", r->pid);
     else

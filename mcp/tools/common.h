@@ -24,6 +24,8 @@
     "\"expires_at\":{\"type\":[\"string\",\"null\"]},"                                          \
     "\"created_at\":{\"type\":\"string\"},\"last_used_at\":{\"type\":\"string\"},"              \
     "\"error\":{\"type\":[\"string\",\"null\"]},"                                               \
+    "\"idle_policy\":{\"type\":\"object\",\"description\":\"when an idle sandbox is paused / stopped (files kept); a call resets it\",\"properties\":{" \
+    "\"pause_at\":{\"type\":[\"string\",\"null\"]},\"stop_at\":{\"type\":[\"string\",\"null\"]}}},"                \
     "\"pid\":{\"type\":[\"integer\",\"null\"],\"description\":\"host pid of the sandbox's top process\"},"                                               \
     "\"memory\":{\"type\":\"object\",\"required\":[\"configured_mib\",\"usage_bytes\"],"        \
     "\"properties\":{\"configured_mib\":{\"type\":\"integer\"},"                                \
@@ -40,6 +42,7 @@
  * fits in budget bytes. */
 size_t mcp_fit_text(const char *s, size_t n, size_t budget);
 
-cJSON *mcp_sandbox_json(const struct vmm_sandbox_info *info);
+/* vmm gives the idle policy's times. */
+cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *info);
 /* Reads the required "id" argument (a sandbox id or name). */
 int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err);

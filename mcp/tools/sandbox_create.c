@@ -12,7 +12,7 @@ static void created(void *data, const struct vmm_sandbox_info *info, struct wr_e
     else {
         mcp_call_log(call, "info", "sandbox '%s' (%s) created on the %s backend", info->row.name,
                      info->row.id, info->row.backend);
-        mcp_call_succeed(call, mcp_sandbox_json(info));
+        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
     }
 }
 

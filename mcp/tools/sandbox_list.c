@@ -15,7 +15,7 @@ static void call(struct mcp_call *call, const cJSON *args)
     cJSON *r = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(r, "sandboxes");
     for (size_t i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, mcp_sandbox_json(&infos[i]));
+        cJSON_AddItemToArray(arr, mcp_sandbox_json(mcp_call_vmm(call), &infos[i]));
         vmm_sandbox_info_clear(&infos[i]);
     }
     free(infos);

@@ -8,7 +8,7 @@ static void done(void *data, const struct vmm_sandbox_info *info, struct wr_erro
     if (err)
         mcp_call_fail_error(call, err);
     else
-        mcp_call_succeed(call, mcp_sandbox_json(info));
+        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
 }
 
 static void call_pause_or_resume(struct mcp_call *call, const cJSON *args, bool pause)

@@ -57,7 +57,7 @@ static void restored(void *data, const struct vmm_sandbox_info *info, struct wr_
     if (err)
         mcp_call_fail_error(call, err);
     else
-        mcp_call_succeed(call, mcp_sandbox_json(info));
+        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
 }
 
 static void call_restore(struct mcp_call *call, const cJSON *args)

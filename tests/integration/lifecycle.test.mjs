@@ -75,3 +75,27 @@ test("a stopped sandbox boots again with its files", async () => {
   assert.equal(r.stdout, "still here\nroot-change\nhello\n");
   await callTool(client, "sandbox_destroy", { id: sb.id });
 });
+
+test("the idle policy pauses an idle sandbox, then stops it with its files; list shows when", async () => {
+  const dir = tempStateDir();
+  sweepSandboxesAtEnd(dir);
+  const idle = await connectStdio({
+    stateDir: dir,
+    args: ["--idle-pause-seconds=2", "--idle-stop-seconds=8"],
+  });
+  const s = await callTool(idle, "sandbox_create", { name: "idler" });
+  await callTool(idle, "sandbox_write_file", { id: s.id, path: "keep.txt", content: "kept\n" });
+  const listed = async () => (await callTool(idle, "sandbox_list")).sandboxes[0];
+  const first = await listed();
+  assert.ok(first.idle_policy.pause_at && first.idle_policy.stop_at, JSON.stringify(first));
+  let state;
+  for (let i = 0; i < 80 && (state = (await listed()).state) === "running"; i++) await sleep(100);
+  assert.equal(state, "paused");
+  for (let i = 0; i < 150 && (state = (await listed()).state) !== "stopped"; i++) await sleep(100);
+  assert.equal(state, "stopped");
+  assert.match((await listed()).error, /idle/);
+  assert.equal((await callTool(idle, "sandbox_resume", { id: s.id })).state, "running");
+  const r = await callTool(idle, "sandbox_exec", { id: s.id, command: "cat keep.txt" });
+  assert.equal(r.stdout, "kept\n");
+  await callTool(idle, "sandbox_destroy", { id: s.id });
+}, { timeoutMs: 60_000 });
