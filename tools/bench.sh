@@ -9,3 +9,4 @@ build/tests/bench_tools build/warren
 if [ -e build/guest/vmlinuz ] && command -v qemu-system-x86_64 >/dev/null; then
     build/tests/bench_vm build/warren
 fi
+build/tests/bench_snapshot build/warren
