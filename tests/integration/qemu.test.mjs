@@ -140,6 +140,34 @@ test("pause stops the VM (QMP stop), a call resumes it; git commit sees the VM's
   assert.deepEqual(names, ["README.md", "notes/new.txt", "thawed.txt"]);
 });
 
+test("kill -9 of the server: a new one reattaches to the running VM", async () => {
+  const vmPid = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id).pid;
+  const serverPid = client.transport.pid;
+  process.kill(serverPid, "SIGKILL");
+  await waitFor("the killed server to exit", () => !processRuns(serverPid), 10_000);
+  assert.ok(processRuns(vmPid), "the VM died with the server");
+  client = await connectStdio({ stateDir, args: serverArgs, env });
+  const listed = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id);
+  assert.equal(listed.state, "running");
+  assert.equal(listed.pid, vmPid);
+  const r = await callTool(client, "sandbox_exec", { id: sb.id, command: "cat thawed.txt" }, { timeout: BOOT_TIMEOUT_MS });
+  assert.equal(r.stdout, "thawed\n");
+});
+
+test("snapshot and restore through real VMs: the fork has the files, not later changes", async () => {
+  const snap = await callTool(client, "sandbox_snapshot", { id: sb.id, name: "vm-point" }, { timeout: BOOT_TIMEOUT_MS });
+  assert.equal(snap.layers, 1);
+  await callTool(client, "sandbox_exec", { id: sb.id, command: "echo after > after.txt" }, { timeout: BOOT_TIMEOUT_MS });
+  const fork = await callTool(client, "sandbox_restore", { snapshot: "vm-point", name: "vm-fork" }, { timeout: BOOT_TIMEOUT_MS });
+  const r = await callTool(client, "sandbox_exec", { id: fork.id, command: "cat thawed.txt notes/new.txt; test -e after.txt && echo after || echo no-after" }, { timeout: BOOT_TIMEOUT_MS });
+  assert.equal(r.stdout, "thawed\nfrom the host\nno-after\n");
+  assert.match(
+    (await client.callTool({ name: "sandbox_snapshot", arguments: { id: sb.id, memory: true } })).content[0].text,
+    /memory snapshots are not available: QEMU 7.2 cannot save a VM with virtiofs/,
+  );
+  await callTool(client, "sandbox_destroy", { id: fork.id });
+});
+
 test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves nothing behind", async () => {
   const dir = join(stateDir, "sandboxes", sb.id);
   const { sandboxes } = await callTool(client, "sandbox_list");
@@ -158,7 +186,8 @@ test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves not
     return s && s.state !== "running" ? s : null;
   });
   assert.match(listed.state, /failed|stopped/);
-  assert.equal(readFileSync(join(dir, "workspace", "upper", "notes/new.txt"), "utf8"), "from the host\n");
+  // Files kept: written after the snapshot, so in the sandbox's own upper.
+  assert.equal(readFileSync(join(dir, "workspace", "upper", "after.txt"), "utf8"), "after\n");
   // virtiofsd exits when QEMU goes; the vmfs supervisor follows it.
   await waitFor("the VM's processes to exit", () => sandboxProcesses(dir).length === 0, 10_000);
   assert.equal(mountedBelow(dir), false);
@@ -167,4 +196,6 @@ test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves not
   assert.equal(d.destroyed, true);
   assert.equal(existsSync(dir), false);
   assert.deepEqual((await callTool(client, "sandbox_list")).sandboxes, []);
+  const del = await callTool(client, "snapshot_delete", { snapshot: "vm-point" });
+  assert.equal(del.deleted, true);
 });

@@ -57,6 +57,9 @@ test("create two sandboxes and write a file in each", async () => {
   // A process started in the sandbox survives the server too.
   const r = await callTool(first, "sandbox_exec", { id: a.id, command: "(setsid sleep 600 >/dev/null 2>&1 &) ; echo ok" });
   assert.equal(r.stdout, "ok\n");
+  // And so does a snapshot (b restarts around it: take its new pid).
+  await callTool(first, "sandbox_snapshot", { id: b.id, name: "restart-snap" });
+  b = (await callTool(first, "sandbox_list")).sandboxes.find((s) => s.id === b.id);
 });
 
 test("kill -9 the server; a new one on the same state dir uses both sandboxes", async () => {
@@ -82,6 +85,11 @@ test("kill -9 the server; a new one on the same state dir uses both sandboxes", 
     const f = await callTool(second, "sandbox_read_file", { id: sb.name, path: "kept.txt" });
     assert.equal(f.content, text);
   }
+  const { snapshots } = await callTool(second, "snapshot_list");
+  assert.deepEqual(snapshots.map((x) => x.name), ["restart-snap"]);
+  const fork = await callTool(second, "sandbox_restore", { snapshot: "restart-snap" });
+  assert.equal((await callTool(second, "sandbox_exec", { id: fork.id, command: "cat kept.txt" })).stdout, "file in b\n");
+  await callTool(second, "sandbox_destroy", { id: fork.id });
   const ps = await callTool(second, "sandbox_exec", { id: a.id, command: "ps -eo args" });
   assert.match(ps.stdout, /sleep 600/);
   await callTool(second, "sandbox_write_file", { id: a.id, path: "after-restart.txt", content: "second server\n" });
