@@ -16,7 +16,7 @@ cd "$top"
 APT_PACKAGES=(
     build-essential cmake pkg-config git
     libuv1-dev libcjson-dev libsqlite3-dev libseccomp-dev libgit2-dev libssh2-1-dev
-    libhttp-parser-dev
+    libhttp-parser-dev libssl-dev openssh-server openssh-client
     qemu-system-x86 qemu-system-common
     nodejs npm
     kmod iproute2

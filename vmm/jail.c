@@ -14,9 +14,9 @@
 #include <time.h>
 
 #include "cgroup.h"
+#include "helper.h"
 #include "jailer.h"
 
-#define JAILER_OUTPUT_MAX 4096
 #define JAILER_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 2000
 
@@ -71,203 +71,27 @@ static bool jail_available(struct wr_error **err)
 
 /* ---- start --------------------------------------------------------------------------- */
 
-/* One jailer run. Freed when its last libuv handle is closed. */
+/* One jailer run (vmm/helper.c does the process work). */
 struct jail_start {
-    uv_process_t process;
-    uv_pipe_t out;
-    uv_pipe_t err;
-    uv_timer_t timer;
-    struct wr_buf out_buf;
-    struct wr_buf err_buf;
-    char scratch[JAILER_OUTPUT_MAX]; /* read buffer; each read is copied out at once */
     vmm_backend_start_cb cb;
     void *data;
     char *id;
     char *agent_socket;
-    int pending;      /* exit + EOF on stdout + EOF on stderr still to come */
-    int open_handles; /* handles not yet through their close callback */
-    int64_t exit_status;
-    int term_signal;
-    bool timed_out;
 };
 
-static void start_free(struct jail_start *start)
+static void jailer_done(void *data, pid_t pid, struct wr_error *err)
 {
-    wr_buf_free(&start->out_buf);
-    wr_buf_free(&start->err_buf);
-    free(start->id);
-    free(start->agent_socket);
-    free(start);
-}
-
-static void on_handle_closed(uv_handle_t *handle)
-{
-    struct jail_start *start = handle->data;
-    if (--start->open_handles == 0)
-        start_free(start);
-}
-
-static void close_handle(struct jail_start *start, uv_handle_t *handle)
-{
-    if (!uv_is_closing(handle))
-        uv_close(handle, on_handle_closed);
-}
-
-/* Parses "<pid>\n" from the jailer's stdout. */
-static pid_t parse_pid(const char *text)
-{
-    if (!text)
-        return 0;
-    char *end;
-    long pid = strtol(text, &end, 10);
-    if (end == text || (*end != '\n' && *end != 0) || pid <= 1 || pid > INT32_MAX)
-        return 0;
-    return (pid_t)pid;
-}
-
-static void trim_newlines(char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = 0;
-}
-
-static struct wr_error *start_error(struct jail_start *start)
-{
-    struct wr_error *err = NULL;
-    char *msg = start->err_buf.data;
-    if (msg)
-        trim_newlines(msg);
-    if (start->timed_out)
-        wr_error_set(&err, ETIMEDOUT, "jailer did not finish within %d ms", JAILER_TIMEOUT_MS);
-    else if (msg && *msg)
-        wr_error_set(&err, EIO, "%s", msg);
-    else if (start->term_signal)
-        wr_error_set(&err, EIO, "jailer killed by signal %d", start->term_signal);
-    else
-        wr_error_set(&err, EIO, "jailer exited with status %lld without a pid",
-                     (long long)start->exit_status);
-    return err;
-}
-
-static void finish(struct jail_start *start)
-{
-    pid_t pid = 0;
-    struct wr_error *err = NULL;
-    if (!start->timed_out && start->exit_status == 0 && start->term_signal == 0)
-        pid = parse_pid(start->out_buf.data);
-    if (pid == 0) {
-        err = start_error(start);
+    struct jail_start *start = data;
+    if (err) {
         /* A jailer that failed (or was killed) may leave a cgroup or a half-built sandbox
          * behind; the cgroup holds every process it made, so this removes them all. */
         (void)vmm_cgroup_destroy(start->id, NULL);
         (void)unlink(start->agent_socket);
     }
-    close_handle(start, (uv_handle_t *)&start->timer);
-    close_handle(start, (uv_handle_t *)&start->process);
-    close_handle(start, (uv_handle_t *)&start->out);
-    close_handle(start, (uv_handle_t *)&start->err);
     start->cb(start->data, pid, err);
-}
-
-static void settle(struct jail_start *start)
-{
-    if (--start->pending == 0)
-        finish(start);
-}
-
-static void on_jailer_exit(uv_process_t *process, int64_t exit_status, int term_signal)
-{
-    struct jail_start *start = process->data;
-    start->exit_status = exit_status;
-    start->term_signal = term_signal;
-    settle(start);
-}
-
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-    struct jail_start *start = handle->data;
-    (void)suggested;
-    *buf = uv_buf_init(start->scratch, sizeof(start->scratch));
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct jail_start *start = stream->data;
-    struct wr_buf *out = stream == (uv_stream_t *)&start->out ? &start->out_buf : &start->err_buf;
-    if (nread > 0) {
-        /* Past the cap the jailer is misbehaving; the rest is dropped, not an error. */
-        (void)wr_buf_append(out, buf->base, (size_t)nread);
-        return;
-    }
-    if (nread < 0) {
-        uv_read_stop(stream);
-        settle(start);
-    }
-}
-
-static void on_timeout(uv_timer_t *timer)
-{
-    struct jail_start *start = timer->data;
-    start->timed_out = true;
-    (void)uv_process_kill(&start->process, SIGKILL);
-}
-
-static int spawn_jailer(uv_loop_t *loop, struct jail_start *start, const char *spec_path,
-                        struct wr_error **err)
-{
-    char *args[] = {"warren", "__jail", (char *)spec_path, NULL};
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->out},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->err},
-    };
-    /* Detached: the jailer and the sandbox get their own session, so a Ctrl-C aimed at the
-     * server's process group does not reach them. */
-    uv_process_options_t options = {.exit_cb = on_jailer_exit,
-                                    .file = "/proc/self/exe",
-                                    .args = args,
-                                    .flags = UV_PROCESS_DETACHED,
-                                    .stdio_count = 3,
-                                    .stdio = stdio};
-    /* uv_spawn initializes the handle even when it fails: it is closed either way. */
-    start->process.data = start;
-    start->open_handles++;
-    int r = uv_spawn(loop, &start->process, &options);
-    if (r < 0)
-        return wr_error_set(err, -r, "spawning the jailer: %s", uv_strerror(r));
-    return 0;
-}
-
-static int start_watching(struct jail_start *start, struct wr_error **err)
-{
-    int r = uv_read_start((uv_stream_t *)&start->out, on_alloc, on_read);
-    if (r >= 0)
-        r = uv_read_start((uv_stream_t *)&start->err, on_alloc, on_read);
-    if (r >= 0)
-        r = uv_timer_start(&start->timer, on_timeout, JAILER_TIMEOUT_MS, 0);
-    if (r < 0)
-        return wr_error_set(err, -r, "watching the jailer: %s", uv_strerror(r));
-    return 0;
-}
-
-static struct jail_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
-                                    vmm_backend_start_cb cb, void *data)
-{
-    struct jail_start *start = wr_calloc(1, sizeof(*start));
-    start->cb = cb;
-    start->data = data;
-    start->id = wr_strdup(spec->id);
-    start->agent_socket = wr_strdup(spec->agent_socket);
-    start->pending = 3;
-    wr_buf_init(&start->out_buf, JAILER_OUTPUT_MAX);
-    wr_buf_init(&start->err_buf, JAILER_OUTPUT_MAX);
-    uv_pipe_init(loop, &start->out, 0);
-    uv_pipe_init(loop, &start->err, 0);
-    uv_timer_init(loop, &start->timer);
-    start->out.data = start->err.data = start->timer.data = start;
-    start->open_handles = 3;
-    return start;
+    free(start->id);
+    free(start->agent_socket);
+    free(start);
 }
 
 static int write_spec_file(const struct vmm_sandbox_spec *spec, char **ret_path,
@@ -297,16 +121,15 @@ static int jail_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_
     r = write_spec_file(spec, &spec_path, err);
     if (r < 0)
         return r;
-    struct jail_start *start = start_new(loop, spec, cb, data);
-    r = spawn_jailer(loop, start, spec_path, err);
-    if (r >= 0 && (r = start_watching(start, err)) < 0)
-        (void)uv_process_kill(&start->process, SIGKILL);
+    struct jail_start *start = wr_calloc(1, sizeof(*start));
+    *start = (struct jail_start){.cb = cb, .data = data, .id = wr_strdup(spec->id),
+                                 .agent_socket = wr_strdup(spec->agent_socket)};
+    r = vmm_helper_run(loop, "__jail", spec_path, JAILER_TIMEOUT_MS, "the jailer", jailer_done,
+                       start, err);
     if (r < 0) {
-        /* The callback must not run: close everything and let the last close free it. */
-        close_handle(start, (uv_handle_t *)&start->timer);
-        close_handle(start, (uv_handle_t *)&start->out);
-        close_handle(start, (uv_handle_t *)&start->err);
-        close_handle(start, (uv_handle_t *)&start->process);
+        free(start->id);
+        free(start->agent_socket);
+        free(start);
     }
     return r;
 }

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "jailer.h"
+#include "helper.h"
 #include "hostview.h"
 #include "vmfs.h"
 
@@ -480,179 +481,22 @@ int vmm_vmfs_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_erro
 
 /* ---- start (server side) ------------------------------------------------------------- */
 
-/* One launcher run. Freed when its last libuv handle is closed. */
+/* One launcher run (vmm/helper.c does the process work). */
 struct vmfs_start {
-    uv_process_t process;
-    uv_pipe_t out;
-    uv_pipe_t err;
-    uv_timer_t timer;
-    struct wr_buf out_buf;
-    struct wr_buf err_buf;
-    char scratch[LAUNCHER_OUTPUT_MAX];
     vmm_vmfs_start_cb cb;
     void *data;
     char *dir;
-    int pending;      /* exit + EOF on stdout + EOF on stderr still to come */
-    int open_handles; /* handles not yet through their close callback */
-    int64_t exit_status;
-    int term_signal;
-    bool timed_out;
 };
 
-static void on_handle_closed(uv_handle_t *handle)
+static void launched(void *data, pid_t pid, struct wr_error *err)
 {
-    struct vmfs_start *start = handle->data;
-    if (--start->open_handles > 0)
-        return;
-    wr_buf_free(&start->out_buf);
-    wr_buf_free(&start->err_buf);
+    struct vmfs_start *start = data;
+    /* A launcher killed mid-way may leave a supervisor behind; its pid file finds it. */
+    if (err)
+        (void)stop_dir(start->dir, 0, NULL);
+    start->cb(start->data, pid, err);
     free(start->dir);
     free(start);
-}
-
-static void close_all(struct vmfs_start *start)
-{
-    uv_handle_t *handles[] = {(uv_handle_t *)&start->timer, (uv_handle_t *)&start->process,
-                              (uv_handle_t *)&start->out, (uv_handle_t *)&start->err};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(handles); i++)
-        if (!uv_is_closing(handles[i]))
-            uv_close(handles[i], on_handle_closed);
-}
-
-static pid_t parse_pid(const char *text)
-{
-    if (!text)
-        return 0;
-    char *end;
-    long pid = strtol(text, &end, 10);
-    if (end == text || (*end != '\n' && *end != 0) || pid <= 1 || pid > INT32_MAX)
-        return 0;
-    return (pid_t)pid;
-}
-
-static struct wr_error *launch_error(struct vmfs_start *start)
-{
-    struct wr_error *err = NULL;
-    char *msg = start->err_buf.data;
-    size_t n = msg ? strlen(msg) : 0;
-    while (n > 0 && msg[n - 1] == '\n')
-        msg[--n] = 0;
-    if (start->timed_out)
-        wr_error_set(&err, ETIMEDOUT, "the filesystems were not ready within %d ms",
-                     LAUNCH_TIMEOUT_MS);
-    else if (n > 0)
-        wr_error_set(&err, EIO, "%s", msg);
-    else
-        wr_error_set(&err, EIO, "vmfs launcher exited (status %lld, signal %d) without a pid",
-                     (long long)start->exit_status, start->term_signal);
-    return err;
-}
-
-static void finish(struct vmfs_start *start)
-{
-    pid_t pid = 0;
-    struct wr_error *err = NULL;
-    if (!start->timed_out && start->exit_status == 0 && start->term_signal == 0)
-        pid = parse_pid(start->out_buf.data);
-    if (pid == 0) {
-        err = launch_error(start);
-        /* A launcher killed mid-way may leave a supervisor behind; its pid file finds it. */
-        (void)stop_dir(start->dir, 0, NULL);
-    }
-    close_all(start);
-    start->cb(start->data, pid, err);
-}
-
-static void settle(struct vmfs_start *start)
-{
-    if (--start->pending == 0)
-        finish(start);
-}
-
-static void on_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
-{
-    struct vmfs_start *start = process->data;
-    start->exit_status = exit_status;
-    start->term_signal = term_signal;
-    settle(start);
-}
-
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-    struct vmfs_start *start = handle->data;
-    (void)suggested;
-    *buf = uv_buf_init(start->scratch, sizeof(start->scratch));
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct vmfs_start *start = stream->data;
-    struct wr_buf *out = stream == (uv_stream_t *)&start->out ? &start->out_buf : &start->err_buf;
-    if (nread > 0) {
-        /* Past the cap the launcher is misbehaving; the rest is dropped. */
-        (void)wr_buf_append(out, buf->base, (size_t)nread);
-        return;
-    }
-    if (nread < 0) {
-        uv_read_stop(stream);
-        settle(start);
-    }
-}
-
-static void on_timeout(uv_timer_t *timer)
-{
-    struct vmfs_start *start = timer->data;
-    start->timed_out = true;
-    (void)uv_process_kill(&start->process, SIGKILL);
-}
-
-static struct vmfs_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
-                                    vmm_vmfs_start_cb cb, void *data)
-{
-    struct vmfs_start *start = wr_calloc(1, sizeof(*start));
-    start->cb = cb;
-    start->data = data;
-    start->dir = wr_strdup(spec->dir);
-    start->pending = 3;
-    wr_buf_init(&start->out_buf, LAUNCHER_OUTPUT_MAX);
-    wr_buf_init(&start->err_buf, LAUNCHER_OUTPUT_MAX);
-    uv_pipe_init(loop, &start->out, 0);
-    uv_pipe_init(loop, &start->err, 0);
-    uv_timer_init(loop, &start->timer);
-    start->out.data = start->err.data = start->timer.data = start->process.data = start;
-    start->open_handles = 4;
-    return start;
-}
-
-static int spawn_launcher(uv_loop_t *loop, struct vmfs_start *start, const char *spec_path,
-                          struct wr_error **err)
-{
-    char *args[] = {"warren", "__vmfs", (char *)spec_path, NULL};
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->out},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&start->err},
-    };
-    /* Detached: a Ctrl-C aimed at the server's process group must not reach the shares. */
-    uv_process_options_t options = {.exit_cb = on_exit_cb,
-                                    .file = "/proc/self/exe",
-                                    .args = args,
-                                    .flags = UV_PROCESS_DETACHED,
-                                    .stdio_count = 3,
-                                    .stdio = stdio};
-    int r = uv_spawn(loop, &start->process, &options);
-    if (r < 0)
-        return wr_error_set(err, -r, "spawning the vmfs supervisor: %s", uv_strerror(r));
-    r = uv_read_start((uv_stream_t *)&start->out, on_alloc, on_read);
-    if (r >= 0)
-        r = uv_read_start((uv_stream_t *)&start->err, on_alloc, on_read);
-    if (r >= 0)
-        r = uv_timer_start(&start->timer, on_timeout, LAUNCH_TIMEOUT_MS, 0);
-    if (r < 0) {
-        (void)uv_process_kill(&start->process, SIGKILL);
-        return wr_error_set(err, -r, "watching the vmfs supervisor: %s", uv_strerror(r));
-    }
-    return 0;
 }
 
 static int check_spec(const struct vmm_sandbox_spec *spec, struct wr_error **err)
@@ -681,9 +525,13 @@ int vmm_vmfs_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_vmf
     r = wr_write_file_atomic(spec_path, json, strlen(json), 0600);
     if (r < 0)
         return wr_error_set_errno(err, -r, "writing %s", spec_path);
-    struct vmfs_start *start = start_new(loop, spec, cb, data);
-    r = spawn_launcher(loop, start, spec_path, err);
-    if (r < 0)
-        close_all(start); /* cb must not run: the last close frees start */
+    struct vmfs_start *start = wr_calloc(1, sizeof(*start));
+    *start = (struct vmfs_start){.cb = cb, .data = data, .dir = wr_strdup(spec->dir)};
+    r = vmm_helper_run(loop, "__vmfs", spec_path, LAUNCH_TIMEOUT_MS, "the vmfs supervisor",
+                       launched, start, err);
+    if (r < 0) {
+        free(start->dir);
+        free(start);
+    }
     return r;
 }

@@ -122,6 +122,7 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
     "sandbox_destroy",
     "sandbox_exec",
     "sandbox_git_commit",
+    "sandbox_git_push",
     "sandbox_list",
     "sandbox_pause",
     "sandbox_read_file",
