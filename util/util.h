@@ -170,6 +170,14 @@ uint64_t wr_now_ns(void);      /* CLOCK_MONOTONIC */
 int64_t wr_unix_time(void);    /* CLOCK_REALTIME seconds */
 /* ISO 8601 UTC, "2026-11-23T18:31:40Z"; out must hold 21 bytes. */
 void wr_format_time(int64_t t, char out[static 32]);
+/* Waits until pid has exited (a zombie counts: whoever reaps it may not be us). True when
+ * it did within timeout_ms. */
+bool wr_wait_exit(pid_t pid, int timeout_ms);
+/* Resident memory of a process, shared pages (a VM's memfd RAM) included. 0 or -errno. */
+int wr_process_rss(pid_t pid, uint64_t *ret_bytes);
+/* The last `max` bytes of a file (a log), from a line start, as valid UTF-8; NULL when
+ * empty or missing. The caller frees it. */
+char *wr_file_tail(const char *path, size_t max);
 /* Start time of a process (field 22 of /proc/PID/stat), 0 when the process is gone.
  * Together with the pid it names one process across pid reuse. */
 uint64_t wr_process_start_time(pid_t pid);

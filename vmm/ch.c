@@ -88,29 +88,10 @@ static bool ch_available(struct wr_error **err)
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
-/* The last LOG_TAIL_BYTES of a log, from a line start, or NULL. The caller frees it. */
-static char *log_tail(const char *path)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
-        return NULL;
-    off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
-    char text[LOG_TAIL_BYTES];
-    ssize_t n = pread(fd, text, sizeof(text), start);
-    if (n <= 0)
-        return NULL;
-    const char *from = text;
-    const char *nl = start > 0 ? memchr(text, '\n', (size_t)n) : NULL;
-    if (nl)
-        from = nl + 1;
-    return wr_utf8_sanitize(from, (size_t)(n - (from - text)));
-}
-
 /* Appends the tail of a log to an error's message: why a boot failed is usually there. */
 static void append_log(struct wr_error *err, const char *what, const char *path)
 {
-    _cleanup_free_ char *tail = log_tail(path);
+    _cleanup_free_ char *tail = wr_file_tail(path, LOG_TAIL_BYTES);
     if (!err || !tail)
         return;
     char *msg = wr_asprintf("%s\n--- %s (%s) ---\n%s", err->msg, what, path, tail);
@@ -134,19 +115,6 @@ static bool is_our_vmm(pid_t pid, const char *api_socket)
         if (strcmp(text + at, expected) == 0)
             return true;
     return false;
-}
-
-/* Waits until pid has exited (a zombie counts). Returns true when it did in time. */
-static bool wait_for_exit(pid_t pid, int timeout_ms)
-{
-    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0)
-        return errno == ESRCH;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
-        ;
-    return r > 0;
 }
 
 /* ---- start ----------------------------------------------------------------------------- */
@@ -218,7 +186,7 @@ static void start_failed(struct ch_start *st, struct wr_error *err)
     }
     st->reported = true;
     if (st->vmm_pid > 1 && kill(st->vmm_pid, SIGKILL) == 0)
-        (void)wait_for_exit(st->vmm_pid, STOP_WAIT_MS);
+        (void)wr_wait_exit(st->vmm_pid, STOP_WAIT_MS);
     if (st->step > STEP_VMFS)
         (void)vmm_vmfs_stop(&st->spec, 0, NULL);
     (void)unlink(st->api_socket);
@@ -501,12 +469,12 @@ static void kill_vmm(pid_t pid, const char *api_socket)
     bool asked = shutdown_via_api(api_socket);
     if (!is_our_vmm(pid, api_socket))
         return;
-    if (asked && wait_for_exit(pid, STOP_WAIT_MS))
+    if (asked && wr_wait_exit(pid, STOP_WAIT_MS))
         return;
-    if (kill(pid, SIGTERM) == 0 && wait_for_exit(pid, STOP_WAIT_MS / 2))
+    if (kill(pid, SIGTERM) == 0 && wr_wait_exit(pid, STOP_WAIT_MS / 2))
         return;
     if (kill(pid, SIGKILL) == 0)
-        (void)wait_for_exit(pid, STOP_WAIT_MS);
+        (void)wr_wait_exit(pid, STOP_WAIT_MS);
 }
 
 static void unlink_sockets(const struct vmm_sandbox_spec *spec)
@@ -541,17 +509,7 @@ static int ch_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint6
     _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
     if (!is_our_vmm(pid, api_socket))
         return -ESRCH;
-    _cleanup_free_ char *path = wr_asprintf("/proc/%d/smaps_rollup", (int)pid);
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-    int r = wr_read_file(path, 65536, &text, &len);
-    if (r < 0)
-        return r;
-    const char *line = strstr(text, "\nRss:");
-    if (!line)
-        return -ENOENT;
-    *ret_bytes = strtoull(line + 5, NULL, 10) * 1024;
-    return 0;
+    return wr_process_rss(pid, ret_bytes);
 }
 
 /* ---- one API call: balloon (vm.resize), vm.pause, vm.resume ---------------------------- */

@@ -148,24 +148,6 @@ static bool is_jail_init(pid_t pid)
     return len >= sizeof(expected) - 1 && memcmp(text, expected, sizeof(expected) - 1) == 0;
 }
 
-/* Waits until pid has exited (a zombie counts: whoever reaps it is not us). */
-static void wait_for_exit(pid_t pid, int timeout_ms)
-{
-    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd >= 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        while (poll(&pfd, 1, timeout_ms) < 0 && errno == EINTR)
-            ;
-        return;
-    }
-    /* ESRCH: already gone. Kernels before 5.3 lack pidfd: poll the start time. */
-    uint64_t deadline = wr_now_ms() + (uint64_t)timeout_ms;
-    while (errno != ESRCH && wr_process_start_time(pid) != 0 && wr_now_ms() < deadline) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static int jail_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
 {
     /* The pid may be stale (a restarted host, a reused pid): only a process in this
@@ -175,7 +157,7 @@ static int jail_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_e
         vmm_cgroup_thaw(spec->id, NULL);
         /* Killing PID 1 of a pid namespace kills every process in it. */
         if (kill(pid, SIGKILL) == 0)
-            wait_for_exit(pid, STOP_TIMEOUT_MS);
+            wr_wait_exit(pid, STOP_TIMEOUT_MS);
     }
     int r = vmm_cgroup_destroy(spec->id, err);
     if (spec->agent_socket && unlink(spec->agent_socket) < 0 && errno != ENOENT && r >= 0)
@@ -187,27 +169,11 @@ static int jail_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_e
 
 /* ---- memory -------------------------------------------------------------------------- */
 
-/* Resident memory of pid alone: the fallback where the sandbox has no cgroup. */
-static int process_rss(pid_t pid, uint64_t *ret_bytes)
-{
-    _cleanup_free_ char *path = wr_asprintf("/proc/%d/status", (int)pid);
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-    int r = wr_read_file(path, 65536, &text, &len);
-    if (r < 0)
-        return r;
-    const char *line = strstr(text, "\nVmRSS:");
-    if (!line)
-        return -ENOENT;
-    *ret_bytes = strtoull(line + 7, NULL, 10) * 1024;
-    return 0;
-}
-
 static int jail_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes)
 {
     int r = vmm_cgroup_memory_usage(spec->id, ret_bytes);
     if (r == -ENOENT && pid > 1)
-        return process_rss(pid, ret_bytes);
+        return wr_process_rss(pid, ret_bytes);
     return r;
 }
 

@@ -74,31 +74,14 @@ static char *dir_file(const struct vmm_sandbox_spec *spec, const char *name)
     return wr_path_join(spec->dir, name);
 }
 
-/* The last bytes of a log, from a line start, or NULL. The caller frees it. */
-static char *log_tail(const char *path)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
-        return NULL;
-    off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
-    char *text = wr_malloc(LOG_TAIL_BYTES + 1);
-    ssize_t n = pread(fd, text, LOG_TAIL_BYTES, start);
-    text[n > 0 ? n : 0] = 0;
-    char *line = start > 0 ? strchr(text, '\n') : NULL;
-    if (line)
-        memmove(text, line + 1, strlen(line + 1) + 1);
-    return text;
-}
-
 /* "context" followed by what QEMU said (its stderr, in the sandbox log) and the guest's
  * console: the user sees why a boot failed without opening files. */
 static struct wr_error *boot_error(const char *dir, const char *log_path, int status,
                                    const char *context)
 {
     _cleanup_free_ char *serial_path = wr_path_join(dir, "serial.log");
-    _cleanup_free_ char *log = log_tail(log_path);
-    _cleanup_free_ char *serial = log_tail(serial_path);
+    _cleanup_free_ char *log = wr_file_tail(log_path, LOG_TAIL_BYTES);
+    _cleanup_free_ char *serial = wr_file_tail(serial_path, LOG_TAIL_BYTES);
     struct wr_error *err = NULL;
     wr_error_set(&err, status, "%s\n--- sandbox log (%s) ---\n%s\n--- serial console (%s) ---\n%s",
                  context, log_path, log ? log : "(empty)", serial_path,
@@ -119,19 +102,6 @@ static bool is_our_qemu(pid_t pid, const char *dir)
         if (text[i] == 0)
             text[i] = '\n';
     return strstr(text, QEMU_BINARY) && strstr(text, needle);
-}
-
-/* Waits until pid has exited (a zombie counts). True when it did in time. */
-static bool wait_for_exit(pid_t pid, int timeout_ms)
-{
-    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0)
-        return errno == ESRCH;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
-        ;
-    return r > 0;
 }
 
 /* ---- the command line ---------------------------------------------------------------- */
@@ -416,12 +386,12 @@ static void kill_qemu(const char *dir, pid_t pid)
     _cleanup_free_ char *qmp_path = wr_path_join(dir, "qmp.sock");
     /* quit through QMP ends QEMU cleanly; a wedged or busy monitor gets signals. */
     if (qmp_execute_sync(qmp_path, "quit", QMP_QUIT_TIMEOUT_MS, NULL, NULL) == 0 &&
-        wait_for_exit(pid, STOP_TIMEOUT_MS))
+        wr_wait_exit(pid, STOP_TIMEOUT_MS))
         return;
-    if (kill(pid, SIGTERM) == 0 && wait_for_exit(pid, STOP_TIMEOUT_MS))
+    if (kill(pid, SIGTERM) == 0 && wr_wait_exit(pid, STOP_TIMEOUT_MS))
         return;
     if (kill(pid, SIGKILL) == 0)
-        (void)wait_for_exit(pid, STOP_TIMEOUT_MS);
+        (void)wr_wait_exit(pid, STOP_TIMEOUT_MS);
 }
 
 static void stop_dir(const char *id, const char *dir, pid_t qemu_pid)
@@ -457,17 +427,7 @@ static int qemu_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uin
 {
     if (pid <= 1 || !is_our_qemu(pid, spec->dir))
         return -ESRCH;
-    _cleanup_free_ char *path = wr_asprintf("/proc/%d/smaps_rollup", (int)pid);
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-    int r = wr_read_file(path, 65536, &text, &len);
-    if (r < 0)
-        return r;
-    const char *line = strstr(text, "\nRss:");
-    if (!line)
-        return -ENOENT;
-    *ret_bytes = strtoull(line + 5, NULL, 10) * 1024;
-    return 0;
+    return wr_process_rss(pid, ret_bytes);
 }
 
 /* ---- one QMP command: balloon, stop, cont ---------------------------------------------- */

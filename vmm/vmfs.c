@@ -57,40 +57,6 @@ static char *share_dir(const char *dir, const char *tag)
 
 /* ---- shared helpers ------------------------------------------------------------------ */
 
-/* The last LOG_TAIL_BYTES of a log, from a line start, or NULL. The caller frees it. */
-static char *log_tail(const char *path)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
-        return NULL;
-    off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
-    char *text = wr_malloc(LOG_TAIL_BYTES + 1);
-    ssize_t n = pread(fd, text, LOG_TAIL_BYTES, start);
-    if (n <= 0) {
-        free(text);
-        return NULL;
-    }
-    text[n] = 0;
-    char *line = start > 0 ? strchr(text, '\n') : NULL;
-    if (line)
-        memmove(text, line + 1, strlen(line + 1) + 1);
-    return text;
-}
-
-/* Waits until pid has exited (a zombie counts). Returns true when it did in time. */
-static bool wait_for_exit(pid_t pid, int timeout_ms)
-{
-    _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0)
-        return errno == ESRCH;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
-        ;
-    return r > 0;
-}
-
 /* ---- the supervisor ------------------------------------------------------------------ */
 
 struct supervisor {
@@ -196,7 +162,7 @@ static bool socket_listening(const char *path)
 
 static int virtiofsd_exited(const struct supervisor *s, size_t i, struct wr_error **err)
 {
-    _cleanup_free_ char *tail = log_tail(s->spec->log_path);
+    _cleanup_free_ char *tail = wr_file_tail(s->spec->log_path, LOG_TAIL_BYTES);
     return wr_error_set(err, EIO, "virtiofsd for share '%s' exited during startup%s%s",
                         share_tags[i], tail ? ":\n" : " (no output)", tail ? tail : "");
 }
@@ -460,9 +426,9 @@ static int stop_dir(const char *dir, pid_t pid, struct wr_error **err)
         pid = read_pid_file(dir);
     if (pid > 1 && is_supervisor(pid, dir)) {
         /* SIGTERM first: the supervisor stops its virtiofsds and waits for them. */
-        if (kill(pid, SIGTERM) == 0 && !wait_for_exit(pid, STOP_TIMEOUT_MS + 1000)) {
+        if (kill(pid, SIGTERM) == 0 && !wr_wait_exit(pid, STOP_TIMEOUT_MS + 1000)) {
             (void)kill(pid, SIGKILL);
-            if (!wait_for_exit(pid, STOP_TIMEOUT_MS))
+            if (!wr_wait_exit(pid, STOP_TIMEOUT_MS))
                 return wr_error_set(err, ETIMEDOUT, "the vmfs supervisor %d did not exit",
                                     (int)pid);
         }
