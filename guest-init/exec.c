@@ -372,8 +372,8 @@ static int stdin_queue(struct gi_exec *e, const uint8_t *p, size_t n)
 {
     /* Drop what was written when half the queue is written, and always before an append
      * that would not fit: the cap is on bytes still waiting, not on bytes already gone. */
-    if (e->stdin_head > 0 && (e->stdin_head >= e->stdin_queue.len / 2 ||
-                              e->stdin_queue.len + n > e->stdin_queue.max)) {
+    if (e->stdin_head > 0 &&
+        (e->stdin_head >= e->stdin_queue.len / 2 || e->stdin_queue.len + n > e->stdin_queue.max)) {
         wr_buf_consume(&e->stdin_queue, e->stdin_head);
         e->stdin_head = 0;
     }

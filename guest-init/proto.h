@@ -17,23 +17,23 @@
 
 /* Frame types. Direction: h = host -> guest, g = guest -> host. */
 enum gi_frame_type {
-    GI_HELLO = 1,      /* g: opens a connection: VERSION, AGENT, PID; h: opens a session */
-    GI_ERROR = 2,      /* g: ends the request on this stream: ERRNO, MESSAGE */
-    GI_RESULT = 3,     /* g: ends a non-exec request with its result fields */
-    GI_EXEC = 16,      /* h: start a process: ARG..., ENV..., CWD, TIMEOUT_MS, STDIN_OPEN */
-    GI_STDIN = 17,     /* h: data for the process's stdin; an empty payload closes it */
-    GI_STDOUT = 18,    /* g: process output */
-    GI_STDERR = 19,    /* g: process output */
-    GI_EXIT = 20,      /* g: ends an exec: EXIT_CODE, SIGNAL, TIMED_OUT */
-    GI_SIGNAL = 21,    /* h: send SIGNUM to the exec's process group */
-    GI_READ = 32,      /* h: PATH, OFFSET, LENGTH -> DATA... then RESULT{SIZE, BYTES} */
-    GI_WRITE = 33,     /* h: PATH, MODE, FLAGS -> then h sends DATA... and WRITE_END */
-    GI_DATA = 34,      /* both: file data for READ / WRITE */
-    GI_WRITE_END = 35, /* h: no more DATA for this WRITE -> RESULT{BYTES} */
-    GI_STAT = 36,      /* h: PATH -> RESULT{SIZE, MODE, MTIME, FILE_TYPE} */
-    GI_MEMSTATS = 37,  /* h: -> RESULT{MEM_TOTAL, MEM_FREE, MEM_AVAILABLE, MEM_CACHED} */
-    GI_SYNC = 38,      /* h: sync(2) -> RESULT */
-    GI_SHUTDOWN = 39,  /* h: -> RESULT, then the agent kills every process and powers off */
+    GI_HELLO = 1,        /* g: opens a connection: VERSION, AGENT, PID; h: opens a session */
+    GI_ERROR = 2,        /* g: ends the request on this stream: ERRNO, MESSAGE */
+    GI_RESULT = 3,       /* g: ends a non-exec request with its result fields */
+    GI_EXEC = 16,        /* h: start a process: ARG..., ENV..., CWD, TIMEOUT_MS, STDIN_OPEN */
+    GI_STDIN = 17,       /* h: data for the process's stdin; an empty payload closes it */
+    GI_STDOUT = 18,      /* g: process output */
+    GI_STDERR = 19,      /* g: process output */
+    GI_EXIT = 20,        /* g: ends an exec: EXIT_CODE, SIGNAL, TIMED_OUT */
+    GI_SIGNAL = 21,      /* h: send SIGNUM to the exec's process group */
+    GI_READ = 32,        /* h: PATH, OFFSET, LENGTH -> DATA... then RESULT{SIZE, BYTES} */
+    GI_WRITE = 33,       /* h: PATH, MODE, FLAGS -> then h sends DATA... and WRITE_END */
+    GI_DATA = 34,        /* both: file data for READ / WRITE */
+    GI_WRITE_END = 35,   /* h: no more DATA for this WRITE -> RESULT{BYTES} */
+    GI_STAT = 36,        /* h: PATH -> RESULT{SIZE, MODE, MTIME, FILE_TYPE} */
+    GI_MEMSTATS = 37,    /* h: -> RESULT{MEM_TOTAL, MEM_FREE, MEM_AVAILABLE, MEM_CACHED} */
+    GI_SYNC = 38,        /* h: sync(2) -> RESULT */
+    GI_SHUTDOWN = 39,    /* h: -> RESULT, then the agent kills every process and powers off */
     GI_DROP_CACHES = 40, /* h: sync + drop page cache (before reclaiming memory) -> RESULT */
 };
 

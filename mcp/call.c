@@ -15,9 +15,15 @@ const struct mcp_tool *mcp_tool_find(const char *name)
     return NULL;
 }
 
-struct vmm *mcp_call_vmm(struct mcp_call *call) { return call->session ? call->session->server->vmm : NULL; }
+struct vmm *mcp_call_vmm(struct mcp_call *call)
+{
+    return call->session ? call->session->server->vmm : NULL;
+}
 
-bool mcp_call_cancelled(const struct mcp_call *call) { return call->cancelled; }
+bool mcp_call_cancelled(const struct mcp_call *call)
+{
+    return call->cancelled;
+}
 
 void mcp_call_on_cancel(struct mcp_call *call, void (*cb)(void *data), void *data)
 {
@@ -179,7 +185,10 @@ void mcp_call_fail_error(struct mcp_call *call, struct wr_error *err)
     wr_error_free(err);
 }
 
-uv_loop_t *mcp_call_loop(struct mcp_call *call) { return call->session ? call->session->server->loop : NULL; }
+uv_loop_t *mcp_call_loop(struct mcp_call *call)
+{
+    return call->session ? call->session->server->loop : NULL;
+}
 
 void mcp__tools_call(struct mcp_session *s, cJSON *msg)
 {
@@ -200,9 +209,11 @@ void mcp__tools_call(struct mcp_session *s, cJSON *msg)
         if (!strcmp(c->id_key, key))
             problem = "tools/call: a request with this id is already in flight";
     if (problem) {
-        _cleanup_free_ char *m = name && cJSON_IsString(name) && !tool
-                                     ? wr_asprintf("%s '%.128s'; call tools/list for the tools there are", problem, name->valuestring)
-                                     : wr_strdup(problem);
+        _cleanup_free_ char *m =
+            name && cJSON_IsString(name) && !tool
+                ? wr_asprintf("%s '%.128s'; call tools/list for the tools there are", problem,
+                              name->valuestring)
+                : wr_strdup(problem);
         _cleanup_free_ char *text = mcp_error_json(id, MCP_ERR_INVALID_PARAMS, m);
         mcp__session_send_text(s, text, strlen(text), key, true);
         cJSON_Delete(msg);
@@ -226,7 +237,8 @@ void mcp__tools_call(struct mcp_session *s, cJSON *msg)
     call->next = s->calls;
     s->calls = call;
     if (!s->server->vmm) {
-        mcp_call_fail(call, "this server has no sandbox manager (started without a state directory)");
+        mcp_call_fail(call,
+                      "this server has no sandbox manager (started without a state directory)");
         return;
     }
     tool->call(call, a);
@@ -266,7 +278,8 @@ int mcp_arg_string(const cJSON *args, const char *key, bool required, size_t max
     if (!cJSON_IsString(v))
         return wr_error_set(err, EINVAL, "argument '%s' must be a string", key);
     if (strlen(v->valuestring) > max_len)
-        return wr_error_set(err, EINVAL, "argument '%s' is too long (at most %zu bytes)", key, max_len);
+        return wr_error_set(err, EINVAL, "argument '%s' is too long (at most %zu bytes)", key,
+                            max_len);
     *ret = v->valuestring;
     return 1;
 }
@@ -307,21 +320,24 @@ int mcp_arg_string_array(const cJSON *args, const char *key, bool required, size
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
     if (!v || cJSON_IsNull(v)) {
         if (required)
-            return wr_error_set(err, EINVAL, "missing required argument '%s' (an array of strings)", key);
+            return wr_error_set(err, EINVAL, "missing required argument '%s' (an array of strings)",
+                                key);
         return 0;
     }
     if (!cJSON_IsArray(v))
         return wr_error_set(err, EINVAL, "argument '%s' must be an array of strings", key);
     size_t n = (size_t)cJSON_GetArraySize(v);
     if (n > max_items)
-        return wr_error_set(err, EINVAL, "argument '%s' has too many items (at most %zu)", key, max_items);
+        return wr_error_set(err, EINVAL, "argument '%s' has too many items (at most %zu)", key,
+                            max_items);
     char **out = wr_calloc(n + 1, sizeof(char *));
     size_t i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
         if (!cJSON_IsString(c) || strlen(c->valuestring) > max_len) {
             wr_strv_free(out);
-            return wr_error_set(err, EINVAL, "argument '%s'[%zu] must be a string of at most %zu bytes",
-                                key, i, max_len);
+            return wr_error_set(err, EINVAL,
+                                "argument '%s'[%zu] must be a string of at most %zu bytes", key, i,
+                                max_len);
         }
         out[i] = wr_strdup(c->valuestring);
     }
@@ -334,7 +350,8 @@ static bool env_name_valid(const char *s)
     if (!*s || strlen(s) > 128 || (*s >= '0' && *s <= '9'))
         return false;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
             return false;
     return true;
 }
@@ -354,9 +371,11 @@ int mcp_arg_env(const cJSON *args, const char *key, char ***ret, struct wr_error
     for (const cJSON *c = v->child; c; c = c->next) {
         if (!env_name_valid(c->string) || !cJSON_IsString(c) || strlen(c->valuestring) > 32768) {
             wr_strv_free(out);
-            return wr_error_set(err, EINVAL,
-                                "argument '%s': '%.64s' must be a variable name ([A-Za-z_][A-Za-z0-9_]*) "
-                                "with a string value of at most 32 KiB", key, c->string);
+            return wr_error_set(
+                err, EINVAL,
+                "argument '%s': '%.64s' must be a variable name ([A-Za-z_][A-Za-z0-9_]*) "
+                "with a string value of at most 32 KiB",
+                key, c->string);
         }
         out[i++] = wr_asprintf("%s=%s", c->string, c->valuestring);
     }

@@ -11,7 +11,10 @@
 #include "mcp-internal.h"
 
 /* Plain bytes need no escape in a JSON string: everything but controls, '"' and '\'. */
-static bool plain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
+static bool plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
 
 /* Length of the run of plain bytes at the start of s. Sixteen bytes at a time with SSE2
  * (every x86-64 has it): a byte needs escaping when it equals '"' or '\\', or when
@@ -24,8 +27,9 @@ static size_t plain_run(const char *s, size_t n)
                   ctl = _mm_set1_epi8(0x1f);
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                   _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+        __m128i hit =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                         _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
         int mask = _mm_movemask_epi8(hit);
         if (mask)
             return i + (size_t)__builtin_ctz((unsigned)mask);
@@ -47,14 +51,30 @@ void mcp__json_append_string(struct wr_buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         wr_buf_append(b, s + run, i - run);
         switch (c) {
-        case '"': wr_buf_append(b, "\\\"", 2); break;
-        case '\\': wr_buf_append(b, "\\\\", 2); break;
-        case '\n': wr_buf_append(b, "\\n", 2); break;
-        case '\r': wr_buf_append(b, "\\r", 2); break;
-        case '\t': wr_buf_append(b, "\\t", 2); break;
-        case '\b': wr_buf_append(b, "\\b", 2); break;
-        case '\f': wr_buf_append(b, "\\f", 2); break;
-        default: wr_buf_printf(b, "\\u%04x", c); break;
+        case '"':
+            wr_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            wr_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            wr_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            wr_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            wr_buf_append(b, "\\t", 2);
+            break;
+        case '\b':
+            wr_buf_append(b, "\\b", 2);
+            break;
+        case '\f':
+            wr_buf_append(b, "\\f", 2);
+            break;
+        default:
+            wr_buf_printf(b, "\\u%04x", c);
+            break;
         }
         run = i + 1;
     }
@@ -70,8 +90,8 @@ size_t mcp__json_string_len(const char *s, size_t n)
         if (i >= n)
             break;
         unsigned char c = (unsigned char)s[i];
-        bool short_escape = c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' ||
-                            c == '\b' || c == '\f';
+        bool short_escape =
+            c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f';
         len += short_escape ? 1 : 5;
     }
     return len;

@@ -70,33 +70,63 @@ static int parse_level(const char *s)
 static int parse_cli(int argc, char **argv, struct cli *c)
 {
     static const struct option opts[] = {
-        {"backend", required_argument, NULL, 'b'},   {"state-dir", required_argument, NULL, 's'},
-        {"listen", required_argument, NULL, 'l'},    {"auth", required_argument, NULL, 'a'},
-        {"log-level", required_argument, NULL, 'v'}, {"log-json", no_argument, NULL, 'j'},
-        {"max-exec-timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"backend", required_argument, NULL, 'b'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"listen", required_argument, NULL, 'l'},
+        {"auth", required_argument, NULL, 'a'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"log-json", no_argument, NULL, 'j'},
+        {"max-exec-timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {"idle-reclaim-seconds", required_argument, NULL, 'i'},
         {"idle-pause-seconds", required_argument, NULL, 'p'},
         {"idle-stop-seconds", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
-    *c = (struct cli){.command = argv[1], .backend = "auto", .listen = "127.0.0.1:8080",
-                      .auth = "token", .log_level = "info"};
+    *c = (struct cli){.command = argv[1],
+                      .backend = "auto",
+                      .listen = "127.0.0.1:8080",
+                      .auth = "token",
+                      .log_level = "info"};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'b': c->backend = optarg; break;
-        case 's': c->state_dir = optarg; break;
-        case 'l': c->listen = optarg; break;
-        case 'a': c->auth = optarg; break;
-        case 'v': c->log_level = optarg; break;
-        case 'j': c->log_json = true; break;
-        case 't': c->max_timeout = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'i': c->idle_reclaim = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
-        case 'p': c->idle_pause = atol(optarg) > 0 ? atol(optarg) : -1; break;
-        case 'o': c->idle_stop = atol(optarg) > 0 ? atol(optarg) : -1; break;
-        case 'h': usage(stdout); exit(0);
-        default: return -1;
+        case 'b':
+            c->backend = optarg;
+            break;
+        case 's':
+            c->state_dir = optarg;
+            break;
+        case 'l':
+            c->listen = optarg;
+            break;
+        case 'a':
+            c->auth = optarg;
+            break;
+        case 'v':
+            c->log_level = optarg;
+            break;
+        case 'j':
+            c->log_json = true;
+            break;
+        case 't':
+            c->max_timeout = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            c->idle_reclaim = atoi(optarg) > 0 ? atoi(optarg) : -1;
+            break;
+        case 'p':
+            c->idle_pause = atol(optarg) > 0 ? atol(optarg) : -1;
+            break;
+        case 'o':
+            c->idle_stop = atol(optarg) > 0 ? atol(optarg) : -1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            return -1;
         }
     }
     if (optind < argc || (strcmp(c->auth, "token") && strcmp(c->auth, "none")))
@@ -183,7 +213,10 @@ static void on_signal(uv_signal_t *s, int signum)
     app_stop(s->data);
 }
 
-static void on_stdin_closed(void *data) { app_stop(data); }
+static void on_stdin_closed(void *data)
+{
+    app_stop(data);
+}
 
 static int run(struct cli *c)
 {
@@ -199,7 +232,9 @@ static int run(struct cli *c)
     _cleanup_free_ char *state_dir = resolve_state_dir(c->state_dir);
     _cleanup_error_ struct wr_error *err = NULL;
     struct app app = {.loop = uv_default_loop()};
-    struct vmm_options vo = {.loop = app.loop, .state_dir = state_dir, .backend = c->backend,
+    struct vmm_options vo = {.loop = app.loop,
+                             .state_dir = state_dir,
+                             .backend = c->backend,
                              .max_exec_timeout_s = c->max_timeout,
                              .idle_reclaim_s = c->idle_reclaim,
                              .idle_pause_s = c->idle_pause,
@@ -209,7 +244,8 @@ static int run(struct cli *c)
         return 1;
     }
     log_info("state directory %s, backend %s", state_dir, vmm_backend_name(app.vmm));
-    struct mcp_server_options so = {.loop = app.loop, .vmm = app.vmm, .server_version = WARREN_VERSION};
+    struct mcp_server_options so = {
+        .loop = app.loop, .vmm = app.vmm, .server_version = WARREN_VERSION};
     mcp_server_new(&so, &app.server, &err);
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sigterm);

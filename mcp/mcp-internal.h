@@ -26,7 +26,7 @@ struct mcp_session {
     void *transport_data;
     bool initialized;
     char *protocol_version;
-    int log_level; /* index into the syslog level names; messages below it are not sent */
+    int log_level;          /* index into the syslog level names; messages below it are not sent */
     struct mcp_call *calls; /* in flight */
     struct mcp_session *next;
 };
@@ -34,9 +34,9 @@ struct mcp_session {
 struct mcp_call {
     struct mcp_session *session; /* NULL once detached (cancelled or session gone) */
     const struct mcp_tool *tool;
-    cJSON *request;              /* the whole request; args point into it */
+    cJSON *request; /* the whole request; args point into it */
     char *id_key;
-    cJSON *progress_token;       /* borrowed from request, or NULL */
+    cJSON *progress_token; /* borrowed from request, or NULL */
     double progress;
     uint64_t last_progress_ms;
     bool cancelled;
@@ -58,8 +58,8 @@ size_t mcp__json_string_len(const char *s, size_t n);
 /* Handles tools/call; takes ownership of msg. */
 void mcp__tools_call(struct mcp_session *s, cJSON *msg);
 /* Sends a serialized message the session takes over (malloc'd, room for one more byte). */
-void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len,
-                             const char *related_id, bool final);
+void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len, const char *related_id,
+                             bool final);
 /* Sends an already serialized message (len bytes, no newline). */
 void mcp__session_send_text(struct mcp_session *s, const char *text, size_t len,
                             const char *related_id, bool final);

@@ -88,9 +88,9 @@ int mcp_stdio_start(struct mcp_server *server, void (*on_close)(void *data), voi
                     struct wr_error **err);
 
 struct mcp_http_options {
-    const char *listen;      /* "127.0.0.1:8080", "[::1]:8080" */
-    const char *token;       /* bearer token required on every request; NULL = --auth none */
-    size_t max_sessions;     /* 0: 256 */
+    const char *listen;  /* "127.0.0.1:8080", "[::1]:8080" */
+    const char *token;   /* bearer token required on every request; NULL = --auth none */
+    size_t max_sessions; /* 0: 256 */
 };
 struct mcp_http;
 /* Binds and listens. Refuses token == NULL unless the address is loopback. */

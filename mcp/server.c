@@ -8,8 +8,8 @@
 
 static const char *const supported_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
 
-static const char *const log_levels[] = {"debug",    "info",  "notice",    "warning",
-                                         "error",    "critical", "alert", "emergency", NULL};
+static const char *const log_levels[] = {"debug",    "info",  "notice",    "warning", "error",
+                                         "critical", "alert", "emergency", NULL};
 
 bool mcp_protocol_version_supported(const char *v)
 {
@@ -164,8 +164,8 @@ void mcp__session_send_text(struct mcp_session *s, const char *text, size_t len,
         s->sink.send(s->transport_data, text, len, related_id, final);
 }
 
-void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len,
-                             const char *related_id, bool final)
+void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len, const char *related_id,
+                             bool final)
 {
     if (s->sink.send_owned) {
         s->sink.send_owned(s->transport_data, text, len, related_id, final);
@@ -257,7 +257,10 @@ void mcp_session_free(struct mcp_session *s)
     free(s);
 }
 
-bool mcp_session_initialized(const struct mcp_session *s) { return s->initialized; }
+bool mcp_session_initialized(const struct mcp_session *s)
+{
+    return s->initialized;
+}
 
 const char *mcp_session_protocol_version(const struct mcp_session *s)
 {
@@ -276,11 +279,12 @@ static void handle_initialize(struct mcp_session *s, const cJSON *id, const cJSO
 {
     const cJSON *pv = cJSON_GetObjectItemCaseSensitive(params, "protocolVersion");
     if (!cJSON_IsString(pv)) {
-        send_error(s, id, MCP_ERR_INVALID_PARAMS, "initialize: params.protocolVersion (string) is required");
+        send_error(s, id, MCP_ERR_INVALID_PARAMS,
+                   "initialize: params.protocolVersion (string) is required");
         return;
     }
-    const char *version = mcp_protocol_version_supported(pv->valuestring) ? pv->valuestring
-                                                                          : MCP_PROTOCOL_LATEST;
+    const char *version =
+        mcp_protocol_version_supported(pv->valuestring) ? pv->valuestring : MCP_PROTOCOL_LATEST;
     free(s->protocol_version);
     s->protocol_version = wr_strdup(version);
     s->initialized = true;

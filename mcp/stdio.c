@@ -11,8 +11,8 @@ struct stdio_transport {
     uv_pipe_t in;
     uv_pipe_t out;
     bool out_is_pipe;
-    struct wr_buf line;  /* bytes of the current, unfinished line */
-    bool skipping;       /* discarding the rest of an oversized line */
+    struct wr_buf line; /* bytes of the current, unfinished line */
+    bool skipping;      /* discarding the rest of an oversized line */
     void (*on_close)(void *data);
     void *on_close_data;
 };
@@ -32,8 +32,7 @@ static void write_done(uv_write_t *req, int status)
 }
 
 /* Writes line (malloc'd, len bytes plus room for the newline) and frees it. */
-static void sink_send_owned(void *data, char *copy, size_t len, const char *related_id,
-                            bool final)
+static void sink_send_owned(void *data, char *copy, size_t len, const char *related_id, bool final)
 {
     struct stdio_transport *t = data;
     copy[len] = '\n';

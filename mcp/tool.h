@@ -53,7 +53,8 @@ void mcp_call_log(struct mcp_call *call, const char *level, const char *fmt, ...
 /* Ends the call with structuredContent = result (ownership taken). */
 void mcp_call_succeed(struct mcp_call *call, cJSON *result);
 /* Ends the call with an isError result whose text is the message. */
-void mcp_call_fail(struct mcp_call *call, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mcp_call_fail(struct mcp_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Same, from an error (ownership taken). */
 void mcp_call_fail_error(struct mcp_call *call, struct wr_error *err);
 

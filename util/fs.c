@@ -62,7 +62,8 @@ static int rm_contents(int dfd, dev_t dev)
             if (sub < 0) {
                 /* Overlay work dirs are mode 000; root can still open them, others chmod. */
                 if (fchmodat(dirfd(d), de->d_name, 0700, 0) == 0)
-                    sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    sub = openat(dirfd(d), de->d_name,
+                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub < 0) {
                     ret = -errno;
                     continue;
@@ -166,9 +167,15 @@ uint64_t wr_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t wr_now_ms(void) { return wr_now_ns() / 1000000ull; }
+uint64_t wr_now_ms(void)
+{
+    return wr_now_ns() / 1000000ull;
+}
 
-int64_t wr_unix_time(void) { return (int64_t)time(NULL); }
+int64_t wr_unix_time(void)
+{
+    return (int64_t)time(NULL);
+}
 
 void wr_format_time(int64_t t, char out[static 32])
 {

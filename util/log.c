@@ -7,18 +7,32 @@
 static int log_level = WR_LOG_INFO;
 static bool log_json;
 
-void wr_log_set_level(int level) { log_level = level; }
-void wr_log_set_json(bool json) { log_json = json; }
-int wr_log_get_level(void) { return log_level; }
+void wr_log_set_level(int level)
+{
+    log_level = level;
+}
+void wr_log_set_json(bool json)
+{
+    log_json = json;
+}
+int wr_log_get_level(void)
+{
+    return log_level;
+}
 
 static const char *level_name(int level)
 {
     switch (level) {
-    case WR_LOG_ERROR: return "error";
-    case WR_LOG_WARNING: return "warning";
-    case WR_LOG_NOTICE: return "notice";
-    case WR_LOG_INFO: return "info";
-    default: return "debug";
+    case WR_LOG_ERROR:
+        return "error";
+    case WR_LOG_WARNING:
+        return "warning";
+    case WR_LOG_NOTICE:
+        return "notice";
+    case WR_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
     }
 }
 

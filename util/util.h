@@ -29,7 +29,8 @@ int wr_error_set(struct wr_error **err, int status, const char *fmt, ...)
 int wr_error_set_errno(struct wr_error **err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prepends "context: " to an existing error and returns -status. */
-int wr_error_wrap(struct wr_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int wr_error_wrap(struct wr_error **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* NULL-safe. */
 void wr_error_free(struct wr_error *err);
 /* Moves *src into *dst when *dst is empty; frees it otherwise. */
@@ -37,7 +38,10 @@ void wr_error_move(struct wr_error **dst, struct wr_error **src);
 
 /* ---- ownership --------------------------------------------------------------------- */
 
-static inline void wr_freep(void *p) { free(*(void **)p); }
+static inline void wr_freep(void *p)
+{
+    free(*(void **)p);
+}
 static inline void wr_closep(int *fd)
 {
     if (*fd >= 0) {
@@ -46,9 +50,15 @@ static inline void wr_closep(int *fd)
         errno = saved;
     }
 }
-static inline void wr_error_freep(struct wr_error **e) { wr_error_free(*e); }
+static inline void wr_error_freep(struct wr_error **e)
+{
+    wr_error_free(*e);
+}
 void wr_strv_free(char **v);
-static inline void wr_strv_freep(char ***v) { wr_strv_free(*v); }
+static inline void wr_strv_freep(char ***v)
+{
+    wr_strv_free(*v);
+}
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _cleanup_free_ _cleanup_(wr_freep)
@@ -56,17 +66,17 @@ static inline void wr_strv_freep(char ***v) { wr_strv_free(*v); }
 #define _cleanup_error_ _cleanup_(wr_error_freep)
 #define _cleanup_strv_ _cleanup_(wr_strv_freep)
 
-#define TAKE_PTR(p)                                                                            \
-    ({                                                                                         \
-        __typeof__(p) _tmp_ = (p);                                                             \
-        (p) = NULL;                                                                            \
-        _tmp_;                                                                                 \
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _tmp_ = (p);                                                                 \
+        (p) = NULL;                                                                                \
+        _tmp_;                                                                                     \
     })
-#define TAKE_FD(fd)                                                                            \
-    ({                                                                                         \
-        int _tmp_ = (fd);                                                                      \
-        (fd) = -1;                                                                             \
-        _tmp_;                                                                                 \
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _tmp_ = (fd);                                                                          \
+        (fd) = -1;                                                                                 \
+        _tmp_;                                                                                     \
     })
 
 #define WR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -87,10 +97,10 @@ size_t wr_strv_len(const char *const *v);
 /* ---- capped buffers (curl's dynbuf) ------------------------------------------------ */
 
 struct wr_buf {
-    char *data;  /* always NUL-terminated when non-NULL */
+    char *data; /* always NUL-terminated when non-NULL */
     size_t len;
     size_t cap;
-    size_t max;  /* appends past max fail with -ENOSPC and leave the buffer unchanged */
+    size_t max; /* appends past max fail with -ENOSPC and leave the buffer unchanged */
 };
 
 void wr_buf_init(struct wr_buf *b, size_t max);
@@ -125,11 +135,11 @@ void wr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define log_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
 /* Logs with ": strerror(-r)" appended and returns r. */
-#define log_error_errno(r, fmt, ...)                                                           \
-    ({                                                                                         \
-        int _r_ = (r);                                                                         \
-        wr_log(WR_LOG_ERROR, fmt ": %s", ##__VA_ARGS__, strerror(_r_ < 0 ? -_r_ : _r_));       \
-        _r_;                                                                                   \
+#define log_error_errno(r, fmt, ...)                                                               \
+    ({                                                                                             \
+        int _r_ = (r);                                                                             \
+        wr_log(WR_LOG_ERROR, fmt ": %s", ##__VA_ARGS__, strerror(_r_ < 0 ? -_r_ : _r_));           \
+        _r_;                                                                                       \
     })
 
 /* ---- encodings and randomness ----------------------------------------------------- */
@@ -165,9 +175,9 @@ int wr_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int wr_write_file_atomic(const char *path, const void *data, size_t n, mode_t mode);
 /* write(2) until done, retrying EINTR. Returns 0 or -errno. */
 int wr_write_all(int fd, const void *data, size_t n);
-uint64_t wr_now_ms(void);      /* CLOCK_MONOTONIC */
-uint64_t wr_now_ns(void);      /* CLOCK_MONOTONIC */
-int64_t wr_unix_time(void);    /* CLOCK_REALTIME seconds */
+uint64_t wr_now_ms(void);   /* CLOCK_MONOTONIC */
+uint64_t wr_now_ns(void);   /* CLOCK_MONOTONIC */
+int64_t wr_unix_time(void); /* CLOCK_REALTIME seconds */
 /* ISO 8601 UTC, "2026-11-23T18:31:40Z"; out must hold 21 bytes. */
 void wr_format_time(int64_t t, char out[static 32]);
 /* Waits until pid has exited (a zombie counts: whoever reaps it may not be us). True when

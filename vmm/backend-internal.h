@@ -15,9 +15,9 @@ struct agent_conn;
 /* Everything a backend needs to start one sandbox. The core prepares every directory
  * named here before start; the backend must not write outside spec->dir. */
 struct vmm_sandbox_spec {
-    const char *id;        /* 16 lowercase hex digits */
-    const char *dir;       /* <state>/sandboxes/<id>: private to this sandbox */
-    const char *image;     /* "host" */
+    const char *id;    /* 16 lowercase hex digits */
+    const char *dir;   /* <state>/sandboxes/<id>: private to this sandbox */
+    const char *image; /* "host" */
     /* The root filesystem: overlay of root_lowers (top first) under root_upper. For the
      * host image the backend also mounts the host's /usr, /bin, /sbin, /lib*, /etc
      * read-only with secrets masked (vmm/image.c describes the view). */
@@ -34,8 +34,8 @@ struct vmm_sandbox_spec {
     const char *log_path;        /* the sandbox's own log (jailer/VMM stderr, console) */
     unsigned cpus;
     uint64_t memory_bytes;
-    bool network;                /* false: an empty network namespace / no NIC */
-    const char *hostname;        /* the sandbox name */
+    bool network;         /* false: an empty network namespace / no NIC */
+    const char *hostname; /* the sandbox name */
     /* VM backends only (NULL/0 for the jail): the guest's boot files, built by
      * vmm/guest-image.c, and the sandbox's vsock context id (>= 3, unique among running
      * sandboxes of this state directory). */

@@ -19,7 +19,6 @@
  * effort because some hosts mount it combined (cpu,cpuacct) or not at all. */
 static const char *const v1_controllers[] = {"memory", "pids", "freezer", "cpu"};
 
-
 bool vmm_cgroup_is_unified(void)
 {
     return access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0;

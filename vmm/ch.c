@@ -564,7 +564,8 @@ static int ch_pause(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t 
 }
 
 static int ch_resume(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
-                     void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err)
+                     void (*cb)(void *data, struct wr_error *err), void *data,
+                     struct wr_error **err)
 {
     return api_call(loop, spec, CH_VM_RESUME, NULL, cb, data, err);
 }

@@ -35,10 +35,14 @@ static void commit_work(uv_work_t *w)
 {
     struct commit_op *op = w->data;
     struct gitcommit_request req = {
-        .repo = op->row.repo, .base_commit = op->row.commit_id,
+        .repo = op->row.repo,
+        .base_commit = op->row.commit_id,
         .uppers = (const char *const *)op->uppers,
-        .branch = op->branch, .message = op->message, .author_name = op->author_name,
-        .author_email = op->author_email, .paths = (const char *const *)op->paths,
+        .branch = op->branch,
+        .message = op->message,
+        .author_name = op->author_name,
+        .author_email = op->author_email,
+        .paths = (const char *const *)op->paths,
     };
     gitcommit_create(&req, &op->result, &op->err);
 }
@@ -53,8 +57,11 @@ static void commit_done(uv_work_t *w, int status)
         _cleanup_free_ char *detail = wr_asprintf("%s %s", op->branch, op->result.commit);
         store_event(op->vmm->store, op->row.id, "git-commit", detail, NULL);
         struct vmm_git_commit_result r = {
-            .commit = op->result.commit, .parent = op->result.parent, .branch = op->branch,
-            .files_changed = op->result.files_changed, .insertions = op->result.insertions,
+            .commit = op->result.commit,
+            .parent = op->result.parent,
+            .branch = op->branch,
+            .files_changed = op->result.files_changed,
+            .insertions = op->result.insertions,
             .deletions = op->result.deletions,
         };
         op->cb(op->data, &r, NULL);
@@ -65,8 +72,8 @@ static void commit_done(uv_work_t *w, int status)
 /* The sandbox's workspace layers above its checkout, bottom first. */
 static char **layers_bottom_up(struct vmm *vmm, const struct store_sandbox *row)
 {
-    _cleanup_free_ char *upper = wr_asprintf("%s/sandboxes/%s/workspace/upper", vmm->state_dir,
-                                             row->id);
+    _cleanup_free_ char *upper =
+        wr_asprintf("%s/sandboxes/%s/workspace/upper", vmm->state_dir, row->id);
     char **top_first = vmm__layer_chain(row->ws_layers, upper);
     size_t n = wr_strv_len((const char *const *)top_first);
     for (size_t i = 0; i < n / 2; i++) {
@@ -110,8 +117,10 @@ int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
         return -(*err)->status;
     }
     if (!op->row.commit_id) {
-        int r = wr_error_set(err, EINVAL, "sandbox '%s' was not created from a git repository "
-                                          "(create it with repo: a git working tree)", op->row.name);
+        int r = wr_error_set(err, EINVAL,
+                             "sandbox '%s' was not created from a git repository "
+                             "(create it with repo: a git working tree)",
+                             op->row.name);
         commit_op_free(op);
         return r;
     }

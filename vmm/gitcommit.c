@@ -17,7 +17,7 @@ struct builder {
     git_index *index; /* in memory: never the user's index */
     const struct gitcommit_request *req;
     const char *upper; /* the layer being walked */
-    git_oid *written; /* objects created, to hand their files to the repository's owner */
+    git_oid *written;  /* objects created, to hand their files to the repository's owner */
     size_t n_written, cap_written;
 };
 
@@ -162,16 +162,16 @@ static int signature(git_repository *repo, const struct gitcommit_request *req, 
         git_error_clear();
     const char *name = req->author_name ? req->author_name : def ? def->name : "warren";
     const char *email = req->author_email ? req->author_email
-                        : def                ? def->email
-                                             : "warren@localhost";
+                        : def             ? def->email
+                                          : "warren@localhost";
     int code = git_signature_now(ret, name, email);
     git_signature_free(def);
     return code < 0 ? vmm__git_fail(code, err, "author '%s <%s>'", name, email) : 0;
 }
 
 /* The branch's current commit if it exists, else the sandbox's start commit. */
-static int find_parent(git_repository *repo, const char *ref, const char *base,
-                       git_commit **ret, struct wr_error **err)
+static int find_parent(git_repository *repo, const char *ref, const char *base, git_commit **ret,
+                       struct wr_error **err)
 {
     git_oid oid;
     int code = git_reference_name_to_id(&oid, repo, ref);

@@ -2,9 +2,9 @@
  * workspace is the checkout of the sandbox's start commit (a read-only layer) under its
  * snapshot layers and its own overlay upper, so the commit is built from those alone: the
  * start commit's tree, then for each layer bottom up every file it holds added and every
- * overlayfs whiteout removed. The cost grows with the changes, not with the repository. The user's HEAD,
- * index and working tree are never touched: objects go into the object database and
- * only refs/heads/<branch> moves. Blocking (libgit2): call from the thread pool. */
+ * overlayfs whiteout removed. The cost grows with the changes, not with the repository. The user's
+ * HEAD, index and working tree are never touched: objects go into the object database and only
+ * refs/heads/<branch> moves. Blocking (libgit2): call from the thread pool. */
 #pragma once
 
 #include <stddef.h>
@@ -17,7 +17,7 @@ struct gitcommit_request {
     /* The layers over the start commit's checkout, bottom first: the sandbox's snapshot
      * layers, then its own workspace upper. */
     const char *const *uppers;
-    const char *branch;      /* branch name without refs/heads/ */
+    const char *branch; /* branch name without refs/heads/ */
     const char *message;
     const char *author_name;  /* NULL: the repository's user.name, else "warren" */
     const char *author_email; /* NULL: the repository's user.email, else warren@localhost */

@@ -14,7 +14,7 @@
 #define MOUNT_DATA_MAX 4095
 
 int vmm_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
-                    const char *data, struct wr_error **err)
+              const char *data, struct wr_error **err)
 {
     if (mount(source, target, fstype, flags, data) < 0)
         return wr_error_set_errno(err, errno, "mounting %s on %s",
@@ -43,7 +43,7 @@ unsigned long vmm_mount_locked_flags(const char *path)
 /* Binds source on target (not recursively: host submounts stay out of the jail) and makes
  * the bind read-only with `extra` flags. */
 int vmm_bind_readonly(const char *source, const char *target, unsigned long extra,
-                         struct wr_error **err)
+                      struct wr_error **err)
 {
     int r = vmm_mount(source, target, NULL, MS_BIND, NULL, err);
     if (r < 0)
@@ -75,8 +75,8 @@ int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_err
     return 0;
 }
 
-int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work,
-                         bool userns, const char *target, struct wr_error **err)
+int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work, bool userns,
+                      const char *target, struct wr_error **err)
 {
     struct wr_buf opts;
     wr_buf_init(&opts, MOUNT_DATA_MAX);
@@ -143,7 +143,7 @@ static int mask_etc_secrets(const char *etc, struct wr_error **err)
     if (lstat(private, &st) < 0 || !S_ISDIR(st.st_mode))
         return 0;
     return vmm_mount("tmpfs", private, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    "mode=0700,size=4k", err);
+                     "mode=0700,size=4k", err);
 }
 
 /* The host image: the host's /usr, /etc and real top-level library directories, read-only.
@@ -168,4 +168,3 @@ int vmm_mount_host_image(const char *rootfs, struct wr_error **err)
     _cleanup_free_ char *etc = wr_path_join(rootfs, "etc");
     return mask_etc_secrets(etc, err);
 }
-

@@ -122,7 +122,9 @@ static int jail_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_
     if (r < 0)
         return r;
     struct jail_start *start = wr_calloc(1, sizeof(*start));
-    *start = (struct jail_start){.cb = cb, .data = data, .id = wr_strdup(spec->id),
+    *start = (struct jail_start){.cb = cb,
+                                 .data = data,
+                                 .id = wr_strdup(spec->id),
                                  .agent_socket = wr_strdup(spec->agent_socket)};
     r = vmm_helper_run(loop, "__jail", spec_path, JAILER_TIMEOUT_MS, "the jailer", jailer_done,
                        start, err);

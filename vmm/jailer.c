@@ -216,7 +216,6 @@ void vmm_jail_spec_free(struct vmm_sandbox_spec *spec)
 
 /* ---- validation ---------------------------------------------------------------------- */
 
-
 /* overlay_safe: the path goes into overlay options, which split on ',' and ':' and
  * treat '\' as an escape. Refusing those is simpler and safer than escaping them. */
 static int check_path(const char *name, const char *path, bool overlay_safe, struct wr_error **err)
@@ -417,13 +416,14 @@ static int mount_workspace(const struct jail *jail, const char *rootfs, struct w
     if (r < 0)
         return r;
     if (wr_strv_len(spec->ws_lowers) > 0)
-        return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns, target,
-                             err);
+        return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns,
+                                 target, err);
     r = vmm_mount(spec->ws_upper, target, NULL, MS_BIND, NULL, err);
     if (r < 0)
         return r;
     return vmm_mount(NULL, target, NULL,
-                    MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | vmm_mount_locked_flags(target), NULL, err);
+                     MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | vmm_mount_locked_flags(target),
+                     NULL, err);
 }
 
 static int mount_proc(const char *rootfs, struct wr_error **err)
@@ -498,7 +498,8 @@ static int mount_dev(const struct jail *jail, const char *rootfs, struct wr_erro
     int r = vmm_root_dir(rootfs, "dev", &dev, err);
     if (r < 0)
         return r;
-    r = vmm_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k", err);
+    r = vmm_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k",
+                  err);
     for (size_t i = 0; r >= 0 && i < WR_ARRAY_SIZE(nodes); i++)
         r = make_dev_node(dev, nodes[i], err);
     if (r < 0)
@@ -509,9 +510,9 @@ static int mount_dev(const struct jail *jail, const char *rootfs, struct wr_erro
         return wr_error_set_errno(err, errno, "creating %s/{pts,shm}", dev);
     /* gid=5 (tty) only exists when the ids are not remapped. */
     r = vmm_mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
-                 jail->userns ? "newinstance,ptmxmode=0666,mode=0620"
-                              : "newinstance,ptmxmode=0666,mode=0620,gid=5",
-                 err);
+                  jail->userns ? "newinstance,ptmxmode=0666,mode=0620"
+                               : "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                  err);
     if (r >= 0)
         r = vmm_mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m", err);
     if (r >= 0)
@@ -538,7 +539,7 @@ static int build_root(const struct jail *jail, const char *rootfs, struct wr_err
     if (mkdir(rootfs, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", rootfs);
     int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, jail->userns,
-                          rootfs, err);
+                              rootfs, err);
     if (r >= 0 && !strcmp(spec->image, "host"))
         r = vmm_mount_host_image(rootfs, err);
     if (r >= 0)

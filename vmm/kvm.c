@@ -17,7 +17,8 @@ static bool cpu_has_virtualization(void)
     size_t len;
     if (wr_read_file("/proc/cpuinfo", 16 << 20, &text, &len) < 0)
         return false;
-    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, "flags", 5) != 0)
             continue;
         const char *end = strchrnul(line, '\n');
@@ -41,8 +42,10 @@ bool vmm_kvm_usable(struct wr_error **err)
     if (ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
         return wr_error_set(err, ENODEV, "/dev/kvm speaks another API version") && false;
     if (!cpu_has_virtualization())
-        return wr_error_set(err, ENODEV, "the CPU shows no hardware virtualization (vmx/svm): "
-                                         "this /dev/kvm cannot run full VMs") && false;
+        return wr_error_set(err, ENODEV,
+                            "the CPU shows no hardware virtualization (vmx/svm): "
+                            "this /dev/kvm cannot run full VMs") &&
+               false;
     _cleanup_close_ int vm = ioctl(fd, KVM_CREATE_VM, 0);
     if (vm < 0)
         return wr_error_set_errno(err, errno, "/dev/kvm refuses to create a VM") && false;

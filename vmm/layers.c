@@ -266,7 +266,7 @@ static int checkout_into(git_repository *repo, git_object *commit, const char *d
     int code = git_checkout_tree(repo, commit, &opts);
     if (code < 0)
         return vmm__git_fail(code, err, "checking out %s into %s",
-                        git_oid_tostr_s(git_object_id(commit)), dir);
+                             git_oid_tostr_s(git_object_id(commit)), dir);
     return 0;
 }
 

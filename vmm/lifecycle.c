@@ -38,8 +38,8 @@ static void boot_connected(void *data, struct agent_conn *conn, struct wr_error 
         return;
     }
     row->pid_start = wr_process_start_time(row->pid);
-    if (store_sandbox_set_state(op->vmm->store, row->id, "running", row->pid, row->pid_start,
-                                NULL, &err) < 0) {
+    if (store_sandbox_set_state(op->vmm->store, row->id, "running", row->pid, row->pid_start, NULL,
+                                &err) < 0) {
         boot_fail(op, err);
         return;
     }
@@ -81,7 +81,7 @@ struct life_op {
     vmm_sandbox_cb cb;     /* tool callbacks (with the row) ... */
     vmm_done_cb done;      /* ... or internal ones (resume before work) */
     void *data;
-    struct wr_error *err;  /* from the thread pool */
+    struct wr_error *err; /* from the thread pool */
     uv_work_t work;
 };
 
@@ -164,8 +164,10 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
         return 0;
     }
     if (strcmp(op->row.state, "running") != 0) {
-        int r = wr_error_set(err, EINVAL, "sandbox '%s' is %s: only a running sandbox can be "
-                                          "paused", op->row.name, op->row.state);
+        int r = wr_error_set(err, EINVAL,
+                             "sandbox '%s' is %s: only a running sandbox can be "
+                             "paused",
+                             op->row.name, op->row.state);
         life_op_free(op);
         return r;
     }
@@ -173,8 +175,7 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
     return 0;
 }
 
-void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done_cb cb,
-                      void *data)
+void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done_cb cb, void *data)
 {
     struct wr_error *err = NULL;
     struct life_op *op = life_op_new(vmm, row->id, &err);
@@ -301,8 +302,8 @@ int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb c
         op->work.data = op;
         uv_queue_work(vmm->loop, &op->work, restart_work, restart_after_work);
     } else {
-        int r = wr_error_set(err, EAGAIN, "sandbox '%s' is %s; try again shortly", op->row.name,
-                             state);
+        int r =
+            wr_error_set(err, EAGAIN, "sandbox '%s' is %s; try again shortly", op->row.name, state);
         life_op_free(op);
         return r;
     }

@@ -213,9 +213,11 @@ int vmm_read_file(struct vmm *vmm, const char *id_or_name, const char *path, uin
                   uint64_t length, agent_read_cb cb, void *data, struct wr_error **err)
 {
     struct file_op *op = wr_calloc(1, sizeof(*op));
-    *op = (struct file_op){.path = wr_strdup(path), .offset = offset,
+    *op = (struct file_op){.path = wr_strdup(path),
+                           .offset = offset,
                            .length = WR_MIN(length, (uint64_t)VMM_MAX_FILE_BYTES),
-                           .read_cb = cb, .data = data};
+                           .read_cb = cb,
+                           .data = data};
     return file_start(vmm, id_or_name, op, err);
 }
 
@@ -224,10 +226,18 @@ int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, co
                    struct wr_error **err)
 {
     if (len > VMM_MAX_FILE_BYTES)
-        return wr_error_set(err, EFBIG, "content is too large (at most %u bytes per call; "
-                                        "use append for more)", VMM_MAX_FILE_BYTES);
+        return wr_error_set(err, EFBIG,
+                            "content is too large (at most %u bytes per call; "
+                            "use append for more)",
+                            VMM_MAX_FILE_BYTES);
     struct file_op *op = wr_calloc(1, sizeof(*op));
-    *op = (struct file_op){.write = true, .path = wr_strdup(path), .buf = buf, .len = len,
-                           .mode = mode, .flags = flags, .write_cb = cb, .data = data};
+    *op = (struct file_op){.write = true,
+                           .path = wr_strdup(path),
+                           .buf = buf,
+                           .len = len,
+                           .mode = mode,
+                           .flags = flags,
+                           .write_cb = cb,
+                           .data = data};
     return file_start(vmm, id_or_name, op, err);
 }

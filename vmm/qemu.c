@@ -468,8 +468,9 @@ static void on_command_qmp(void *data, struct qmp *qmp, struct wr_error *err)
 
 /* Connects to the VM's QMP socket, runs command (args taken over, may be NULL), closes. */
 static int qmp_command(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
-                       const char *command, cJSON *args, void (*cb)(void *data, struct wr_error *err),
-                       void *data, struct wr_error **err)
+                       const char *command, cJSON *args,
+                       void (*cb)(void *data, struct wr_error *err), void *data,
+                       struct wr_error **err)
 {
     if (pid <= 1 || !is_our_qemu(pid, spec->dir)) {
         cJSON_Delete(args);

@@ -36,7 +36,8 @@ static void idle_policy(struct vmm *vmm, const struct store_sandbox *r, int64_t 
     int64_t stop_at = vmm_idle_stop_at(vmm, r->last_used_at);
     int64_t pause_at = vmm_idle_pause_at(vmm, r->last_used_at);
     if ((running || is_paused) && stop_at && now >= stop_at) {
-        vmm__stop_idle(vmm, r, "stopped after being idle (sandbox_resume boots it again with its files)");
+        vmm__stop_idle(vmm, r,
+                       "stopped after being idle (sandbox_resume boots it again with its files)");
     } else if (running && pause_at && now >= pause_at) {
         char *name = wr_strdup(r->name);
         struct wr_error *e = NULL;
@@ -83,7 +84,10 @@ void vmm__reaper_start(struct vmm *vmm)
     uv_unref((uv_handle_t *)vmm->reaper); /* never the reason the loop stays alive */
 }
 
-static void reaper_closed(uv_handle_t *h) { free(h); }
+static void reaper_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 void vmm__reaper_stop(struct vmm *vmm)
 {

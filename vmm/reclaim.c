@@ -66,7 +66,7 @@ static void got_memstats(void *data, const struct agent_memstats *m, struct wr_e
         return;
     }
     if (op->spec.ops->balloon_set(op->vmm->loop, &op->spec.spec, op->row.pid, op->target,
-                                      balloon_set_done, op, &err) < 0)
+                                  balloon_set_done, op, &err) < 0)
         reclaim_done(op, err);
 }
 

@@ -56,9 +56,11 @@ static int fill_row(const struct vmm_create_request *req, const char *backend,
     if (req->name && !wr_name_valid(req->name))
         return wr_error_set(err, EINVAL,
                             "invalid name '%.80s': use 1-63 characters of letters, digits, '_', "
-                            "'.' and '-', not starting with '.' or '-'", req->name);
+                            "'.' and '-', not starting with '.' or '-'",
+                            req->name);
     if (req->repo && req->repo[0] != '/')
-        return wr_error_set(err, EINVAL, "repo must be an absolute host path, got '%.200s'", req->repo);
+        return wr_error_set(err, EINVAL, "repo must be an absolute host path, got '%.200s'",
+                            req->repo);
     row->id = wr_strdup(id);
     row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
     row->backend = wr_strdup(backend);
@@ -82,8 +84,8 @@ static void create_work(uv_work_t *w)
     struct store_sandbox *row = &op->row;
     /* A sandbox restored from a snapshot arrives with its workspace base already known. */
     if (row->repo && !row->ws_lower &&
-        layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref,
-                                                &row->ws_lower, &row->commit_id, &op->err) < 0)
+        layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref, &row->ws_lower,
+                                   &row->commit_id, &op->err) < 0)
         return;
     if (vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0 ||
         vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0)
@@ -154,8 +156,10 @@ int vmm__create_from_row(struct vmm *vmm, struct store_sandbox *row, vmm_sandbox
     struct store_sandbox other;
     if (store_sandbox_get(vmm->store, op->row.name, &other, NULL) == 0) {
         store_sandbox_clear(&other);
-        int r = wr_error_set(err, EEXIST, "a sandbox named '%s' already exists; pick another "
-                                          "name or destroy it first", op->row.name);
+        int r = wr_error_set(err, EEXIST,
+                             "a sandbox named '%s' already exists; pick another "
+                             "name or destroy it first",
+                             op->row.name);
         create_op_free(op);
         return r;
     }
@@ -196,8 +200,7 @@ int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret
         if (!strcmp(infos[i].row.state, "running")) {
             struct spec_storage spec;
             if (vmm__spec_build(vmm, &infos[i].row, &spec, NULL) == 0) {
-                spec.ops->memory_usage(&spec.spec, infos[i].row.pid,
-                                           &infos[i].memory_usage_bytes);
+                spec.ops->memory_usage(&spec.spec, infos[i].row.pid, &infos[i].memory_usage_bytes);
                 vmm__spec_clear(&spec);
             }
         }
@@ -260,7 +263,8 @@ int vmm_sandbox_destroy(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb 
         return -(*err)->status;
     }
     vmm__rt_forget(vmm, op->row.id);
-    if (op->row.pid && (!op->row.pid_start || wr_process_start_time(op->row.pid) != op->row.pid_start))
+    if (op->row.pid &&
+        (!op->row.pid_start || wr_process_start_time(op->row.pid) != op->row.pid_start))
         op->row.pid = 0; /* that pid now belongs to someone else: never signal it */
     op->vmm = vmm;
     op->cb = cb;

@@ -74,8 +74,7 @@ static char *manifest_json(const struct store_sandbox *row)
 }
 
 /* Moves one upper into the snapshot layer and leaves an empty upper and work dir. */
-static int rotate_one(const char *upper, const char *work, const char *layer,
-                      struct wr_error **err)
+static int rotate_one(const char *upper, const char *work, const char *layer, struct wr_error **err)
 {
     if (rename(upper, layer) < 0)
         return wr_error_set_errno(err, errno, "moving %s to %s", upper, layer);
@@ -126,7 +125,8 @@ static void snapshot_finish(struct snap_op *op, struct wr_error *err)
         op->cb(op->data, NULL, err);
     } else {
         struct vmm_snapshot_info info = {.row = op->snap};
-        info.layers = wr_strv_len((const char *const *)op->spec.ws_lowers) - (op->row.ws_lower ? 1 : 0);
+        info.layers =
+            wr_strv_len((const char *const *)op->spec.ws_lowers) - (op->row.ws_lower ? 1 : 0);
         char *none[] = {NULL};
         info.used_by = none;
         op->cb(op->data, &info, NULL);
@@ -195,16 +195,20 @@ static int memory_refused(const struct vmm_backend_ops *ops, struct wr_error **e
             : "Cloud Hypervisor needs a virtiofsd with vhost-user device-state support (the Rust "
               "virtiofsd 1.13 or later) to save virtiofs state, and this build runs Debian's C "
               "virtiofsd, which has none";
-    return wr_error_set(err, ENOTSUP, "memory snapshots are not available: %s; take a file "
-                                      "snapshot (memory: false) instead", why);
+    return wr_error_set(err, ENOTSUP,
+                        "memory snapshots are not available: %s; take a file "
+                        "snapshot (memory: false) instead",
+                        why);
 }
 
 static int snapshot_name(struct vmm *vmm, const char *name, const struct store_sandbox *row,
                          const char *id, char **ret, struct wr_error **err)
 {
     if (name && !wr_name_valid(name))
-        return wr_error_set(err, EINVAL, "invalid snapshot name '%.80s': use 1-63 characters of "
-                                         "letters, digits, '_', '.' and '-'", name);
+        return wr_error_set(err, EINVAL,
+                            "invalid snapshot name '%.80s': use 1-63 characters of "
+                            "letters, digits, '_', '.' and '-'",
+                            name);
     *ret = name ? wr_strdup(name) : wr_asprintf("%.48s-%.6s", row->name, id);
     struct store_snapshot other;
     if (store_snapshot_get(vmm->store, *ret, &other, NULL) == 0) {
@@ -273,8 +277,10 @@ static int row_from_snapshot(struct vmm *vmm, const struct store_snapshot *snap,
     if (r < 0)
         return wr_error_set_errno(err, -r, "generating a sandbox id");
     if (name && !wr_name_valid(name))
-        return wr_error_set(err, EINVAL, "invalid name '%.80s': use 1-63 characters of letters, "
-                                         "digits, '_', '.' and '-'", name);
+        return wr_error_set(err, EINVAL,
+                            "invalid name '%.80s': use 1-63 characters of letters, "
+                            "digits, '_', '.' and '-'",
+                            name);
     cJSON *m = cJSON_Parse(snap->manifest);
     if (!cJSON_IsObject(m)) {
         cJSON_Delete(m);
@@ -283,11 +289,16 @@ static int row_from_snapshot(struct vmm *vmm, const struct store_snapshot *snap,
     *row = (struct store_sandbox){
         .id = wr_strdup(id),
         .name = name ? wr_strdup(name) : wr_asprintf("%.48s-%.6s", snap->name, id),
-        .backend = wr_strdup(vmm->backend->name), .state = wr_strdup("creating"),
-        .image = manifest_string(m, "image"), .repo = manifest_string(m, "repo"),
-        .ref = manifest_string(m, "ref"), .commit_id = manifest_string(m, "commit"),
-        .ws_lower = manifest_string(m, "ws_lower"), .env_json = manifest_string(m, "env"),
-        .ws_layers = manifest_array(m, "workspace"), .root_layers = manifest_array(m, "root"),
+        .backend = wr_strdup(vmm->backend->name),
+        .state = wr_strdup("creating"),
+        .image = manifest_string(m, "image"),
+        .repo = manifest_string(m, "repo"),
+        .ref = manifest_string(m, "ref"),
+        .commit_id = manifest_string(m, "commit"),
+        .ws_lower = manifest_string(m, "ws_lower"),
+        .env_json = manifest_string(m, "env"),
+        .ws_layers = manifest_array(m, "workspace"),
+        .root_layers = manifest_array(m, "root"),
         .cpus = (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "cpus")),
         .memory_mib = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "memory_mib")),
         .network = cJSON_IsTrue(cJSON_GetObjectItem(m, "network")),
@@ -302,8 +313,8 @@ static int row_from_snapshot(struct vmm *vmm, const struct store_snapshot *snap,
     return 0;
 }
 
-int vmm_snapshot_restore(struct vmm *vmm, const char *snapshot, const char *name,
-                         vmm_sandbox_cb cb, void *data, struct wr_error **err)
+int vmm_snapshot_restore(struct vmm *vmm, const char *snapshot, const char *name, vmm_sandbox_cb cb,
+                         void *data, struct wr_error **err)
 {
     struct store_snapshot snap;
     if (store_snapshot_get(vmm->store, snapshot, &snap, err) < 0)
@@ -456,8 +467,10 @@ int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb c
         r = -(*err)->status;
     if (r == 0 && op->info.used_by[0]) {
         _cleanup_free_ char *who = join_users(op->info.used_by);
-        r = wr_error_set(err, EBUSY, "snapshot '%s' is in use by %s: destroy or delete those "
-                                     "first", op->info.row.name, who);
+        r = wr_error_set(err, EBUSY,
+                         "snapshot '%s' is in use by %s: destroy or delete those "
+                         "first",
+                         op->info.row.name, who);
     }
     if (r == 0)
         r = store_snapshot_delete(vmm->store, op->info.row.id, err);

@@ -297,8 +297,7 @@ static int configure(struct store *st, struct wr_error **err)
         usleep(10 * 1000);
     }
     if (rc != SQLITE_OK)
-        return store_fail(st, rc, err, "opening %s: running 'PRAGMA journal_mode = WAL'",
-                          st->path);
+        return store_fail(st, rc, err, "opening %s: running 'PRAGMA journal_mode = WAL'", st->path);
     static const char *const pragmas[] = {
         "PRAGMA synchronous = NORMAL",
         "PRAGMA foreign_keys = ON",
@@ -360,9 +359,9 @@ void store_sandbox_clear(struct store_sandbox *s)
 {
     if (!s)
         return;
-    char **strings[] = {&s->id,  &s->name,      &s->backend,  &s->state,    &s->image, &s->repo,
-                        &s->ref, &s->commit_id, &s->ws_lower, &s->env_json, &s->error,
-                        &s->ws_layers, &s->root_layers};
+    char **strings[] = {&s->id,    &s->name,      &s->backend,    &s->state,    &s->image,
+                        &s->repo,  &s->ref,       &s->commit_id,  &s->ws_lower, &s->env_json,
+                        &s->error, &s->ws_layers, &s->root_layers};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -370,15 +369,15 @@ void store_sandbox_clear(struct store_sandbox *s)
 
 /* The column order here, in sandbox_bind and in sandbox_read is the same. */
 #define SANDBOX_COLUMNS                                                                            \
-    "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "          \
+    "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "           \
     "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
     "pid, pid_start"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
-    const char *strings[] = {s->id,       s->name,     s->backend,  s->state,     s->image,
-                             s->repo,     s->ref,      s->commit_id, s->ws_lower, s->env_json,
-                             s->error,    s->ws_layers, s->root_layers};
+    const char *strings[] = {s->id,    s->name,      s->backend,    s->state,    s->image,
+                             s->repo,  s->ref,       s->commit_id,  s->ws_lower, s->env_json,
+                             s->error, s->ws_layers, s->root_layers};
     int i = 1;
     for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)
         bind_text(stmt, i++, strings[k]);
@@ -394,8 +393,8 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
 {
-    char **strings[] = {&s->id,    &s->name,     &s->backend,   &s->state,    &s->image,
-                        &s->repo,  &s->ref,      &s->commit_id, &s->ws_lower, &s->env_json,
+    char **strings[] = {&s->id,    &s->name,      &s->backend,    &s->state,    &s->image,
+                        &s->repo,  &s->ref,       &s->commit_id,  &s->ws_lower, &s->env_json,
                         &s->error, &s->ws_layers, &s->root_layers};
     int i = 0;
     for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)

@@ -13,17 +13,17 @@ struct store;
 
 /* A sandbox row. Strings are owned by the struct (store_sandbox_clear frees them). */
 struct store_sandbox {
-    char *id;         /* 16 hex digits */
-    char *name;       /* unique */
-    char *backend;    /* "jail", "qemu", "cloud-hypervisor" */
-    char *state;      /* "creating", "running", "stopped", "failed" */
-    char *image;      /* "host" */
-    char *repo;       /* host path, or NULL */
-    char *ref;        /* as asked, or NULL */
-    char *commit_id;  /* resolved commit (40 hex), or NULL for a plain directory */
-    char *ws_lower;   /* the workspace's read-only lower (checkout layer or the directory) */
-    char *env_json;   /* JSON object of default env, or NULL */
-    char *error;      /* why it failed/stopped, or NULL */
+    char *id;        /* 16 hex digits */
+    char *name;      /* unique */
+    char *backend;   /* "jail", "qemu", "cloud-hypervisor" */
+    char *state;     /* "creating", "running", "stopped", "failed" */
+    char *image;     /* "host" */
+    char *repo;      /* host path, or NULL */
+    char *ref;       /* as asked, or NULL */
+    char *commit_id; /* resolved commit (40 hex), or NULL for a plain directory */
+    char *ws_lower;  /* the workspace's read-only lower (checkout layer or the directory) */
+    char *env_json;  /* JSON object of default env, or NULL */
+    char *error;     /* why it failed/stopped, or NULL */
     /* Snapshot layers between the sandbox's own uppers and its base (the checkout or image):
      * JSON arrays of layer directories, top first; NULL when there are none. */
     char *ws_layers;
@@ -31,11 +31,11 @@ struct store_sandbox {
     unsigned cpus;
     uint64_t memory_mib;
     bool network;
-    int64_t ttl_seconds;   /* 0: none */
-    int64_t created_at;    /* unix seconds */
+    int64_t ttl_seconds; /* 0: none */
+    int64_t created_at;  /* unix seconds */
     int64_t last_used_at;
-    pid_t pid;             /* 0 when not running */
-    uint64_t pid_start;    /* start time of pid (wr_process_start_time), guards pid reuse */
+    pid_t pid;          /* 0 when not running */
+    uint64_t pid_start; /* start time of pid (wr_process_start_time), guards pid reuse */
 };
 
 void store_sandbox_clear(struct store_sandbox *s);

@@ -29,9 +29,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "jailer.h"
 #include "helper.h"
 #include "hostview.h"
+#include "jailer.h"
 #include "vmfs.h"
 
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
@@ -70,8 +70,8 @@ static int build_root_share(const struct vmm_sandbox_spec *spec, struct wr_error
     _cleanup_free_ char *target = share_dir(spec->dir, VMM_VMFS_TAG_ROOT);
     if (mkdir(target, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", target);
-    int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false,
-                                   target, err);
+    int r =
+        vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false, target, err);
     if (r >= 0 && !strcmp(spec->image, "host"))
         r = vmm_mount_host_image(target, err);
     /* The guest mounts the workspace share here; the image skeleton normally has it. */
@@ -88,7 +88,7 @@ static int build_workspace_share(const struct vmm_sandbox_spec *spec, struct wr_
         return wr_error_set_errno(err, errno, "creating %s", target);
     if (wr_strv_len(spec->ws_lowers) > 0)
         return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target,
-                                      err);
+                                 err);
     /* An empty workspace: the upper alone, bound so both shares are mounts of this ns. */
     if (mount(spec->ws_upper, target, NULL, MS_BIND, NULL) < 0)
         return wr_error_set_errno(err, errno, "binding %s on %s", spec->ws_upper, target);

@@ -29,7 +29,7 @@ struct vmm {
     struct store *store;
     uint32_t max_exec_timeout_s;
     struct sandbox_rt *rts;
-    uv_timer_t *reaper; /* destroys sandboxes whose ttl_seconds ran out */
+    uv_timer_t *reaper;      /* destroys sandboxes whose ttl_seconds ran out */
     uint32_t idle_reclaim_s; /* idle time after which a VM hands memory back; 0: never */
     int64_t idle_pause_s;    /* idle time after which a sandbox is paused; 0: never */
     int64_t idle_stop_s;     /* idle time after which it is stopped, files kept; 0: never */
@@ -57,8 +57,8 @@ struct spec_storage {
     char *dir, *root_upper, *root_work, *ws_upper, *ws_work, *agent_socket, *log_path;
     char *image_root;
     char *kernel, *initrd; /* VM backends, filled by vmm__spec_boot_files */
-    char **root_lowers; /* snapshot layers (top first), then the image */
-    char **ws_lowers;   /* snapshot layers (top first), then the checkout or directory */
+    char **root_lowers;    /* snapshot layers (top first), then the image */
+    char **ws_lowers;      /* snapshot layers (top first), then the checkout or directory */
 };
 
 /* The backend named name (a sandbox's row->backend); the process's own one when the
@@ -95,8 +95,7 @@ typedef void (*vmm_done_cb)(void *data, struct wr_error *err);
 void vmm__boot(struct vmm *vmm, struct store_sandbox *row, struct spec_storage *spec,
                vmm_done_cb cb, void *data);
 /* Thaws a paused sandbox (row->state "paused") and marks it running, then runs cb. */
-void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done_cb cb,
-                      void *data);
+void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done_cb cb, void *data);
 
 /* Looks a sandbox up and checks that it is running or paused (a paused one is resumed by
  * vmm__with_conn), marking it stopped when its processes are gone. On success *ret is

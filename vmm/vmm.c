@@ -36,10 +36,11 @@ static int choose_backend(const char *name, const struct vmm_backend_ops **ret,
                                 why ? why->msg : "unavailable");
     }
     if (is_auto)
-        return wr_error_set(err, ENOTSUP, "no sandbox backend can run on this machine "
-                                          "(the jail backend needs root or user namespaces)");
-    return wr_error_set(err, EINVAL,
-                        "unknown backend '%s' (available: auto, cloud-hypervisor, qemu, jail)", name);
+        return wr_error_set(err, ENOTSUP,
+                            "no sandbox backend can run on this machine "
+                            "(the jail backend needs root or user namespaces)");
+    return wr_error_set(
+        err, EINVAL, "unknown backend '%s' (available: auto, cloud-hypervisor, qemu, jail)", name);
 }
 
 /* The directory of the running binary: guest-init and guest/ are found next to it. */
@@ -75,13 +76,15 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
     v->loop = opts->loop;
     v->state_dir = wr_strdup(opts->state_dir);
     _cleanup_free_ char *bin = binary_dir();
-    v->guest_init_path = opts->guest_init_path ? wr_strdup(opts->guest_init_path)
-                                               : wr_path_join(bin, "guest-init");
+    v->guest_init_path =
+        opts->guest_init_path ? wr_strdup(opts->guest_init_path) : wr_path_join(bin, "guest-init");
     v->guest_kernel_dir = vmm_guest_kernel_dir(bin);
     v->backend = backend;
     v->store = st;
     v->max_exec_timeout_s = opts->max_exec_timeout_s ? opts->max_exec_timeout_s : 3600;
-    v->idle_reclaim_s = opts->idle_reclaim_s < 0 ? 0 : opts->idle_reclaim_s ? (uint32_t)opts->idle_reclaim_s : 30;
+    v->idle_reclaim_s = opts->idle_reclaim_s < 0 ? 0
+                        : opts->idle_reclaim_s   ? (uint32_t)opts->idle_reclaim_s
+                                                 : 30;
     v->idle_pause_s = opts->idle_pause_s < 0 ? 0 : opts->idle_pause_s ? opts->idle_pause_s : 900;
     v->idle_stop_s = opts->idle_stop_s < 0 ? 0 : opts->idle_stop_s ? opts->idle_stop_s : 86400;
     if (access(v->guest_init_path, X_OK) < 0) {
@@ -109,7 +112,10 @@ void vmm_close(struct vmm *vmm)
     free(vmm);
 }
 
-const char *vmm_backend_name(const struct vmm *vmm) { return vmm->backend->name; }
+const char *vmm_backend_name(const struct vmm *vmm)
+{
+    return vmm->backend->name;
+}
 
 const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name)
 {
@@ -118,8 +124,14 @@ const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char
             return backends[i];
     return vmm->backend;
 }
-const char *vmm_state_dir(const struct vmm *vmm) { return vmm->state_dir; }
-uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm) { return vmm->max_exec_timeout_s; }
+const char *vmm_state_dir(const struct vmm *vmm)
+{
+    return vmm->state_dir;
+}
+uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm)
+{
+    return vmm->max_exec_timeout_s;
+}
 
 int64_t vmm_idle_pause_at(const struct vmm *vmm, int64_t last_used)
 {
@@ -131,7 +143,10 @@ int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used)
     return vmm->idle_stop_s ? last_used + vmm->idle_stop_s : 0;
 }
 
-void vmm_sandbox_info_clear(struct vmm_sandbox_info *info) { store_sandbox_clear(&info->row); }
+void vmm_sandbox_info_clear(struct vmm_sandbox_info *info)
+{
+    store_sandbox_clear(&info->row);
+}
 
 int vmm_path_check(const char *path, struct wr_error **err)
 {
@@ -145,7 +160,8 @@ int vmm_path_check(const char *path, struct wr_error **err)
         if (end - p == 2 && p[0] == '.' && p[1] == '.')
             return wr_error_set(err, EINVAL,
                                 "path '%.200s' contains '..': give a path inside the sandbox "
-                                "(absolute, or relative to /workspace) without '..'", path);
+                                "(absolute, or relative to /workspace) without '..'",
+                                path);
         p = *end ? end + 1 : end;
     }
     return 0;
@@ -199,7 +215,8 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         vmm__spec_clear(s);
         return wr_error_set(err, ENAMETOOLONG,
                             "the state directory path %s is too long for a unix socket path; "
-                            "use a shorter --state-dir", vmm->state_dir);
+                            "use a shorter --state-dir",
+                            vmm->state_dir);
     }
     if (vmm_image_root(vmm->state_dir, row->image, &s->image_root, err) < 0) {
         vmm__spec_clear(s);
@@ -209,13 +226,23 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
     s->root_lowers = vmm__layer_chain(row->root_layers, s->image_root);
     s->ws_lowers = vmm__layer_chain(row->ws_layers, row->ws_lower);
     s->spec = (struct vmm_sandbox_spec){
-        .id = row->id, .dir = s->dir, .image = row->image,
-        .root_lowers = (const char *const *)s->root_lowers, .root_upper = s->root_upper,
-        .root_work = s->root_work, .ws_lowers = (const char *const *)s->ws_lowers,
-        .ws_upper = s->ws_upper, .ws_work = s->ws_work,
-        .agent_socket = s->agent_socket, .guest_init_path = vmm->guest_init_path,
-        .log_path = s->log_path, .cpus = row->cpus, .memory_bytes = row->memory_mib << 20,
-        .network = row->network, .hostname = row->name, .vsock_cid = 3,
+        .id = row->id,
+        .dir = s->dir,
+        .image = row->image,
+        .root_lowers = (const char *const *)s->root_lowers,
+        .root_upper = s->root_upper,
+        .root_work = s->root_work,
+        .ws_lowers = (const char *const *)s->ws_lowers,
+        .ws_upper = s->ws_upper,
+        .ws_work = s->ws_work,
+        .agent_socket = s->agent_socket,
+        .guest_init_path = vmm->guest_init_path,
+        .log_path = s->log_path,
+        .cpus = row->cpus,
+        .memory_bytes = row->memory_mib << 20,
+        .network = row->network,
+        .hostname = row->name,
+        .vsock_cid = 3,
     };
     return 0;
 }
@@ -241,8 +268,7 @@ static bool row_alive(const struct store_sandbox *row)
 
 int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row)
 {
-    if ((strcmp(row->state, "running") != 0 && strcmp(row->state, "paused") != 0) ||
-        row_alive(row))
+    if ((strcmp(row->state, "running") != 0 && strcmp(row->state, "paused") != 0) || row_alive(row))
         return 0;
     /* A jail whose processes are gone is simply stopped; a VM whose VMM died crashed. */
     bool vm = vmm__backend_for(vmm, row->backend)->vm;
@@ -275,14 +301,16 @@ int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_s
     if (!strcmp(ret->state, "stopped"))
         r = wr_error_set(err, ESRCH,
                          "sandbox '%s' is stopped (%s); destroy it with sandbox_destroy and "
-                         "create a new one", ret->name, ret->error ? ret->error : "not running");
+                         "create a new one",
+                         ret->name, ret->error ? ret->error : "not running");
     else if (!strcmp(ret->state, "creating"))
         r = wr_error_set(err, EAGAIN, "sandbox '%s' is still being created; try again shortly",
                          ret->name);
     else
         r = wr_error_set(err, EIO,
                          "sandbox '%s' is %s (%s); destroy it with sandbox_destroy and create a "
-                         "new one", ret->name, ret->state, ret->error ? ret->error : "no reason recorded");
+                         "new one",
+                         ret->name, ret->state, ret->error ? ret->error : "no reason recorded");
     store_sandbox_clear(ret);
     return r;
 }
@@ -355,8 +383,8 @@ static void connect_agent(struct vmm *vmm, struct sandbox_rt *rt, uint32_t timeo
         if (r == 0 && spec.ops->agent_connect)
             r = spec.ops->agent_connect(vmm->loop, &spec.spec, timeout_ms, rt_connected, rt, &err);
         else if (r == 0)
-            r = agent_connect_unix(vmm->loop, spec.spec.agent_socket, timeout_ms, rt_connected,
-                                   rt, &err);
+            r = agent_connect_unix(vmm->loop, spec.spec.agent_socket, timeout_ms, rt_connected, rt,
+                                   &err);
         vmm__spec_clear(&spec);
         store_sandbox_clear(&row);
     }
@@ -432,8 +460,8 @@ void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t t
         return;
     }
     struct deferred_conn *d = wr_calloc(1, sizeof(*d));
-    *d = (struct deferred_conn){.vmm = vmm, .id = wr_strdup(row->id), .timeout_ms = timeout_ms,
-                                .cb = cb, .data = data};
+    *d = (struct deferred_conn){
+        .vmm = vmm, .id = wr_strdup(row->id), .timeout_ms = timeout_ms, .cb = cb, .data = data};
     if (paused) /* calls to a paused sandbox resume it first */
         vmm__resume_then(vmm, row, after_resume, d);
     else /* an idle VM gave memory back: take it back before any work starts */

@@ -42,11 +42,11 @@ int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used);
 /* ---- sandboxes -------------------------------------------------------------------- */
 
 struct vmm_create_request {
-    const char *name;  /* NULL: generated */
-    const char *repo;  /* host path of a git repo or directory, or NULL */
-    const char *ref;   /* NULL: HEAD */
-    const char *image; /* NULL: "host" */
-    unsigned cpus;     /* 0: 1 */
+    const char *name;    /* NULL: generated */
+    const char *repo;    /* host path of a git repo or directory, or NULL */
+    const char *ref;     /* NULL: HEAD */
+    const char *image;   /* NULL: "host" */
+    unsigned cpus;       /* 0: 1 */
     uint64_t memory_mib; /* 0: 512 */
     bool network;
     const char *const *env; /* "K=V", or NULL */
@@ -62,7 +62,8 @@ struct vmm_sandbox_info {
 void vmm_sandbox_info_clear(struct vmm_sandbox_info *info);
 
 /* info (owned by the vmm, valid during the call) or err (owned by the callee). */
-typedef void (*vmm_sandbox_cb)(void *data, const struct vmm_sandbox_info *info, struct wr_error *err);
+typedef void (*vmm_sandbox_cb)(void *data, const struct vmm_sandbox_info *info,
+                               struct wr_error *err);
 
 int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
                        void *data, struct wr_error **err);
@@ -99,8 +100,8 @@ typedef void (*vmm_snapshot_cb)(void *data, const struct vmm_snapshot_info *info
 int vmm_sandbox_snapshot(struct vmm *vmm, const char *id_or_name, const char *name, bool memory,
                          vmm_snapshot_cb cb, void *data, struct wr_error **err);
 /* A new sandbox started from a snapshot (a fork: call it again for more). */
-int vmm_snapshot_restore(struct vmm *vmm, const char *snapshot, const char *name,
-                         vmm_sandbox_cb cb, void *data, struct wr_error **err);
+int vmm_snapshot_restore(struct vmm *vmm, const char *snapshot, const char *name, vmm_sandbox_cb cb,
+                         void *data, struct wr_error **err);
 /* Snapshots, all or of one sandbox. Free entries with vmm_snapshot_info_clear. */
 int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_info **ret,
                       size_t *ret_n, struct wr_error **err);
@@ -135,7 +136,7 @@ int vmm_path_check(const char *path, struct wr_error **err);
 
 struct vmm_git_commit_request {
     const char *message;
-    const char *author_name;  /* NULL: the repository's user.name, else "warren" */
+    const char *author_name; /* NULL: the repository's user.name, else "warren" */
     const char *author_email;
     const char *branch;       /* NULL: warren/<sandbox name> */
     const char *const *paths; /* NULL: every change */

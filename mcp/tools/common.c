@@ -43,7 +43,8 @@ cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *in
     cJSON *idle = cJSON_AddObjectToObject(o, "idle_policy");
     bool live = !strcmp(r->state, "running") || !strcmp(r->state, "paused");
     /* vmm is NULL when the call was cancelled: the result is not sent then anyway. */
-    int64_t pause_at = vmm && !strcmp(r->state, "running") ? vmm_idle_pause_at(vmm, r->last_used_at) : 0;
+    int64_t pause_at =
+        vmm && !strcmp(r->state, "running") ? vmm_idle_pause_at(vmm, r->last_used_at) : 0;
     int64_t stop_at = vmm && live ? vmm_idle_stop_at(vmm, r->last_used_at) : 0;
     if (pause_at)
         add_time(idle, "pause_at", pause_at);

@@ -1,8 +1,8 @@
 /* sandbox_create: a new sandbox, optionally with a copy-on-write view of a repository. */
 #include "common.h"
 
-static const char *const known[] = {"name", "repo", "ref", "image", "cpus", "memory_mib",
-                                    "network", "env", "ttl_seconds", NULL};
+static const char *const known[] = {"name",       "repo",    "ref", "image",       "cpus",
+                                    "memory_mib", "network", "env", "ttl_seconds", NULL};
 
 static void created(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
 {
@@ -59,14 +59,20 @@ const struct mcp_tool mcp_tool_sandbox_create = {
         "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
         "\"name\":{\"type\":\"string\",\"description\":\"Unique name, 1-63 of [A-Za-z0-9_.-]\","
         "\"pattern\":\"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$\"},"
-        "\"repo\":{\"type\":\"string\",\"description\":\"Absolute host path of a git repository or directory shared at /workspace\"},"
-        "\"ref\":{\"type\":\"string\",\"description\":\"Branch, tag or commit of repo (default HEAD)\"},"
-        "\"image\":{\"type\":\"string\",\"enum\":[\"host\"],\"default\":\"host\",\"description\":\"Root filesystem: host = read-only view of the host's /usr and /etc\"},"
+        "\"repo\":{\"type\":\"string\",\"description\":\"Absolute host path of a git repository or "
+        "directory shared at /workspace\"},"
+        "\"ref\":{\"type\":\"string\",\"description\":\"Branch, tag or commit of repo (default "
+        "HEAD)\"},"
+        "\"image\":{\"type\":\"string\",\"enum\":[\"host\"],\"default\":\"host\",\"description\":"
+        "\"Root filesystem: host = read-only view of the host's /usr and /etc\"},"
         "\"cpus\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,\"default\":1},"
         "\"memory_mib\":{\"type\":\"integer\",\"minimum\":64,\"maximum\":262144,\"default\":512},"
-        "\"network\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Share the host's network (default: none)\"},"
-        "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":\"Environment for every command\"},"
-        "\"ttl_seconds\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":7776000,\"description\":\"Destroy the sandbox this long after creation (0: never)\"}}}",
+        "\"network\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Share the host's "
+        "network (default: none)\"},"
+        "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"
+        "\"description\":\"Environment for every command\"},"
+        "\"ttl_seconds\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":7776000,\"description\":"
+        "\"Destroy the sandbox this long after creation (0: never)\"}}}",
     .output_schema = MCP_SANDBOX_SCHEMA,
     .read_only = false,
     .destructive = false,

@@ -21,7 +21,10 @@ struct exec_call {
     char tail[PROGRESS_TAIL + 1]; /* last output line(s), for progress messages */
 };
 
-static void timer_closed(uv_handle_t *h) { free(h->data); }
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void exec_call_free(struct exec_call *ec)
 {
@@ -73,7 +76,10 @@ static void on_output(void *data, int fd, const char *buf, size_t len)
     send_progress(ec);
 }
 
-static void on_heartbeat(uv_timer_t *t) { send_progress(t->data); }
+static void on_heartbeat(uv_timer_t *t)
+{
+    send_progress(t->data);
+}
 
 static void on_done(void *data, const struct agent_exit *exit, struct wr_error *err)
 {
@@ -118,8 +124,8 @@ static void on_cancel(void *data)
         vmm_op_cancel(ec->op);
 }
 
-static const char *const known[] = {"id", "command", "argv", "cwd", "env", "stdin",
-                                    "timeout_seconds", "max_output_bytes", NULL};
+static const char *const known[] = {
+    "id", "command", "argv", "cwd", "env", "stdin", "timeout_seconds", "max_output_bytes", NULL};
 
 struct exec_args {
     const char *id, *command, *cwd, *stdin_text;
@@ -143,8 +149,9 @@ static int parse_args(struct mcp_call *call, const cJSON *args, struct exec_args
         mcp_arg_int(args, "max_output_bytes", false, 0, MAX_OUTPUT, &a->max_output, err) < 0)
         return -EINVAL;
     if (!!a->command == !!a->argv)
-        return wr_error_set(err, EINVAL, "give exactly one of command (a shell string) or argv "
-                                         "(an array: program and arguments)");
+        return wr_error_set(err, EINVAL,
+                            "give exactly one of command (a shell string) or argv "
+                            "(an array: program and arguments)");
     if (a->argv && !a->argv[0])
         return wr_error_set(err, EINVAL, "argv must not be empty");
     if (a->cwd && vmm_path_check(a->cwd, err) < 0)
@@ -209,12 +216,15 @@ const struct mcp_tool mcp_tool_sandbox_exec = {
         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],\"properties\":{"
         "\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
         "\"command\":{\"type\":\"string\",\"description\":\"Shell command line (/bin/sh -c)\"},"
-        "\"argv\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"minItems\":1,\"description\":\"Program and arguments, instead of command\"},"
+        "\"argv\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"minItems\":1,"
+        "\"description\":\"Program and arguments, instead of command\"},"
         "\"cwd\":{\"type\":\"string\",\"default\":\"/workspace\"},"
         "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
-        "\"stdin\":{\"type\":\"string\",\"description\":\"Text fed to the command's standard input\"},"
+        "\"stdin\":{\"type\":\"string\",\"description\":\"Text fed to the command's standard "
+        "input\"},"
         "\"timeout_seconds\":{\"type\":\"integer\",\"minimum\":1,\"default\":120},"
-        "\"max_output_bytes\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":16777216,\"default\":1048576,\"description\":\"Cap for each of stdout and stderr\"}}}",
+        "\"max_output_bytes\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":16777216,\"default\":"
+        "1048576,\"description\":\"Cap for each of stdout and stderr\"}}}",
     .output_schema =
         "{\"type\":\"object\",\"required\":[\"exit_code\",\"signal\",\"stdout\",\"stderr\","
         "\"truncated\",\"timed_out\",\"duration_ms\"],\"properties\":{"

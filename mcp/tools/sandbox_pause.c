@@ -36,8 +36,8 @@ static void call_resume(struct mcp_call *call, const cJSON *args)
     call_pause_or_resume(call, args, false);
 }
 
-#define ID_ONLY_SCHEMA                                                                         \
-    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"              \
+#define ID_ONLY_SCHEMA                                                                             \
+    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"                   \
     "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"}}}"
 
 const struct mcp_tool mcp_tool_sandbox_pause = {

@@ -17,7 +17,8 @@ struct read_call {
 static void fail_read(struct read_call *rc, struct wr_error *err)
 {
     if (err->status == ENOENT)
-        wr_error_wrap(&err, "no file '%s' in the sandbox (relative paths start at /workspace)", rc->path);
+        wr_error_wrap(&err, "no file '%s' in the sandbox (relative paths start at /workspace)",
+                      rc->path);
     else
         wr_error_wrap(&err, "reading '%s'", rc->path);
     mcp_call_fail_error(rc->call, err);
@@ -104,8 +105,11 @@ static void call(struct mcp_call *call, const cJSON *args)
     if (!explicit_length) /* what fits MCP_RESULT_BUDGET: base64 is 4/3, and sent twice */
         length = base64 ? DEFAULT_BASE64_LENGTH : MCP_RESULT_BUDGET / 2;
     struct read_call *rc = wr_calloc(1, sizeof(*rc));
-    *rc = (struct read_call){.call = call, .base64 = base64, .explicit_length = explicit_length,
-                             .offset = (uint64_t)offset, .path = wr_strdup(path)};
+    *rc = (struct read_call){.call = call,
+                             .base64 = base64,
+                             .explicit_length = explicit_length,
+                             .offset = (uint64_t)offset,
+                             .path = wr_strdup(path)};
     if (vmm_read_file(mcp_call_vmm(call), id, path, (uint64_t)offset, (uint64_t)length, done, rc,
                       &err) < 0) {
         mcp_call_fail_error(call, err);

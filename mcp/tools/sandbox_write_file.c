@@ -15,7 +15,8 @@ static void done(void *data, uint64_t written, struct wr_error *err)
     struct write_call *wc = data;
     if (err) {
         wr_error_wrap(&err, "writing '%s'%s", wc->path,
-                      err->status == ENOENT ? " (its directory is missing: pass create_dirs: true)" : "");
+                      err->status == ENOENT ? " (its directory is missing: pass create_dirs: true)"
+                                            : "");
         mcp_call_fail_error(wc->call, err);
     } else {
         cJSON *r = cJSON_CreateObject();
@@ -41,8 +42,9 @@ static int parse_mode(const cJSON *args, uint32_t *ret, struct wr_error **err)
              strspn(v->valuestring, "01234567") == strlen(v->valuestring))
         m = strtol(v->valuestring, NULL, 8);
     if (m < 0 || m > 07777)
-        return wr_error_set(err, EINVAL, "mode must be file permission bits: an octal string "
-                                         "like \"0644\" or an integer up to 4095");
+        return wr_error_set(err, EINVAL,
+                            "mode must be file permission bits: an octal string "
+                            "like \"0644\" or an integer up to 4095");
     *ret = (uint32_t)m;
     return 1;
 }
@@ -69,8 +71,8 @@ static int decode(const char *content, bool base64, char **ret, size_t *ret_len,
 
 static void call(struct mcp_call *call, const cJSON *args)
 {
-    static const char *const known[] = {"id",     "path",        "content", "encoding", "mode",
-                                        "append", "create_dirs", NULL};
+    static const char *const known[] = {"id",   "path",   "content",     "encoding",
+                                        "mode", "append", "create_dirs", NULL};
     const char *id = NULL, *path = NULL, *content = NULL, *encoding = "utf8";
     bool append = false, create_dirs = false;
     uint32_t mode = 0644;
@@ -94,8 +96,8 @@ static void call(struct mcp_call *call, const cJSON *args)
     size_t len = 0;
     uint32_t flags = (append ? GI_WRITE_APPEND : 0) | (create_dirs ? GI_WRITE_CREATE_DIRS : 0);
     if (decode(content, !strcmp(encoding, "base64"), &wc->data, &len, &err) < 0 ||
-        vmm_write_file(mcp_call_vmm(call), id, path, wc->data, len, mode, flags, done, wc,
-                       &err) < 0) {
+        vmm_write_file(mcp_call_vmm(call), id, path, wc->data, len, mode, flags, done, wc, &err) <
+            0) {
         mcp_call_fail_error(call, err);
         free(wc->path);
         free(wc->data);
@@ -110,15 +112,19 @@ const struct mcp_tool mcp_tool_sandbox_write_file = {
                    "true). Relative paths are relative to /workspace. content is UTF-8 text, "
                    "or base64 with encoding \"base64\" for binary data; at most 32 MiB per call.",
     .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"path\",\"content\"],"
+        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"path\","
+        "\"content\"],"
         "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
         "\"path\":{\"type\":\"string\"},\"content\":{\"type\":\"string\"},"
         "\"encoding\":{\"type\":\"string\",\"enum\":[\"utf8\",\"base64\"],\"default\":\"utf8\"},"
-        "\"mode\":{\"type\":[\"string\",\"integer\"],\"description\":\"Permissions when the file is created, e.g. \\\"0755\\\"\"},"
+        "\"mode\":{\"type\":[\"string\",\"integer\"],\"description\":\"Permissions when the file "
+        "is created, e.g. \\\"0755\\\"\"},"
         "\"append\":{\"type\":\"boolean\",\"default\":false},"
-        "\"create_dirs\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Create missing parent directories\"}}}",
-    .output_schema = "{\"type\":\"object\",\"required\":[\"path\",\"bytes_written\"],\"properties\":{"
-                     "\"path\":{\"type\":\"string\"},\"bytes_written\":{\"type\":\"integer\"}}}",
+        "\"create_dirs\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Create missing "
+        "parent directories\"}}}",
+    .output_schema =
+        "{\"type\":\"object\",\"required\":[\"path\",\"bytes_written\"],\"properties\":{"
+        "\"path\":{\"type\":\"string\"},\"bytes_written\":{\"type\":\"integer\"}}}",
     .read_only = false,
     .destructive = true,
     .idempotent = false,

@@ -1,12 +1,12 @@
 /* sandbox_snapshot, sandbox_restore, snapshot_list, snapshot_delete. */
 #include "common.h"
 
-#define SNAPSHOT_SCHEMA                                                                        \
-    "{\"type\":\"object\",\"required\":[\"snapshot_id\",\"name\",\"sandbox_id\",\"layers\","  \
-    "\"memory\",\"created_at\"],\"properties\":{\"snapshot_id\":{\"type\":\"string\"},"        \
-    "\"name\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":[\"string\",\"null\"]},"          \
-    "\"layers\":{\"type\":\"integer\",\"description\":\"layers in its workspace chain\"},"     \
-    "\"memory\":{\"type\":\"boolean\"},\"created_at\":{\"type\":\"string\"},"                  \
+#define SNAPSHOT_SCHEMA                                                                            \
+    "{\"type\":\"object\",\"required\":[\"snapshot_id\",\"name\",\"sandbox_id\",\"layers\","       \
+    "\"memory\",\"created_at\"],\"properties\":{\"snapshot_id\":{\"type\":\"string\"},"            \
+    "\"name\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":[\"string\",\"null\"]},"              \
+    "\"layers\":{\"type\":\"integer\",\"description\":\"layers in its workspace chain\"},"         \
+    "\"memory\":{\"type\":\"boolean\"},\"created_at\":{\"type\":\"string\"},"                      \
     "\"used_by\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}"
 
 static cJSON *snapshot_json(const struct vmm_snapshot_info *info)
@@ -150,7 +150,8 @@ const struct mcp_tool mcp_tool_sandbox_restore = {
                    "(a fork: call it again for more; forks never see each other's writes).",
     .input_schema =
         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"snapshot\"],"
-        "\"properties\":{\"snapshot\":{\"type\":\"string\",\"description\":\"Snapshot id or name\"},"
+        "\"properties\":{\"snapshot\":{\"type\":\"string\",\"description\":\"Snapshot id or "
+        "name\"},"
         "\"name\":{\"type\":\"string\",\"description\":\"Name of the new sandbox\"}}}",
     .output_schema = MCP_SANDBOX_SCHEMA,
     .read_only = false,
@@ -183,10 +184,12 @@ const struct mcp_tool mcp_tool_snapshot_delete = {
                    "snapshot is built on it (the error names them).",
     .input_schema =
         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"snapshot\"],"
-        "\"properties\":{\"snapshot\":{\"type\":\"string\",\"description\":\"Snapshot id or name\"}}}",
-    .output_schema = "{\"type\":\"object\",\"required\":[\"snapshot_id\",\"deleted\"],\"properties\":{"
-                     "\"snapshot_id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
-                     "\"deleted\":{\"type\":\"boolean\"}}}",
+        "\"properties\":{\"snapshot\":{\"type\":\"string\",\"description\":\"Snapshot id or "
+        "name\"}}}",
+    .output_schema =
+        "{\"type\":\"object\",\"required\":[\"snapshot_id\",\"deleted\"],\"properties\":{"
+        "\"snapshot_id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+        "\"deleted\":{\"type\":\"boolean\"}}}",
     .read_only = false,
     .destructive = true,
     .idempotent = false,

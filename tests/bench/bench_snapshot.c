@@ -85,16 +85,19 @@ static void bench_fork(struct bench_server *s, const char *repo, const char *sna
         cJSON_Delete(plain);
         cJSON_Delete(fork);
     }
-    double cm = (double)bench_percentile(c, N, 0.5) / 1e6, fm = (double)bench_percentile(f, N, 0.5) / 1e6;
+    double cm = (double)bench_percentile(c, N, 0.5) / 1e6,
+           fm = (double)bench_percentile(f, N, 0.5) / 1e6;
     printf("sandbox_restore (fork): p50 %.1f ms; plain sandbox_create: p50 %.1f ms; ratio %.2fx "
-           "(target <= 1.2x)\n", fm, cm, fm / cm);
+           "(target <= 1.2x)\n",
+           fm, cm, fm / cm);
 }
 
 static void bench_commit(struct bench_server *s, const char *repo)
 {
     cJSON *sb = create(s, repo, "bench-commit");
     const char *id = cJSON_GetObjectItem(sb, "id")->valuestring;
-    exec_ok(s, id, "mkdir -p many && for i in $(seq 1 1000); do echo \"change $i\" > many/f$i.txt; done");
+    exec_ok(s, id,
+            "mkdir -p many && for i in $(seq 1 1000); do echo \"change $i\" > many/f$i.txt; done");
     cJSON *a = cJSON_CreateObject();
     cJSON_AddStringToObject(a, "id", id);
     cJSON_AddStringToObject(a, "message", "1000 files");
@@ -122,17 +125,21 @@ int main(int argc, char **argv)
     bench_initialize(&s);
     _cleanup_free_ char *repo = bench_make_repo();
     _cleanup_free_ char *small_snap = NULL, *big_snap = NULL;
-    double small = snapshot_median(&s, repo, "head -c 1M /dev/urandom > /workspace/blob", &small_snap);
+    double small =
+        snapshot_median(&s, repo, "head -c 1M /dev/urandom > /workspace/blob", &small_snap);
     double big = snapshot_median(
-        &s, repo, "for i in $(seq 1 64); do head -c 16M /dev/zero > /workspace/blob$i; done", &big_snap);
+        &s, repo, "for i in $(seq 1 64); do head -c 16M /dev/zero > /workspace/blob$i; done",
+        &big_snap);
     printf("sandbox_snapshot, running sandbox: 1 MiB workspace p50 %.1f ms, 1 GiB workspace p50 "
-           "%.1f ms; ratio %.2fx (target <= 2x, and < 50 ms)\n", small, big, big / small);
+           "%.1f ms; ratio %.2fx (target <= 2x, and < 50 ms)\n",
+           small, big, big / small);
     bench_fork(&s, repo, small_snap);
     bench_commit(&s, repo);
     fclose(s.in);
     waitpid(s.pid, NULL, 0);
-    _cleanup_free_ char *cmd = wr_asprintf(
-        "for p in $(grep -l %s /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do kill -9 $p; done; "
-        "rm -rf %s %s", state, state, repo);
+    _cleanup_free_ char *cmd = wr_asprintf("for p in $(grep -l %s /proc/[0-9]*/cmdline 2>/dev/null "
+                                           "| cut -d/ -f3); do kill -9 $p; done; "
+                                           "rm -rf %s %s",
+                                           state, state, repo);
     return system(cmd) == 0 ? 0 : 1;
 }

@@ -42,7 +42,8 @@ static void bench_list(struct bench_server *s)
         p[i] = wr_now_ns() - t1;
     }
     uint64_t list = bench_percentile(t, N, 0.5), ping = bench_percentile(p, N, 0.5);
-    printf("sandbox_list round trip over stdio: p50 %.1f us (p99 %.1f us); ping round trip p50 %.1f us; "
+    printf("sandbox_list round trip over stdio: p50 %.1f us (p99 %.1f us); ping round trip p50 "
+           "%.1f us; "
            "server time of sandbox_list ~ %.1f us (target p50 <= 100 us)\n",
            list / 1e3, bench_percentile(t, N, 0.99) / 1e3, ping / 1e3, (double)(list - ping) / 1e3);
 }
@@ -58,7 +59,8 @@ static void bench_exec(struct bench_server *s, const char *id)
         bare_t[i] = bare_true_ns();
     }
     uint64_t tp = bench_percentile(tool_t, N, 0.5), bp = bench_percentile(bare_t, N, 0.5);
-    printf("sandbox_exec /bin/true: p50 %.2f ms; bare fork+exec+wait: p50 %.2f ms; ratio %.2fx (target <= 3x)\n",
+    printf("sandbox_exec /bin/true: p50 %.2f ms; bare fork+exec+wait: p50 %.2f ms; ratio %.2fx "
+           "(target <= 3x)\n",
            tp / 1e6, bp / 1e6, (double)tp / (double)bp);
 }
 
@@ -75,7 +77,8 @@ static void bench_create(struct bench_server *s, const char *repo)
         cJSON_Delete(bench_destroy(s, cJSON_GetObjectItem(sb, "id")->valuestring));
         cJSON_Delete(sb);
     }
-    printf("sandbox_create (host image, repo commit seen before): p50 %.1f ms, max %.1f ms (target p50 <= 50 ms)\n",
+    printf("sandbox_create (host image, repo commit seen before): p50 %.1f ms, max %.1f ms (target "
+           "p50 <= 50 ms)\n",
            bench_percentile(t, N, 0.5) / 1e6, bench_percentile(t, N, 1.0) / 1e6);
 }
 
@@ -124,7 +127,8 @@ int main(int argc, char **argv)
     double w, r;
     bench_file_throughput(&s, id, 16u << 20, &w, &r);
     printf("16 MiB file through the tools (base64 over stdio): write %.0f MB/s, read %.0f MB/s "
-           "(best of 5; target >= 200 MB/s)\n", w, r);
+           "(best of 5; target >= 200 MB/s)\n",
+           w, r);
     sleep(1);
     report_rss(&s, id);
     cJSON_Delete(bench_destroy(&s, id));

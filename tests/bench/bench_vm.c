@@ -16,15 +16,19 @@
 
 #define IDLE_RECLAIM_ARG "--idle-reclaim-seconds=5"
 
-static double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+static double mib(double bytes)
+{
+    return bytes / (1024.0 * 1024.0);
+}
 
 static cJSON *sandbox(struct bench_server *s, const char *id)
 {
     cJSON *list = bench_tool(s, "sandbox_list", NULL);
     cJSON *sb, *found = NULL;
-    cJSON_ArrayForEach(sb, cJSON_GetObjectItem(list, "sandboxes"))
-        if (!strcmp(cJSON_GetObjectItem(sb, "id")->valuestring, id))
-            found = cJSON_Duplicate(sb, true);
+    cJSON_ArrayForEach(
+        sb, cJSON_GetObjectItem(
+                list, "sandboxes")) if (!strcmp(cJSON_GetObjectItem(sb, "id")->valuestring, id))
+        found = cJSON_Duplicate(sb, true);
     cJSON_Delete(list);
     if (!found)
         bench_die("sandbox vanished from sandbox_list");
@@ -101,14 +105,16 @@ static void bench_exec_rtt(struct bench_server *s, const char *id)
 static void bench_reclaim(struct bench_server *s, const char *id)
 {
     double before = host_rss(s, id, NULL);
-    _cleanup_free_ char *fill = exec_stdout(
-        s, id, "mount -o remount,size=90% /dev/shm 2>/dev/null; "
-               "dd if=/dev/zero of=/dev/shm/fill bs=1M count=512 2>/dev/null && echo filled");
+    _cleanup_free_ char *fill =
+        exec_stdout(s, id,
+                    "mount -o remount,size=90% /dev/shm 2>/dev/null; "
+                    "dd if=/dev/zero of=/dev/shm/fill bs=1M count=512 2>/dev/null && echo filled");
     double peak = host_rss(s, id, NULL);
     /* The guest's own use once the 512 MiB are freed, measured from inside. */
     _cleanup_free_ char *used = exec_stdout(
-        s, id, "rm -f /dev/shm/fill; sync; echo 3 > /proc/sys/vm/drop_caches; "
-               "awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)*1024}' /proc/meminfo");
+        s, id,
+        "rm -f /dev/shm/fill; sync; echo 3 > /proc/sys/vm/drop_caches; "
+        "awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)*1024}' /proc/meminfo");
     double guest_use = strtod(used, NULL);
     uint64_t idle_from = wr_now_ms();
     double rss = 0, balloon = 0;
@@ -150,7 +156,8 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(a, "memory_mib", 1024);
     uint64_t t0 = wr_now_ns();
     cJSON *sb = bench_tool(&s, "sandbox_create", a);
-    printf("boot to agent (sandbox_create of a 1 GiB VM, TCG): %.0f ms\n", (wr_now_ns() - t0) / 1e6);
+    printf("boot to agent (sandbox_create of a 1 GiB VM, TCG): %.0f ms\n",
+           (wr_now_ns() - t0) / 1e6);
     const char *id = cJSON_GetObjectItem(sb, "id")->valuestring;
     bench_exec_rtt(&s, id);
     double w, r;

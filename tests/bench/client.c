@@ -20,8 +20,8 @@ void bench_server_start(struct bench_server *s, const char *warren, const char *
     if (s->pid == 0) {
         dup2(to[0], 0);
         dup2(from[1], 1);
-        execl(warren, warren, "mcp", "--backend", backend, "--state-dir", state_dir,
-              "--log-level", "error", extra_arg, (char *)NULL);
+        execl(warren, warren, "mcp", "--backend", backend, "--state-dir", state_dir, "--log-level",
+              "error", extra_arg, (char *)NULL);
         _exit(127);
     }
     close(to[0]);
@@ -75,7 +75,8 @@ cJSON *bench_tool(struct bench_server *s, const char *name, cJSON *args)
     cJSON_AddItemToObject(p, "arguments", args ? args : cJSON_CreateObject());
     cJSON *r = bench_rpc(s, "tools/call", p);
     if (cJSON_IsTrue(cJSON_GetObjectItem(r, "isError"))) {
-        fprintf(stderr, "%s\n", cJSON_GetArrayItem(cJSON_GetObjectItem(r, "content"), 0)->child->next->valuestring);
+        fprintf(stderr, "%s\n",
+                cJSON_GetArrayItem(cJSON_GetObjectItem(r, "content"), 0)->child->next->valuestring);
         bench_die(name);
     }
     cJSON *sc = cJSON_DetachItemFromObject(r, "structuredContent");
@@ -108,9 +109,11 @@ char *bench_make_repo(void)
 {
     char tmpl[] = "/tmp/warren-bench-repo-XXXXXX";
     char *dir = wr_strdup(mkdtemp(tmpl));
-    _cleanup_free_ char *cmd = wr_asprintf(
-        "cd %s && git init -q && mkdir -p src && for i in $(seq 1 20); do echo \"file $i\" > src/f$i.txt; done && "
-        "git add -A && git -c user.name=b -c user.email=b@b commit -qm init", dir);
+    _cleanup_free_ char *cmd =
+        wr_asprintf("cd %s && git init -q && mkdir -p src && for i in $(seq 1 20); do echo \"file "
+                    "$i\" > src/f$i.txt; done && "
+                    "git add -A && git -c user.name=b -c user.email=b@b commit -qm init",
+                    dir);
     if (system(cmd) != 0)
         bench_die("creating the bench repo");
     return dir;
@@ -130,7 +133,6 @@ const char *bench_rpc_raw(struct bench_server *s, const char *line, size_t len)
         bench_die("server closed stdout");
     return resp;
 }
-
 
 void bench_initialize(struct bench_server *s)
 {
@@ -157,15 +159,18 @@ void bench_file_throughput(struct bench_server *s, const char *id, size_t n, dou
     wr_base64_encode(data, n, b64);
     struct wr_buf w;
     wr_buf_init(&w, SIZE_MAX / 2);
-    wr_buf_printf(&w, "{\"jsonrpc\":\"2.0\",\"id\":\"w\",\"method\":\"tools/call\",\"params\":{"
-                      "\"name\":\"sandbox_write_file\",\"arguments\":{\"id\":\"%s\",\"path\":"
-                      "\"/tmp/bench.bin\",\"encoding\":\"base64\",\"content\":\"", id);
+    wr_buf_printf(&w,
+                  "{\"jsonrpc\":\"2.0\",\"id\":\"w\",\"method\":\"tools/call\",\"params\":{"
+                  "\"name\":\"sandbox_write_file\",\"arguments\":{\"id\":\"%s\",\"path\":"
+                  "\"/tmp/bench.bin\",\"encoding\":\"base64\",\"content\":\"",
+                  id);
     wr_buf_append(&w, b64, b64_len);
     wr_buf_append(&w, "\"}}}", 4);
     _cleanup_free_ char *r = wr_asprintf(
         "{\"jsonrpc\":\"2.0\",\"id\":\"r\",\"method\":\"tools/call\",\"params\":{\"name\":"
         "\"sandbox_read_file\",\"arguments\":{\"id\":\"%s\",\"path\":\"/tmp/bench.bin\","
-        "\"encoding\":\"base64\",\"length\":%zu}}}", id, n);
+        "\"encoding\":\"base64\",\"length\":%zu}}}",
+        id, n);
     static const char marker[] = "\"structuredContent\":{\"content\":\"";
     double best_w = 1e18, best_r = 1e18;
     for (int round = 0; round < 5; round++) {
@@ -188,4 +193,3 @@ void bench_file_throughput(struct bench_server *s, const char *id, size_t n, dou
     free(data);
     free(b64);
 }
-

@@ -9,7 +9,7 @@
 
 static void discard(void *data, const char *json, size_t len, const char *related_id, bool final)
 {
-    (void)data, (void)json, (void)len, (void)related_id, (void)final;
+    (void)data, (void)json, (void)len, (void)related_id, (void) final;
 }
 
 static const struct mcp_sink sink = {.send = discard};

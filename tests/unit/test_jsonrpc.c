@@ -13,7 +13,8 @@ struct capture {
     int n;
 };
 
-static void capture_send(void *data, const char *json, size_t len, const char *related_id, bool final)
+static void capture_send(void *data, const char *json, size_t len, const char *related_id,
+                         bool final)
 {
     struct capture *c = data;
     ASSERT(c->n < 64);
@@ -60,10 +61,12 @@ static struct mcp_session *initialized(struct capture *c, const char *version)
 {
     struct mcp_session *s = mcp_session_new(server, &sink, c);
     char buf[512];
-    snprintf(buf, sizeof(buf),
-             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
-             "\"protocolVersion\":\"%s\",\"capabilities\":{\"elicitation\":{},\"extensions\":{\"x\":1}},"
-             "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}", version);
+    snprintf(
+        buf, sizeof(buf),
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+        "\"protocolVersion\":\"%s\",\"capabilities\":{\"elicitation\":{},\"extensions\":{\"x\":1}},"
+        "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}",
+        version);
     feed(s, c, buf);
     return s;
 }
@@ -92,14 +95,21 @@ static void test_errors(void)
     struct capture c = {0};
     struct mcp_session *s = mcp_session_new(server, &sink, &c);
     ASSERT_EQ(error_code(feed(s, &c, "{not json")), -32700);
-    ASSERT_EQ(error_code(feed(s, &c, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]")), -32600);
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}")), -32600);
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}")), -32600);
-    cJSON *nul = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"ping\",\"params\":{\"x\":\"a\\u0000b\"}}");
+    ASSERT_EQ(error_code(feed(s, &c, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]")),
+              -32600);
+    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}")),
+              -32600);
+    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}")),
+              -32600);
+    cJSON *nul = feed(
+        s, &c,
+        "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"ping\",\"params\":{\"x\":\"a\\u0000b\"}}");
     ASSERT_EQ(error_code(nul), -32602);
     ASSERT_EQ(cJSON_GetObjectItem(nul, "id")->valueint, 11);
     /* an escaped backslash followed by u0000 is six plain characters, not a NUL */
-    nul = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"ping\",\"params\":{\"x\":\"a\\\\u0000b\"}}");
+    nul = feed(
+        s, &c,
+        "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"ping\",\"params\":{\"x\":\"a\\\\u0000b\"}}");
     ASSERT(cJSON_GetObjectItem(nul, "result"));
     /* ping works before initialize */
     cJSON *m = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}");
@@ -109,24 +119,44 @@ static void test_errors(void)
     capture_reset(&c);
 
     s = initialized(&c, "2025-11-25");
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"nope\"}")), -32601);
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}")), -32602);
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{}}")), -32602);
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":\"sandbox_list\",\"arguments\":[1]}}")), -32602);
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"logging/setLevel\",\"params\":{\"level\":\"loud\"}}")), -32602);
-    m = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"logging/setLevel\",\"params\":{\"level\":\"debug\"}}");
+    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"nope\"}")),
+              -32601);
+    ASSERT_EQ(error_code(feed(s, &c,
+                              "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/"
+                              "call\",\"params\":{\"name\":\"nope\"}}")),
+              -32602);
+    ASSERT_EQ(error_code(feed(
+                  s, &c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{}}")),
+              -32602);
+    ASSERT_EQ(error_code(feed(s, &c,
+                              "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/"
+                              "call\",\"params\":{\"name\":\"sandbox_list\",\"arguments\":[1]}}")),
+              -32602);
+    ASSERT_EQ(error_code(feed(s, &c,
+                              "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"logging/"
+                              "setLevel\",\"params\":{\"level\":\"loud\"}}")),
+              -32602);
+    m = feed(s, &c,
+             "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"logging/"
+             "setLevel\",\"params\":{\"level\":\"debug\"}}");
     ASSERT(cJSON_GetObjectItem(m, "result"));
-    ASSERT_EQ(error_code(feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\",\"params\":{\"cursor\":\"garbage\"}}")), -32602);
+    ASSERT_EQ(error_code(feed(s, &c,
+                              "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/"
+                              "list\",\"params\":{\"cursor\":\"garbage\"}}")),
+              -32602);
     /* notifications get no answer */
     int before = c.n;
     feed(s, &c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
-    feed(s, &c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":99}}");
+    feed(s, &c,
+         "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/"
+         "cancelled\",\"params\":{\"requestId\":99}}");
     feed(s, &c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/whatever\"}");
     ASSERT_EQ(c.n, before);
     /* too deep */
     char deep[400];
     int k = 0;
-    k += snprintf(deep + k, sizeof(deep) - (size_t)k, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\",\"params\":{\"a\":");
+    k += snprintf(deep + k, sizeof(deep) - (size_t)k,
+                  "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\",\"params\":{\"a\":");
     for (int i = 0; i < 70; i++)
         deep[k++] = '[';
     for (int i = 0; i < 70; i++)
@@ -158,7 +188,9 @@ static void test_tools_list(void)
         ASSERT(cJSON_IsBool(cJSON_GetObjectItem(a, "openWorldHint")));
     }
     /* A tool call without a vmm fails as a tool result, not a protocol error. */
-    m = feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"sandbox_list\"}}");
+    m = feed(s, &c,
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/"
+             "call\",\"params\":{\"name\":\"sandbox_list\"}}");
     ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "result"), "isError")));
     mcp_session_free(s);
     capture_reset(&c);
@@ -172,7 +204,9 @@ static void test_pagination(void)
     ASSERT_EQ(mcp_server_new(&o, &paged, NULL), 0);
     struct capture c = {0};
     struct mcp_session *s = mcp_session_new(paged, &sink, &c);
-    feed(s, &c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\"}}");
+    feed(s, &c,
+         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+         "\"2025-11-25\"}}");
     /* Walk every page: 4 tools each until the last, then no nextCursor. */
     size_t total = 0, pages = 0, expected = 0;
     while (mcp_tools[expected])
@@ -190,7 +224,8 @@ static void test_pagination(void)
             break;
         ASSERT_EQ(n, 4);
         snprintf(buf, sizeof(buf),
-                 "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}",
+                 "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/"
+                 "list\",\"params\":{\"cursor\":\"%s\"}}",
                  next->valuestring);
     }
     ASSERT_EQ(total, expected);
@@ -220,8 +255,15 @@ static void test_utf8(void)
  * position relative to its 8-byte scanning. */
 static void test_json_print(void)
 {
-    const char *tricky[] = {"plain", "q\"uote", "back\\slash", "ctl\x01\x1f", "nl\n\r\t\b\f",
-                            "utf8 \xc3\xa9 \xe2\x82\xac", "", "0123456789abcdef\"0123456789", NULL};
+    const char *tricky[] = {"plain",
+                            "q\"uote",
+                            "back\\slash",
+                            "ctl\x01\x1f",
+                            "nl\n\r\t\b\f",
+                            "utf8 \xc3\xa9 \xe2\x82\xac",
+                            "",
+                            "0123456789abcdef\"0123456789",
+                            NULL};
     for (size_t i = 0; tricky[i]; i++) {
         for (size_t pad = 0; pad < 9; pad++) {
             char buf[128];
