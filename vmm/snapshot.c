@@ -102,9 +102,14 @@ static void snapshot_work(uv_work_t *w)
         wr_error_set_errno(&op->err, -r, "creating %s", dir);
         return;
     }
-    if (rotate_one(spec->ws_upper, spec->ws_work, ws, &op->err) < 0 ||
-        rotate_one(spec->root_upper, spec->root_work, root, &op->err) < 0)
+    if (rotate_one(spec->ws_upper, spec->ws_work, ws, &op->err) < 0)
         return;
+    if (rotate_one(spec->root_upper, spec->root_work, root, &op->err) < 0) {
+        /* Put the workspace back where the sandbox looks for it: no change is lost. */
+        if (wr_rm_rf(spec->ws_upper) < 0 || rename(ws, spec->ws_upper) < 0)
+            log_error("snapshot of %s: the workspace changes stay in %s", op->row.name, ws);
+        return;
+    }
     char *ws_chain = chain_push(op->row.ws_layers, ws);
     char *root_chain = chain_push(op->row.root_layers, root);
     free(op->row.ws_layers);
