@@ -5,8 +5,7 @@
 //   WARREN_URL=http://127.0.0.1:8080/mcp WARREN_TOKEN=$(cat /var/lib/warren/token) \
 //     node examples/orchestrator.mjs /path/to/repo 4 "ls -la && git --version"
 //
-// Uses the official MCP SDK (npm install @modelcontextprotocol/sdk; tests/integration
-// has it installed: run from there or set NODE_PATH=tests/integration/node_modules).
+// Uses the official MCP SDK: run `npm install` in examples/ once.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
