@@ -765,7 +765,7 @@ static int jail_run(struct jail *jail, pid_t *ret_pid, struct wr_error **err)
     return 0;
 }
 
-static int load_spec(const char *path, struct vmm_sandbox_spec **ret_spec, struct wr_error **err)
+int vmm_jail_spec_load(const char *path, struct vmm_sandbox_spec **ret_spec, struct wr_error **err)
 {
     _cleanup_free_ char *text = NULL;
     size_t len;
@@ -800,7 +800,7 @@ int vmm_jailer_main(int argc, char **argv)
     struct jail jail = {
         .log_fd = -1, .listen_fd = -1, .init_fd = -1, .null_fd = -1, .sync_fd = {-1, -1}};
     pid_t pid = 0;
-    int r = load_spec(argv[2], &spec, &err);
+    int r = vmm_jail_spec_load(argv[2], &spec, &err);
     if (r >= 0) {
         jail.spec = spec;
         jail.userns = geteuid() != 0;

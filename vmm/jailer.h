@@ -32,6 +32,8 @@ int vmm_jail_spec_to_json(const struct vmm_sandbox_spec *spec, char **ret_json,
  * free it with vmm_jail_spec_free. Does not validate (see vmm_jail_spec_validate). */
 int vmm_jail_spec_from_json(const char *json, size_t len, struct vmm_sandbox_spec **ret_spec,
                             struct wr_error **err);
+/* Reads, parses and validates the spec file at path (the jailer's and vmfs's argv[2]). */
+int vmm_jail_spec_load(const char *path, struct vmm_sandbox_spec **ret_spec, struct wr_error **err);
 /* Frees a spec returned by vmm_jail_spec_from_json. NULL-safe. */
 void vmm_jail_spec_free(struct vmm_sandbox_spec *spec);
 /* Checks everything the jailer relies on before any syscall: a 16-hex-digit id, absolute

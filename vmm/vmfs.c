@@ -35,7 +35,6 @@
 #include "vmfs.h"
 
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
-#define SPEC_MAX_BYTES (1u << 20)
 #define LAUNCHER_OUTPUT_MAX 4096
 #define READY_TIMEOUT_MS 10000
 #define LAUNCH_TIMEOUT_MS 20000
@@ -320,23 +319,10 @@ static int wait_for_supervisor(int sync_fd, pid_t child, struct wr_error **err)
     return 0;
 }
 
-static int load_spec(const char *path, struct vmm_sandbox_spec **ret_spec, struct wr_error **err)
-{
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-    int r = wr_read_file(path, SPEC_MAX_BYTES, &text, &len);
-    if (r < 0)
-        return wr_error_set_errno(err, -r, "reading %s", path);
-    r = vmm_jail_spec_from_json(text, len, ret_spec, err);
-    if (r < 0)
-        return r;
-    return vmm_jail_spec_validate(*ret_spec, err);
-}
-
 static int launch(const char *spec_path, pid_t *ret_pid, struct wr_error **err)
 {
     struct vmm_sandbox_spec *spec = NULL;
-    int r = load_spec(spec_path, &spec, err);
+    int r = vmm_jail_spec_load(spec_path, &spec, err);
     int sync_fd[2] = {-1, -1};
     if (r >= 0 && pipe2(sync_fd, O_CLOEXEC) < 0)
         r = wr_error_set_errno(err, errno, "creating the setup pipe");
