@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../vmm/gitpush.h"
 #include "../vmm/jailer.h"
 #include "../vmm/vmfs.h"
 #include "../vmm/vmm.h"
@@ -284,6 +285,8 @@ int main(int argc, char **argv)
         return vmm_jailer_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__vmfs"))
         return vmm_vmfs_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__gitpush"))
+        return vmm_gitpush_main(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -1,4 +1,5 @@
 /* Pushing a branch to a remote (see gitpush.h). */
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <git2.h>
 #include <openssl/crypto.h>
@@ -779,4 +780,47 @@ void gitpush_result_clear(struct gitpush_result *r)
 {
     free(r->url);
     r->url = NULL;
+}
+
+/* ---- the helper process ------------------------------------------------------------- */
+
+static const char *json_string(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int vmm_gitpush_main(int argc, char **argv)
+{
+    cJSON *req_json = argc >= 3 ? cJSON_Parse(argv[2]) : NULL;
+    struct gitpush_request req = {
+        .repo = json_string(req_json, "repo"),
+        .remote = json_string(req_json, "remote"),
+        .branch = json_string(req_json, "branch"),
+        .timeout_seconds = (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItem(req_json, "timeout")),
+    };
+    if (!req.repo || !req.remote || !req.branch) {
+        fprintf(stderr, "usage: warren __gitpush '{\"repo\":...,\"remote\":...,\"branch\":...}'\n");
+        cJSON_Delete(req_json);
+        return 2;
+    }
+    struct gitpush_result result = {0};
+    struct wr_error *err = NULL;
+    int r = gitpush_push(&req, &result, &err);
+    if (r < 0) {
+        fprintf(stderr, "%s\n", err->msg);
+    } else {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "url", result.url ? result.url : "");
+        cJSON_AddStringToObject(out, "commit", result.commit);
+        char *text = cJSON_PrintUnformatted(out);
+        printf("%s\n", text);
+        free(text);
+        cJSON_Delete(out);
+    }
+    fflush(stdout);
+    wr_error_free(err);
+    gitpush_result_clear(&result);
+    cJSON_Delete(req_json);
+    return r < 0 ? 1 : 0;
 }

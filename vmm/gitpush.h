@@ -5,7 +5,7 @@
  * ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts): an unknown or changed key refuses the
  * push. Only the remote's refs change, plus refs/remotes/<remote>/<branch> in the user's
  * repository (as git push does); its config, HEAD, index and working tree are not
- * touched. Blocking: call from the thread pool. */
+ * touched. Blocking: it runs in the `warren __gitpush` helper process. */
 #pragma once
 
 #include <stdatomic.h>
@@ -55,3 +55,10 @@ enum gitpush_host_key {
  * the 1-based line of the deciding entry (0 for UNKNOWN). */
 enum gitpush_host_key gitpush_known_hosts_check(const char *text, const char *host, int port,
                                                 const void *key, size_t key_len, size_t *ret_line);
+
+/* Entry point of the hidden `warren __gitpush '<request JSON>'` subcommand: the push runs
+ * in its own short-lived process (vmm/git-push-op.c), so that a stalled network is ended
+ * by killing it and libgit2 1.5's per-push leaks die with it. The request is
+ * {"repo","remote","branch","timeout"}; the answer {"url","commit"} on stdout, or the
+ * error on stderr and exit status 1. */
+int vmm_gitpush_main(int argc, char **argv);

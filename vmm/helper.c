@@ -12,8 +12,9 @@ struct helper_run {
     uv_pipe_t out, err;
     uv_timer_t timer;
     struct wr_buf out_buf, err_buf;
-    char scratch[OUTPUT_MAX]; /* read buffer; each read is copied out at once */
-    vmm_helper_cb cb;
+    char scratch[OUTPUT_MAX];       /* read buffer; each read is copied out at once */
+    vmm_helper_cb cb;               /* a pid helper ... */
+    vmm_helper_output_cb output_cb; /* ... or one that answers with text */
     void *data;
     char *what;
     uint32_t timeout_ms;
@@ -77,9 +78,15 @@ static void settle(struct helper_run *run)
 {
     if (--run->pending > 0)
         return;
-    pid_t pid = 0;
-    if (!run->timed_out && run->exit_status == 0 && run->term_signal == 0)
-        pid = parse_pid(run->out_buf.data);
+    bool exited_ok = !run->timed_out && run->exit_status == 0 && run->term_signal == 0;
+    if (run->output_cb) {
+        struct wr_error *err = exited_ok ? NULL : run_error(run);
+        run->output_cb(run->data, run->out_buf.data ? run->out_buf.data : "", run->out_buf.len,
+                       err);
+        close_all(run);
+        return;
+    }
+    pid_t pid = exited_ok ? parse_pid(run->out_buf.data) : 0;
     struct wr_error *err = pid ? NULL : run_error(run);
     close_all(run);
     run->cb(run->data, pid, err);
@@ -141,10 +148,11 @@ static struct helper_run *run_new(uv_loop_t *loop, const char *what, uint32_t ti
     return run;
 }
 
-int vmm_helper_run(uv_loop_t *loop, const char *subcommand, const char *arg, uint32_t timeout_ms,
-                   const char *what, vmm_helper_cb cb, void *data, struct wr_error **err)
+static int spawn(uv_loop_t *loop, struct helper_run *run, const char *subcommand, const char *arg,
+                 struct wr_error **err)
 {
-    struct helper_run *run = run_new(loop, what, timeout_ms, cb, data);
+    const char *what = run->what;
+    uint32_t timeout_ms = run->timeout_ms;
     char *args[] = {"warren", (char *)subcommand, (char *)arg, NULL};
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_IGNORE},
@@ -173,4 +181,19 @@ int vmm_helper_run(uv_loop_t *loop, const char *subcommand, const char *arg, uin
         return wr_error_set(err, -r, "watching %s: %s", what, uv_strerror(r));
     }
     return 0;
+}
+
+int vmm_helper_run(uv_loop_t *loop, const char *subcommand, const char *arg, uint32_t timeout_ms,
+                   const char *what, vmm_helper_cb cb, void *data, struct wr_error **err)
+{
+    return spawn(loop, run_new(loop, what, timeout_ms, cb, data), subcommand, arg, err);
+}
+
+int vmm_helper_run_output(uv_loop_t *loop, const char *subcommand, const char *arg,
+                          uint32_t timeout_ms, const char *what, vmm_helper_output_cb cb,
+                          void *data, struct wr_error **err)
+{
+    struct helper_run *run = run_new(loop, what, timeout_ms, NULL, data);
+    run->output_cb = cb;
+    return spawn(loop, run, subcommand, arg, err);
 }

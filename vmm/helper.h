@@ -19,3 +19,10 @@ typedef void (*vmm_helper_cb)(void *data, pid_t pid, struct wr_error *err);
  * failure cb never runs and nothing is left running. */
 int vmm_helper_run(uv_loop_t *loop, const char *subcommand, const char *arg, uint32_t timeout_ms,
                    const char *what, vmm_helper_cb cb, void *data, struct wr_error **err);
+
+/* The same for a helper that answers with text (at most 4 KiB) on stdout instead of a pid:
+ * cb gets it (valid during the call) when the helper exited 0, else an error. */
+typedef void (*vmm_helper_output_cb)(void *data, const char *out, size_t len, struct wr_error *err);
+int vmm_helper_run_output(uv_loop_t *loop, const char *subcommand, const char *arg,
+                          uint32_t timeout_ms, const char *what, vmm_helper_output_cb cb,
+                          void *data, struct wr_error **err);

@@ -40,6 +40,9 @@ struct qmp {
     void *event_data;
     int open_handles;
     bool pipe_open;
+    /* The caller got the connection (ready_cb) and has not called qmp_close yet: the struct
+     * outlives a dropped connection until then. */
+    bool held;
 };
 
 struct qmp_write {
@@ -55,16 +58,21 @@ static void cjson_deletep(cJSON **json)
 
 /* ---- lifetime ------------------------------------------------------------------------ */
 
+static void qmp_free(struct qmp *qmp)
+{
+    wr_buf_free(&qmp->line);
+    free(qmp->path);
+    free(qmp);
+}
+
 static void on_handle_closed(uv_handle_t *handle)
 {
     struct qmp *qmp = handle->data;
     if (handle == (uv_handle_t *)&qmp->pipe)
         qmp->pipe_open = false;
-    if (--qmp->open_handles > 0)
+    if (--qmp->open_handles > 0 || qmp->held)
         return;
-    wr_buf_free(&qmp->line);
-    free(qmp->path);
-    free(qmp);
+    qmp_free(qmp);
 }
 
 static void close_handle(struct qmp *qmp, uv_handle_t *handle)
@@ -122,8 +130,15 @@ static void qmp_fail(struct qmp *qmp, struct wr_error *err)
 
 void qmp_close(struct qmp *qmp)
 {
-    if (!qmp || qmp->state == QMP_CLOSED)
+    if (!qmp)
         return;
+    qmp->held = false;
+    if (qmp->state == QMP_CLOSED) {
+        /* The connection dropped earlier: free once its handles are closed too. */
+        if (qmp->open_handles == 0)
+            qmp_free(qmp);
+        return;
+    }
     enum qmp_state state = qmp->state;
     qmp->state = QMP_CLOSED;
     close_handle(qmp, (uv_handle_t *)&qmp->timer);
@@ -247,6 +262,7 @@ static void on_capabilities(void *data, const cJSON *ret, struct wr_error *err)
         return;
     }
     qmp->state = QMP_READY;
+    qmp->held = true;
     (void)uv_timer_stop(&qmp->timer);
     qmp->ready_cb(qmp->ready_data, qmp, NULL);
 }
@@ -336,9 +352,13 @@ static void on_pipe_closed_for_retry(uv_handle_t *handle)
 {
     struct qmp *qmp = handle->data;
     qmp->pipe_open = false;
-    qmp->open_handles--;
-    if (qmp->state != QMP_CONNECTING)
+    if (qmp->state != QMP_CONNECTING) {
+        /* Closed (qmp_close or a failure) while this pipe was closing: it may be the last
+         * handle, and then the struct goes as with any other close. */
+        on_handle_closed(handle);
         return;
+    }
+    qmp->open_handles--;
     int r = uv_timer_start(&qmp->retry, on_retry_timer, RETRY_MS, 0);
     if (r < 0) {
         struct wr_error *err = NULL;

@@ -47,7 +47,9 @@ int qmp_execute(struct qmp *qmp, const char *command, cJSON *arguments, qmp_repl
 
 /* Closes the connection (or cancels a qmp_connect whose cb has not run: cb never runs
  * then). Pending commands' callbacks run now with ECANCELED; the memory is freed once libuv
- * has closed the handles. NULL-safe. */
+ * has closed the handles. A connection handed out by the ready callback stays allocated,
+ * even after it dropped, until this is called: every such connection must be closed.
+ * NULL-safe. */
 void qmp_close(struct qmp *qmp);
 
 /* Blocking one-shot: connects, negotiates, runs command (no arguments), disconnects, all

@@ -89,28 +89,44 @@ static bool wait_gone(const char *needle)
     return !process_running(needle);
 }
 
+/* The spec's strings are built once and freed by free_spec at the end. */
+static char *root_lowers[2], *ws_lowers[2];
+static struct vmm_sandbox_spec spec_once;
+
+static void free_spec(void)
+{
+    free(root_lowers[0]);
+    free(ws_lowers[0]);
+    char *owned[] = {(char *)spec_once.root_upper,   (char *)spec_once.root_work,
+                     (char *)spec_once.ws_upper,     (char *)spec_once.ws_work,
+                     (char *)spec_once.agent_socket, (char *)spec_once.log_path};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(owned); i++)
+        free(owned[i]);
+}
+
 static struct vmm_sandbox_spec make_spec(void)
 {
-    static char *root_lowers[2], *ws_lowers[2];
+    if (spec_once.id)
+        return spec_once;
     root_lowers[0] = path("image");
     ws_lowers[0] = path("repo");
-    return (struct vmm_sandbox_spec){
-        .id = "0123456789abcdef",
-        .dir = sandbox_dir,
-        .image = "host",
-        .root_lowers = (const char *const *)root_lowers,
-        .root_upper = path("root/upper"),
-        .root_work = path("root/work"),
-        .ws_lowers = (const char *const *)ws_lowers,
-        .ws_upper = path("workspace/upper"),
-        .ws_work = path("workspace/work"),
-        .agent_socket = path("agent.sock"),
-        .guest_init_path = "/bin/true",
-        .log_path = path("log"),
-        .cpus = 1,
-        .memory_bytes = 256 << 20,
-        .hostname = "vmfs-test",
-    };
+    return spec_once = (struct vmm_sandbox_spec){
+               .id = "0123456789abcdef",
+               .dir = sandbox_dir,
+               .image = "host",
+               .root_lowers = (const char *const *)root_lowers,
+               .root_upper = path("root/upper"),
+               .root_work = path("root/work"),
+               .ws_lowers = (const char *const *)ws_lowers,
+               .ws_upper = path("workspace/upper"),
+               .ws_work = path("workspace/work"),
+               .agent_socket = path("agent.sock"),
+               .guest_init_path = "/bin/true",
+               .log_path = path("log"),
+               .cpus = 1,
+               .memory_bytes = 256 << 20,
+               .hostname = "vmfs-test",
+           };
 }
 
 static pid_t start(const struct vmm_sandbox_spec *spec)
@@ -242,6 +258,7 @@ int main(int argc, char **argv)
     RUN(test_vmm_disconnect);
     uv_run(loop, UV_RUN_DEFAULT);
     ASSERT(uv_loop_close(loop) == 0);
+    free_spec();
     _cleanup_free_ char *rm = wr_asprintf("rm -rf %s", dir);
     ASSERT(system(rm) == 0);
     return 0;
