@@ -396,6 +396,12 @@ static pid_t read_pid_file(const char *dir)
     return pid > 1 && pid <= INT32_MAX ? (pid_t)pid : 0;
 }
 
+bool vmm_vmfs_running(const char *dir)
+{
+    pid_t pid = read_pid_file(dir);
+    return pid > 1 && is_supervisor(pid, dir);
+}
+
 static void remove_files(const char *dir)
 {
     for (size_t i = 0; i < SHARES; i++) {

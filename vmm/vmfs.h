@@ -13,6 +13,7 @@
  * vmm_vmfs_main from main(), because vmm_vmfs_start spawns /proc/self/exe. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -45,3 +46,7 @@ int vmm_vmfs_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_erro
 /* Entry point of the hidden `__vmfs` subcommand (argv[1] == "__vmfs", argv[2] the spec
  * file). Returns the process's exit status. */
 int vmm_vmfs_main(int argc, char **argv);
+
+/* True while the supervisor of the sandbox directory dir runs (and with it its
+ * virtiofsds: it exits when either does). A VM without it has lost its filesystems. */
+bool vmm_vmfs_running(const char *dir);

@@ -2,12 +2,14 @@
  * paths, and the per-sandbox agent connection that operations share. */
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include "guest-image.h"
 #include "image.h"
+#include "vmfs.h"
 #include "vmm-internal.h"
 
 #define AGENT_CONNECT_TIMEOUT_MS 10000
@@ -266,16 +268,36 @@ static bool row_alive(const struct store_sandbox *row)
     return row->pid > 0 && row->pid_start && wr_process_start_time(row->pid) == row->pid_start;
 }
 
+/* A VM whose virtiofsd died has lost its root and workspace: it cannot do useful work any
+ * more, so its VMM is stopped and the sandbox reported failed (its files are on the host,
+ * intact). */
+static bool vm_lost_filesystems(struct vmm *vmm, const struct store_sandbox *row)
+{
+    if (!vmm__backend_for(vmm, row->backend)->vm)
+        return false;
+    _cleanup_free_ char *dir = wr_asprintf("%s/sandboxes/%s", vmm->state_dir, row->id);
+    if (vmm_vmfs_running(dir))
+        return false;
+    (void)kill(row->pid, SIGKILL); /* row_alive checked pid and start time: it is ours */
+    return true;
+}
+
 int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row)
 {
-    if ((strcmp(row->state, "running") != 0 && strcmp(row->state, "paused") != 0) || row_alive(row))
+    if (strcmp(row->state, "running") != 0 && strcmp(row->state, "paused") != 0)
+        return 0;
+    bool alive = row_alive(row);
+    bool lost_fs = alive && vm_lost_filesystems(vmm, row);
+    if (alive && !lost_fs)
         return 0;
     /* A jail whose processes are gone is simply stopped; a VM whose VMM died crashed. */
     bool vm = vmm__backend_for(vmm, row->backend)->vm;
     const char *state = vm ? "failed" : "stopped";
-    const char *why = vm ? "its VMM process exited unexpectedly (see serial.log in the sandbox "
-                           "directory); its files are kept"
-                         : "its processes exited; its files are kept";
+    const char *why = lost_fs ? "its virtiofsd exited, so the VM lost its filesystems; the VM "
+                                "was stopped and its files are kept"
+                      : vm    ? "its VMM process exited unexpectedly (see serial.log in the "
+                                "sandbox directory); its files are kept"
+                              : "its processes exited; its files are kept";
     _cleanup_error_ struct wr_error *e = NULL;
     if (store_sandbox_set_state(vmm->store, row->id, state, 0, 0, why, &e) < 0)
         log_warning("marking sandbox %s %s: %s", row->id, state, e->msg);

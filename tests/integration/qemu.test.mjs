@@ -165,7 +165,20 @@ test("snapshot and restore through real VMs: the fork has the files, not later c
     (await client.callTool({ name: "sandbox_snapshot", arguments: { id: sb.id, memory: true } })).content[0].text,
     /memory snapshots are not available: QEMU 7.2 cannot save a VM with virtiofs/,
   );
+  // A VM whose virtiofsd dies has lost its filesystems: it is stopped and listed failed.
+  const forkDir = join(stateDir, "sandboxes", fork.id);
+  const vmPid = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === fork.id).pid;
+  process.kill(Number(readFileSync(join(forkDir, "vmfs.pid"), "utf8")), "SIGKILL");
+  const failed = await waitFor("the fork to be listed failed", async () => {
+    const s = (await callTool(client, "sandbox_list")).sandboxes.find((x) => x.id === fork.id);
+    return s.state === "failed" ? s : null;
+  });
+  assert.match(failed.error, /virtiofsd exited/);
+  await waitFor("the fork's QEMU to exit", () => !processRuns(vmPid), 10_000);
+  const refused = await client.callTool({ name: "sandbox_exec", arguments: { id: fork.id, command: "true" } });
+  assert.equal(refused.isError, true);
   await callTool(client, "sandbox_destroy", { id: fork.id });
+  assert.equal(existsSync(forkDir), false);
 });
 
 test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves nothing behind", async () => {
