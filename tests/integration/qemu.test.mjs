@@ -5,7 +5,7 @@
 // listed failed with its files, and leaves no process or mount of it behind.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -212,3 +212,24 @@ test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves not
   const del = await callTool(client, "snapshot_delete", { snapshot: "vm-point" });
   assert.equal(del.deleted, true);
 });
+
+test("a guest that cannot mount its filesystems fails the create with its console, leaves nothing running", async () => {
+  // A guest kernel directory whose initramfs lacks the virtiofs module: guest-init cannot
+  // mount the root, says so on the console and powers the VM off.
+  const broken = tempStateDir();
+  for (const f of ["vmlinuz", "VERSION"]) copyFileSync(join(guestDir, f), join(broken, f));
+  mkdirSync(join(broken, "modules"));
+  const order = readFileSync(join(guestDir, "modules", "order"), "utf8").split("\n").filter((m) => m && m !== "virtiofs");
+  for (const m of order) copyFileSync(join(guestDir, "modules", `${m}.ko`), join(broken, "modules", `${m}.ko`));
+  writeFileSync(join(broken, "modules", "order"), order.join("\n") + "\n");
+  const dir = tempStateDir();
+  const c = await connectStdio({ stateDir: dir, args: serverArgs, env: { ...env, WARREN_GUEST_DIR: broken } });
+  const r = await c.callTool({ name: "sandbox_create", arguments: { name: "no-fs" } }, undefined, { timeout: BOOT_TIMEOUT_MS });
+  assert.equal(r.isError, true, JSON.stringify(r));
+  assert.match(r.content[0].text, /virtiofs|sandbox root/, r.content[0].text);
+  const listed = (await callTool(c, "sandbox_list")).sandboxes[0];
+  assert.equal(listed.state, "failed");
+  await waitFor("the failed VM's processes to exit", () => sandboxProcesses(join(dir, "sandboxes")).length === 0, 10_000);
+  assert.equal(mountedBelow(dir), false);
+  await callTool(c, "sandbox_destroy", { id: listed.id });
+}, { timeoutMs: 180_000 });
