@@ -296,7 +296,13 @@ int main(int argc, char **argv)
         return 0;
     }
     struct cli c;
-    if ((strcmp(argv[1], "mcp") && strcmp(argv[1], "serve")) || parse_cli(argc, argv, &c) < 0) {
+    if (strcmp(argv[1], "mcp") && strcmp(argv[1], "serve")) {
+        fprintf(stderr, "warren: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    if (parse_cli(argc, argv, &c) < 0) {
+        fprintf(stderr, "warren %s: bad arguments (see below)\n\n", argv[1]);
         usage(stderr);
         return 2;
     }
