@@ -148,7 +148,35 @@ static int mask_etc_secrets(const char *etc, struct wr_error **err)
 
 /* The host image: the host's /usr, /etc and real top-level library directories, read-only.
  * Where the host has symlinks (merged /usr) the image skeleton already has them. */
-int vmm_mount_host_image(const char *rootfs, struct wr_error **err)
+/* The sandbox's own /etc/hostname and /etc/hosts over the host's: tools that look their
+ * hostname up (sudo, some runtimes) find it, and the host's name stays out. The files live
+ * in the sandbox directory dir. */
+static int mount_identity(const char *etc, const char *dir, const char *hostname,
+                          struct wr_error **err)
+{
+    _cleanup_free_ char *name = wr_asprintf("%s\n", hostname);
+    _cleanup_free_ char *hosts = wr_asprintf("127.0.0.1\tlocalhost\n"
+                                             "127.0.1.1\t%s\n"
+                                             "::1\tlocalhost ip6-localhost ip6-loopback\n",
+                                             hostname);
+    const char *files[][2] = {{"hostname", name}, {"hosts", hosts}};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *target = wr_path_join(etc, files[i][0]);
+        if (!is_file(target))
+            continue;
+        _cleanup_free_ char *source = wr_asprintf("%s/etc-%s", dir, files[i][0]);
+        int r = wr_write_file_atomic(source, files[i][1], strlen(files[i][1]), 0644);
+        if (r < 0)
+            return wr_error_set_errno(err, -r, "writing %s", source);
+        r = vmm_bind_readonly(source, target, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int vmm_mount_host_image(const char *rootfs, const char *dir, const char *hostname,
+                         struct wr_error **err)
 {
     static const char *const dirs[] = {"usr", "etc",   "bin",   "sbin",
                                        "lib", "lib32", "lib64", "libx32"};
@@ -166,5 +194,8 @@ int vmm_mount_host_image(const char *rootfs, struct wr_error **err)
             return r;
     }
     _cleanup_free_ char *etc = wr_path_join(rootfs, "etc");
-    return mask_etc_secrets(etc, err);
+    int r = mask_etc_secrets(etc, err);
+    if (r >= 0 && hostname)
+        r = mount_identity(etc, dir, hostname, err);
+    return r;
 }

@@ -24,5 +24,8 @@ int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_err
 int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work, bool userns,
                       const char *target, struct wr_error **err);
 /* The host image on rootfs: /usr, /etc and the real top-level library directories of the
- * host, read-only, with /etc's secrets (shadow files, SSH host keys, ssl/private) masked. */
-int vmm_mount_host_image(const char *rootfs, struct wr_error **err);
+ * host, read-only, with /etc's secrets (shadow files, SSH host keys, ssl/private) masked,
+ * and, with a hostname, the sandbox's own /etc/hostname and /etc/hosts (files written in
+ * the sandbox directory dir). */
+int vmm_mount_host_image(const char *rootfs, const char *dir, const char *hostname,
+                         struct wr_error **err);

@@ -541,7 +541,7 @@ static int build_root(const struct jail *jail, const char *rootfs, struct wr_err
     int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, jail->userns,
                               rootfs, err);
     if (r >= 0 && !strcmp(spec->image, "host"))
-        r = vmm_mount_host_image(rootfs, err);
+        r = vmm_mount_host_image(rootfs, spec->dir, spec->hostname, err);
     if (r >= 0)
         r = mount_workspace(jail, rootfs, err);
     if (r >= 0)

@@ -72,7 +72,7 @@ static int build_root_share(const struct vmm_sandbox_spec *spec, struct wr_error
     int r =
         vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false, target, err);
     if (r >= 0 && !strcmp(spec->image, "host"))
-        r = vmm_mount_host_image(target, err);
+        r = vmm_mount_host_image(target, spec->dir, spec->hostname, err);
     /* The guest mounts the workspace share here; the image skeleton normally has it. */
     _cleanup_free_ char *workspace = NULL;
     if (r >= 0)

@@ -267,6 +267,11 @@ test("guest-init is PID 1 of its own pid namespace; the hostname is the sandbox 
   // The exec'd command runs in the same namespace as PID 1: its parent is guest-init.
   const ppid = await exec("echo $PPID");
   assert.equal(ppid.stdout, "1\n");
+  // The sandbox's own identity files, not the host's.
+  const id = await exec(`cat /etc/hostname; getent hosts ${name}`);
+  const [etcHostname, resolved] = id.stdout.trim().split("\n");
+  assert.equal(etcHostname, name);
+  assert.match(resolved ?? "", new RegExp(`^127\\.0\\.1\\.1\\s+${name}$`));
 });
 
 test("the memory limit is enforced; the sandbox survives an OOM kill", async () => {
