@@ -168,6 +168,9 @@ uint64_t gi_transport_timers(uint64_t now);
 /* VM mode as PID 1 of the initramfs: early mounts, kernel modules, the virtiofs root
  * and workspace, switch root, basic mounts, lo, hostname (vm.c). */
 int gi_vm_setup(struct wr_error **err);
+/* VM mode, warren.net=user: slirp's static addressing on the NIC, a default route and a
+ * resolv.conf naming slirp's DNS (net.c). Failures are logged, never fatal: false. */
+bool gi_vm_net_setup(void);
 /* Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp when missing. */
 int gi_mount_basics(struct wr_error **err);
 /* Kills every process, syncs, and powers off (VM PID 1) or exits. Never returns. */

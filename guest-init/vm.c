@@ -8,11 +8,12 @@
  *   5. switch root the way switch_root(8) does (an initramfs cannot be pivot_root'ed):
  *      move /dev, /proc, /sys into the new root, delete the initramfs files, move the
  *      new root onto /, chroot into it;
- *   6. mount the rest (/dev/pts, /dev/shm, /tmp), bring up lo, set the hostname.
+ *   6. mount the rest (/dev/pts, /dev/shm, /tmp), bring up lo, set the hostname;
+ *   7. with warren.net=user, configure the NIC for QEMU's user-mode network (net.c).
  *
  * Any failure is fatal: main() logs it on the console and powers the VM off, so that
  * the VMM exits and the host reports the console log instead of waiting for an agent
- * that will never answer. */
+ * that will never answer. Only step 7 is not fatal: a VM whose network failed still boots. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -34,6 +35,7 @@ struct vm_config {
     char root_tag[MAX_TAG + 1];
     char workspace_tag[MAX_TAG + 1]; /* empty: no workspace mount ("none") */
     char hostname[65];
+    bool net_user; /* warren.net=user: a virtio NIC on QEMU's slirp */
 };
 
 /* ---- kernel command line --------------------------------------------------------- */
@@ -58,6 +60,11 @@ static void parse_cmdline(const char *cmdline, struct vm_config *c)
                        strcmp(tok + 17, "none") ? tok + 17 : "");
         else if (!strncmp(tok, "warren.hostname=", 16))
             copy_value(c->hostname, sizeof(c->hostname), tok + 16);
+        else if (!strncmp(tok, "warren.net=", 11)) {
+            c->net_user = !strcmp(tok + 11, "user");
+            if (!c->net_user)
+                log_error("unknown network mode %s: no network", tok);
+        }
     }
 }
 
@@ -269,8 +276,9 @@ int gi_vm_setup(struct wr_error **err)
         (r = gi_mount_basics(err)) < 0 || (r = loopback_up(err)) < 0 ||
         (r = set_hostname(c.hostname, err)) < 0)
         return r;
-    log_info("VM set up in %llu ms (root '%s', workspace '%s')",
+    const char *net = c.net_user ? (gi_vm_net_setup() ? ", network" : ", network FAILED") : "";
+    log_info("VM set up in %llu ms (root '%s', workspace '%s'%s)",
              (unsigned long long)(wr_now_ms() - start), c.root_tag,
-             c.workspace_tag[0] ? c.workspace_tag : "none");
+             c.workspace_tag[0] ? c.workspace_tag : "none", net);
     return 0;
 }

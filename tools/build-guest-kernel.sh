@@ -6,10 +6,12 @@
 #                           Hypervisor boot it directly)
 #   OUTDIR/modules/*.ko     only the modules guest-init needs, uncompressed
 #   OUTDIR/modules/order    their names in load order (dependencies first)
-#   OUTDIR/VERSION          the package name and version; when it already matches, the
-#                           script does nothing
+#   OUTDIR/VERSION          the package name and version
+#   OUTDIR/MODULES          the wanted module list; when it and VERSION already match,
+#                           the script does nothing
 #
-# The Debian cloud kernel builds virtio, virtiofs, vsock and the balloon as modules.
+# The Debian cloud kernel builds virtio, virtiofs, vsock, the balloon and virtio_net (for
+# network: true on QEMU) as modules.
 # vmm/guest-image.c packs OUTDIR/modules into the initramfs and guest-init loads them
 # with finit_module in the order of modules/order. Needs apt-get, dpkg-deb and modinfo
 # (kmod), all in a base Debian 12; runs as any user.
@@ -21,7 +23,7 @@ META=${WARREN_KERNEL_PACKAGE:-linux-image-cloud-amd64}
 # modules' own metadata are put in front of whoever needs them.
 WANTED="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 virtio_balloon fuse virtiofs vsock vmw_vsock_virtio_transport_common
-vmw_vsock_virtio_transport virtio_console"
+vmw_vsock_virtio_transport virtio_console virtio_net"
 
 die() {
     echo "build-guest-kernel: $*" >&2
@@ -41,9 +43,12 @@ if [ -z "$PKGVER" ] || [ "$PKGVER" = "(none)" ]; then
     die "no installable version of $PKG"
 fi
 STAMP="$PKG $PKGVER"
+# The wanted list on one line: a changed list re-extracts even when VERSION matches.
+MODULES=$(printf '%s' "$WANTED" | tr '\n' ' ')
 
 if [ -f "$OUTDIR/VERSION" ] && [ -f "$OUTDIR/vmlinuz" ] && [ -f "$OUTDIR/modules/order" ] &&
-    [ "$(cat "$OUTDIR/VERSION")" = "$STAMP" ]; then
+    [ "$(cat "$OUTDIR/VERSION")" = "$STAMP" ] && [ -f "$OUTDIR/MODULES" ] &&
+    [ "$(cat "$OUTDIR/MODULES")" = "$MODULES" ]; then
     echo "build-guest-kernel: $OUTDIR is up to date ($STAMP)"
     exit 0
 fi
@@ -114,11 +119,13 @@ done
 cp "$KERNEL" "$STAGE/vmlinuz"
 echo "$STAMP" >"$STAGE/VERSION"
 
-# Replace OUTDIR's contents; VERSION goes last so that an interrupted run is redone.
+# Replace OUTDIR's contents; VERSION and MODULES go last so that an interrupted run is
+# redone.
 mkdir -p "$OUTDIR"
-rm -f "$OUTDIR/VERSION"
+rm -f "$OUTDIR/VERSION" "$OUTDIR/MODULES"
 rm -rf "$OUTDIR/modules"
 cp "$STAGE/vmlinuz" "$OUTDIR/vmlinuz.tmp" && mv "$OUTDIR/vmlinuz.tmp" "$OUTDIR/vmlinuz"
 cp -r "$STAGE/modules" "$OUTDIR/modules"
 cp "$STAGE/VERSION" "$OUTDIR/VERSION"
+echo "$MODULES" >"$OUTDIR/MODULES"
 echo "build-guest-kernel: installed $STAMP into $OUTDIR ($(wc -l <"$OUTDIR/modules/order") modules)"

@@ -2,7 +2,9 @@
  * boots the guest kernel with guest-init as /init, takes its root and /workspace over
  * virtiofs from a vmfs supervisor (vmfs.c), talks to the host over a virtio-serial port
  * whose chardev is the unix socket spec->agent_socket, and gives memory back through a
- * virtio balloon driven over QMP.
+ * virtio balloon driven over QMP. With spec->network, a virtio-net NIC on QEMU's user-mode
+ * network (slirp: NAT to the host's network, no tap, no host configuration, nothing
+ * listening into the guest); without it, no NIC at all.
  *
  * start(): vmfs first (QEMU connects to the vhost-user sockets while it creates the
  * devices), then QEMU as a detached child of the server (its own session, its handle
@@ -151,11 +153,12 @@ static void add_boot(struct argv_builder *b, const struct vmm_sandbox_spec *spec
 {
     add_args(b, "-kernel", wr_strdup(spec->kernel_path));
     add_args(b, "-initrd", wr_strdup(spec->initrd_path));
+    /* warren.net=user: guest-init gives the NIC slirp's fixed addressing (net.c). */
     add_args(b, "-append",
              wr_asprintf("console=ttyS0 panic=-1 quiet warren.serial=%s warren.hostname=%s "
-                         "warren.root=%s warren.workspace=%s",
-                         AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT,
-                         VMM_VMFS_TAG_WORKSPACE));
+                         "warren.root=%s warren.workspace=%s%s",
+                         AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT, VMM_VMFS_TAG_WORKSPACE,
+                         spec->network ? " warren.net=user" : ""));
     add_args(b, "-serial", wr_asprintf("file:%s/serial.log", spec->dir));
 }
 
@@ -175,6 +178,15 @@ static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *s
     add_args(b, "-device",
              wr_asprintf("virtserialport,bus=serial0.0,chardev=agent,name=%s", AGENT_PORT_NAME));
     add_args(b, "-device", wr_strdup("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
+    if (spec->network) {
+        /* Slirp's defaults: guest 10.0.2.15/24, gateway (and the host's 127.0.0.1)
+         * 10.0.2.2, DNS forwarder 10.0.2.3. romfile= skips the PXE option ROM.
+         * status=off: without a link status feature virtio_net registers the NIC with
+         * its carrier on; with it, the carrier comes on while the NIC is still down and
+         * the kernel's linkwatch shows operstate "up" only up to a second later. */
+        add_args(b, "-netdev", wr_strdup("user,id=net0"));
+        add_args(b, "-device", wr_strdup("virtio-net-pci,netdev=net0,romfile=,status=off"));
+    }
     add_args(b, "-qmp", wr_asprintf("unix:%s/qmp.sock,server=on,wait=off", spec->dir));
 }
 
@@ -340,9 +352,6 @@ static void on_vmfs_ready(void *data, pid_t pid, struct wr_error *err)
 
 static int check_spec(const struct vmm_sandbox_spec *spec, char **ret_qemu, struct wr_error **err)
 {
-    if (spec->network)
-        return wr_error_set(err, ENOTSUP,
-                            "network access is not available on the qemu backend yet");
     if (!spec->kernel_path || !spec->initrd_path)
         return wr_error_set(err, EINVAL, "qemu: the spec has no guest kernel or initramfs");
     if (access(spec->kernel_path, R_OK) < 0 || access(spec->initrd_path, R_OK) < 0)

@@ -2,9 +2,12 @@
 // kernel boots guest-init from the initramfs, root and /workspace come over virtiofs from
 // the host's overlays, writes land in the sandbox's upper layer and never in the user's
 // repository, and a VMM that dies mid-exec fails the exec (no hang), leaves the sandbox
-// listed failed with its files, and leaves no process or mount of it behind.
+// listed failed with its files, and leaves no process or mount of it behind. A second VM
+// with network: true gets a NIC on QEMU's user-mode network and reaches a server on the
+// host's loopback through it.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:net";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -101,6 +104,9 @@ test("create a VM with a repo; exec sees the guest kernel and the repo", async (
   assert.ok(kernel && guestVersion.includes(kernel.replace(/-cloud-amd64$/, "")), `guest kernel ${kernel} vs ${guestVersion}`);
   assert.notEqual(kernel, readFileSync("/proc/sys/kernel/osrelease", "utf8").trim());
   assert.equal(rest.join("\n"), `${repoReadme}main.c\n`);
+  // network: false (the default): no NIC at all, only the loopback.
+  const nets = await callTool(client, "sandbox_exec", { id: sb.id, command: "ls /sys/class/net" });
+  assert.equal(nets.stdout, "lo\n");
 }, { timeoutMs: BOOT_TIMEOUT_MS + 30_000 });
 
 test("writes land in the sandbox's upper layer, not in the repo; list shows memory", async () => {
@@ -212,6 +218,36 @@ test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves not
   const del = await callTool(client, "snapshot_delete", { snapshot: "vm-point" });
   assert.equal(del.deleted, true);
 });
+
+test("network: true gives the VM a NIC on QEMU's user network: it reaches the host's loopback, DNS is slirp's", async () => {
+  // A server on the host's 127.0.0.1, which slirp shows the guest as 10.0.2.2.
+  const server = createServer((socket) => socket.end("hello from the host\n"));
+  await new Promise((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
+  onCleanup(() => new Promise((resolve) => server.close(resolve)));
+  const port = server.address().port;
+  const started = Date.now();
+  const net = await callTool(client, "sandbox_create", { name: "net", network: true }, { timeout: BOOT_TIMEOUT_MS });
+  assert.equal(net.network, true);
+  // bash for /dev/tcp; exec sees /bin/sh.
+  const script = [
+    "for f in /sys/class/net/*/operstate; do n=${f#/sys/class/net/}; echo ${n%/operstate} $(cat $f); done",
+    `(exec 3<>/dev/tcp/10.0.2.2/${port} && echo connected && head -n1 <&3)`,
+    "cat /etc/resolv.conf",
+  ].join("; ");
+  const r = await callTool(client, "sandbox_exec", { id: net.id, command: `bash -c '${script}'` }, { timeout: BOOT_TIMEOUT_MS });
+  console.log(`boot to first exec with a NIC: ${Date.now() - started} ms`);
+  const dir = join(stateDir, "sandboxes", net.id);
+  const why = () => `${r.stdout}\n${r.stderr}\n--- console ---\n${readFileSync(join(dir, "serial.log"), "utf8").slice(-3000)}`;
+  const lines = r.stdout.split("\n");
+  const nics = lines.filter((l) => /^\S+ (up|down|unknown|lowerlayerdown|dormant|notpresent|testing)$/.test(l));
+  assert.ok(nics.some((l) => l.startsWith("lo ")), why());
+  assert.ok(nics.some((l) => !l.startsWith("lo ") && l.endsWith(" up")), `no interface up besides lo:\n${why()}`);
+  assert.ok(lines.includes("connected") && lines.includes("hello from the host"), `no connection to 10.0.2.2:${port}:\n${why()}`);
+  assert.match(r.stdout, /^nameserver 10\.0\.2\.3$/m);
+  assert.doesNotMatch(r.stdout, /^nameserver (?!10\.0\.2\.3$)/m);
+  await callTool(client, "sandbox_destroy", { id: net.id });
+  await waitFor("the network VM's processes to exit", () => sandboxProcesses(dir).length === 0, 10_000);
+}, { timeoutMs: BOOT_TIMEOUT_MS + 30_000 });
 
 test("a guest that cannot mount its filesystems fails the create with its console, leaves nothing running", async () => {
   // A guest kernel directory whose initramfs lacks the virtiofs module: guest-init cannot
