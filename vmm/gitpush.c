@@ -330,11 +330,10 @@ static int abort_push(struct push_ctx *ctx, int status, const char *fmt, ...)
 }
 
 /* Every callback checks this: libgit2 1.5 has no timeout of its own, so a push is stopped
- * the next time it hands control back (a silent server is caught by the vmm's timer). */
+ * the next time it hands control back (a silent server is caught by the helper's timer, which kills
+ * this process). */
 static int check_deadline(struct push_ctx *ctx)
 {
-    if (ctx->req->cancel && atomic_load(ctx->req->cancel))
-        return abort_push(ctx, ECANCELED, "the push was cancelled");
     if (wr_now_ms() > ctx->deadline_ms)
         return abort_push(ctx, ETIMEDOUT, "the push did not finish within %u s",
                           ctx->req->timeout_seconds ? ctx->req->timeout_seconds

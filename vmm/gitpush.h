@@ -8,7 +8,6 @@
  * touched. Blocking: it runs in the `warren __gitpush` helper process. */
 #pragma once
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,8 +21,6 @@ struct gitpush_request {
     const char *remote;       /* remote name, e.g. "origin" */
     const char *branch;       /* branch name without refs/heads/ */
     unsigned timeout_seconds; /* 0: GITPUSH_TIMEOUT_SECONDS */
-    /* Set (from any thread) to abort the push at libgit2's next callback; may be NULL. */
-    const atomic_bool *cancel;
 };
 
 struct gitpush_result {

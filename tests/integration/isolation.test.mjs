@@ -5,8 +5,8 @@
 // namespace, the hostname is the sandbox name, and the memory limit holds.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import {
   callTool,
   connectStdio,
+  fileTree,
   git,
   makeGitRepo,
   onCleanup,
@@ -36,24 +37,7 @@ const repo = makeGitRepo({
   "link": { symlink: "README.md" },
 });
 
-function snapshot(dir) {
-  const out = {};
-  const walk = (rel) => {
-    for (const name of readdirSync(join(dir, rel))) {
-      if (rel === "" && name === ".git") continue;
-      const r = rel ? `${rel}/${name}` : name;
-      const st = lstatSync(join(dir, r));
-      if (st.isSymbolicLink()) out[r] = `symlink:${readlinkSync(join(dir, r))}`;
-      else if (st.isDirectory()) {
-        out[r] = `dir:${st.mode}`;
-        walk(r);
-      } else out[r] = `file:${st.mode}:${createHash("sha256").update(readFileSync(join(dir, r))).digest("hex")}`;
-    }
-  };
-  walk("");
-  return out;
-}
-const repoBefore = snapshot(repo);
+const repoBefore = fileTree(repo);
 
 let client;
 let sb;
@@ -122,7 +106,7 @@ test("the user's repository cannot be written", async () => {
   assert.equal(r.exit_code, 0, r.stderr);
   await callTool(client, "sandbox_write_file", { id: sb.id, path: "src/new.c", content: "int b;\n", create_dirs: true });
   await callTool(client, "sandbox_write_file", { id: sb.id, path: "/workspace/.gitignore", content: "*\n" });
-  assert.deepEqual(snapshot(repo), repoBefore);
+  assert.deepEqual(fileTree(repo), repoBefore);
   assert.equal(git(repo, "status", "--porcelain", "--ignored"), "");
   assert.equal(existsSync(join(repo, ".git", "evil")), false);
 });
@@ -313,5 +297,5 @@ test("the memory limit is enforced; the sandbox survives an OOM kill", async () 
 test("clean up", async () => {
   await callTool(client, "sandbox_destroy", { id: sb.id });
   assert.deepEqual((await callTool(client, "sandbox_list")).sandboxes, []);
-  assert.deepEqual(snapshot(repo), repoBefore);
+  assert.deepEqual(fileTree(repo), repoBefore);
 });

@@ -13,15 +13,18 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
-  git,
   callTool,
   connectStdio,
+  git,
   makeGitRepo,
+  mountedBelow,
   onCleanup,
+  processRuns,
   skip,
   skipUnlessRoot,
   tempStateDir,
   test,
+  waitFor,
 } from "./lib/harness.mjs";
 
 skipUnlessRoot("the qemu backend needs root (virtiofsd)");
@@ -45,15 +48,6 @@ const env = { WARREN_GUEST_DIR: guestDir, WARREN_QEMU_ACCEL: process.env.WARREN_
 let client;
 let sb;
 
-function processRuns(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 // Live processes whose command line mentions the sandbox's directory: QEMU, the vmfs
 // supervisor and its virtiofsds (their sockets and shares live there).
 function sandboxProcesses(dir) {
@@ -65,22 +59,6 @@ function sandboxProcesses(dir) {
     } catch {}
   }
   return pids;
-}
-
-function mountedBelow(dir) {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .some((line) => (line.split(" ")[4] ?? "").startsWith(dir));
-}
-
-async function waitFor(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }
 
 // Last resort when a case fails half-way: no VM of this run may outlive it.

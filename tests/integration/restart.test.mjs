@@ -12,10 +12,12 @@ import {
   callToolError,
   connectStdio,
   makeGitRepo,
+  processRuns,
   skipUnlessRoot,
   sweepSandboxesAtEnd,
   tempStateDir,
   test,
+  waitFor,
 } from "./lib/harness.mjs";
 
 skipUnlessRoot();
@@ -23,26 +25,6 @@ skipUnlessRoot();
 const stateDir = tempStateDir();
 sweepSandboxesAtEnd(stateDir);
 const repo = makeGitRepo({ "README.md": "restart\n" });
-
-function processRuns(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(what, fn, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 let first;
 let a;

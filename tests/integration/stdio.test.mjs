@@ -5,7 +5,7 @@
 // guarantee that the user's repository on the host is never written.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, readdirSync, lstatSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -15,8 +15,10 @@ import {
   callTool,
   callToolError,
   connectStdio,
+  fileTree,
   git,
   makeGitRepo,
+  processRuns,
   skipUnlessRoot,
   spawnRawStdio,
   sweepSandboxesAtEnd,
@@ -39,35 +41,7 @@ const repoFiles = {
 };
 const repo = makeGitRepo(repoFiles);
 
-// A snapshot of every file under dir (but .git): path -> content / symlink target / mode.
-function snapshot(dir) {
-  const out = {};
-  const walk = (rel) => {
-    for (const name of readdirSync(join(dir, rel))) {
-      if (rel === "" && name === ".git") continue;
-      const r = rel ? `${rel}/${name}` : name;
-      const st = lstatSync(join(dir, r));
-      if (st.isSymbolicLink()) out[r] = `symlink:${readlinkSync(join(dir, r))}`;
-      else if (st.isDirectory()) {
-        out[r] = `dir:${st.mode}`;
-        walk(r);
-      } else out[r] = `file:${st.mode}:${createHash("sha256").update(readFileSync(join(dir, r))).digest("hex")}`;
-    }
-  };
-  walk("");
-  return out;
-}
-const repoBefore = snapshot(repo);
-
-// True when pid exists and is not a zombie (a dead jail waits for the host's init to reap it).
-function processRuns(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
+const repoBefore = fileTree(repo);
 
 let client;
 let sb; // the sandbox most cases share
@@ -314,7 +288,7 @@ test("writes in the sandbox never reach the user's repository", async () => {
   });
   assert.equal(r.exit_code, 0, r.stderr);
   assert.equal(r.stdout, "overwritten by tool\n");
-  assert.deepEqual(snapshot(repo), repoBefore);
+  assert.deepEqual(fileTree(repo), repoBefore);
   assert.equal(git(repo, "status", "--porcelain", "--ignored"), "");
   assert.equal(readFileSync(join(repo, "README.md"), "utf8"), "hello from the repo\n");
 });
@@ -622,7 +596,7 @@ test("destroy: the sandbox is gone and calls on it say so", async () => {
   await callTool(client, "sandbox_destroy", { id: other.id });
   assert.deepEqual((await callTool(client, "sandbox_list")).sandboxes, []);
   // The user's repository is still untouched.
-  assert.deepEqual(snapshot(repo), repoBefore);
+  assert.deepEqual(fileTree(repo), repoBefore);
   assert.equal(git(repo, "status", "--porcelain"), "");
 });
 

@@ -1,25 +1,24 @@
 // ttl_seconds: the sandbox is listed with expires_at and the reaper (every 5 s) destroys
 // it once that time has passed; a sandbox without a ttl is left alone.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { callTool, connectStdio, skipUnlessRoot, sweepSandboxesAtEnd, tempStateDir, test } from "./lib/harness.mjs";
+import {
+  callTool,
+  connectStdio,
+  processRuns,
+  skipUnlessRoot,
+  sweepSandboxesAtEnd,
+  tempStateDir,
+  test,
+} from "./lib/harness.mjs";
 
 skipUnlessRoot();
 
 const stateDir = tempStateDir();
 sweepSandboxesAtEnd(stateDir);
-
-function processRuns(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 test("a sandbox with ttl_seconds 2 is reaped within ~15 s", async () => {
   const client = await connectStdio({ stateDir });

@@ -7,13 +7,16 @@
 // starts (servers, clients, temp dirs) is cleaned up when the run ends, even on failure.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
+  readdirSync,
+  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -69,9 +72,8 @@ export function warrenBinary() {
   return bin;
 }
 
-// True when something is mounted at or below dir (a leaked jail mount, say): removing
-// the tree would then reach into whatever is mounted there.
-function hasMountsBelow(dir) {
+/** True when something is mounted at or below dir (a leaked jail or VM mount, say). */
+export function mountedBelow(dir) {
   const unescape = (s) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
   const mountinfo = readFileSync("/proc/self/mountinfo", "utf8");
   return mountinfo.split("\n").some((line) => {
@@ -84,7 +86,7 @@ function tempDir(prefix) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   onCleanup(() => {
     if (keepTemp) return console.error(`kept ${dir}`);
-    if (hasMountsBelow(dir)) return console.error(`not removing ${dir}: something is mounted below it`);
+    if (mountedBelow(dir)) return console.error(`not removing ${dir}: something is mounted below it`);
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
@@ -391,6 +393,48 @@ export function spawnRawStdio({ stateDir, args = [] } = {}) {
   };
   onCleanup(close);
   return { process: child, send, next, request, close, stderrTail: () => tail.text };
+}
+
+// ---- processes, files, waiting ------------------------------------------------------
+
+/** True when pid exists and is not a zombie (a dead sandbox waits for init to reap it). */
+export function processRuns(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Polls fn until it returns something truthy (returned) or timeoutMs passes (fails). */
+export async function waitFor(what, fn, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Every file under dir but .git: path -> "file:<mode>:<sha256>", "dir:<mode>" or "symlink:<target>". */
+export function fileTree(dir) {
+  const out = {};
+  const walk = (rel) => {
+    for (const name of readdirSync(join(dir, rel))) {
+      if (rel === "" && name === ".git") continue;
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(dir, r));
+      if (st.isSymbolicLink()) out[r] = `symlink:${readlinkSync(join(dir, r))}`;
+      else if (st.isDirectory()) {
+        out[r] = `dir:${st.mode}`;
+        walk(r);
+      } else out[r] = `file:${st.mode}:${createHash("sha256").update(readFileSync(join(dir, r))).digest("hex")}`;
+    }
+  };
+  walk("");
+  return out;
 }
 
 // ---- tool calls and schemas ---------------------------------------------------------
