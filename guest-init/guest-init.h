@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../util/util.h"
 #include "proto.h"
+#include "util/util.h"
 
 #define GI_AGENT_NAME "warren-guest-init 0.1.0"
 #define GI_WORKSPACE "/workspace"

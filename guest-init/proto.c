@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../util/util.h"
 #include "proto.h"
+#include "util/util.h"
 
 #define TLV_HEADER_SIZE 6
 

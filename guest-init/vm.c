@@ -1,4 +1,4 @@
-/* VM mode: guest-init is /init of the initramfs that vmm/guest-image.c builds, PID 1 of
+/* VM mode: guest-init is /init of the initramfs that vmm/backends/guest-image.c builds, PID 1 of
  * a QEMU or Cloud Hypervisor VM. Before serving it does what an initramfs init does:
  *
  *   1. mount devtmpfs, proc and sysfs in the initramfs, give itself a console;

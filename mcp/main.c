@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../vmm/gitpush.h"
-#include "../vmm/jailer.h"
-#include "../vmm/vmfs.h"
-#include "../vmm/vmm.h"
 #include "mcp.h"
+#include "vmm/backends/jail/jailer.h"
+#include "vmm/backends/vmfs.h"
+#include "vmm/git/push.h"
+#include "vmm/vmm.h"
 
 #define WARREN_VERSION "0.1.0"
 

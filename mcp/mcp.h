@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct vmm;
 struct mcp_server;

@@ -4,8 +4,8 @@
  * messages tied to no request go on the session's GET stream. */
 #include <string.h>
 
-#include "http-internal.h"
 #include "mcp-internal.h"
+#include "mcp/http/http-internal.h"
 
 /* A session nobody has used for this long is ended; its client gets 404 and starts over. */
 #define SESSION_IDLE_TIMEOUT_MS (60ull * 60ull * 1000ull)

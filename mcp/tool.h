@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct mcp_call;
 struct vmm;

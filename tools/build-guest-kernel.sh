@@ -12,7 +12,7 @@
 #
 # The Debian cloud kernel builds virtio, virtiofs, vsock, the balloon and virtio_net (for
 # network: true on QEMU) as modules.
-# vmm/guest-image.c packs OUTDIR/modules into the initramfs and guest-init loads them
+# vmm/backends/guest-image.c packs OUTDIR/modules into the initramfs and guest-init loads them
 # with finit_module in the order of modules/order. Needs apt-get, dpkg-deb and modinfo
 # (kmod), all in a base Debian 12; runs as any user.
 set -eu

@@ -13,8 +13,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "../guest-init/proto.h"
 #include "agent.h"
+#include "guest-init/proto.h"
 
 #define CONNECT_RETRY_MS 5
 #define IN_MIN_CAP (256u * 1024u)

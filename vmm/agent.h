@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct agent_conn;
 

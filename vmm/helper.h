@@ -8,7 +8,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 typedef void (*vmm_helper_cb)(void *data, pid_t pid, struct wr_error *err);
 

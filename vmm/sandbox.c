@@ -4,8 +4,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "layers.h"
 #include "vmm-internal.h"
+#include "vmm/git/checkout.h"
 
 struct create_op {
     struct vmm *vmm;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct store;
 

@@ -1,8 +1,8 @@
 /* Internals shared by the vmm core's files. */
 #pragma once
 
-#include "backend-internal.h"
 #include "vmm.h"
+#include "vmm/backends/backend-internal.h"
 
 /* One sandbox's runtime state in this process: its agent connection (shared by every
  * operation on the sandbox) and the operations waiting for it. */

@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "guest-image.h"
-#include "image.h"
-#include "vmfs.h"
 #include "vmm-internal.h"
+#include "vmm/backends/guest-image.h"
+#include "vmm/backends/vmfs.h"
+#include "vmm/images/image.h"
 
 #define AGENT_CONNECT_TIMEOUT_MS 10000
 

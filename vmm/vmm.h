@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../util/util.h"
 #include "agent.h"
 #include "store.h"
+#include "util/util.h"
 
 struct vmm;
 
@@ -152,7 +152,7 @@ typedef void (*vmm_git_commit_cb)(void *data, const struct vmm_git_commit_result
                                   struct wr_error *err);
 
 /* Commits the sandbox's workspace changes to a branch of the repository it was created
- * from (vmm/gitcommit.h): flushes the guest's writes first when it runs. */
+ * from (vmm/git/commit.h): flushes the guest's writes first when it runs. */
 int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
                            const struct vmm_git_commit_request *req, vmm_git_commit_cb cb,
                            void *data, struct wr_error **err);
@@ -171,7 +171,7 @@ typedef void (*vmm_git_push_cb)(void *data, const struct vmm_git_push_result *re
                                 struct wr_error *err);
 
 /* Pushes a branch of the repository the sandbox was created from to one of its remotes
- * (vmm/gitpush.h). cb runs exactly once, at the latest GITPUSH_TIMEOUT_SECONDS (plus a
+ * (vmm/git/push.h). cb runs exactly once, at the latest GITPUSH_TIMEOUT_SECONDS (plus a
  * little) after the call, even when the network stalls libgit2. */
 int vmm_sandbox_git_push(struct vmm *vmm, const char *id_or_name,
                          const struct vmm_git_push_request *req, vmm_git_push_cb cb, void *data,

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 /* Request line plus all headers, counted as received. */
 #define MCP_HTTP_MAX_HEADER_BYTES (16u * 1024u)

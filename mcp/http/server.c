@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "http-internal.h"
-#include "mcp-internal.h"
+#include "mcp/mcp-internal.h"
 
 #define MAX_CONNECTIONS 1024u
 #define IDLE_TIMEOUT_MS (60u * 1000u)

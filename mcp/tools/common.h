@@ -3,8 +3,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "../../vmm/vmm.h"
-#include "../tool.h"
+#include "mcp/tool.h"
+#include "vmm/vmm.h"
 
 /* base64 of the largest file a call may carry (VMM_MAX_FILE_BYTES), with room. */
 #define MCP_MAX_FILE_ARG (45u * 1024u * 1024u)

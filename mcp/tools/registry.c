@@ -1,4 +1,4 @@
-#include "../tool.h"
+#include "mcp/tool.h"
 
 extern const struct mcp_tool mcp_tool_sandbox_create, mcp_tool_sandbox_exec,
     mcp_tool_sandbox_read_file, mcp_tool_sandbox_write_file, mcp_tool_sandbox_list,

@@ -1,8 +1,8 @@
 /* sandbox_write_file: write (or append to) a file inside a sandbox. */
 #include <string.h>
 
-#include "../../guest-init/proto.h"
 #include "common.h"
+#include "guest-init/proto.h"
 
 struct write_call {
     struct mcp_call *call;

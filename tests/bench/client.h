@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "../../util/util.h"
+#include "util/util.h"
 
 struct bench_server {
     pid_t pid;

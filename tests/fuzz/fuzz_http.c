@@ -1,11 +1,11 @@
-/* libFuzzer target for the HTTP request layer (mcp/http-request.c): arbitrary bytes, cut into
+/* libFuzzer target for the HTTP request layer (mcp/http/request.c): arbitrary bytes, cut into
  * reads of fuzzer-chosen sizes, go through the http_parser-driven request assembly the way a
  * connection feeds it, including pipelined requests, and every header check runs on what
  * comes out. */
 #include <stdint.h>
 #include <string.h>
 
-#include "../../mcp/http-internal.h"
+#include "mcp/http/http-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../mcp/mcp.h"
+#include "mcp/mcp.h"
 
 static void discard(void *data, const char *json, size_t len, const char *related_id, bool final)
 {

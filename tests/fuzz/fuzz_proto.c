@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../guest-init/proto.h"
+#include "guest-init/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// warren's Cloud Hypervisor driver (vmm/ch-api.c) against Cloud Hypervisor's published API
+// warren's Cloud Hypervisor driver (vmm/backends/ch/ch-api.c) against Cloud Hypervisor's published API
 // description. Cloud Hypervisor itself cannot run on CI machines (no KVM, no binary): these
 // cases drive the real C client (build/tests/test_ch_driver) against a stand-in server built
 // from spec/cloud-hypervisor.yaml (lib/ch-standin.mjs) that routes, validates and frames

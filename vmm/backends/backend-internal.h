@@ -8,7 +8,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct agent_conn;
 
@@ -20,7 +20,7 @@ struct vmm_sandbox_spec {
     const char *image; /* "host" */
     /* The root filesystem: overlay of root_lowers (top first) under root_upper. For the
      * host image the backend also mounts the host's /usr, /bin, /sbin, /lib*, /etc
-     * read-only with secrets masked (vmm/image.c describes the view). */
+     * read-only with secrets masked (vmm/images/image.c describes the view). */
     const char *const *root_lowers;
     const char *root_upper;
     const char *root_work;
@@ -37,7 +37,7 @@ struct vmm_sandbox_spec {
     bool network;         /* false: an empty network namespace / no NIC */
     const char *hostname; /* the sandbox name */
     /* VM backends only (NULL/0 for the jail): the guest's boot files, built by
-     * vmm/guest-image.c, and the sandbox's vsock context id (>= 3, unique among running
+     * vmm/backends/guest-image.c, and the sandbox's vsock context id (>= 3, unique among running
      * sandboxes of this state directory). */
     const char *kernel_path;
     const char *initrd_path;
@@ -50,7 +50,7 @@ typedef void (*vmm_backend_start_cb)(void *data, pid_t pid, struct wr_error *err
 
 struct vmm_backend_ops {
     const char *name;
-    /* A VM backend: the core gives it the guest's boot files (vmm/guest-image.c), and a
+    /* A VM backend: the core gives it the guest's boot files (vmm/backends/guest-image.c), and a
      * sandbox whose VMM died is shown failed rather than stopped. */
     bool vm;
     /* True when this backend can run on this machine; else false and why in err. */
@@ -87,7 +87,7 @@ extern const struct vmm_backend_ops vmm_backend_jail;
 extern const struct vmm_backend_ops vmm_backend_qemu;
 extern const struct vmm_backend_ops vmm_backend_cloud_hypervisor;
 
-/* True when KVM can run full VMs here (vmm/kvm.c): /dev/kvm answers and creates a VM,
+/* True when KVM can run full VMs here (vmm/backends/kvm.c): /dev/kvm answers and creates a VM,
  * the CPU shows vmx/svm, and WARREN_QEMU_ACCEL is not "tcg". Else false, and why in err
  * (may be NULL). */
 bool vmm_kvm_usable(struct wr_error **err);

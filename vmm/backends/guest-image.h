@@ -12,7 +12,7 @@
  *   /dev /proc /sys /newroot /tmp /run   empty directories guest-init mounts on */
 #pragma once
 
-#include "../util/util.h"
+#include "util/util.h"
 
 /* Where the guest kernel lives: $WARREN_GUEST_DIR when set and not empty, else
  * <binary_dir>/guest (tools/build-guest-kernel.sh's default output is build/guest, next

@@ -1,4 +1,4 @@
-/* The host view shared by the jail and the VM filesystem (vmm/vmfs.c): mounting the
+/* The host view shared by the jail and the VM filesystem (vmm/backends/vmfs.c): mounting the
  * overlays and the host image (the host's /usr, /etc and library directories, read-only,
  * with secrets masked) into a root being assembled in a private mount namespace. One
  * copy, so that every backend masks exactly the same secrets. */

@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 int vmm_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
               const char *data, struct wr_error **err);

@@ -29,10 +29,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "helper.h"
 #include "hostview.h"
-#include "jailer.h"
 #include "vmfs.h"
+#include "vmm/backends/jail/jailer.h"
+#include "vmm/helper.h"
 
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
 #define LAUNCHER_OUTPUT_MAX 4096

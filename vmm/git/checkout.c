@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "checkout.h"
 #include "git-internal.h"
-#include "layers.h"
 
 #define MAX_REF_LENGTH 256
 /* A temp checkout untouched for this long belongs to a process that died. */

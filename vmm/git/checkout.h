@@ -3,7 +3,7 @@
  * from that commit. Blocking: call from the libuv thread pool. */
 #pragma once
 
-#include "../util/util.h"
+#include "util/util.h"
 
 /* Resolves repo (a host path) and ref for a new sandbox's workspace:
  *  - a git repository (or a worktree inside one): ref (NULL = HEAD) is resolved to a

@@ -1,9 +1,9 @@
 /* sandbox_git_commit in the vmm: find the sandbox, flush its writes, then build the commit
- * on the thread pool (vmm/gitcommit.c). */
+ * on the thread pool (vmm/git/commit.c). */
 #include <string.h>
 
-#include "gitcommit.h"
-#include "vmm-internal.h"
+#include "commit.h"
+#include "vmm/vmm-internal.h"
 
 struct commit_op {
     struct vmm *vmm;

@@ -7,8 +7,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "commit.h"
 #include "git-internal.h"
-#include "gitcommit.h"
 
 #define MAX_DEPTH 256
 

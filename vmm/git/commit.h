@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct gitcommit_request {
     const char *repo;        /* the user's repository (host path) */

@@ -1,12 +1,12 @@
-/* libgit2 helpers shared by the checkout layers (layers.c) and sandbox commits
- * (gitcommit.c). Blocking: thread pool only. */
+/* libgit2 helpers shared by the checkout layers (checkout.c) and sandbox commits
+ * (commit.c). Blocking: thread pool only. */
 #pragma once
 
 #include <git2.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
-/* Initialises libgit2 once per process (owner validation off: see layers.c). */
+/* Initialises libgit2 once per process (owner validation off: see checkout.c). */
 int vmm__git_init(struct wr_error **err);
 /* Fills err with "<context>: <libgit2's last message>" for a libgit2 error code and
  * returns the negative errno-style status. */

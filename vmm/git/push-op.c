@@ -1,12 +1,12 @@
 /* sandbox_git_push in the vmm: find the sandbox, then push in a `warren __gitpush` helper
- * process (vmm/gitpush.c). libgit2 1.5 has no network timeout and leaks a little on every
+ * process (vmm/git/push.c). libgit2 1.5 has no network timeout and leaks a little on every
  * push; a process of its own is killed when it overstays and takes the leaks with it. */
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "gitpush.h"
-#include "helper.h"
-#include "vmm-internal.h"
+#include "push.h"
+#include "vmm/helper.h"
+#include "vmm/vmm-internal.h"
 
 /* How long past the push's own deadline the helper may take before it is killed (its own
  * messages are better than "timed out"). */

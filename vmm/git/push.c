@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "git-internal.h"
-#include "gitpush.h"
+#include "push.h"
 
 #define MAX_KNOWN_HOSTS_BYTES (16u << 20)
 #define MAX_KEY_FILE_BYTES (64u << 10)

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 /* A push that has not finished after this long is aborted at libgit2's next callback. */
 #define GITPUSH_TIMEOUT_SECONDS 120
@@ -54,7 +54,7 @@ enum gitpush_host_key gitpush_known_hosts_check(const char *text, const char *ho
                                                 const void *key, size_t key_len, size_t *ret_line);
 
 /* Entry point of the hidden `warren __gitpush '<request JSON>'` subcommand: the push runs
- * in its own short-lived process (vmm/git-push-op.c), so that a stalled network is ended
+ * in its own short-lived process (vmm/git/push-op.c), so that a stalled network is ended
  * by killing it and libgit2 1.5's per-push leaks die with it. The request is
  * {"repo","remote","branch","timeout"}; the answer {"url","commit"} on stdout, or the
  * error on stderr and exit status 1. */

@@ -1,7 +1,7 @@
 /* Root filesystem images for sandboxes. */
 #pragma once
 
-#include "../util/util.h"
+#include "util/util.h"
 
 /* Returns in *ret_root_lower (caller frees) the read-only bottom layer of image's root
  * filesystem, creating it under <state_dir>/images on first use.

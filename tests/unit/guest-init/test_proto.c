@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../guest-init/proto.h"
+#include "guest-init/proto.h"
 #include "test.h"
 
 static void test_header_round_trip(void)

@@ -2,8 +2,8 @@
  * tools/call dispatch errors, through a sink that captures what the session sends. */
 #include <cjson/cJSON.h>
 
-#include "../../mcp/mcp-internal.h"
-#include "../../mcp/tool.h"
+#include "mcp/mcp-internal.h"
+#include "mcp/tool.h"
 #include "test.h"
 
 struct capture {

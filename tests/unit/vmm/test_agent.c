@@ -11,9 +11,9 @@
 #include <time.h>
 #include <uv.h>
 
-#include "../../guest-init/proto.h"
-#include "../../vmm/agent.h"
+#include "guest-init/proto.h"
 #include "test.h"
+#include "vmm/agent.h"
 
 static uv_loop_t *loop;
 static char tmpdir[] = "/tmp/warren-test-agent-XXXXXX";

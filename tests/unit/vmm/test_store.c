@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "../../vmm/store.h"
 #include "test.h"
+#include "vmm/store.h"
 
 /* A fresh state directory per test, so tests do not see each other's rows. */
 static char *new_state_dir(void)

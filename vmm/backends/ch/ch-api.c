@@ -19,7 +19,7 @@
 #include <sys/un.h>
 
 #include "ch-api.h"
-#include "vmfs.h"
+#include "vmm/backends/vmfs.h"
 
 /* ---- the calls ------------------------------------------------------------------------ */
 

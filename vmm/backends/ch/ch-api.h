@@ -17,7 +17,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "backend-internal.h"
+#include "vmm/backends/backend-internal.h"
 
 /* Responses larger than this are refused: vm.info (the whole VmConfig) is a few KiB. */
 #define CH_API_RESPONSE_MAX (1024 * 1024)

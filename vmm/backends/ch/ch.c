@@ -1,6 +1,6 @@
 /* The cloud-hypervisor backend: a sandbox is a Cloud Hypervisor microVM booting the guest
  * kernel with guest-init as PID 1, its root and /workspace shared over virtiofs
- * (vmm/vmfs.c), the agent reached over hybrid vsock, memory handed back by the balloon.
+ * (vmm/backends/vmfs.c), the agent reached over hybrid vsock, memory handed back by the balloon.
  *
  * start() runs a chain of steps on the loop, each started by the previous one's callback:
  * virtiofsd (vmm_vmfs_start) -> spawn `cloud-hypervisor --api-socket path=<dir>/api.sock`
@@ -21,9 +21,9 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 
-#include "agent.h"
 #include "ch-api.h"
-#include "vmfs.h"
+#include "vmm/agent.h"
+#include "vmm/backends/vmfs.h"
 
 #define PING_INTERVAL_MS 10
 #define PING_LIMIT_MS 10000 /* Kata's figure: a VMM not answering by then is not coming */
@@ -35,7 +35,7 @@
 #define STOP_API_TIMEOUT_MS 1000
 #define STOP_WAIT_MS 2000
 #define LOG_TAIL_BYTES 1536
-/* vmm/vmfs.c runs Debian's C virtiofsd from here. */
+/* vmm/backends/vmfs.c runs Debian's C virtiofsd from here. */
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
 
 /* ---- available ------------------------------------------------------------------------- */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 struct vmm_cgroup_limits {
     uint64_t memory_bytes; /* 0: no limit */

@@ -14,8 +14,8 @@
 #include <time.h>
 
 #include "cgroup.h"
-#include "helper.h"
 #include "jailer.h"
+#include "vmm/helper.h"
 
 #define JAILER_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 2000

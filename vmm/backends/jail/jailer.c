@@ -32,8 +32,8 @@
 #include <sys/wait.h>
 
 #include "cgroup.h"
-#include "hostview.h"
 #include "jailer.h"
+#include "vmm/backends/hostview.h"
 
 #define SPEC_MAX_BYTES (1u << 20)
 #define LAYERS_MAX 128

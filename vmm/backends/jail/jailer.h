@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "backend-internal.h"
+#include "vmm/backends/backend-internal.h"
 
 /* The fd number guest-init receives its listening agent socket on. */
 #define VMM_JAIL_LISTEN_FD 3

@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#include "agent.h"
 #include "qmp.h"
-#include "vmfs.h"
+#include "vmm/agent.h"
+#include "vmm/backends/vmfs.h"
 
 #define QEMU_BINARY "qemu-system-x86_64"
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../util/util.h"
+#include "util/util.h"
 
 #define QMP_LINE_MAX (1u << 20)
 

@@ -9,8 +9,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "../../mcp/http-internal.h"
-#include "../../mcp/mcp-internal.h"
+#include "mcp/http/http-internal.h"
+#include "mcp/mcp-internal.h"
 #include "test.h"
 
 #define TOKEN "s3cret-token"

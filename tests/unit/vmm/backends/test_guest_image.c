@@ -1,4 +1,4 @@
-/* Tests of vmm/guest-image.c: the initramfs is a well-formed newc cpio with the layout
+/* Tests of vmm/backends/guest-image.c: the initramfs is a well-formed newc cpio with the layout
  * guest-init expects, is reused while its inputs stay the same, rebuilt (and the old
  * one removed) when they change, and missing inputs give errors that say what to run.
  * The archive is parsed here by a reader written from the format, and by cpio(1) when
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../../vmm/guest-image.h"
 #include "test.h"
+#include "vmm/backends/guest-image.h"
 
 static char tmpdir[] = "/tmp/warren-test-guest-image-XXXXXX";
 static char kernel_dir[512], state_dir[512], init_path[512];

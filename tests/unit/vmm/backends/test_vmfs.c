@@ -11,8 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../../vmm/vmfs.h"
 #include "test.h"
+#include "vmm/backends/vmfs.h"
 
 static uv_loop_t *loop;
 static char dir[] = "/tmp/warren-test-vmfs-XXXXXX";

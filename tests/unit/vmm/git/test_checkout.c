@@ -1,4 +1,4 @@
-/* Unit tests for vmm/layers.c: real repositories built with the git CLI in a temporary
+/* Unit tests for vmm/git/checkout.c: real repositories built with the git CLI in a temporary
  * directory, checked out with libgit2, compared against `git archive`. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "../../vmm/layers.h"
 #include "test.h"
+#include "vmm/git/checkout.h"
 
 static char *root;    /* the temp directory holding everything below */
 static char *repo;    /* root/repo: main at commit two, branch feature, tag v1 */

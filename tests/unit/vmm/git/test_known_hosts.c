@@ -1,7 +1,7 @@
-/* known_hosts matching for sandbox_git_push (vmm/gitpush.c): plain names, [host]:port,
+/* known_hosts matching for sandbox_git_push (vmm/git/push.c): plain names, [host]:port,
  * comma lists, wildcards and negations, hashed entries (made by ssh-keygen -H), markers. */
-#include "../../vmm/gitpush.h"
 #include "test.h"
+#include "vmm/git/push.h"
 
 /* Public keys made with ssh-keygen; K1 and K2 are ed25519, K3 is ecdsa-sha2-nistp256. */
 #define K1 "AAAAC3NzaC1lZDI1NTE5AAAAIG8hQQznPKU7N7zJD4I46/PvoyXsL9rYE/8jJoxuVMhH"

@@ -9,8 +9,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "../../vmm/ch-api.h"
 #include "test.h"
+#include "vmm/backends/ch/ch-api.h"
 
 #define REPLY_204 "HTTP/1.1 204 \r\nServer: Cloud Hypervisor API\r\nConnection: keep-alive\r\n\r\n"
 #define REPLY_PING                                                                                 \

@@ -1,12 +1,12 @@
 /* The Cloud Hypervisor API driver.
  *
  * Without arguments (as ctest runs it): checks in-process that every request body
- * vmm/ch-api.c builds is JSON with the fields CH needs (CH-NOTES.md's minimal vm.create),
- * and that bad input is refused.
+ * vmm/backends/ch/ch-api.c builds is JSON with the fields CH needs (CH-NOTES.md's minimal
+ * vm.create), and that bad input is refused.
  *
  * With `--socket PATH --sequence [--fail-at NAME]`: drives the real client in
- * vmm/ch-api.c against the API server at PATH (tests/integration/lib/ch-standin.mjs, or a
- * real cloud-hypervisor) through a whole VM life: ping, create, boot, info, pause, resize,
+ * vmm/backends/ch/ch-api.c against the API server at PATH (tests/integration/lib/ch-standin.mjs, or
+ * a real cloud-hypervisor) through a whole VM life: ping, create, boot, info, pause, resize,
  * resume, snapshot, shutdown, vmm.shutdown. One line per step on stdout:
  *     step vm.boot ok 204
  *     step vm.info ok 200 state=Running memory_actual_size=536870912
@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../vmm/ch-api.h"
 #include "test.h"
+#include "vmm/backends/ch/ch-api.h"
 
 #define STEP_TIMEOUT_MS 5000
 

@@ -1,4 +1,5 @@
-/* Tests of the jail backend (vmm/jail.c, jailer.c, image.c, cgroup.c, seccomp.c).
+/* Tests of the jail backend (vmm/backends/jail/: jail.c, jailer.c, cgroup.c, seccomp.c)
+ * and the host image (vmm/images/image.c).
  *
  * The spec format tests run anywhere; the rest build real jails and need root and
  * overlayfs (else exit 77). start() spawns /proc/self/exe, so this binary's main() also
@@ -21,11 +22,11 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
-#include "../../vmm/backend-internal.h"
-#include "../../vmm/cgroup.h"
-#include "../../vmm/image.h"
-#include "../../vmm/jailer.h"
 #include "test.h"
+#include "vmm/backends/backend-internal.h"
+#include "vmm/backends/jail/cgroup.h"
+#include "vmm/backends/jail/jailer.h"
+#include "vmm/images/image.h"
 
 #define MEMORY_BYTES (256ull << 20)
 /* Docker's default capability set, as /proc/PID/status prints it. */

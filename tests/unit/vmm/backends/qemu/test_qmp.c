@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../vmm/qmp.h"
 #include "test.h"
+#include "vmm/backends/qemu/qmp.h"
 
 static uv_loop_t *loop;
 static char dir[] = "/tmp/warren-test-qmp-XXXXXX";
