@@ -2,7 +2,10 @@
  * resuming it. */
 #include <string.h>
 
-#include "vmm-internal.h"
+#include "conn.h"
+#include "lifecycle.h"
+#include "spec.h"
+#include "state.h"
 
 /* ---- boot ------------------------------------------------------------------------- */
 
@@ -58,7 +61,7 @@ static void boot_started(void *data, pid_t pid, struct wr_error *err)
         return;
     }
     op->row->pid = pid;
-    vmm__with_conn(op->vmm, op->row, 0, boot_connected, op);
+    vmm__conn_get(op->vmm, vmm__rt_get(op->vmm, op->row->id, true), 0, boot_connected, op);
 }
 
 void vmm__boot(struct vmm *vmm, struct store_sandbox *row, struct spec_storage *spec,

@@ -3,7 +3,8 @@
 #include <signal.h>
 #include <string.h>
 
-#include "vmm-internal.h"
+#include "ready.h"
+#include "state.h"
 
 static const char *const base_env[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -3,7 +3,9 @@
  * VM sandbox hands memory back (vmm/reclaim.c). */
 #include <string.h>
 
-#include "vmm-internal.h"
+#include "lifecycle.h"
+#include "reaper.h"
+#include "reclaim.h"
 
 #define REAPER_INTERVAL_MS 5000
 
@@ -27,6 +29,16 @@ static void paused(void *data, const struct vmm_sandbox_info *info, struct wr_er
         log_info("paused sandbox '%s': idle", name);
     wr_error_free(err);
     free(name);
+}
+
+int64_t vmm_idle_pause_at(const struct vmm *vmm, int64_t last_used)
+{
+    return vmm->idle_pause_s ? last_used + vmm->idle_pause_s : 0;
+}
+
+int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used)
+{
+    return vmm->idle_stop_s ? last_used + vmm->idle_stop_s : 0;
 }
 
 /* Long idle: stopped (files kept); idle: paused; idle VMs: memory handed back first. */

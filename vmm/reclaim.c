@@ -5,7 +5,9 @@
  * a command never runs starved; deflate_on_oom guards the guest in between. */
 #include <string.h>
 
-#include "vmm-internal.h"
+#include "conn.h"
+#include "reclaim.h"
+#include "spec.h"
 
 /* What the guest keeps above its own use: room for a command to start before the next
  * call deflates the balloon. */
@@ -111,11 +113,11 @@ void vmm__reclaim_idle(struct vmm *vmm, const struct store_sandbox *row)
         free(op);
         return;
     }
+    /* Work that arrives from here on (vmm__with_conn) cancels the inflation; a mark left
+     * from an earlier reclaim does not. */
     rt->reclaiming = true;
-    vmm__with_conn(vmm, &op->row, 0, reclaim_connected, op);
-    /* with_conn counts this very call as work arriving during a reclaim: only calls from
-     * here on do (the agent answers asynchronously, so none has completed yet). */
     rt->touched = false;
+    vmm__conn_get(vmm, rt, 0, reclaim_connected, op);
 }
 
 /* ---- deflating before work ------------------------------------------------------- */

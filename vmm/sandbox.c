@@ -4,7 +4,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "vmm-internal.h"
+#include "conn.h"
+#include "lifecycle.h"
+#include "sandbox.h"
+#include "spec.h"
+#include "state.h"
 #include "vmm/git/checkout.h"
 
 struct create_op {

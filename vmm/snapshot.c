@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm-internal.h"
+#include "conn.h"
+#include "lifecycle.h"
+#include "ready.h"
+#include "sandbox.h"
+#include "spec.h"
+#include "state.h"
 
 struct snap_op {
     struct vmm *vmm;

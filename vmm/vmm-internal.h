@@ -1,4 +1,20 @@
-/* Internals shared by the vmm core's files. */
+/* Types shared by the vmm core's files. The core is layered, each file calling only the
+ * ones below it (the functions are declared in one header per file):
+ *
+ *   vmm.c        open and close: the store, the backend, the reaper
+ *   reaper.c     the housekeeping timer: ttl, idle pause and stop, memory reclaim
+ *   snapshot.c   snapshot, restore (a fork), list, delete
+ *   sandbox.c    create, list, destroy
+ *   ops.c        exec and file operations; git/ builds on ready.c the same way
+ *   ready.c      a sandbox ready for work: resumed, balloon deflated, agent connected
+ *   lifecycle.c  boot, pause and resume, restart, stopping an idle sandbox
+ *   reclaim.c    an idle VM's balloon inflated, deflated before work
+ *   state.c      liveness: a sandbox whose processes died is marked stopped or failed
+ *   conn.c       this process's record of each sandbox and its agent connection
+ *   spec.c       the backend of a sandbox and the spec it is started from
+ *   store.c, agent.c, helper.c   the state store, the agent client, helper processes
+ *
+ * Nothing calls upward: a lower file that must wait for a higher one takes a callback. */
 #pragma once
 
 #include "vmm.h"
@@ -35,21 +51,6 @@ struct vmm {
     int64_t idle_stop_s;     /* idle time after which it is stopped, files kept; 0: never */
 };
 
-/* Stops a sandbox's machine (files kept), marking it stopped with reason. */
-void vmm__stop_idle(struct vmm *vmm, const struct store_sandbox *row, const char *reason);
-
-/* vmm/reclaim.c: idle VMs inflate their balloon toward the guest's real use; the next
- * operation deflates it first. Called from the reaper's timer. */
-void vmm__reclaim_idle(struct vmm *vmm, const struct store_sandbox *row);
-/* Deflates the balloon if this process inflated it, then runs cb. */
-void vmm__deflate_then(struct vmm *vmm, struct sandbox_rt *rt, const struct store_sandbox *row,
-                       void (*cb)(void *data), void *data);
-struct sandbox_rt *vmm__rt_get(struct vmm *vmm, const char *id, bool create);
-
-/* Starts and stops the ttl reaper (vmm/reaper.c). */
-void vmm__reaper_start(struct vmm *vmm);
-void vmm__reaper_stop(struct vmm *vmm);
-
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */
 struct spec_storage {
     struct vmm_sandbox_spec spec;
@@ -61,52 +62,7 @@ struct spec_storage {
     char **ws_lowers;      /* snapshot layers (top first), then the checkout or directory */
 };
 
-/* The backend named name (a sandbox's row->backend); the process's own one when the
- * name is unknown. A sandbox keeps the backend it was created on, whatever --backend a
- * later warren runs with. */
-const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name);
-
-/* The lowers of an overlay: the layers of a JSON array (top first, may be NULL), then base
- * (may be NULL). NULL-terminated; the caller frees it with wr_strv_free. */
-char **vmm__layer_chain(const char *layers_json, const char *base);
-
-int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *ret,
-                    struct wr_error **err);
-void vmm__spec_clear(struct spec_storage *s);
-/* VM backends: finds the guest kernel and builds (or reuses) the initramfs. Blocking:
- * call from the thread pool. */
-int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err);
-
-/* A row that says running but whose process is gone becomes stopped (or failed, for a
- * VM), in the store too. Returns 1 when it changed the row. */
-int vmm__refresh_state(struct vmm *vmm, struct store_sandbox *row);
-
-/* 16 random hex digits (sandbox and snapshot ids). */
-int vmm__new_id(char out[17]);
-/* Creates a sandbox from a filled-in row (state "creating"; taken over). */
-int vmm__create_from_row(struct vmm *vmm, struct store_sandbox *row, vmm_sandbox_cb cb, void *data,
-                         struct wr_error **err);
-
-/* Starts row's machine (spec prepared: directories made, boot files found), waits for its
- * agent and marks the row running (row->pid and row->state updated). On failure the
- * machine is stopped and the row marked failed, kept with its files; cb gets the error.
- * row and spec must stay alive until cb. */
+/* Completion of an internal step: err (owned by the callee) or NULL. */
 typedef void (*vmm_done_cb)(void *data, struct wr_error *err);
-void vmm__boot(struct vmm *vmm, struct store_sandbox *row, struct spec_storage *spec,
-               vmm_done_cb cb, void *data);
-/* Thaws a paused sandbox (row->state "paused") and marks it running, then runs cb. */
-void vmm__resume_then(struct vmm *vmm, const struct store_sandbox *row, vmm_done_cb cb, void *data);
-
-/* Looks a sandbox up and checks that it is running or paused (a paused one is resumed by
- * vmm__with_conn), marking it stopped when its processes are gone. On success *ret is
- * filled (clear it with store_sandbox_clear). */
-int vmm__sandbox_running(struct vmm *vmm, const char *id_or_name, struct store_sandbox *ret,
-                         struct wr_error **err);
-
+/* An agent connection (owned by the core; valid until the sandbox is forgotten) or err. */
 typedef void (*vmm_conn_cb)(void *data, struct agent_conn *conn, struct wr_error *err);
-/* Hands cb the sandbox's agent connection, connecting first when needed. cb may run
- * before this returns. */
-void vmm__with_conn(struct vmm *vmm, const struct store_sandbox *row, uint32_t timeout_ms,
-                    vmm_conn_cb cb, void *data);
-/* Drops this process's connection to the sandbox (on destroy). */
-void vmm__rt_forget(struct vmm *vmm, const char *id);

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "commit.h"
-#include "vmm/vmm-internal.h"
+#include "vmm/ready.h"
+#include "vmm/spec.h"
+#include "vmm/state.h"
 
 struct commit_op {
     struct vmm *vmm;

@@ -1,0 +1,137 @@
+/* A sandbox's backend and paths: which backend runs it, and the spec (directories, layer
+ * chains, boot files) a backend starts it from, derived from its store row. */
+#include <cjson/cJSON.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "spec.h"
+#include "vmm/backends/guest-image.h"
+#include "vmm/images/image.h"
+
+/* In the order --backend auto prefers them (DESIGN.md): Cloud Hypervisor, then QEMU with
+ * KVM, then the jail. QEMU under TCG only when asked for by name. */
+static const struct vmm_backend_ops *const backends[] = {
+    &vmm_backend_cloud_hypervisor, &vmm_backend_qemu, &vmm_backend_jail, NULL};
+
+int vmm__backend_choose(const char *name, const struct vmm_backend_ops **ret, struct wr_error **err)
+{
+    bool is_auto = !name || !strcmp(name, "auto");
+    for (size_t i = 0; backends[i]; i++) {
+        if (!is_auto && strcmp(name, backends[i]->name) != 0)
+            continue;
+        if (is_auto && backends[i] == &vmm_backend_qemu && !vmm_kvm_usable(NULL))
+            continue; /* software emulation is too slow to pick without being asked */
+        _cleanup_error_ struct wr_error *why = NULL;
+        if (backends[i]->available(&why)) {
+            *ret = backends[i];
+            return 0;
+        }
+        if (!is_auto)
+            return wr_error_set(err, ENOTSUP, "backend '%s' cannot run here: %s", name,
+                                why ? why->msg : "unavailable");
+    }
+    if (is_auto)
+        return wr_error_set(err, ENOTSUP,
+                            "no sandbox backend can run on this machine "
+                            "(the jail backend needs root or user namespaces)");
+    return wr_error_set(
+        err, EINVAL, "unknown backend '%s' (available: auto, cloud-hypervisor, qemu, jail)", name);
+}
+
+const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name)
+{
+    for (size_t i = 0; name && backends[i]; i++)
+        if (!strcmp(backends[i]->name, name))
+            return backends[i];
+    return vmm->backend;
+}
+
+char **vmm__layer_chain(const char *layers_json, const char *base)
+{
+    cJSON *a = layers_json ? cJSON_Parse(layers_json) : NULL;
+    size_t n = 0, cap = (size_t)(cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0) + 2;
+    char **v = wr_calloc(cap, sizeof(char *));
+    for (cJSON *c = cJSON_IsArray(a) ? a->child : NULL; c; c = c->next)
+        if (cJSON_IsString(c))
+            v[n++] = wr_strdup(c->valuestring);
+    if (base)
+        v[n++] = wr_strdup(base);
+    cJSON_Delete(a);
+    return v;
+}
+
+void vmm__spec_clear(struct spec_storage *s)
+{
+    free(s->dir);
+    free(s->root_upper);
+    free(s->root_work);
+    free(s->ws_upper);
+    free(s->ws_work);
+    free(s->agent_socket);
+    free(s->log_path);
+    free(s->image_root);
+    free(s->kernel);
+    free(s->initrd);
+    wr_strv_free(s->root_lowers);
+    wr_strv_free(s->ws_lowers);
+    memset(s, 0, sizeof(*s));
+}
+
+int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *s,
+                    struct wr_error **err)
+{
+    memset(s, 0, sizeof(*s));
+    s->dir = wr_asprintf("%s/sandboxes/%s", vmm->state_dir, row->id);
+    s->root_upper = wr_path_join(s->dir, "root/upper");
+    s->root_work = wr_path_join(s->dir, "root/work");
+    s->ws_upper = wr_path_join(s->dir, "workspace/upper");
+    s->ws_work = wr_path_join(s->dir, "workspace/work");
+    s->agent_socket = wr_path_join(s->dir, "agent.sock");
+    s->log_path = wr_path_join(s->dir, "sandbox.log");
+    if (strlen(s->agent_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        vmm__spec_clear(s);
+        return wr_error_set(err, ENAMETOOLONG,
+                            "the state directory path %s is too long for a unix socket path; "
+                            "use a shorter --state-dir",
+                            vmm->state_dir);
+    }
+    if (vmm_image_root(vmm->state_dir, row->image, &s->image_root, err) < 0) {
+        vmm__spec_clear(s);
+        return -(*err)->status;
+    }
+    s->ops = vmm__backend_for(vmm, row->backend);
+    s->root_lowers = vmm__layer_chain(row->root_layers, s->image_root);
+    s->ws_lowers = vmm__layer_chain(row->ws_layers, row->ws_lower);
+    s->spec = (struct vmm_sandbox_spec){
+        .id = row->id,
+        .dir = s->dir,
+        .image = row->image,
+        .root_lowers = (const char *const *)s->root_lowers,
+        .root_upper = s->root_upper,
+        .root_work = s->root_work,
+        .ws_lowers = (const char *const *)s->ws_lowers,
+        .ws_upper = s->ws_upper,
+        .ws_work = s->ws_work,
+        .agent_socket = s->agent_socket,
+        .guest_init_path = vmm->guest_init_path,
+        .log_path = s->log_path,
+        .cpus = row->cpus,
+        .memory_bytes = row->memory_mib << 20,
+        .network = row->network,
+        .hostname = row->name,
+        .vsock_cid = 3,
+    };
+    return 0;
+}
+
+int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err)
+{
+    if (!s->ops->vm)
+        return 0;
+    if (vmm_guest_image(vmm->state_dir, vmm->guest_init_path, vmm->guest_kernel_dir, &s->kernel,
+                        &s->initrd, err) < 0)
+        return -(*err)->status;
+    s->spec.kernel_path = s->kernel;
+    s->spec.initrd_path = s->initrd;
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* vmm/spec.c: which backend runs a sandbox, and the spec it is started from. */
+#pragma once
+
+#include "vmm-internal.h"
+
+/* The backend --backend names ("auto" or NULL: the best one that runs here). */
+int vmm__backend_choose(const char *name, const struct vmm_backend_ops **ret,
+                        struct wr_error **err);
+/* The backend named name (a sandbox's row->backend); the process's own one when the
+ * name is unknown. A sandbox keeps the backend it was created on, whatever --backend a
+ * later warren runs with. */
+const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name);
+
+/* The lowers of an overlay: the layers of a JSON array (top first, may be NULL), then base
+ * (may be NULL). NULL-terminated; the caller frees it with wr_strv_free. */
+char **vmm__layer_chain(const char *layers_json, const char *base);
+
+int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *ret,
+                    struct wr_error **err);
+void vmm__spec_clear(struct spec_storage *s);
+/* VM backends: finds the guest kernel and builds (or reuses) the initramfs. Blocking:
+ * call from the thread pool. */
+int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err);
