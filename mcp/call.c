@@ -7,11 +7,11 @@
 /* Clients reset their idle timers on progress; more than a few a second only costs. */
 #define PROGRESS_MIN_INTERVAL_MS 200
 
-const struct mcp_tool *mcp_tool_find(const char *name)
+static const struct mcp_tool *tool_find(const struct mcp_server *server, const char *name)
 {
-    for (size_t i = 0; mcp_tools[i]; i++)
-        if (!strcmp(mcp_tools[i]->name, name))
-            return mcp_tools[i];
+    for (size_t i = 0; server->tools[i]; i++)
+        if (!strcmp(server->tools[i]->name, name))
+            return server->tools[i];
     return NULL;
 }
 
@@ -201,7 +201,7 @@ void mcp__tools_call(struct mcp_session *s, cJSON *msg)
     const struct mcp_tool *tool = NULL;
     if (!cJSON_IsString(name))
         problem = "tools/call: params.name (string) is required";
-    else if (!(tool = mcp_tool_find(name->valuestring)))
+    else if (!(tool = tool_find(s->server, name->valuestring)))
         problem = "tools/call: unknown tool";
     else if (args && !cJSON_IsObject(args) && !cJSON_IsNull(args))
         problem = "tools/call: params.arguments must be an object";

@@ -1,4 +1,13 @@
-/* Internals shared by the MCP core's files (server.c, call.c, stdio.c, http.c). */
+/* Internals shared by the MCP core's files. They are layered, each calling only the ones
+ * below it:
+ *
+ *   stdio.c, streamable-http.c   the transports: bytes in, messages to a session
+ *   server.c                     sessions, the lifecycle methods, tools/list
+ *   call.c                       tools/call and the call handle tools work with
+ *   session.c                    what a session sends (through its transport's sink)
+ *   message.c, json.c            JSON-RPC messages; fast serialization of big results
+ *
+ * and tools/registry.c lists the tools (tools/<name>.c, tools/<name>.json). */
 #pragma once
 
 #include "mcp.h"
@@ -17,6 +26,8 @@ struct mcp_server {
     struct vmm *vmm;
     char *version;
     size_t tools_page_size;
+    const struct mcp_tool *const *tools; /* NULL-terminated, in tools/list order */
+    cJSON *tool_list;                    /* their tools/list entries, in the same order */
     struct mcp_session *sessions;
 };
 
@@ -46,16 +57,22 @@ struct mcp_call {
     struct mcp_call *next;
 };
 
+/* message.c: a JSON-RPC id is a string or a number. */
+bool mcp__id_valid(const cJSON *id);
+
+/* session.c */
 void mcp__session_send(struct mcp_session *s, cJSON *msg, const char *related_id, bool final);
 void mcp__session_log(struct mcp_session *s, const char *level, const char *text,
                       const char *related_id);
+/* The index of a syslog level name (debug = 0 ... emergency = 7), or -1. */
+int mcp__log_level_index(const char *level);
 /* mcp/json.c: fast serialization of (possibly huge) results. */
 void mcp__json_print(struct wr_buf *b, const cJSON *j);
 void mcp__json_append_string(struct wr_buf *b, const char *s, size_t n);
 /* Bytes s takes as a JSON string literal, quotes included. */
 size_t mcp__json_string_len(const char *s, size_t n);
 
-/* Handles tools/call; takes ownership of msg. */
+/* call.c: handles tools/call; takes ownership of msg. */
 void mcp__tools_call(struct mcp_session *s, cJSON *msg);
 /* Sends a serialized message the session takes over (malloc'd, room for one more byte). */
 void mcp__session_send_owned(struct mcp_session *s, char *text, size_t len, const char *related_id,

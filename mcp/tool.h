@@ -14,24 +14,26 @@
 struct mcp_call;
 struct vmm;
 
+/* A tool is its call function here and its definition in mcp/tools/<name>.json: the
+ * tools/list entry as clients see it (title, description, annotations, inputSchema,
+ * outputSchema), plus "examples" of calls (arguments and results) that the test suite
+ * validates against the schemas and the server leaves out of tools/list. A schema may
+ * name a shared one ({"$ref": "sandbox.schema.json"}): it is put in its place. */
 struct mcp_tool {
     const char *name;
-    const char *title;
-    const char *description;
-    const char *input_schema;  /* JSON Schema (2020-12) text */
-    const char *output_schema; /* JSON Schema text of structuredContent */
-    bool read_only;
-    bool destructive;
-    bool idempotent;
-    bool open_world;
     /* Starts the call. args is always an object (empty when the client sent none) and
      * stays valid until the call ends. */
     void (*call)(struct mcp_call *call, const cJSON *args);
 };
 
-/* The registry, in the order tools/list shows them; NULL-terminated. */
+/* The registry (mcp/tools/registry.c), in the order tools/list shows them;
+ * NULL-terminated. */
 extern const struct mcp_tool *const mcp_tools[];
-const struct mcp_tool *mcp_tool_find(const char *name);
+/* The tools/list entries of tools (NULL-terminated), built from the definitions compiled
+ * into the binary. Fails, naming the file, when a tool has no definition or a malformed
+ * one. The caller owns the array. */
+int mcp_tool_definitions_load(const struct mcp_tool *const *tools, cJSON **ret,
+                              struct wr_error **err);
 
 struct vmm *mcp_call_vmm(struct mcp_call *call);
 uv_loop_t *mcp_call_loop(struct mcp_call *call);

@@ -208,3 +208,12 @@ uint64_t wr_process_start_time(pid_t pid)
         p = strchr(p + 1, ' ');
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
+
+const struct wr_embedded_file *wr_embedded_find(const struct wr_embedded_file *table,
+                                                const char *name)
+{
+    for (const struct wr_embedded_file *f = table; f && f->name; f++)
+        if (!strcmp(f->name, name))
+            return f;
+    return NULL;
+}

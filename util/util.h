@@ -195,3 +195,14 @@ uint64_t wr_process_start_time(pid_t pid);
 /* Copies s (n bytes) replacing invalid UTF-8 sequences and NUL bytes with U+FFFD, so the
  * result can go into a JSON string. Caller frees. */
 char *wr_utf8_sanitize(const char *s, size_t n);
+
+/* A file compiled into the binary by tools/embed.cmake: tables of these end with an entry
+ * whose name is NULL. data has a NUL after its len bytes. */
+struct wr_embedded_file {
+    const char *name; /* path relative to the folder it was embedded from */
+    const unsigned char *data;
+    size_t len;
+};
+/* The entry named name in table, or NULL. */
+const struct wr_embedded_file *wr_embedded_find(const struct wr_embedded_file *table,
+                                                const char *name);

@@ -9,34 +9,6 @@
 /* base64 of the largest file a call may carry (VMM_MAX_FILE_BYTES), with room. */
 #define MCP_MAX_FILE_ARG (45u * 1024u * 1024u)
 
-/* The JSON Schema of one sandbox object (sandbox_create's result, sandbox_list's items). */
-#define MCP_SANDBOX_SCHEMA                                                                         \
-    "{\"type\":\"object\",\"required\":[\"id\",\"name\",\"backend\",\"state\",\"image\","          \
-    "\"workspace\",\"created_at\",\"last_used_at\",\"memory\"],\"properties\":{"                   \
-    "\"id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"                                 \
-    "\"backend\":{\"type\":\"string\"},"                                                           \
-    "\"state\":{\"type\":\"string\",\"enum\":[\"creating\",\"running\",\"paused\",\"stopped\","    \
-    "\"failed\"]},"                                                                                \
-    "\"image\":{\"type\":\"string\"},\"workspace\":{\"type\":\"string\"},"                         \
-    "\"repo\":{\"type\":[\"string\",\"null\"]},\"ref\":{\"type\":[\"string\",\"null\"]},"          \
-    "\"commit\":{\"type\":[\"string\",\"null\"]},"                                                 \
-    "\"cpus\":{\"type\":\"integer\"},\"network\":{\"type\":\"boolean\"},"                          \
-    "\"ttl_seconds\":{\"type\":\"integer\"},"                                                      \
-    "\"expires_at\":{\"type\":[\"string\",\"null\"]},"                                             \
-    "\"created_at\":{\"type\":\"string\"},\"last_used_at\":{\"type\":\"string\"},"                 \
-    "\"error\":{\"type\":[\"string\",\"null\"]},"                                                  \
-    "\"idle_policy\":{\"type\":\"object\",\"description\":\"when an idle sandbox is paused / "     \
-    "stopped (files kept); a call resets it\",\"properties\":{"                                    \
-    "\"pause_at\":{\"type\":[\"string\",\"null\"]},\"stop_at\":{\"type\":[\"string\",\"null\"]}}}" \
-    ","                                                                                            \
-    "\"pid\":{\"type\":[\"integer\",\"null\"],\"description\":\"host pid of the sandbox's top "    \
-    "process\"},"                                                                                  \
-    "\"memory\":{\"type\":\"object\",\"required\":[\"configured_mib\",\"usage_bytes\"],"           \
-    "\"properties\":{\"configured_mib\":{\"type\":\"integer\"},"                                   \
-    "\"usage_bytes\":{\"type\":\"integer\",\"description\":\"host memory the sandbox holds\"},"    \
-    "\"balloon_bytes\":{\"type\":\"integer\",\"description\":\"guest memory handed back while "    \
-    "idle\"}}}}}"
-
 /* Results stay under this many bytes of JSON unless the call asks for more (length,
  * max_output_bytes): the official SDK's stdio client drops a server that sends a message
  * over 10 MiB, and a result carries its JSON twice (structuredContent and text). */

@@ -49,35 +49,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_create = {
     .name = "sandbox_create",
-    .title = "Create sandbox",
-    .description =
-        "Create an isolated Linux sandbox. With repo (an absolute host path of a git "
-        "repository or a directory), /workspace is a copy-on-write view of it at ref (default "
-        "HEAD): the sandbox can change anything there and the user's working tree is never "
-        "written. Returns the sandbox id; pass it (or the name) to the other tools.",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-        "\"name\":{\"type\":\"string\",\"description\":\"Unique name, 1-63 of [A-Za-z0-9_.-]\","
-        "\"pattern\":\"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$\"},"
-        "\"repo\":{\"type\":\"string\",\"description\":\"Absolute host path of a git repository or "
-        "directory shared at /workspace\"},"
-        "\"ref\":{\"type\":\"string\",\"description\":\"Branch, tag or commit of repo (default "
-        "HEAD)\"},"
-        "\"image\":{\"type\":\"string\",\"enum\":[\"host\"],\"default\":\"host\",\"description\":"
-        "\"Root filesystem: host = read-only view of the host's /usr and /etc\"},"
-        "\"cpus\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,\"default\":1},"
-        "\"memory_mib\":{\"type\":\"integer\",\"minimum\":64,\"maximum\":262144,\"default\":512},"
-        "\"network\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Network "
-        "access (default: none): the jail shares the host's network, a qemu VM gets NAT "
-        "through QEMU\"},"
-        "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"
-        "\"description\":\"Environment for every command\"},"
-        "\"ttl_seconds\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":7776000,\"description\":"
-        "\"Destroy the sandbox this long after creation (0: never)\"}}}",
-    .output_schema = MCP_SANDBOX_SCHEMA,
-    .read_only = false,
-    .destructive = false,
-    .idempotent = false,
-    .open_world = false,
     .call = call,
 };

@@ -28,18 +28,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_destroy = {
     .name = "sandbox_destroy",
-    .title = "Destroy sandbox",
-    .description = "Destroy a sandbox: kill its processes and delete its files and layers. "
-                   "The user's repository is not touched.",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"
-        "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"}}}",
-    .output_schema = "{\"type\":\"object\",\"required\":[\"id\",\"destroyed\"],\"properties\":{"
-                     "\"id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
-                     "\"destroyed\":{\"type\":\"boolean\"}}}",
-    .read_only = false,
-    .destructive = true,
-    .idempotent = true,
-    .open_world = false,
     .call = call,
 };

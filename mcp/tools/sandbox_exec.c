@@ -204,38 +204,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_exec = {
     .name = "sandbox_exec",
-    .title = "Run a command in a sandbox",
-    .description =
-        "Run a command inside a sandbox and return its exit code and output. Give command (run "
-        "with /bin/sh -c) or argv. The working directory defaults to /workspace. On timeout the "
-        "whole process group is killed and timed_out is true. Output past max_output_bytes is "
-        "cut (truncated: true); without max_output_bytes the output is also cut to keep the "
-        "result under 8 MiB of JSON. Sends progress notifications with the latest output while it "
-        "runs when the request has a progressToken.",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],\"properties\":{"
-        "\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
-        "\"command\":{\"type\":\"string\",\"description\":\"Shell command line (/bin/sh -c)\"},"
-        "\"argv\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"minItems\":1,"
-        "\"description\":\"Program and arguments, instead of command\"},"
-        "\"cwd\":{\"type\":\"string\",\"default\":\"/workspace\"},"
-        "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
-        "\"stdin\":{\"type\":\"string\",\"description\":\"Text fed to the command's standard "
-        "input\"},"
-        "\"timeout_seconds\":{\"type\":\"integer\",\"minimum\":1,\"default\":120},"
-        "\"max_output_bytes\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":16777216,\"default\":"
-        "1048576,\"description\":\"Cap for each of stdout and stderr\"}}}",
-    .output_schema =
-        "{\"type\":\"object\",\"required\":[\"exit_code\",\"signal\",\"stdout\",\"stderr\","
-        "\"truncated\",\"timed_out\",\"duration_ms\"],\"properties\":{"
-        "\"exit_code\":{\"type\":\"integer\"},\"signal\":{\"type\":[\"integer\",\"null\"]},"
-        "\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":\"string\"},"
-        "\"truncated\":{\"type\":\"boolean\"},\"timed_out\":{\"type\":\"boolean\"},"
-        "\"duration_ms\":{\"type\":\"integer\"}}}",
-    .read_only = false,
-    .destructive = true,
-    .idempotent = false,
-    /* A sandbox created with network:true reaches the outside world. */
-    .open_world = true,
     .call = call,
 };

@@ -52,31 +52,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_git_commit = {
     .name = "sandbox_git_commit",
-    .title = "Commit the sandbox's work to git",
-    .description =
-        "Turn the sandbox's workspace changes (added, modified, deleted and renamed files, "
-        "executable bits, symlinks; files the repository ignores stay out) into a commit on "
-        "branch warren/<sandbox name> (or branch) of the repository the sandbox was created "
-        "from. The first commit's parent is the commit the sandbox started from; later ones "
-        "build on the branch. The user's HEAD, index and working tree are not touched: they "
-        "see the work with `git log warren/<name>`. paths limits the commit to those paths "
-        "(relative to /workspace).",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"message\"],"
-        "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
-        "\"message\":{\"type\":\"string\",\"minLength\":1},"
-        "\"author_name\":{\"type\":\"string\"},\"author_email\":{\"type\":\"string\"},"
-        "\"branch\":{\"type\":\"string\",\"description\":\"Default: warren/<sandbox name>\"},"
-        "\"paths\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}",
-    .output_schema =
-        "{\"type\":\"object\",\"required\":[\"commit\",\"branch\",\"parent\",\"files_changed\","
-        "\"insertions\",\"deletions\"],\"properties\":{\"commit\":{\"type\":\"string\"},"
-        "\"branch\":{\"type\":\"string\"},\"parent\":{\"type\":\"string\"},"
-        "\"files_changed\":{\"type\":\"integer\"},\"insertions\":{\"type\":\"integer\"},"
-        "\"deletions\":{\"type\":\"integer\"}}}",
-    .read_only = false,
-    .destructive = false,
-    .idempotent = false,
-    .open_world = false,
     .call = call,
 };

@@ -40,29 +40,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_git_push = {
     .name = "sandbox_git_push",
-    .title = "Push the sandbox's branch to a remote",
-    .description =
-        "Push branch warren/<sandbox name> (or branch), as written by sandbox_git_commit, from "
-        "the repository the sandbox was created from to one of its remotes (default origin), "
-        "over SSH (the server's ssh-agent or key; the host key must be in known_hosts) or to a "
-        "local path. Only fast-forwards: a remote branch with commits the branch lacks is "
-        "never overwritten. Pushing the same commit again changes nothing. The user's HEAD, "
-        "index and working tree are not touched.",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"
-        "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
-        "\"remote\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Default: origin\"},"
-        "\"branch\":{\"type\":\"string\",\"minLength\":1,"
-        "\"description\":\"Default: warren/<sandbox name>\"}}}",
-    .output_schema =
-        "{\"type\":\"object\",\"required\":[\"remote\",\"url\",\"branch\",\"commit\",\"pushed\"],"
-        "\"properties\":{\"remote\":{\"type\":\"string\"},\"url\":{\"type\":\"string\"},"
-        "\"branch\":{\"type\":\"string\"},"
-        "\"commit\":{\"type\":\"string\",\"description\":\"the commit the remote branch now "
-        "points to\"},\"pushed\":{\"type\":\"boolean\"}}}",
-    .read_only = false,
-    .destructive = false,
-    .idempotent = true,
-    .open_world = true,
     .call = call,
 };

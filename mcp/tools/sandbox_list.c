@@ -24,15 +24,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_list = {
     .name = "sandbox_list",
-    .title = "List sandboxes",
-    .description = "List every sandbox with its state (running, stopped, ...), repository, "
-                   "configured memory and the host memory it holds now.",
-    .input_schema = "{\"type\":\"object\",\"additionalProperties\":false}",
-    .output_schema = "{\"type\":\"object\",\"required\":[\"sandboxes\"],\"properties\":{"
-                     "\"sandboxes\":{\"type\":\"array\",\"items\":" MCP_SANDBOX_SCHEMA "}}}",
-    .read_only = true,
-    .destructive = false,
-    .idempotent = true,
-    .open_world = false,
     .call = call,
 };

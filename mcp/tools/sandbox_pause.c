@@ -36,36 +36,12 @@ static void call_resume(struct mcp_call *call, const cJSON *args)
     call_pause_or_resume(call, args, false);
 }
 
-#define ID_ONLY_SCHEMA                                                                             \
-    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],"                   \
-    "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"}}}"
-
 const struct mcp_tool mcp_tool_sandbox_pause = {
     .name = "sandbox_pause",
-    .title = "Pause sandbox",
-    .description = "Freeze a running sandbox: its processes stop where they are and its memory "
-                   "is kept. Any later call to the sandbox (exec, files) resumes it first; "
-                   "sandbox_resume does so explicitly.",
-    .input_schema = ID_ONLY_SCHEMA,
-    .output_schema = MCP_SANDBOX_SCHEMA,
-    .read_only = false,
-    .destructive = false,
-    .idempotent = true,
-    .open_world = false,
     .call = call_pause,
 };
 
 const struct mcp_tool mcp_tool_sandbox_resume = {
     .name = "sandbox_resume",
-    .title = "Resume sandbox",
-    .description = "Thaw a paused sandbox, or boot a stopped or failed one again from its files "
-                   "(its workspace and root changes are kept; processes that ran before are "
-                   "gone).",
-    .input_schema = ID_ONLY_SCHEMA,
-    .output_schema = MCP_SANDBOX_SCHEMA,
-    .read_only = false,
-    .destructive = false,
-    .idempotent = true,
-    .open_world = false,
     .call = call_resume,
 };

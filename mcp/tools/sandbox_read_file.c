@@ -120,28 +120,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_read_file = {
     .name = "sandbox_read_file",
-    .title = "Read a file in a sandbox",
-    .description = "Read a file inside a sandbox. Relative paths are relative to /workspace. "
-                   "Text comes back as UTF-8; use encoding \"base64\" for binary files. Reads "
-                   "up to 3 MiB (base64) or about 4 MiB (text) by default, so that the result fits "
-                   "the 10 MiB message limit of common MCP clients; pass length to read up to "
-                   "32 MiB, and offset to continue (truncated tells whether more follows).",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"path\"],"
-        "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
-        "\"path\":{\"type\":\"string\"},"
-        "\"offset\":{\"type\":\"integer\",\"minimum\":0,\"default\":0},"
-        "\"length\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":33554432},"
-        "\"encoding\":{\"type\":\"string\",\"enum\":[\"utf8\",\"base64\"],\"default\":\"utf8\"}}}",
-    .output_schema =
-        "{\"type\":\"object\",\"required\":[\"content\",\"encoding\",\"size\",\"truncated\"],"
-        "\"properties\":{\"content\":{\"type\":\"string\"},"
-        "\"encoding\":{\"type\":\"string\",\"enum\":[\"utf8\",\"base64\"]},"
-        "\"size\":{\"type\":\"integer\"},\"bytes_read\":{\"type\":\"integer\"},"
-        "\"truncated\":{\"type\":\"boolean\"}}}",
-    .read_only = true,
-    .destructive = false,
-    .idempotent = true,
-    .open_world = false,
     .call = call,
 };

@@ -107,27 +107,5 @@ static void call(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_write_file = {
     .name = "sandbox_write_file",
-    .title = "Write a file in a sandbox",
-    .description = "Write a file inside a sandbox (replacing it, or appending with append: "
-                   "true). Relative paths are relative to /workspace. content is UTF-8 text, "
-                   "or base64 with encoding \"base64\" for binary data; at most 32 MiB per call.",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"path\","
-        "\"content\"],"
-        "\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
-        "\"path\":{\"type\":\"string\"},\"content\":{\"type\":\"string\"},"
-        "\"encoding\":{\"type\":\"string\",\"enum\":[\"utf8\",\"base64\"],\"default\":\"utf8\"},"
-        "\"mode\":{\"type\":[\"string\",\"integer\"],\"description\":\"Permissions when the file "
-        "is created, e.g. \\\"0755\\\"\"},"
-        "\"append\":{\"type\":\"boolean\",\"default\":false},"
-        "\"create_dirs\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Create missing "
-        "parent directories\"}}}",
-    .output_schema =
-        "{\"type\":\"object\",\"required\":[\"path\",\"bytes_written\"],\"properties\":{"
-        "\"path\":{\"type\":\"string\"},\"bytes_written\":{\"type\":\"integer\"}}}",
-    .read_only = false,
-    .destructive = true,
-    .idempotent = false,
-    .open_world = false,
     .call = call,
 };

@@ -1,14 +1,6 @@
 /* sandbox_snapshot, sandbox_restore, snapshot_list, snapshot_delete. */
 #include "common.h"
 
-#define SNAPSHOT_SCHEMA                                                                            \
-    "{\"type\":\"object\",\"required\":[\"snapshot_id\",\"name\",\"sandbox_id\",\"layers\","       \
-    "\"memory\",\"created_at\"],\"properties\":{\"snapshot_id\":{\"type\":\"string\"},"            \
-    "\"name\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":[\"string\",\"null\"]},"              \
-    "\"layers\":{\"type\":\"integer\",\"description\":\"layers in its workspace chain\"},"         \
-    "\"memory\":{\"type\":\"boolean\"},\"created_at\":{\"type\":\"string\"},"                      \
-    "\"used_by\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}"
-
 static cJSON *snapshot_json(const struct vmm_snapshot_info *info)
 {
     cJSON *o = cJSON_CreateObject();
@@ -122,77 +114,20 @@ static void call_delete(struct mcp_call *call, const cJSON *args)
 
 const struct mcp_tool mcp_tool_sandbox_snapshot = {
     .name = "sandbox_snapshot",
-    .title = "Snapshot a sandbox",
-    .description =
-        "Save the sandbox's files as a snapshot: its changes become a read-only layer, in "
-        "constant time whatever the workspace size, and the sandbox goes on above it. A running "
-        "sandbox is restarted around the snapshot: its files carry on, its processes do not. "
-        "Restore the snapshot (sandbox_restore) to go back to this point or to fork from it. "
-        "memory: true would also save the machine's memory; the backends of this build cannot "
-        "and say why.",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\"],\"properties\":{"
-        "\"id\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"},"
-        "\"name\":{\"type\":\"string\",\"description\":\"Unique snapshot name\"},"
-        "\"memory\":{\"type\":\"boolean\",\"default\":false}}}",
-    .output_schema = SNAPSHOT_SCHEMA,
-    .read_only = false,
-    .destructive = false,
-    .idempotent = false,
-    .open_world = false,
     .call = call_snapshot,
 };
 
 const struct mcp_tool mcp_tool_sandbox_restore = {
     .name = "sandbox_restore",
-    .title = "Start a sandbox from a snapshot",
-    .description = "Start a new sandbox from a snapshot, with the files the sandbox had then "
-                   "(a fork: call it again for more; forks never see each other's writes).",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"snapshot\"],"
-        "\"properties\":{\"snapshot\":{\"type\":\"string\",\"description\":\"Snapshot id or "
-        "name\"},"
-        "\"name\":{\"type\":\"string\",\"description\":\"Name of the new sandbox\"}}}",
-    .output_schema = MCP_SANDBOX_SCHEMA,
-    .read_only = false,
-    .destructive = false,
-    .idempotent = false,
-    .open_world = false,
     .call = call_restore,
 };
 
 const struct mcp_tool mcp_tool_snapshot_list = {
     .name = "snapshot_list",
-    .title = "List snapshots",
-    .description = "List snapshots (of one sandbox with sandbox), with the sandboxes and "
-                   "snapshots built on each.",
-    .input_schema = "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-                    "\"sandbox\":{\"type\":\"string\",\"description\":\"Sandbox id or name\"}}}",
-    .output_schema = "{\"type\":\"object\",\"required\":[\"snapshots\"],\"properties\":{"
-                     "\"snapshots\":{\"type\":\"array\",\"items\":" SNAPSHOT_SCHEMA "}}}",
-    .read_only = true,
-    .destructive = false,
-    .idempotent = true,
-    .open_world = false,
     .call = call_list,
 };
 
 const struct mcp_tool mcp_tool_snapshot_delete = {
     .name = "snapshot_delete",
-    .title = "Delete a snapshot",
-    .description = "Delete a snapshot and its layer. Refused while a sandbox or a later "
-                   "snapshot is built on it (the error names them).",
-    .input_schema =
-        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"snapshot\"],"
-        "\"properties\":{\"snapshot\":{\"type\":\"string\",\"description\":\"Snapshot id or "
-        "name\"}}}",
-    .output_schema =
-        "{\"type\":\"object\",\"required\":[\"snapshot_id\",\"deleted\"],\"properties\":{"
-        "\"snapshot_id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
-        "\"deleted\":{\"type\":\"boolean\"}}}",
-    .read_only = false,
-    .destructive = true,
-    .idempotent = false,
-    .open_world = false,
     .call = call_delete,
 };
