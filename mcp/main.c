@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "mcp.h"
+#include "mcp/http/http.h"
 #include "vmm/backends/jail/jailer.h"
 #include "vmm/backends/vmfs.h"
 #include "vmm/git/push.h"
@@ -189,6 +190,7 @@ struct app {
     uv_loop_t *loop;
     struct vmm *vmm;
     struct mcp_server *server;
+    struct http_server *listener; /* serve: the one HTTP listener, with /mcp on it */
     struct mcp_http *http;
     uv_signal_t sigint, sigterm;
     bool stopping;
@@ -199,8 +201,9 @@ static void app_stop(struct app *app)
     if (app->stopping)
         return;
     app->stopping = true;
-    if (app->http)
-        mcp_http_stop(TAKE_PTR(app->http));
+    /* The listener first: no request reaches a front door that is going away. */
+    http_server_stop(TAKE_PTR(app->listener));
+    mcp_http_stop(TAKE_PTR(app->http));
     uv_signal_stop(&app->sigint);
     uv_signal_stop(&app->sigterm);
     uv_close((uv_handle_t *)&app->sigint, NULL);
@@ -247,7 +250,11 @@ static int run(struct cli *c)
     log_info("state directory %s, backend %s", state_dir, vmm_backend_name(app.vmm));
     struct mcp_server_options so = {
         .loop = app.loop, .vmm = app.vmm, .server_version = WARREN_VERSION};
-    mcp_server_new(&so, &app.server, &err);
+    if (mcp_server_new(&so, &app.server, &err) < 0) {
+        log_error("%s", err->msg);
+        vmm_close(app.vmm);
+        return 1;
+    }
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sigterm);
     app.sigint.data = app.sigterm.data = &app;
@@ -259,9 +266,11 @@ static int run(struct cli *c)
     } else {
         _cleanup_free_ char *token = NULL;
         r = strcmp(c->auth, "none") ? load_token(state_dir, &token, &err) : 0;
-        struct mcp_http_options ho = {.listen = c->listen, .token = token};
+        struct http_server_options ho = {.loop = app.loop, .listen = c->listen, .token = token};
         if (r == 0)
-            r = mcp_http_start(app.server, &ho, &app.http, &err);
+            r = http_server_start(&ho, &app.listener, &err);
+        if (r == 0)
+            r = mcp_http_start(app.server, app.listener, NULL, &app.http, &err);
     }
     if (r < 0) {
         log_error("%s", err->msg);

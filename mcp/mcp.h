@@ -87,14 +87,16 @@ char *mcp_error_json(const cJSON *id, int code, const char *message);
 int mcp_stdio_start(struct mcp_server *server, void (*on_close)(void *data), void *data,
                     struct wr_error **err);
 
+struct http_server;
 struct mcp_http_options {
-    const char *listen;  /* "127.0.0.1:8080", "[::1]:8080" */
-    const char *token;   /* bearer token required on every request; NULL = --auth none */
     size_t max_sessions; /* 0: 256 */
 };
 struct mcp_http;
-/* Binds and listens. Refuses token == NULL unless the address is loopback. */
-int mcp_http_start(struct mcp_server *server, const struct mcp_http_options *opts,
-                   struct mcp_http **ret, struct wr_error **err);
-/* Stops listening, ends every session and connection. */
+/* MCP Streamable HTTP at /mcp on listener (mcp/http/http.h); opts may be NULL. Logs the
+ * endpoint's URL ("warren: listening on http://HOST:PORT/mcp"). */
+int mcp_http_start(struct mcp_server *server, struct http_server *listener,
+                   const struct mcp_http_options *opts, struct mcp_http **ret,
+                   struct wr_error **err);
+/* Ends every session (their calls are cancelled). Stop the listener first, so that no
+ * request reaches /mcp afterwards. NULL-safe. */
 void mcp_http_stop(struct mcp_http *http);

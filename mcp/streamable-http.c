@@ -1,21 +1,60 @@
-/* Sessions of the Streamable HTTP transport: what a POST, GET or DELETE on /mcp means, and
- * where the messages a session sends go. A request's messages go back on the POST that
- * carried it (one JSON body, or an SSE stream when something comes before the response);
- * messages tied to no request go on the session's GET stream. */
+/* MCP's Streamable HTTP transport: the /mcp route on the listener (mcp/http/). What a POST,
+ * GET or DELETE on /mcp means, its sessions, and where the messages a session sends go. A
+ * request's messages go back on the POST that carried it (one JSON body, or an SSE stream
+ * when something comes before the response); messages tied to no request go on the
+ * session's GET stream. */
+#include <stdio.h>
 #include <string.h>
 
-#include "mcp-internal.h"
-#include "mcp/http/http-internal.h"
+#include "streamable-http-internal.h"
 
 /* A session nobody has used for this long is ended; its client gets 404 and starts over. */
 #define SESSION_IDLE_TIMEOUT_MS (60ull * 60ull * 1000ull)
 /* Requests in flight per session, counting those whose client hung up. */
 #define MAX_PENDING_PER_SESSION 1024u
+#define SWEEP_INTERVAL_MS (60u * 1000u)
 
 static void sink_send(void *data, const char *json, size_t len, const char *related_id, bool final);
 static const struct mcp_sink http_sink = {.send = sink_send};
 
+/* ---- responses -------------------------------------------------------------------------- */
+
+/* A JSON-RPC-shaped error body {"jsonrpc":"2.0","id":null,"error":{code,message}}. */
+static void respond_error(struct http_conn *c, int status, int code, const char *message)
+{
+    cJSON *id = cJSON_CreateNull();
+    _cleanup_free_ char *body = mcp_error_json(id, code, message);
+    cJSON_Delete(id);
+    struct http_response r = {.status = status,
+                              .content_type = "application/json",
+                              .body = body,
+                              .body_len = strlen(body),
+                              .extra_headers =
+                                  status == 405 ? "Allow: GET, POST, DELETE\r\n" : NULL};
+    http_respond(c, &r);
+}
+
+/* "Mcp-Session-Id: <id>\r\n" for the answer to initialize, else NULL. */
+static char *session_header(const struct http_session *s, bool send)
+{
+    return send ? wr_asprintf("Mcp-Session-Id: %s\r\n", s->id) : NULL;
+}
+
 /* ---- pending requests --------------------------------------------------------------- */
+
+static void pending_conn_closed(void *data)
+{
+    /* The record stays with its session until the final response comes (and is dropped),
+     * so the request id stays reserved while the work runs. */
+    struct http_pending *p = data;
+    p->conn = NULL;
+}
+
+static void stream_conn_closed(void *data)
+{
+    struct http_session *s = data;
+    s->stream = NULL;
+}
 
 static struct http_pending *pending_new(struct http_session *s, struct http_conn *c, char *id_key)
 {
@@ -28,7 +67,7 @@ static struct http_pending *pending_new(struct http_session *s, struct http_conn
         p->next->prev = p;
     s->pending = p;
     s->pending_count++;
-    c->pending = p;
+    http_conn_on_close(c, pending_conn_closed, p);
     return p;
 }
 
@@ -51,7 +90,7 @@ static void pending_free(struct http_pending *p)
         p->next->prev = p->prev;
     s->pending_count--;
     if (p->conn)
-        p->conn->pending = NULL;
+        http_conn_on_close(p->conn, NULL, NULL);
     free(p->id_key);
     free(p);
 }
@@ -67,25 +106,11 @@ static void pending_abandon(struct http_pending *p, int status)
     if (!c)
         return;
     if (streaming)
-        mcp__http_sse_end(c);
+        http_sse_end(c);
     else if (status)
-        mcp__http_respond_error(c, status, MCP_HTTP_ERR_SESSION_NOT_FOUND, "the session ended");
+        respond_error(c, status, MCP_HTTP_ERR_SESSION_NOT_FOUND, "the session ended");
     else
-        mcp__http_conn_close(c);
-}
-
-void mcp__http_conn_detach(struct http_conn *c)
-{
-    /* The record stays with its session until the final response comes (and is dropped),
-     * so the request id stays reserved while the work runs. */
-    if (c->pending) {
-        c->pending->conn = NULL;
-        c->pending = NULL;
-    }
-    if (c->stream_of) {
-        c->stream_of->stream = NULL;
-        c->stream_of = NULL;
-    }
+        http_conn_close(c);
 }
 
 /* ---- sessions ----------------------------------------------------------------------- */
@@ -125,10 +150,8 @@ static void session_free(struct http_session *s)
     while (s->pending)
         pending_abandon(s->pending, 404);
     if (s->stream) {
-        struct http_conn *c = s->stream;
-        c->stream_of = NULL;
-        s->stream = NULL;
-        mcp__http_sse_end(c);
+        struct http_conn *c = TAKE_PTR(s->stream);
+        http_sse_end(c); /* clears the connection's close hook */
     }
     struct mcp_http *http = s->http;
     if (s->prev)
@@ -141,7 +164,7 @@ static void session_free(struct http_session *s)
     free(s);
 }
 
-void mcp__http_sweep_sessions(struct mcp_http *http, uint64_t now_ms)
+static void sweep_sessions(struct mcp_http *http, uint64_t now_ms)
 {
     struct http_session *next;
     for (struct http_session *s = http->sessions; s; s = next) {
@@ -155,10 +178,16 @@ void mcp__http_sweep_sessions(struct mcp_http *http, uint64_t now_ms)
     }
 }
 
-void mcp__http_free_sessions(struct mcp_http *http)
+static void sweep_fired(uv_timer_t *t)
 {
-    while (http->sessions)
-        session_free(http->sessions);
+    sweep_sessions(t->data, wr_now_ms());
+}
+
+/* Runs the sweep from the loop soon (never from inside a session call). */
+static void sweep_soon(struct mcp_http *http)
+{
+    if (!http->stopping)
+        uv_timer_start(&http->sweep, sweep_fired, 0, SWEEP_INTERVAL_MS);
 }
 
 /* ---- the sink ----------------------------------------------------------------------- */
@@ -170,10 +199,11 @@ static void pending_message(struct http_pending *p, const char *json, size_t len
     if (!p->conn || !p->sse_ok)
         return;
     if (!p->streaming) {
-        mcp__http_sse_begin(p->conn, p->initialize ? s->id : NULL);
+        _cleanup_free_ char *header = session_header(s, p->initialize);
+        http_sse_begin(p->conn, header);
         p->streaming = true;
     }
-    mcp__http_sse_event(p->conn, ++s->next_event_id, json, len);
+    http_sse_event(p->conn, ++s->next_event_id, json, len);
 }
 
 static void pending_finish(struct http_pending *p, const char *json, size_t len)
@@ -185,26 +215,27 @@ static void pending_finish(struct http_pending *p, const char *json, size_t len)
     if (initialize && !mcp_session_initialized(s->session)) {
         /* A failed initialize leaves no session behind. */
         s->doomed = true;
-        mcp__http_sweep_soon(s->http);
+        sweep_soon(s->http);
     }
     if (!c)
         return;
+    _cleanup_free_ char *header = session_header(s, initialize && !s->doomed);
     if (!streaming && !json_ok) {
         /* Accept: text/event-stream alone: the response goes as a one-event stream. */
-        mcp__http_sse_begin(c, initialize && !s->doomed ? s->id : NULL);
+        http_sse_begin(c, header);
         streaming = true;
     }
     if (streaming) {
-        mcp__http_sse_event(c, ++s->next_event_id, json, len);
-        mcp__http_sse_end(c);
+        http_sse_event(c, ++s->next_event_id, json, len);
+        http_sse_end(c);
         return;
     }
     struct http_response r = {.status = 200,
                               .content_type = "application/json",
                               .body = json,
                               .body_len = len,
-                              .session_id = initialize && !s->doomed ? s->id : NULL};
-    mcp__http_respond(c, &r);
+                              .extra_headers = header};
+    http_respond(c, &r);
 }
 
 static void sink_send(void *data, const char *json, size_t len, const char *related_id, bool final)
@@ -213,7 +244,7 @@ static void sink_send(void *data, const char *json, size_t len, const char *rela
     s->last_used_ms = wr_now_ms();
     if (!related_id) {
         if (s->stream)
-            mcp__http_sse_event(s->stream, ++s->next_event_id, json, len);
+            http_sse_event(s->stream, ++s->next_event_id, json, len);
         return;
     }
     struct http_pending *p = pending_find(s, related_id);
@@ -228,39 +259,40 @@ static void sink_send(void *data, const char *json, size_t len, const char *rela
 /* ---- requests ----------------------------------------------------------------------- */
 
 /* The session a request names, or NULL after answering for it. */
-static struct http_session *request_session(struct http_conn *c, const struct mcp_http_request *req)
+static struct http_session *request_session(struct mcp_http *http, struct http_conn *c,
+                                            const struct http_request *req)
 {
-    if (!req->session_id) {
-        mcp__http_respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT,
-                                "missing Mcp-Session-Id header: send initialize first");
+    const char *session_id = http_request_header(req, "mcp-session-id");
+    const char *protocol_version = http_request_header(req, "mcp-protocol-version");
+    if (!session_id) {
+        respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT,
+                      "missing Mcp-Session-Id header: send initialize first");
         return NULL;
     }
-    struct http_session *s = session_find(c->http, req->session_id);
+    struct http_session *s = session_find(http, session_id);
     if (!s) {
-        mcp__http_respond_error(c, 404, MCP_HTTP_ERR_SESSION_NOT_FOUND,
-                                "unknown or ended session: send initialize again");
+        respond_error(c, 404, MCP_HTTP_ERR_SESSION_NOT_FOUND,
+                      "unknown or ended session: send initialize again");
         return NULL;
     }
-    if (req->protocol_version && !mcp_protocol_version_supported(req->protocol_version)) {
-        mcp__http_respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT,
-                                "unsupported MCP-Protocol-Version header");
+    if (protocol_version && !mcp_protocol_version_supported(protocol_version)) {
+        respond_error(c, 400, MCP_HTTP_ERR_TRANSPORT, "unsupported MCP-Protocol-Version header");
         return NULL;
     }
     s->last_used_ms = wr_now_ms();
     return s;
 }
 
-static struct http_session *initialize_session(struct http_conn *c)
+static struct http_session *initialize_session(struct mcp_http *http, struct http_conn *c)
 {
-    struct mcp_http *http = c->http;
     if (http->session_count >= http->max_sessions) {
-        mcp__http_respond_error(c, 503, MCP_HTTP_ERR_TRANSPORT,
-                                "too many sessions: end one (DELETE) or try later");
+        respond_error(c, 503, MCP_HTTP_ERR_TRANSPORT,
+                      "too many sessions: end one (DELETE) or try later");
         return NULL;
     }
     struct http_session *s = session_new(http);
     if (!s)
-        mcp__http_respond_error(c, 500, MCP_HTTP_ERR_TRANSPORT, "cannot create a session id");
+        respond_error(c, 500, MCP_HTTP_ERR_TRANSPORT, "cannot create a session id");
     return s;
 }
 
@@ -289,11 +321,11 @@ static void post_notification(struct http_conn *c, struct http_session *s, cJSON
     if (p)
         pending_abandon(p, 0);
     struct http_response r = {.status = 202};
-    mcp__http_respond(c, &r);
+    http_respond(c, &r);
 }
 
 static void post_request(struct http_conn *c, struct http_session *s, cJSON *msg, bool initialize,
-                         const struct mcp_http_request *req)
+                         const struct http_request *req)
 {
     char *key = mcp_message_id_key(msg);
     const char *refusal = NULL;
@@ -304,18 +336,18 @@ static void post_request(struct http_conn *c, struct http_session *s, cJSON *msg
     if (refusal) {
         free(key);
         cJSON_Delete(msg);
-        mcp__http_respond_error(c, refusal[0] == 'a' ? 409 : 503, MCP_HTTP_ERR_TRANSPORT, refusal);
+        respond_error(c, refusal[0] == 'a' ? 409 : 503, MCP_HTTP_ERR_TRANSPORT, refusal);
         return;
     }
     struct http_pending *p = pending_new(s, c, key);
     p->initialize = initialize;
-    p->sse_ok = mcp__http_accepts(req->accept, "text/event-stream");
-    p->json_ok = mcp__http_accepts(req->accept, "application/json") || !p->sse_ok;
+    p->sse_ok = http_accepts(http_request_header(req, "accept"), "text/event-stream");
+    p->json_ok = http_accepts(http_request_header(req, "accept"), "application/json") || !p->sse_ok;
     /* The answer may come before this returns, or much later from a tool's completion. */
     mcp_session_handle(s->session, msg);
 }
 
-static void dispatch_post(struct http_conn *c, struct mcp_http_request *req)
+static void dispatch_post(struct mcp_http *http, struct http_conn *c, struct http_request *req)
 {
     cJSON *msg = NULL;
     _cleanup_free_ char *error_json = NULL;
@@ -325,18 +357,20 @@ static void dispatch_post(struct http_conn *c, struct mcp_http_request *req)
                                   .content_type = "application/json",
                                   .body = error_json,
                                   .body_len = error_json ? strlen(error_json) : 0};
-        mcp__http_respond(c, &r);
+        http_respond(c, &r);
         return;
     }
     enum mcp_message_kind kind = mcp_message_kind(msg);
     if (kind == MCP_MSG_INVALID) {
         cJSON_Delete(msg);
-        mcp__http_respond_error(c, 400, MCP_ERR_INVALID_REQUEST,
-                                "expected a JSON-RPC 2.0 request, notification or response");
+        respond_error(c, 400, MCP_ERR_INVALID_REQUEST,
+                      "expected a JSON-RPC 2.0 request, notification or response");
         return;
     }
-    bool initialize = kind == MCP_MSG_REQUEST && is_method(msg, "initialize") && !req->session_id;
-    struct http_session *s = initialize ? initialize_session(c) : request_session(c, req);
+    bool initialize = kind == MCP_MSG_REQUEST && is_method(msg, "initialize") &&
+                      !http_request_header(req, "mcp-session-id");
+    struct http_session *s =
+        initialize ? initialize_session(http, c) : request_session(http, c, req);
     if (!s) {
         cJSON_Delete(msg);
         return;
@@ -347,47 +381,116 @@ static void dispatch_post(struct http_conn *c, struct mcp_http_request *req)
         post_notification(c, s, msg);
 }
 
-static void dispatch_get(struct http_conn *c, struct mcp_http_request *req)
+static void dispatch_get(struct mcp_http *http, struct http_conn *c, struct http_request *req)
 {
-    struct http_session *s = request_session(c, req);
+    struct http_session *s = request_session(http, c, req);
     if (!s)
         return;
-    if (!req->accept || !mcp__http_accepts(req->accept, "text/event-stream")) {
-        mcp__http_respond_error(c, 405, MCP_HTTP_ERR_TRANSPORT,
-                                "GET opens an event stream: send Accept: text/event-stream");
+    if (!http_request_header(req, "accept") ||
+        !http_accepts(http_request_header(req, "accept"), "text/event-stream")) {
+        respond_error(c, 405, MCP_HTTP_ERR_TRANSPORT,
+                      "GET opens an event stream: send Accept: text/event-stream");
         return;
     }
     if (s->stream) {
-        mcp__http_respond_error(c, 409, MCP_HTTP_ERR_TRANSPORT,
-                                "this session already has a GET stream open");
+        respond_error(c, 409, MCP_HTTP_ERR_TRANSPORT, "this session already has a GET stream open");
         return;
     }
     s->stream = c;
-    c->stream_of = s;
-    mcp__http_sse_begin(c, NULL);
+    http_conn_on_close(c, stream_conn_closed, s);
+    http_sse_begin(c, NULL);
 }
 
-static void dispatch_delete(struct http_conn *c, struct mcp_http_request *req)
+static void dispatch_delete(struct mcp_http *http, struct http_conn *c, struct http_request *req)
 {
-    struct http_session *s = request_session(c, req);
+    struct http_session *s = request_session(http, c, req);
     if (!s)
         return;
     session_free(s);
     struct http_response r = {.status = 200};
-    mcp__http_respond(c, &r);
+    http_respond(c, &r);
 }
 
-void mcp__http_dispatch(struct http_conn *c, struct mcp_http_request *req)
+static void handle(void *data, struct http_conn *c, struct http_request *req)
 {
+    struct mcp_http *http = data;
     switch (req->method) {
     case HTTP_POST:
-        dispatch_post(c, req);
+        dispatch_post(http, c, req);
         break;
     case HTTP_GET:
-        dispatch_get(c, req);
+        dispatch_get(http, c, req);
         break;
     default:
-        dispatch_delete(c, req);
+        dispatch_delete(http, c, req);
         break;
     }
+}
+
+/* Header checks of /mcp, before the body is read. */
+static int check(void *data, const struct http_request *req, const char **ret_message)
+{
+    if (req->method != HTTP_POST)
+        return 0;
+    const char *accept = http_request_header(req, "accept");
+    if (!http_media_type_is(http_request_header(req, "content-type"), "application/json")) {
+        *ret_message = "Content-Type must be application/json";
+        return 415;
+    }
+    if (!http_accepts(accept, "application/json") && !http_accepts(accept, "text/event-stream")) {
+        *ret_message = "Accept must allow application/json or text/event-stream";
+        return 406;
+    }
+    return 0;
+}
+
+static char *error_body(void *data, int status, const char *message, const char **ret_content_type)
+{
+    cJSON *id = cJSON_CreateNull();
+    char *body = mcp_error_json(id, MCP_HTTP_ERR_TRANSPORT, message);
+    cJSON_Delete(id);
+    *ret_content_type = "application/json";
+    return body;
+}
+
+int mcp_http_start(struct mcp_server *server, struct http_server *listener,
+                   const struct mcp_http_options *opts, struct mcp_http **ret,
+                   struct wr_error **err)
+{
+    struct mcp_http *http = wr_calloc(1, sizeof(*http));
+    http->server = server;
+    http->max_sessions = opts && opts->max_sessions ? opts->max_sessions : 256;
+    uv_timer_init(server->loop, &http->sweep);
+    http->sweep.data = http;
+    uv_timer_start(&http->sweep, sweep_fired, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    struct http_route route = {
+        .path = "/mcp",
+        .methods =
+            HTTP_METHOD_BIT(HTTP_POST) | HTTP_METHOD_BIT(HTTP_GET) | HTTP_METHOD_BIT(HTTP_DELETE),
+        .body_max = MCP_MAX_MESSAGE_BYTES,
+        .check = check,
+        .handle = handle,
+        .error_body = error_body,
+        .data = http,
+    };
+    http_server_route(listener, &route);
+    /* Tests and scripts parse this line to find the port. */
+    fprintf(stderr, "warren: listening on http://%s/mcp\n", http_server_authority(listener));
+    *ret = http;
+    return 0;
+}
+
+static void sweep_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void mcp_http_stop(struct mcp_http *http)
+{
+    if (!http || http->stopping)
+        return;
+    http->stopping = true;
+    while (http->sessions)
+        session_free(http->sessions);
+    uv_close((uv_handle_t *)&http->sweep, sweep_closed);
 }

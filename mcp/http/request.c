@@ -1,5 +1,5 @@
-/* The request layer of the Streamable HTTP transport: http_parser callbacks that assemble one
- * request at a time with caps on every part, and the header checks (Host, Origin, bearer
+/* The listener's request layer: http_parser callbacks that assemble one request at a time
+ * with caps on every part, and the pure checks of header values (Host, Origin, bearer
  * token, media types). No sockets here, so tests and the fuzzer drive it directly. */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -9,34 +9,35 @@
 
 #include "http-internal.h"
 
-/* Header values we keep, by name. Every other header is read (and counted against the
- * caps) but dropped. */
-struct known_header {
-    const char *name;
-    size_t offset;
+/* Headers HTTP defines as comma-separated lists: a repeat is joined to the first value
+ * (RFC 9110, 5.3). Any other header sent twice leaves no right answer (two Authorization
+ * or Host values) and the request is refused. */
+static const char *const list_headers[] = {
+    "accept", "accept-encoding", "accept-language", "cache-control", "forwarded", "pragma", "te",
+    "via",    "warning",         "x-forwarded-for",
 };
 
-static const struct known_header known_headers[] = {
-    {"host", offsetof(struct mcp_http_request, host)},
-    {"origin", offsetof(struct mcp_http_request, origin)},
-    {"authorization", offsetof(struct mcp_http_request, authorization)},
-    {"content-type", offsetof(struct mcp_http_request, content_type)},
-    {"accept", offsetof(struct mcp_http_request, accept)},
-    {"mcp-session-id", offsetof(struct mcp_http_request, session_id)},
-    {"mcp-protocol-version", offsetof(struct mcp_http_request, protocol_version)},
-    {"expect", offsetof(struct mcp_http_request, expect)},
-};
-
-static struct mcp_http_parser *parser_of(http_parser *hp)
+static struct http_parser_state *parser_of(http_parser *hp)
 {
-    return (struct mcp_http_parser *)((char *)hp - offsetof(struct mcp_http_parser, parser));
+    return (struct http_parser_state *)((char *)hp - offsetof(struct http_parser_state, parser));
 }
 
-static void request_clear(struct mcp_http_request *req)
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->header_count; i++)
+        if (!strcasecmp(req->headers[i].name, name))
+            return req->headers[i].value;
+    return NULL;
+}
+
+static void request_clear(struct http_request *req)
 {
     free(req->url);
-    for (size_t i = 0; i < WR_ARRAY_SIZE(known_headers); i++)
-        free(*(char **)((char *)req + known_headers[i].offset));
+    free(req->path);
+    for (size_t i = 0; i < req->header_count; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
     wr_buf_free(&req->body);
     size_t body_max = req->body.max;
     memset(req, 0, sizeof(*req));
@@ -44,10 +45,10 @@ static void request_clear(struct mcp_http_request *req)
 }
 
 /* Counts bytes against the header cap; a request over it is answered 431. */
-static int count_header_bytes(struct mcp_http_parser *p, size_t n)
+static int count_header_bytes(struct http_parser_state *p, size_t n)
 {
     p->header_bytes += n;
-    if (p->header_bytes <= MCP_HTTP_MAX_HEADER_BYTES)
+    if (p->header_bytes <= HTTP_MAX_HEADER_BYTES)
         return 0;
     p->status = 431;
     return -1;
@@ -61,7 +62,7 @@ static int on_message_begin(http_parser *hp)
 
 static int on_url(http_parser *hp, const char *at, size_t n)
 {
-    struct mcp_http_parser *p = parser_of(hp);
+    struct http_parser_state *p = parser_of(hp);
     if (count_header_bytes(p, n) < 0)
         return -1;
     size_t old = p->req.url ? strlen(p->req.url) : 0;
@@ -71,39 +72,69 @@ static int on_url(http_parser *hp, const char *at, size_t n)
     return 0;
 }
 
-/* Stores the header just received when it is one we act on. A repeated one is an error:
- * two Authorization or Mcp-Session-Id values leave no right answer. */
-static int finish_header(struct mcp_http_parser *p)
+static bool is_list_header(const char *name)
+{
+    for (size_t i = 0; i < WR_ARRAY_SIZE(list_headers); i++)
+        if (!strcmp(name, list_headers[i]))
+            return true;
+    return false;
+}
+
+/* The headers the listener itself reads, pointing into req->headers. */
+static void note_known_header(struct http_request *req, const struct http_header *h)
+{
+    if (!strcmp(h->name, "host"))
+        req->host = h->value;
+    else if (!strcmp(h->name, "origin"))
+        req->origin = h->value;
+    else if (!strcmp(h->name, "authorization"))
+        req->authorization = h->value;
+    else if (!strcmp(h->name, "expect"))
+        req->expect = h->value;
+}
+
+/* Stores the header just received (name lowercased, trailing blanks trimmed). */
+static int finish_header(struct http_parser_state *p)
 {
     if (!p->in_value)
         return 0;
     p->in_value = false;
-    if (++p->header_count > MCP_HTTP_MAX_HEADERS) {
-        p->status = 431;
+    struct http_request *req = &p->req;
+    size_t len = p->value.len;
+    while (len > 0 && (p->value.data[len - 1] == ' ' || p->value.data[len - 1] == '\t'))
+        len--;
+    _cleanup_free_ char *name = wr_strndup(p->field.data ? p->field.data : "", p->field.len);
+    for (char *c = name; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    wr_buf_reset(&p->field);
+    struct http_header *seen = NULL;
+    for (size_t i = 0; i < req->header_count && !seen; i++)
+        if (!strcmp(req->headers[i].name, name))
+            seen = &req->headers[i];
+    if (seen && !is_list_header(name)) {
+        p->status = 400;
         return -1;
     }
-    for (size_t i = 0; i < WR_ARRAY_SIZE(known_headers); i++) {
-        if (strcasecmp(p->field.data ? p->field.data : "", known_headers[i].name) != 0)
-            continue;
-        char **slot = (char **)((char *)&p->req + known_headers[i].offset);
-        if (*slot) {
-            p->status = 400;
-            return -1;
-        }
-        size_t len = p->value.len;
-        while (len > 0 && (p->value.data[len - 1] == ' ' || p->value.data[len - 1] == '\t'))
-            len--;
-        *slot = wr_strndup(p->value.data ? p->value.data : "", len);
-        break;
+    if (seen) {
+        char *joined = wr_asprintf("%s, %.*s", seen->value, (int)len, p->value.data);
+        free(seen->value);
+        seen->value = joined;
+    } else if (req->header_count == HTTP_MAX_HEADERS) {
+        p->status = 431;
+        return -1;
+    } else {
+        struct http_header *h = &req->headers[req->header_count++];
+        h->name = TAKE_PTR(name);
+        h->value = wr_strndup(p->value.data ? p->value.data : "", len);
+        note_known_header(req, h);
     }
-    wr_buf_reset(&p->field);
     wr_buf_reset(&p->value);
     return 0;
 }
 
 static int on_header_field(http_parser *hp, const char *at, size_t n)
 {
-    struct mcp_http_parser *p = parser_of(hp);
+    struct http_parser_state *p = parser_of(hp);
     if (count_header_bytes(p, n) < 0 || finish_header(p) < 0)
         return -1;
     /* The buffers are capped at the header limit, which count_header_bytes already enforces. */
@@ -113,7 +144,7 @@ static int on_header_field(http_parser *hp, const char *at, size_t n)
 
 static int on_header_value(http_parser *hp, const char *at, size_t n)
 {
-    struct mcp_http_parser *p = parser_of(hp);
+    struct http_parser_state *p = parser_of(hp);
     if (count_header_bytes(p, n) < 0)
         return -1;
     p->in_value = true;
@@ -121,9 +152,19 @@ static int on_header_value(http_parser *hp, const char *at, size_t n)
     return 0;
 }
 
+char *http__url_path(const char *url)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (!url || http_parser_parse_url(url, strlen(url), 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return wr_strdup("");
+    return wr_strndup(url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+}
+
 static int on_headers_complete(http_parser *hp)
 {
-    struct mcp_http_parser *p = parser_of(hp);
+    struct http_parser_state *p = parser_of(hp);
     if (finish_header(p) < 0)
         return -1;
     p->headers_done = true;
@@ -131,12 +172,11 @@ static int on_headers_complete(http_parser *hp)
     p->req.http_major = hp->http_major;
     p->req.http_minor = hp->http_minor;
     p->req.keep_alive = http_should_keep_alive(hp) && !hp->upgrade;
-    /* A declared length over the cap is refused before a byte of the body is read. */
-    if ((hp->flags & F_CONTENTLENGTH) && hp->content_length > p->body_max) {
-        p->status = 413;
-        return -1;
-    }
+    p->req.path = http__url_path(p->req.url);
     int status = p->on_headers ? p->on_headers(p->data, &p->req) : 0;
+    /* A declared length over the cap is refused before a byte of the body is read. */
+    if (status == 0 && http__parser_declared_too_big(p))
+        status = 413;
     if (status != 0) {
         p->status = status;
         return -1;
@@ -146,7 +186,7 @@ static int on_headers_complete(http_parser *hp)
 
 static int on_body(http_parser *hp, const char *at, size_t n)
 {
-    struct mcp_http_parser *p = parser_of(hp);
+    struct http_parser_state *p = parser_of(hp);
     if (wr_buf_append(&p->req.body, at, n) < 0) {
         p->status = 413;
         return -1;
@@ -156,7 +196,7 @@ static int on_body(http_parser *hp, const char *at, size_t n)
 
 static int on_message_complete(http_parser *hp)
 {
-    struct mcp_http_parser *p = parser_of(hp);
+    struct http_parser_state *p = parser_of(hp);
     p->complete = true;
     /* One request at a time: the caller answers it before the next pipelined one is parsed. */
     http_parser_pause(hp, 1);
@@ -173,20 +213,20 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
-void mcp__http_parser_init(struct mcp_http_parser *p, size_t body_max,
-                           mcp_http_headers_cb on_headers, void *data)
+void http__parser_init(struct http_parser_state *p, size_t body_max, http_headers_cb on_headers,
+                       void *data)
 {
     memset(p, 0, sizeof(*p));
     http_parser_init(&p->parser, HTTP_REQUEST);
-    wr_buf_init(&p->field, MCP_HTTP_MAX_HEADER_BYTES);
-    wr_buf_init(&p->value, MCP_HTTP_MAX_HEADER_BYTES);
+    wr_buf_init(&p->field, HTTP_MAX_HEADER_BYTES);
+    wr_buf_init(&p->value, HTTP_MAX_HEADER_BYTES);
     wr_buf_init(&p->req.body, body_max);
     p->body_max = body_max;
     p->on_headers = on_headers;
     p->data = data;
 }
 
-void mcp__http_parser_free(struct mcp_http_parser *p)
+void http__parser_free(struct http_parser_state *p)
 {
     request_clear(&p->req);
     wr_buf_free(&p->req.body);
@@ -194,7 +234,18 @@ void mcp__http_parser_free(struct mcp_http_parser *p)
     wr_buf_free(&p->value);
 }
 
-ssize_t mcp__http_parser_feed(struct mcp_http_parser *p, const char *data, size_t len)
+void http__parser_set_body_max(struct http_parser_state *p, size_t body_max)
+{
+    p->body_max = body_max;
+    p->req.body.max = body_max;
+}
+
+bool http__parser_declared_too_big(const struct http_parser_state *p)
+{
+    return (p->parser.flags & F_CONTENTLENGTH) && p->parser.content_length > p->body_max;
+}
+
+ssize_t http__parser_feed(struct http_parser_state *p, const char *data, size_t len)
 {
     if (p->complete || p->status != 0)
         return p->status != 0 ? -1 : 0;
@@ -209,14 +260,13 @@ ssize_t mcp__http_parser_feed(struct mcp_http_parser *p, const char *data, size_
     return -1;
 }
 
-void mcp__http_parser_next(struct mcp_http_parser *p)
+void http__parser_next(struct http_parser_state *p)
 {
     request_clear(&p->req);
     wr_buf_reset(&p->field);
     wr_buf_reset(&p->value);
     p->in_value = false;
     p->header_bytes = 0;
-    p->header_count = 0;
     p->started = false;
     p->headers_done = false;
     p->complete = false;
@@ -225,7 +275,7 @@ void mcp__http_parser_next(struct mcp_http_parser *p)
 
 /* ---- header checks -------------------------------------------------------------------- */
 
-bool mcp__http_host_is_loopback(const char *host)
+bool http_host_is_loopback(const char *host)
 {
     if (strcasecmp(host, "localhost") == 0)
         return true;
@@ -252,7 +302,7 @@ static bool parse_port(const char *s, int *ret_port)
     return port <= 65535;
 }
 
-bool mcp__http_split_authority(const char *authority, char *host, size_t host_size, int *ret_port)
+bool http_split_authority(const char *authority, char *host, size_t host_size, int *ret_port)
 {
     const char *host_start = authority, *host_end;
     if (*authority == '[') {
@@ -281,18 +331,18 @@ static bool authority_is_loopback(const char *authority)
 {
     char host[256];
     int port;
-    return mcp__http_split_authority(authority, host, sizeof(host), &port) &&
-           mcp__http_host_is_loopback(host);
+    return http_split_authority(authority, host, sizeof(host), &port) &&
+           http_host_is_loopback(host);
 }
 
-bool mcp__http_host_allowed(const char *host_header, const char *listen_authority)
+bool http_host_allowed(const char *host_header, const char *listen_authority)
 {
     if (listen_authority && strcasecmp(host_header, listen_authority) == 0)
         return true;
     return authority_is_loopback(host_header);
 }
 
-bool mcp__http_origin_allowed(const char *origin, const char *listen_authority)
+bool http_origin_allowed(const char *origin, const char *listen_authority)
 {
     const char *authority;
     if (strncasecmp(origin, "http://", 7) == 0)
@@ -301,10 +351,10 @@ bool mcp__http_origin_allowed(const char *origin, const char *listen_authority)
         authority = origin + 8;
     else
         return false; /* "null", file:, extensions: never ours */
-    return mcp__http_host_allowed(authority, listen_authority);
+    return http_host_allowed(authority, listen_authority);
 }
 
-bool mcp__http_token_matches(const char *authorization, const char *token)
+bool http_token_matches(const char *authorization, const char *token)
 {
     if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
         return false;
@@ -330,14 +380,14 @@ static bool token_equals(const char *s, size_t n, const char *word)
     return n == strlen(word) && strncasecmp(s, word, n) == 0;
 }
 
-bool mcp__http_media_type_is(const char *content_type, const char *type)
+bool http_media_type_is(const char *content_type, const char *type)
 {
     if (!content_type)
         return false;
     return token_equals(content_type, strcspn(content_type, ";"), type);
 }
 
-bool mcp__http_accepts(const char *accept, const char *type)
+bool http_accepts(const char *accept, const char *type)
 {
     if (!accept || accept[strspn(accept, " \t")] == '\0')
         return true;
@@ -357,7 +407,7 @@ bool mcp__http_accepts(const char *accept, const char *type)
     return false;
 }
 
-const char *mcp__http_reason(int status)
+const char *http_reason(int status)
 {
     switch (status) {
     case 200:

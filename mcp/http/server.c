@@ -1,13 +1,14 @@
-/* The Streamable HTTP transport: the listener, connections, their timers and the bytes on
- * the wire. Requests are assembled by http-request.c; what they mean (sessions, JSON-RPC,
- * SSE streams per request) is decided in http-session.c. */
+/* The listener: connections, their timers and the bytes on the wire, routing, the checks
+ * every request passes (Host, Origin, the bearer token), responses and SSE streams.
+ * Requests are assembled by request.c; what they mean is decided by the route's front
+ * door (mcp/streamable-http.c for /mcp). */
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http-internal.h"
-#include "mcp/mcp-internal.h"
 
 #define MAX_CONNECTIONS 1024u
 #define IDLE_TIMEOUT_MS (60u * 1000u)
@@ -15,7 +16,6 @@
 #define BODY_TIMEOUT_MS (30u * 1000u)
 #define PING_INTERVAL_MS (20u * 1000u)
 #define LINGER_TIMEOUT_MS (2u * 1000u)
-#define SWEEP_INTERVAL_MS (60u * 1000u)
 /* Bytes read ahead of the request being answered (pipelining) before reading pauses. */
 #define MAX_READ_AHEAD (64u * 1024u)
 /* A client that stops reading its SSE stream is dropped rather than buffered for forever. */
@@ -32,13 +32,18 @@ static void conn_process_input(struct http_conn *c);
 static int conn_start_reading(struct http_conn *c);
 static void conn_set_timer(struct http_conn *c, enum http_timer_mode mode);
 
-static void http_handle_closed(struct mcp_http *http)
+static void server_handle_closed(struct http_server *server)
 {
-    if (--http->open_handles == 0 && http->stopping) {
-        free(http->token);
-        free(http->authority);
-        free(http);
+    if (--server->open_handles > 0 || !server->stopping)
+        return;
+    while (server->routes) {
+        struct http_route_entry *next = server->routes->next;
+        free(server->routes);
+        server->routes = next;
     }
+    free(server->token);
+    free(server->authority);
+    free(server);
 }
 
 /* ---- closing ------------------------------------------------------------------------ */
@@ -48,26 +53,34 @@ static void conn_handle_closed(uv_handle_t *h)
     struct http_conn *c = h->data;
     if (--c->open_handles > 0)
         return;
-    struct mcp_http *http = c->http;
-    mcp__http_parser_free(&c->parser);
+    struct http_server *server = c->server;
+    http__parser_free(&c->parser);
     wr_buf_free(&c->input);
     free(c);
-    http_handle_closed(http);
+    server_handle_closed(server);
 }
 
-void mcp__http_conn_close(struct http_conn *c)
+void http_conn_on_close(struct http_conn *c, void (*cb)(void *data), void *data)
+{
+    c->on_close = cb;
+    c->on_close_data = data;
+}
+
+void http_conn_close(struct http_conn *c)
 {
     if (c->state == HTTP_CONN_CLOSED)
         return;
     c->state = HTTP_CONN_CLOSED;
-    mcp__http_conn_detach(c);
+    void (*hook)(void *) = TAKE_PTR(c->on_close);
+    if (hook) /* the front door lets go of c: whatever it was answering is dropped */
+        hook(c->on_close_data);
     if (c->prev)
         c->prev->next = c->next;
     else
-        c->http->conns = c->next;
+        c->server->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->http->conn_count--;
+    c->server->conn_count--;
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 }
@@ -77,7 +90,7 @@ static void conn_shutdown_done(uv_shutdown_t *req, int status)
     struct http_conn *c = req->data;
     free(req);
     if (status < 0 && c->state != HTTP_CONN_CLOSED)
-        mcp__http_conn_close(c);
+        http_conn_close(c);
 }
 
 /* Closing right after the last response would reset the connection if unread input is
@@ -91,7 +104,7 @@ static void conn_linger(struct http_conn *c)
     req->data = c;
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_shutdown_done) < 0) {
         free(req);
-        mcp__http_conn_close(c);
+        http_conn_close(c);
     }
 }
 
@@ -107,7 +120,7 @@ static void conn_write_done(uv_write_t *req, int status)
     if (c->state == HTTP_CONN_CLOSED || c->state == HTTP_CONN_LINGERING)
         return;
     if (status < 0) {
-        mcp__http_conn_close(c);
+        http_conn_close(c);
         return;
     }
     if (close_after)
@@ -126,7 +139,7 @@ static void conn_write(struct http_conn *c, struct wr_buf *b, bool close_after)
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > MAX_WRITE_QUEUE) {
         log_warning("http: dropping a connection that does not read its responses");
         wr_buf_free(b);
-        mcp__http_conn_close(c);
+        http_conn_close(c);
         return;
     }
     struct conn_write *w = wr_malloc(sizeof(*w));
@@ -138,13 +151,14 @@ static void conn_write(struct http_conn *c, struct wr_buf *b, bool close_after)
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_done) < 0) {
         free(w->data);
         free(w);
-        mcp__http_conn_close(c);
+        http_conn_close(c);
     }
 }
 
 /* The request is answered: the connection waits for the next one, or closes. */
 static void conn_request_done(struct http_conn *c, bool close)
 {
+    c->on_close = NULL;
     if (close) {
         c->state = HTTP_CONN_FINISHING; /* conn_write_done starts the linger */
         conn_set_timer(c, HTTP_TIMER_NONE);
@@ -152,13 +166,15 @@ static void conn_request_done(struct http_conn *c, bool close)
     }
     c->state = HTTP_CONN_READING;
     c->chunked = false;
-    mcp__http_parser_next(&c->parser);
+    c->route = NULL;
+    c->reject_message = NULL;
+    http__parser_next(&c->parser);
     conn_set_timer(c, HTTP_TIMER_IDLE);
 }
 
 static void put_status_line(struct wr_buf *b, int status, bool close)
 {
-    wr_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, mcp__http_reason(status));
+    wr_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
     wr_buf_printf(b, "Connection: %s\r\n", close ? "close" : "keep-alive");
 }
 
@@ -168,18 +184,16 @@ static bool conn_answering(const struct http_conn *c)
            c->state != HTTP_CONN_FINISHING;
 }
 
-void mcp__http_respond(struct http_conn *c, const struct http_response *r)
+void http_respond(struct http_conn *c, const struct http_response *r)
 {
     if (!conn_answering(c))
         return;
-    bool close = r->close || !c->keep_alive || c->http->stopping;
+    bool close = r->close || !c->keep_alive || c->server->stopping;
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
     put_status_line(&b, r->status, close);
     if (r->content_type)
         wr_buf_printf(&b, "Content-Type: %s\r\n", r->content_type);
-    if (r->session_id)
-        wr_buf_printf(&b, "Mcp-Session-Id: %s\r\n", r->session_id);
     if (r->extra_headers)
         wr_buf_printf(&b, "%s", r->extra_headers);
     wr_buf_printf(&b, "Content-Length: %zu\r\n\r\n", r->body ? r->body_len : 0);
@@ -191,26 +205,57 @@ void mcp__http_respond(struct http_conn *c, const struct http_response *r)
     wr_buf_free(&b);
 }
 
-void mcp__http_respond_error(struct http_conn *c, int status, int code, const char *message)
+/* "Allow: GET, POST\r\n" for a route's methods. */
+static char *allow_header(const struct http_route *route)
 {
-    cJSON *id = cJSON_CreateNull();
-    _cleanup_free_ char *body = mcp_error_json(id, code, message);
-    cJSON_Delete(id);
-    const char *extra = NULL;
-    if (status == 401)
-        extra = "WWW-Authenticate: Bearer\r\n";
-    else if (status == 405)
-        extra = "Allow: GET, POST, DELETE\r\n";
-    struct http_response r = {.status = status,
-                              .content_type = "application/json",
-                              .body = body,
-                              .body_len = strlen(body),
-                              .extra_headers = extra,
-                              .close = status == 413 || status == 431 || status == 408};
-    mcp__http_respond(c, &r);
+    struct wr_buf b;
+    wr_buf_init(&b, 512);
+    wr_buf_printf(&b, "Allow: ");
+    for (unsigned m = 0; m < 32; m++)
+        if (route->methods & HTTP_METHOD_BIT(m))
+            wr_buf_printf(&b, "%s%s", b.len > 7 ? ", " : "", http_method_str((enum http_method)m));
+    wr_buf_printf(&b, "\r\n");
+    return wr_buf_steal(&b, NULL);
 }
 
-void mcp__http_sse_begin(struct http_conn *c, const char *session_id)
+/* The route of the request c is answering; for one refused or timed out before its
+ * headers were complete, the route its URL names (so the error is in its format). */
+static const struct http_route *conn_route(struct http_conn *c)
+{
+    if (c->route || !c->parser.req.url)
+        return c->route;
+    _cleanup_free_ char *path = http__url_path(c->parser.req.url);
+    return http__route_find(c->server, path);
+}
+
+void http_respond_error(struct http_conn *c, int status, const char *message)
+{
+    const struct http_route *route = conn_route(c);
+    const char *content_type = "application/json";
+    _cleanup_free_ char *body = NULL;
+    if (route && route->error_body) {
+        body = route->error_body(route->data, status, message, &content_type);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", message);
+        body = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    _cleanup_free_ char *extra = NULL;
+    if (status == 401)
+        extra = wr_strdup("WWW-Authenticate: Bearer\r\n");
+    else if (status == 405 && route)
+        extra = allow_header(route);
+    struct http_response r = {.status = status,
+                              .content_type = content_type,
+                              .body = body,
+                              .body_len = body ? strlen(body) : 0,
+                              .extra_headers = extra,
+                              .close = status == 413 || status == 431 || status == 408};
+    http_respond(c, &r);
+}
+
+void http_sse_begin(struct http_conn *c, const char *extra_headers)
 {
     if (!conn_answering(c))
         return;
@@ -222,8 +267,8 @@ void mcp__http_sse_begin(struct http_conn *c, const char *session_id)
     wr_buf_init(&b, SIZE_MAX);
     put_status_line(&b, 200, close);
     wr_buf_printf(&b, "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n");
-    if (session_id)
-        wr_buf_printf(&b, "Mcp-Session-Id: %s\r\n", session_id);
+    if (extra_headers)
+        wr_buf_printf(&b, "%s", extra_headers);
     wr_buf_printf(&b, "%s\r\n", c->chunked ? "Transfer-Encoding: chunked\r\n" : "");
     c->state = HTTP_CONN_STREAMING;
     conn_set_timer(c, HTTP_TIMER_PING);
@@ -247,7 +292,7 @@ static void sse_write(struct http_conn *c, struct wr_buf *text)
     wr_buf_free(&b);
 }
 
-void mcp__http_sse_event(struct http_conn *c, uint64_t id, const char *json, size_t len)
+void http_sse_event(struct http_conn *c, uint64_t id, const char *json, size_t len)
 {
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
@@ -267,11 +312,11 @@ void mcp__http_sse_event(struct http_conn *c, uint64_t id, const char *json, siz
     wr_buf_free(&b);
 }
 
-void mcp__http_sse_end(struct http_conn *c)
+void http_sse_end(struct http_conn *c)
 {
     if (c->state != HTTP_CONN_STREAMING)
         return;
-    bool close = !c->chunked || !c->keep_alive || c->http->stopping;
+    bool close = !c->chunked || !c->keep_alive || c->server->stopping;
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
     if (c->chunked)
@@ -301,10 +346,10 @@ static void conn_timer_fired(uv_timer_t *t)
     case HTTP_TIMER_HEADERS:
     case HTTP_TIMER_BODY:
         c->keep_alive = false;
-        mcp__http_respond_error(c, 408, MCP_HTTP_ERR_TRANSPORT, "request timed out");
+        http_respond_error(c, 408, "request timed out");
         break;
     default:
-        mcp__http_conn_close(c);
+        http_conn_close(c);
         break;
     }
 }
@@ -331,7 +376,7 @@ static void conn_set_timer(struct http_conn *c, enum http_timer_mode mode)
 /* ---- reading ------------------------------------------------------------------------ */
 
 /* curl asks before sending a body over 1 KiB; without an answer it waits a second. */
-static int expect_continue(struct http_conn *c, const struct mcp_http_request *req)
+static int expect_continue(struct http_conn *c, const struct http_request *req)
 {
     if (strcasecmp(req->expect, "100-continue") != 0) {
         c->reject_message = "unsupported Expect header";
@@ -355,39 +400,43 @@ static int reject(struct http_conn *c, int status, const char *message)
     return status;
 }
 
-static bool url_is_mcp(const char *url)
+const struct http_route *http__route_find(const struct http_server *server, const char *path)
 {
-    struct http_parser_url u;
-    http_parser_url_init(&u);
-    if (!url || http_parser_parse_url(url, strlen(url), 0, &u) != 0 ||
-        !(u.field_set & (1 << UF_PATH)))
-        return false;
-    return u.field_data[UF_PATH].len == 4 &&
-           memcmp(url + u.field_data[UF_PATH].off, "/mcp", 4) == 0;
+    for (const struct http_route_entry *e = server->routes; path && e; e = e->next) {
+        const char *p = e->route.path;
+        size_t n = strlen(p);
+        bool prefix = n > 0 && p[n - 1] == '/';
+        if (prefix ? strncmp(path, p, n) == 0 : strcmp(path, p) == 0)
+            return &e->route;
+    }
+    return NULL;
 }
 
-static int check_headers(void *data, struct mcp_http_request *req)
+static int check_headers(void *data, struct http_request *req)
 {
     struct http_conn *c = data;
-    struct mcp_http *http = c->http;
-    bool post = req->method == HTTP_POST;
+    struct http_server *server = c->server;
+    const struct http_route *route = http__route_find(server, req->path);
+    c->route = route;
+    http__parser_set_body_max(&c->parser, route ? route->body_max : 0);
+    if (http__parser_declared_too_big(&c->parser))
+        return reject(c, 413, "message too large");
     if (!req->host && req->http_major == 1 && req->http_minor >= 1)
         return reject(c, 400, "missing Host header");
-    if (req->host && http->loopback && !mcp__http_host_allowed(req->host, http->authority))
+    if (req->host && server->loopback && !http_host_allowed(req->host, server->authority))
         return reject(c, 403, "Host header is not this server");
-    if (req->origin && !mcp__http_origin_allowed(req->origin, http->authority))
+    if (req->origin && !http_origin_allowed(req->origin, server->authority))
         return reject(c, 403, "Origin not allowed");
-    if (http->token && !mcp__http_token_matches(req->authorization, http->token))
+    if (server->token && !http_token_matches(req->authorization, server->token))
         return reject(c, 401, "missing or wrong bearer token");
-    if (!url_is_mcp(req->url))
-        return reject(c, 404, "not found: the MCP endpoint is /mcp");
-    if (!post && req->method != HTTP_GET && req->method != HTTP_DELETE)
+    if (!route)
+        return reject(c, 404, "not found");
+    if (!(route->methods & HTTP_METHOD_BIT(req->method)))
         return reject(c, 405, "method not allowed");
-    if (post && !mcp__http_media_type_is(req->content_type, "application/json"))
-        return reject(c, 415, "Content-Type must be application/json");
-    if (post && !mcp__http_accepts(req->accept, "application/json") &&
-        !mcp__http_accepts(req->accept, "text/event-stream"))
-        return reject(c, 406, "Accept must allow application/json or text/event-stream");
+    const char *message = NULL;
+    int status = route->check ? route->check(route->data, req, &message) : 0;
+    if (status != 0)
+        return reject(c, status, message);
     return req->expect ? expect_continue(c, req) : 0;
 }
 
@@ -396,16 +445,16 @@ static void conn_reject(struct http_conn *c)
     int status = c->parser.status;
     const char *message = c->reject_message;
     if (!message)
-        message = status == 413 ? "message too large" : mcp__http_reason(status);
+        message = status == 413 ? "message too large" : http_reason(status);
     c->keep_alive = false;
     c->state = HTTP_CONN_READING;
-    mcp__http_respond_error(c, status, MCP_HTTP_ERR_TRANSPORT, message);
+    http_respond_error(c, status, message);
 }
 
 static void conn_process_input(struct http_conn *c)
 {
     while (c->state == HTTP_CONN_READING && c->input.len > 0) {
-        ssize_t n = mcp__http_parser_feed(&c->parser, c->input.data, c->input.len);
+        ssize_t n = http__parser_feed(&c->parser, c->input.data, c->input.len);
         if (n < 0) {
             conn_reject(c);
             return;
@@ -415,7 +464,7 @@ static void conn_process_input(struct http_conn *c)
             c->keep_alive = c->parser.req.keep_alive;
             c->state = HTTP_CONN_WAITING;
             conn_set_timer(c, HTTP_TIMER_NONE);
-            mcp__http_dispatch(c, &c->parser.req);
+            c->route->handle(c->route->data, c, &c->parser.req);
         } else {
             conn_set_timer(c, c->parser.headers_done ? HTTP_TIMER_BODY : HTTP_TIMER_HEADERS);
         }
@@ -443,7 +492,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* EOF or error: a client that hangs up is not cancelling its requests (the MCP
          * spec); their answers are dropped when they come. */
         if (nread < 0)
-            mcp__http_conn_close(c);
+            http_conn_close(c);
         return;
     }
     wr_buf_append(&c->input, buf->base, (size_t)nread);
@@ -460,34 +509,34 @@ static int conn_start_reading(struct http_conn *c)
     return uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(uv_stream_t *listener, int status)
 {
-    struct mcp_http *http = server->data;
+    struct http_server *server = listener->data;
     if (status < 0)
         return;
     struct http_conn *c = wr_calloc(1, sizeof(*c));
-    c->http = http;
-    uv_tcp_init(http->loop, &c->tcp);
-    uv_timer_init(http->loop, &c->timer);
+    c->server = server;
+    uv_tcp_init(server->loop, &c->tcp);
+    uv_timer_init(server->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
-    http->open_handles++;
+    server->open_handles++;
     wr_buf_init(&c->input, SIZE_MAX);
-    mcp__http_parser_init(&c->parser, MCP_MAX_MESSAGE_BYTES, check_headers, c);
-    c->next = http->conns;
+    http__parser_init(&c->parser, 0, check_headers, c);
+    c->next = server->conns;
     if (c->next)
         c->next->prev = c;
-    http->conns = c;
-    http->conn_count++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || http->conn_count > MAX_CONNECTIONS) {
-        mcp__http_conn_close(c);
+    server->conns = c;
+    server->conn_count++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || server->conn_count > MAX_CONNECTIONS) {
+        http_conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     conn_set_timer(c, HTTP_TIMER_IDLE);
     c->reading = conn_start_reading(c) == 0;
     if (!c->reading)
-        mcp__http_conn_close(c);
+        http_conn_close(c);
 }
 
 /* ---- listener ----------------------------------------------------------------------- */
@@ -498,7 +547,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret_addr,
 {
     char host[INET6_ADDRSTRLEN + 1];
     int port;
-    if (!listen || !mcp__http_split_authority(listen, host, sizeof(host), &port) || port < 0)
+    if (!listen || !http_split_authority(listen, host, sizeof(host), &port) || port < 0)
         return wr_error_set(err, EINVAL,
                             "invalid listen address '%s': expected HOST:PORT or "
                             "[IPV6]:PORT",
@@ -524,7 +573,7 @@ static bool addr_is_loopback(const struct sockaddr_storage *addr)
         uv_ip4_name((const struct sockaddr_in *)addr, ip, sizeof(ip));
     else
         uv_ip6_name((const struct sockaddr_in6 *)addr, ip, sizeof(ip));
-    return mcp__http_host_is_loopback(ip);
+    return http_host_is_loopback(ip);
 }
 
 /* "127.0.0.1:8080" or "[::1]:8080" for the address actually bound (port 0 resolved). */
@@ -545,42 +594,30 @@ static char *bound_authority(uv_tcp_t *tcp)
     return wr_asprintf("%s:%d", ip, ntohs(a4->sin_port));
 }
 
-static void sweep_fired(uv_timer_t *t)
-{
-    struct mcp_http *http = t->data;
-    mcp__http_sweep_sessions(http, wr_now_ms());
-}
-
-void mcp__http_sweep_soon(struct mcp_http *http)
-{
-    if (!http->stopping)
-        uv_timer_start(&http->sweep, sweep_fired, 0, SWEEP_INTERVAL_MS);
-}
-
 static void listener_closed(uv_handle_t *h)
 {
-    http_handle_closed(h->data);
+    server_handle_closed(h->data);
 }
 
-static int http_bind(struct mcp_http *http, const struct sockaddr_storage *addr, const char *listen,
-                     struct wr_error **err)
+static int server_bind(struct http_server *server, const struct sockaddr_storage *addr,
+                       const char *listen, struct wr_error **err)
 {
-    uv_tcp_init(http->loop, &http->listener);
-    http->listener.data = http;
-    http->open_handles++;
-    int r = uv_tcp_bind(&http->listener, (const struct sockaddr *)addr, 0);
+    uv_tcp_init(server->loop, &server->listener);
+    server->listener.data = server;
+    server->open_handles++;
+    int r = uv_tcp_bind(&server->listener, (const struct sockaddr *)addr, 0);
     if (r == 0)
-        r = uv_listen((uv_stream_t *)&http->listener, 128, on_connection);
+        r = uv_listen((uv_stream_t *)&server->listener, 128, on_connection);
     if (r == 0)
-        http->authority = bound_authority(&http->listener);
-    if (r < 0 || !http->authority)
+        server->authority = bound_authority(&server->listener);
+    if (r < 0 || !server->authority)
         return wr_error_set(err, r < 0 ? -r : EIO, "listening on %s: %s", listen,
                             r < 0 ? uv_strerror(r) : "cannot read the bound address");
     return 0;
 }
 
-int mcp_http_start(struct mcp_server *server, const struct mcp_http_options *opts,
-                   struct mcp_http **ret, struct wr_error **err)
+int http_server_start(const struct http_server_options *opts, struct http_server **ret,
+                      struct wr_error **err)
 {
     struct sockaddr_storage addr;
     if (parse_listen(opts->listen, &addr, err) < 0)
@@ -592,36 +629,43 @@ int mcp_http_start(struct mcp_server *server, const struct mcp_http_options *opt
                             "reach it could run code in sandboxes; set a token or listen on a "
                             "loopback address",
                             opts->listen);
-    struct mcp_http *http = wr_calloc(1, sizeof(*http));
-    http->loop = server->loop;
-    http->server = server;
-    http->token = opts->token ? wr_strdup(opts->token) : NULL;
-    http->loopback = loopback;
-    http->max_sessions = opts->max_sessions ? opts->max_sessions : 256;
-    uv_timer_init(http->loop, &http->sweep);
-    http->sweep.data = http;
-    http->open_handles = 1;
-    int r = http_bind(http, &addr, opts->listen, err);
+    struct http_server *server = wr_calloc(1, sizeof(*server));
+    server->loop = opts->loop;
+    server->token = opts->token ? wr_strdup(opts->token) : NULL;
+    server->loopback = loopback;
+    server->routes_tail = &server->routes;
+    /* The server's own reference, dropped by http_server_stop. */
+    server->open_handles = 1;
+    int r = server_bind(server, &addr, opts->listen, err);
     if (r < 0) {
-        mcp_http_stop(http);
+        http_server_stop(server);
         return r;
     }
-    uv_timer_start(&http->sweep, sweep_fired, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
-    /* Tests and scripts parse this line to find the port. */
-    fprintf(stderr, "warren: listening on http://%s/mcp\n", http->authority);
-    *ret = http;
+    *ret = server;
     return 0;
 }
 
-void mcp_http_stop(struct mcp_http *http)
+void http_server_route(struct http_server *server, const struct http_route *route)
 {
-    if (!http || http->stopping)
+    struct http_route_entry *e = wr_calloc(1, sizeof(*e));
+    e->route = *route;
+    *server->routes_tail = e;
+    server->routes_tail = &e->next;
+}
+
+const char *http_server_authority(const struct http_server *server)
+{
+    return server->authority;
+}
+
+void http_server_stop(struct http_server *server)
+{
+    if (!server || server->stopping)
         return;
-    http->stopping = true;
-    mcp__http_free_sessions(http);
-    while (http->conns)
-        mcp__http_conn_close(http->conns);
-    uv_close((uv_handle_t *)&http->sweep, listener_closed);
-    if (http->listener.loop)
-        uv_close((uv_handle_t *)&http->listener, listener_closed);
+    server->stopping = true;
+    while (server->conns)
+        http_conn_close(server->conns);
+    if (server->listener.loop)
+        uv_close((uv_handle_t *)&server->listener, listener_closed);
+    server_handle_closed(server);
 }

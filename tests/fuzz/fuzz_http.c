@@ -10,18 +10,24 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* What the transport's header-time check does, minus the connection. */
-static int check_headers(void *unused, struct mcp_http_request *req)
+static int check_headers(void *data, struct http_request *req)
 {
+    struct http_parser_state *parser = data;
     const char *listen = "127.0.0.1:8080";
     int status = 0;
-    if (req->host && !mcp__http_host_allowed(req->host, listen))
+    if (req->host && !http_host_allowed(req->host, listen))
         status = 403;
-    if (req->origin && !mcp__http_origin_allowed(req->origin, listen))
+    if (req->origin && !http_origin_allowed(req->origin, listen))
         status = 403;
-    if (!mcp__http_token_matches(req->authorization, "token"))
+    if (!http_token_matches(req->authorization, "token"))
         status = status ? status : 0; /* a fuzzer rarely guesses it: keep going either way */
-    (void)mcp__http_media_type_is(req->content_type, "application/json");
-    (void)mcp__http_accepts(req->accept, "text/event-stream");
+    (void)http_media_type_is(http_request_header(req, "content-type"), "application/json");
+    (void)http_accepts(http_request_header(req, "Accept"), "text/event-stream");
+    /* Routing: the listener picks the body cap by path once the headers are in. */
+    if (req->path && strncmp(req->path, "/small", 6) == 0)
+        http__parser_set_body_max(parser, 16);
+    if (http__parser_declared_too_big(parser))
+        status = status ? status : 413;
     if (req->url) {
         struct http_parser_url u;
         http_parser_url_init(&u);
@@ -38,29 +44,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t chunk = (size_t)data[0] % 64 + 1;
     const char *in = (const char *)data + 1;
     size_t left = size - 1;
-    struct mcp_http_parser p;
+    struct http_parser_state p;
     /* A small body cap reaches the 413 path without huge inputs. */
-    mcp__http_parser_init(&p, 4096, check_headers, NULL);
+    http__parser_init(&p, 4096, check_headers, &p);
     while (left > 0) {
         size_t n = left < chunk ? left : chunk;
-        ssize_t used = mcp__http_parser_feed(&p, in, n);
+        ssize_t used = http__parser_feed(&p, in, n);
         if (used < 0)
             break;
         in += used;
         left -= (size_t)used;
         if (p.complete) {
             (void)strlen(p.req.body.data ? p.req.body.data : "");
-            mcp__http_parser_next(&p);
+            http__parser_next(&p);
         } else if (used == 0) {
             break;
         }
     }
-    mcp__http_parser_free(&p);
+    http__parser_free(&p);
     char host[256];
     int port;
     char *text = wr_strndup((const char *)data, size);
-    (void)mcp__http_split_authority(text, host, sizeof(host), &port);
-    (void)mcp__http_host_is_loopback(text);
+    (void)http_split_authority(text, host, sizeof(host), &port);
+    (void)http_host_is_loopback(text);
     free(text);
     return 0;
 }

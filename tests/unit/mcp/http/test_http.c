@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "mcp/http/http-internal.h"
-#include "mcp/mcp-internal.h"
+#include "mcp/streamable-http-internal.h"
 #include "test.h"
 
 #define TOKEN "s3cret-token"
@@ -22,80 +22,80 @@ static void test_parser_pipelined(void)
     const char *in = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
                      "Mcp-Session-Id: abc\r\n\r\n{}"
                      "GET /mcp HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    struct mcp_http_parser p;
-    mcp__http_parser_init(&p, 1024, NULL, NULL);
+    struct http_parser_state p;
+    http__parser_init(&p, 1024, NULL, NULL);
     size_t len = strlen(in);
-    ssize_t n = mcp__http_parser_feed(&p, in, len);
+    ssize_t n = http__parser_feed(&p, in, len);
     ASSERT(n > 0 && p.complete);
     ASSERT_EQ(p.req.method, HTTP_POST);
-    ASSERT_STREQ(p.req.session_id, "abc");
+    ASSERT_STREQ(http_request_header(&p.req, "Mcp-Session-Id"), "abc");
     ASSERT_EQ(p.req.body.len, 2u);
     ASSERT(p.req.keep_alive);
-    mcp__http_parser_next(&p);
-    ssize_t m = mcp__http_parser_feed(&p, in + n, len - (size_t)n);
+    http__parser_next(&p);
+    ssize_t m = http__parser_feed(&p, in + n, len - (size_t)n);
     ASSERT_EQ((size_t)m, len - (size_t)n);
     ASSERT(p.complete);
     ASSERT_EQ(p.req.method, HTTP_GET);
     ASSERT_STREQ(p.req.host, "localhost");
-    mcp__http_parser_free(&p);
+    http__parser_free(&p);
 }
 
 static void test_parser_bytewise_and_caps(void)
 {
     const char *in = "POST /mcp HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                      "3\r\nabc\r\n0\r\n\r\n";
-    struct mcp_http_parser p;
-    mcp__http_parser_init(&p, 1024, NULL, NULL);
+    struct http_parser_state p;
+    http__parser_init(&p, 1024, NULL, NULL);
     for (size_t i = 0; in[i]; i++)
-        ASSERT_EQ(mcp__http_parser_feed(&p, in + i, 1), 1);
+        ASSERT_EQ(http__parser_feed(&p, in + i, 1), 1);
     ASSERT(p.complete);
     ASSERT_STREQ(p.req.body.data, "abc");
-    mcp__http_parser_free(&p);
+    http__parser_free(&p);
 
-    mcp__http_parser_init(&p, 2, NULL, NULL);
-    ASSERT_EQ(mcp__http_parser_feed(&p, in, strlen(in)), -1);
+    http__parser_init(&p, 2, NULL, NULL);
+    ASSERT_EQ(http__parser_feed(&p, in, strlen(in)), -1);
     ASSERT_EQ(p.status, 413);
-    mcp__http_parser_free(&p);
+    http__parser_free(&p);
 
-    char big[MCP_HTTP_MAX_HEADER_BYTES + 100];
+    char big[HTTP_MAX_HEADER_BYTES + 100];
     int k = snprintf(big, sizeof(big), "GET /mcp HTTP/1.1\r\nX: ");
     memset(big + k, 'a', sizeof(big) - (size_t)k);
-    mcp__http_parser_init(&p, 2, NULL, NULL);
-    ASSERT_EQ(mcp__http_parser_feed(&p, big, sizeof(big)), -1);
+    http__parser_init(&p, 2, NULL, NULL);
+    ASSERT_EQ(http__parser_feed(&p, big, sizeof(big)), -1);
     ASSERT_EQ(p.status, 431);
-    mcp__http_parser_free(&p);
+    http__parser_free(&p);
 
     const char *twice = "GET /mcp HTTP/1.1\r\nAuthorization: a\r\nauthorization: b\r\n\r\n";
-    mcp__http_parser_init(&p, 2, NULL, NULL);
-    ASSERT_EQ(mcp__http_parser_feed(&p, twice, strlen(twice)), -1);
+    http__parser_init(&p, 2, NULL, NULL);
+    ASSERT_EQ(http__parser_feed(&p, twice, strlen(twice)), -1);
     ASSERT_EQ(p.status, 400);
-    mcp__http_parser_free(&p);
+    http__parser_free(&p);
 }
 
 static void test_header_checks(void)
 {
-    ASSERT(mcp__http_host_allowed("127.0.0.1:8080", "127.0.0.1:8080"));
-    ASSERT(mcp__http_host_allowed("localhost", "127.0.0.1:8080"));
-    ASSERT(mcp__http_host_allowed("[::1]:9", "127.0.0.1:8080"));
-    ASSERT(!mcp__http_host_allowed("evil.example:8080", "127.0.0.1:8080"));
-    ASSERT(!mcp__http_host_allowed("127.0.0.1.evil.example", "127.0.0.1:8080"));
-    ASSERT(mcp__http_origin_allowed("http://localhost:3000", "127.0.0.1:8080"));
-    ASSERT(mcp__http_origin_allowed("https://127.0.0.1", "127.0.0.1:8080"));
-    ASSERT(!mcp__http_origin_allowed("null", "127.0.0.1:8080"));
-    ASSERT(!mcp__http_origin_allowed("http://evil.example", "127.0.0.1:8080"));
-    ASSERT(!mcp__http_origin_allowed("http://[::1", "127.0.0.1:8080"));
-    ASSERT(mcp__http_token_matches("Bearer abc", "abc"));
-    ASSERT(mcp__http_token_matches("bearer  abc", "abc"));
-    ASSERT(!mcp__http_token_matches("Bearer abcd", "abc"));
-    ASSERT(!mcp__http_token_matches("Bearer ", "abc"));
-    ASSERT(!mcp__http_token_matches("Basic abc", "abc"));
-    ASSERT(!mcp__http_token_matches(NULL, "abc"));
-    ASSERT(mcp__http_media_type_is("Application/JSON; charset=utf-8", "application/json"));
-    ASSERT(!mcp__http_media_type_is("application/jsonx", "application/json"));
-    ASSERT(mcp__http_accepts(NULL, "text/event-stream"));
-    ASSERT(mcp__http_accepts("application/json, text/event-stream", "text/event-stream"));
-    ASSERT(mcp__http_accepts("text/*;q=0.5", "text/event-stream"));
-    ASSERT(!mcp__http_accepts("application/json", "text/event-stream"));
+    ASSERT(http_host_allowed("127.0.0.1:8080", "127.0.0.1:8080"));
+    ASSERT(http_host_allowed("localhost", "127.0.0.1:8080"));
+    ASSERT(http_host_allowed("[::1]:9", "127.0.0.1:8080"));
+    ASSERT(!http_host_allowed("evil.example:8080", "127.0.0.1:8080"));
+    ASSERT(!http_host_allowed("127.0.0.1.evil.example", "127.0.0.1:8080"));
+    ASSERT(http_origin_allowed("http://localhost:3000", "127.0.0.1:8080"));
+    ASSERT(http_origin_allowed("https://127.0.0.1", "127.0.0.1:8080"));
+    ASSERT(!http_origin_allowed("null", "127.0.0.1:8080"));
+    ASSERT(!http_origin_allowed("http://evil.example", "127.0.0.1:8080"));
+    ASSERT(!http_origin_allowed("http://[::1", "127.0.0.1:8080"));
+    ASSERT(http_token_matches("Bearer abc", "abc"));
+    ASSERT(http_token_matches("bearer  abc", "abc"));
+    ASSERT(!http_token_matches("Bearer abcd", "abc"));
+    ASSERT(!http_token_matches("Bearer ", "abc"));
+    ASSERT(!http_token_matches("Basic abc", "abc"));
+    ASSERT(!http_token_matches(NULL, "abc"));
+    ASSERT(http_media_type_is("Application/JSON; charset=utf-8", "application/json"));
+    ASSERT(!http_media_type_is("application/jsonx", "application/json"));
+    ASSERT(http_accepts(NULL, "text/event-stream"));
+    ASSERT(http_accepts("application/json, text/event-stream", "text/event-stream"));
+    ASSERT(http_accepts("text/*;q=0.5", "text/event-stream"));
+    ASSERT(!http_accepts("application/json", "text/event-stream"));
 }
 
 /* ---- the transport on a loop thread ----------------------------------------------------- */
@@ -106,6 +106,7 @@ static uv_sem_t done_sem;
 static void (*loop_fn)(void *);
 static void *loop_arg;
 static struct mcp_server *server;
+static struct http_server *listener;
 static struct mcp_http *http;
 static int port;
 
@@ -169,8 +170,11 @@ static void server_start(const char *token)
     FILE *cap = tmpfile();
     int saved = dup(2);
     dup2(fileno(cap), 2);
-    struct mcp_http_options ho = {.listen = "127.0.0.1:0", .token = token, .max_sessions = 16};
-    int r = mcp_http_start(server, &ho, &http, &err);
+    struct http_server_options lo = {.loop = &loop, .listen = "127.0.0.1:0", .token = token};
+    int r = http_server_start(&lo, &listener, &err);
+    struct mcp_http_options ho = {.max_sessions = 16};
+    if (r == 0)
+        r = mcp_http_start(server, listener, &ho, &http, &err);
     dup2(saved, 2);
     close(saved);
     ASSERT_EQ(r, 0);
@@ -184,6 +188,7 @@ static void server_start(const char *token)
 
 static void stop_fn(void *arg)
 {
+    http_server_stop(listener);
     mcp_http_stop(http);
     uv_close((uv_handle_t *)&wakeup, NULL);
 }
@@ -641,7 +646,7 @@ static bool one_held(void)
 }
 static bool no_connections(void)
 {
-    return http->conn_count == 0;
+    return listener->conn_count == 0;
 }
 
 static void test_streamed_and_abandoned_requests(void)
@@ -705,16 +710,119 @@ static void test_session_cap(void)
 
 static void test_refuses_open_listen_without_token(void)
 {
-    struct mcp_http *h = NULL;
+    struct http_server *h = NULL;
     struct wr_error *err = NULL;
-    struct mcp_http_options o = {.listen = "0.0.0.0:0", .token = NULL};
-    ASSERT(mcp_http_start(server, &o, &h, &err) < 0);
+    struct http_server_options o = {.loop = &loop, .listen = "0.0.0.0:0", .token = NULL};
+    ASSERT(http_server_start(&o, &h, &err) < 0);
     ASSERT(err && strstr(err->msg, "token"));
     wr_error_free(err);
     err = NULL;
     o.listen = "nonsense";
-    ASSERT(mcp_http_start(server, &o, &h, &err) < 0);
+    ASSERT(http_server_start(&o, &h, &err) < 0);
     wr_error_free(err);
+}
+
+/* ---- a second route on the same listener ------------------------------------------------ */
+
+/* What another front door (the web UI, the E2B API) does: its own routes, answered without
+ * anything of MCP's. GET /echo/<x> answers <x>; POST /echo/ refuses bodies over 8 bytes. */
+static void echo_handle(void *data, struct http_conn *c, struct http_request *req)
+{
+    const char *rest = req->path + strlen("/echo/");
+    struct http_response r = {.status = 200,
+                              .content_type = "text/plain",
+                              .body = req->method == HTTP_POST ? req->body.data : rest,
+                              .body_len = req->method == HTTP_POST ? req->body.len : strlen(rest)};
+    http_respond(c, &r);
+}
+
+static int echo_check(void *data, const struct http_request *req, const char **ret_message)
+{
+    if (http_request_header(req, "x-refuse")) {
+        *ret_message = "refused by the route";
+        return 418;
+    }
+    return 0;
+}
+
+static void add_echo_route(void *arg)
+{
+    struct http_route route = {.path = "/echo/",
+                               .methods = HTTP_METHOD_BIT(HTTP_GET) | HTTP_METHOD_BIT(HTTP_POST),
+                               .body_max = 8,
+                               .check = echo_check,
+                               .handle = echo_handle};
+    http_server_route(listener, &route);
+}
+
+static void raw_request(const char *request, struct reply *r)
+{
+    struct client c;
+    client_open(&c);
+    client_send(&c, request);
+    ASSERT_EQ(client_read(&c, r, false), 0);
+    close(c.fd);
+}
+
+#define AUTH "Host: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+
+static void test_second_route(void)
+{
+    on_loop(add_echo_route, NULL);
+    struct reply r;
+    char v[128];
+    raw_request("GET /echo/hello?x=1 HTTP/1.1\r\n" AUTH "\r\n", &r);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_EQ(r.body.len, 5u);
+    ASSERT(!memcmp(r.body.data, "hello", 5));
+    reply_free(&r);
+    raw_request("POST /echo/ HTTP/1.1\r\n" AUTH "Content-Length: 4\r\n\r\nabcd", &r);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_EQ(r.body.len, 4u);
+    reply_free(&r);
+    /* The route's own body cap, not MCP's 48 MiB. */
+    raw_request("POST /echo/ HTTP/1.1\r\n" AUTH "Content-Length: 9\r\n\r\nabcdefghi", &r);
+    ASSERT_EQ(r.status, 413);
+    reply_free(&r);
+    raw_request("DELETE /echo/x HTTP/1.1\r\n" AUTH "\r\n", &r);
+    ASSERT_EQ(r.status, 405);
+    ASSERT_STREQ(reply_header(&r, "allow", v, sizeof(v)), "GET, POST");
+    ASSERT(strstr(r.body.data, "\"error\""));
+    reply_free(&r);
+    raw_request("GET /echo/x HTTP/1.1\r\n" AUTH "X-Refuse: 1\r\n\r\n", &r);
+    ASSERT_EQ(r.status, 418);
+    ASSERT(strstr(r.body.data, "refused by the route"));
+    reply_free(&r);
+    /* The token guards every route; a path no route serves is 404. */
+    raw_request("GET /echo/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &r);
+    ASSERT_EQ(r.status, 401);
+    ASSERT_STREQ(reply_header(&r, "www-authenticate", v, sizeof(v)), "Bearer");
+    reply_free(&r);
+    raw_request("GET /nothing HTTP/1.1\r\n" AUTH "\r\n", &r);
+    ASSERT_EQ(r.status, 404);
+    reply_free(&r);
+    /* /mcp keeps its JSON-RPC error bodies. */
+    raw_request("PUT /mcp HTTP/1.1\r\n" AUTH "\r\n", &r);
+    ASSERT_EQ(r.status, 405);
+    ASSERT(strstr(r.body.data, "\"jsonrpc\":\"2.0\""));
+    reply_free(&r);
+}
+
+static void test_repeated_headers(void)
+{
+    const char *in = "GET /x HTTP/1.1\r\nAccept: a/b\r\nACCEPT: c/d\r\nX-Y: 1\r\n\r\n";
+    struct http_parser_state p;
+    http__parser_init(&p, 16, NULL, NULL);
+    ASSERT(http__parser_feed(&p, in, strlen(in)) > 0 && p.complete);
+    ASSERT_STREQ(http_request_header(&p.req, "accept"), "a/b, c/d");
+    ASSERT_STREQ(http_request_header(&p.req, "x-y"), "1");
+    ASSERT_STREQ(p.req.path, "/x");
+    http__parser_free(&p);
+    const char *twice = "GET /x HTTP/1.1\r\nMcp-Session-Id: a\r\nmcp-session-id: b\r\n\r\n";
+    http__parser_init(&p, 16, NULL, NULL);
+    ASSERT_EQ(http__parser_feed(&p, twice, strlen(twice)), -1);
+    ASSERT_EQ(p.status, 400);
+    http__parser_free(&p);
 }
 
 int main(void)
@@ -722,6 +830,7 @@ int main(void)
     RUN(test_parser_pipelined);
     RUN(test_parser_bytewise_and_caps);
     RUN(test_header_checks);
+    RUN(test_repeated_headers);
     server_start(TOKEN);
     RUN(test_refuses_open_listen_without_token);
     pthread_t thread;
@@ -733,6 +842,7 @@ int main(void)
     RUN(test_expect_continue);
     RUN(test_get_stream_and_delete);
     RUN(test_streamed_and_abandoned_requests);
+    RUN(test_second_route);
     RUN(test_session_cap);
     on_loop(stop_fn, NULL);
     pthread_join(thread, NULL);
