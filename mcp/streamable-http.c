@@ -22,9 +22,7 @@ static const struct mcp_sink http_sink = {.send = sink_send};
 /* A JSON-RPC-shaped error body {"jsonrpc":"2.0","id":null,"error":{code,message}}. */
 static void respond_error(struct http_conn *c, int status, int code, const char *message)
 {
-    cJSON *id = cJSON_CreateNull();
-    _cleanup_free_ char *body = mcp_error_json(id, code, message);
-    cJSON_Delete(id);
+    _cleanup_free_ char *body = mcp_error_json(NULL, code, message);
     struct http_response r = {.status = status,
                               .content_type = "application/json",
                               .body = body,
@@ -446,11 +444,8 @@ static int check(void *data, const struct http_request *req, const char **ret_me
 
 static char *error_body(void *data, int status, const char *message, const char **ret_content_type)
 {
-    cJSON *id = cJSON_CreateNull();
-    char *body = mcp_error_json(id, MCP_HTTP_ERR_TRANSPORT, message);
-    cJSON_Delete(id);
     *ret_content_type = "application/json";
-    return body;
+    return mcp_error_json(NULL, MCP_HTTP_ERR_TRANSPORT, message);
 }
 
 int mcp_http_start(struct mcp_server *server, struct http_server *listener,
