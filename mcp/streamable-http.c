@@ -149,7 +149,8 @@ static void session_free(struct http_session *s)
         pending_abandon(s->pending, 404);
     if (s->stream) {
         struct http_conn *c = TAKE_PTR(s->stream);
-        http_sse_end(c); /* clears the connection's close hook */
+        http_conn_on_close(c, NULL, NULL);
+        http_sse_end(c);
     }
     struct mcp_http *http = s->http;
     if (s->prev)

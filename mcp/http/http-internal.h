@@ -100,6 +100,7 @@ struct http_server {
     size_t conn_count;
     struct http_conn *conns;
     struct http_route_entry *routes, **routes_tail;
+    char *not_found; /* "not found: this server answers /mcp, ..." */
 };
 
 /* The route serving path, or NULL. */

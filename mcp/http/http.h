@@ -79,7 +79,7 @@ struct http_server_options {
 /* Binds and listens. Refuses token == NULL unless the address is loopback. */
 int http_server_start(const struct http_server_options *opts, struct http_server **ret,
                       struct wr_error **err);
-/* Adds a route (copied; route->data must outlive the server). Routes are matched in the
+/* Adds a route (copied; its path and data must outlive the server). Routes are matched in the
  * order added; the first whose path matches wins. */
 void http_server_route(struct http_server *server, const struct http_route *route);
 /* "127.0.0.1:8080" with the port actually bound. */

@@ -41,6 +41,7 @@ static void server_handle_closed(struct http_server *server)
         free(server->routes);
         server->routes = next;
     }
+    free(server->not_found);
     free(server->token);
     free(server->authority);
     free(server);
@@ -430,7 +431,7 @@ static int check_headers(void *data, struct http_request *req)
     if (server->token && !http_token_matches(req->authorization, server->token))
         return reject(c, 401, "missing or wrong bearer token");
     if (!route)
-        return reject(c, 404, "not found");
+        return reject(c, 404, server->not_found ? server->not_found : "not found");
     if (!(route->methods & HTTP_METHOD_BIT(req->method)))
         return reject(c, 405, "method not allowed");
     const char *message = NULL;
@@ -651,6 +652,10 @@ void http_server_route(struct http_server *server, const struct http_route *rout
     e->route = *route;
     *server->routes_tail = e;
     server->routes_tail = &e->next;
+    char *was = server->not_found;
+    server->not_found = was ? wr_asprintf("%s, %s", was, route->path)
+                            : wr_asprintf("not found: this server answers %s", route->path);
+    free(was);
 }
 
 const char *http_server_authority(const struct http_server *server)

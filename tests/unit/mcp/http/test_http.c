@@ -800,6 +800,7 @@ static void test_second_route(void)
     reply_free(&r);
     raw_request("GET /nothing HTTP/1.1\r\n" AUTH "\r\n", &r);
     ASSERT_EQ(r.status, 404);
+    ASSERT(strstr(r.body.data, "not found: this server answers /mcp, /echo/"));
     reply_free(&r);
     /* /mcp keeps its JSON-RPC error bodies. */
     raw_request("PUT /mcp HTTP/1.1\r\n" AUTH "\r\n", &r);
