@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
+  buildDeb,
   callTool,
   connectStdio,
   git,
@@ -108,6 +109,23 @@ test("writes land in the sandbox's upper layer, not in the repo; list shows memo
   assert.ok(memory > 16 << 20, `memory in ${JSON.stringify(listed)}`);
   // Nothing of the VM's shares is mounted in the host's namespace.
   assert.equal(mountedBelow(join(stateDir, "sandboxes", sb.id)), false);
+});
+
+test("the VM's root is copy-on-write over the host image: dpkg installs, /etc takes edits, the host does not change", async () => {
+  const pkg = "warren-test-vm";
+  const hostStatus = readFileSync("/var/lib/dpkg/status");
+  await callTool(client, "sandbox_write_file", { id: sb.id, path: `/tmp/${pkg}.deb`, content: buildDeb(pkg), encoding: "base64" });
+  const r = await callTool(client, "sandbox_exec", {
+    id: sb.id,
+    command: `dpkg -i /tmp/${pkg}.deb >/dev/null && cat /usr/share/${pkg}/hello && useradd -r -M svc && id -u svc >/dev/null && ` +
+      "echo 203.0.113.9 vm.internal >> /etc/hosts && getent hosts vm.internal && test ! -e /etc/shadow && echo ok",
+  }, { timeout: BOOT_TIMEOUT_MS });
+  assert.equal(r.exit_code, 0, r.stderr);
+  assert.match(r.stdout, /^hello from a package\n203\.0\.113\.9\s+vm\.internal\nok\n$/);
+  const upper = join(stateDir, "sandboxes", sb.id, "root", "upper");
+  assert.ok(existsSync(join(upper, "usr/share", pkg, "hello")), "the package is not in the sandbox's upper");
+  assert.equal(existsSync(`/usr/share/${pkg}`), false);
+  assert.deepEqual(readFileSync("/var/lib/dpkg/status"), hostStatus);
 });
 
 test("pause stops the VM (QMP stop), a call resumes it; git commit sees the VM's writes", async () => {

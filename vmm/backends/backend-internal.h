@@ -19,8 +19,8 @@ struct vmm_sandbox_spec {
     const char *dir;   /* <state>/sandboxes/<id>: private to this sandbox */
     const char *image; /* "host" */
     /* The root filesystem: overlay of root_lowers (top first) under root_upper. For the
-     * host image the backend also mounts the host's /usr, /bin, /sbin, /lib*, /etc
-     * read-only with secrets masked (vmm/images/image.c describes the view). */
+     * host image the backend also mounts the host's /usr, /etc, ... as copy-on-write
+     * overlays with secrets hidden (vmm_mount_root, vmm/backends/hostview.h). */
     const char *const *root_lowers;
     const char *root_upper;
     const char *root_work;

@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 
 #include "hostview.h"
 
@@ -104,98 +105,257 @@ static bool is_file(const char *path)
     return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int mask_ssh_host_keys(const char *etc, struct wr_error **err)
+/* The host's secrets, hidden from the sandbox by whiteouts in a layer between the host's
+ * /etc and the sandbox's layers: to the sandbox they do not exist (tools such as useradd
+ * then work without them), and it may create its own. */
+static const char *const etc_secrets[] = {"shadow", "gshadow", "shadow-", "gshadow-",
+                                          "ssl/private"};
+
+/* An overlayfs whiteout (a 0/0 character device; any user may make one since Linux 5.8). */
+static int make_whiteout(const char *dir, const char *name, struct wr_error **err)
 {
-    _cleanup_free_ char *ssh = wr_path_join(etc, "ssh");
-    DIR *dir = opendir(ssh);
-    if (!dir)
-        return 0;
-    int r = 0;
-    struct dirent *de;
-    while (r >= 0 && (de = readdir(dir))) {
-        size_t len = strlen(de->d_name);
-        if (strncmp(de->d_name, "ssh_host_", 9) != 0 || len < 13 ||
-            strcmp(de->d_name + len - 4, "_key") != 0)
-            continue;
-        _cleanup_free_ char *key = wr_path_join(ssh, de->d_name);
-        if (is_file(key))
-            r = vmm_mask_file(key, err);
+    _cleanup_free_ char *path = wr_path_join(dir, name);
+    _cleanup_free_ char *parent = wr_strdup(path);
+    *strrchr(parent, '/') = 0;
+    int r = wr_mkdir_p(parent, 0755);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "creating %s", parent);
+    if (mknod(path, S_IFCHR | 0000, makedev(0, 0)) < 0)
+        return wr_error_set_errno(err, errno, "creating the whiteout %s", path);
+    return 0;
+}
+
+static bool is_ssh_host_key(const char *name)
+{
+    size_t len = strlen(name);
+    return !strncmp(name, "ssh_host_", 9) && len >= 13 && !strcmp(name + len - 4, "_key");
+}
+
+/* Builds <dir>/root/hostmask/etc, the whiteouts of the host's secrets, anew at every boot
+ * (a key the host gained since is hidden too). *ret is that directory. */
+static int build_etc_mask(const struct vmm_sandbox_spec *spec, char **ret, struct wr_error **err)
+{
+    _cleanup_free_ char *mask = wr_asprintf("%s/root/hostmask/etc", spec->dir);
+    int r = wr_rm_rf(mask);
+    if (r == 0)
+        r = wr_mkdir_p(mask, 0755);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "preparing %s", mask);
+    for (size_t i = 0; r >= 0 && i < WR_ARRAY_SIZE(etc_secrets); i++) {
+        _cleanup_free_ char *host = wr_asprintf("/etc/%s", etc_secrets[i]);
+        struct stat st;
+        if (lstat(host, &st) == 0)
+            r = make_whiteout(mask, etc_secrets[i], err);
     }
-    closedir(dir);
+    DIR *ssh = r >= 0 ? opendir("/etc/ssh") : NULL;
+    struct dirent *de;
+    while (ssh && r >= 0 && (de = readdir(ssh))) {
+        if (!is_ssh_host_key(de->d_name))
+            continue;
+        _cleanup_free_ char *name = wr_asprintf("ssh/%s", de->d_name);
+        r = make_whiteout(mask, name, err);
+    }
+    if (ssh)
+        closedir(ssh);
+    if (r >= 0)
+        *ret = TAKE_PTR(mask);
     return r;
 }
 
-/* The host's secrets under the read-only /etc bind. */
-static int mask_etc_secrets(const char *etc, struct wr_error **err)
+/* The host directories under the host image, each the lowest layer of its own overlay: the
+ * top-level system directories (where the host has real directories; a merged-/usr host
+ * has symlinks, which the skeleton copies) and, inside the skeleton's otherwise empty
+ * /var, what dpkg and apt need to install packages. */
+static const char *const host_dirs[] = {
+    "usr",   "etc",    "bin",          "sbin",        "lib",           "lib32",
+    "lib64", "libx32", "var/lib/dpkg", "var/lib/apt", "var/cache/apt",
+};
+
+/* *ret = base/rel when every component below base is a real directory, creating missing
+ * ones with create. A symlink anywhere is refused: uppers and snapshot layers hold what
+ * the sandbox wrote, and a planted link must not point a mount at a host path. Returns 1
+ * when the directory is there, 0 when it is absent (without create). Nothing runs in the
+ * sandbox while its root is assembled, so the checks cannot race it. */
+static int real_subdir(const char *base, const char *rel, bool create, char **ret,
+                       struct wr_error **err)
 {
-    static const char *const secrets[] = {"shadow", "gshadow", "shadow-", "gshadow-"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(secrets); i++) {
-        _cleanup_free_ char *path = wr_path_join(etc, secrets[i]);
-        int r = is_file(path) ? vmm_mask_file(path, err) : 0;
-        if (r < 0)
-            return r;
+    _cleanup_free_ char *path = wr_strdup(base);
+    _cleanup_free_ char *copy = wr_strdup(rel);
+    char *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        char *next = wr_path_join(path, part);
+        free(path);
+        path = next;
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            if (errno != ENOENT)
+                return wr_error_set_errno(err, errno, "reading %s", path);
+            if (!create)
+                return 0;
+            if (mkdir(path, 0755) < 0)
+                return wr_error_set_errno(err, errno, "creating %s", path);
+        } else if (!S_ISDIR(st.st_mode)) {
+            return wr_error_set(err, ENOTDIR, "refusing %s: not a directory", path);
+        }
     }
-    int r = mask_ssh_host_keys(etc, err);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *private = wr_path_join(etc, "ssl/private");
-    struct stat st;
-    if (lstat(private, &st) < 0 || !S_ISDIR(st.st_mode))
-        return 0;
-    return vmm_mount("tmpfs", private, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                     "mode=0700,size=4k", err);
+    *ret = TAKE_PTR(path);
+    return 1;
 }
 
-/* The host image: the host's /usr, /etc and real top-level library directories, read-only.
- * Where the host has symlinks (merged /usr) the image skeleton already has them. */
-/* The sandbox's own /etc/hostname and /etc/hosts over the host's: tools that look their
- * hostname up (sudo, some runtimes) find it, and the host's name stays out. The files live
- * in the sandbox directory dir. */
-static int mount_identity(const char *etc, const char *dir, const char *hostname,
-                          struct wr_error **err)
+/* One host directory in the sandbox's root: an overlay of the host's /<rel> below the
+ * snapshot layers' <layer>/<rel>, with the sandbox's upper's <rel> on top. Every write
+ * lands in the upper; the host is a lower layer and never written. */
+static int mount_host_dir(const struct vmm_sandbox_spec *spec, const char *rootfs, const char *rel,
+                          const char *mask, bool userns, struct wr_error **err)
 {
-    _cleanup_free_ char *name = wr_asprintf("%s\n", hostname);
-    _cleanup_free_ char *hosts = wr_asprintf("127.0.0.1\tlocalhost\n"
-                                             "127.0.1.1\t%s\n"
-                                             "::1\tlocalhost ip6-localhost ip6-loopback\n",
-                                             hostname);
-    const char *files[][2] = {{"hostname", name}, {"hosts", hosts}};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(files); i++) {
-        _cleanup_free_ char *target = wr_path_join(etc, files[i][0]);
-        if (!is_file(target))
-            continue;
-        _cleanup_free_ char *source = wr_asprintf("%s/etc-%s", dir, files[i][0]);
-        int r = wr_write_file_atomic(source, files[i][1], strlen(files[i][1]), 0644);
-        if (r < 0)
-            return wr_error_set_errno(err, -r, "writing %s", source);
-        r = vmm_bind_readonly(source, target, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+    _cleanup_free_ char *target = NULL, *upper = NULL;
+    if (real_subdir(rootfs, rel, true, &target, err) < 0 ||
+        real_subdir(spec->root_upper, rel, true, &upper, err) < 0)
+        return -(*err)->status;
+    /* Its own work directory, emptied first: a previous boot's may hold leftovers. */
+    _cleanup_free_ char *name = wr_strdup(rel);
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = '-';
+    _cleanup_free_ char *work = wr_asprintf("%s/root/hostwork/%s", spec->dir, name);
+    int r = wr_rm_rf(work);
+    if (r == 0)
+        r = wr_mkdir_p(work, 0755);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "preparing %s", work);
+    /* The root's lowers end with the image skeleton, which holds no host directory. */
+    size_t n = wr_strv_len(spec->root_lowers);
+    _cleanup_strv_ char **lowers = wr_calloc(n + 2, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        char *layer_dir = NULL;
+        r = real_subdir(spec->root_lowers[i], rel, false, &layer_dir, err);
         if (r < 0)
             return r;
+        if (r > 0)
+            lowers[k++] = layer_dir;
+    }
+    if (mask)
+        lowers[k++] = wr_strdup(mask);
+    lowers[k++] = wr_asprintf("/%s", rel);
+    return vmm_mount_overlay((const char *const *)lowers, upper, work, userns, target, err);
+}
+
+/* The sandbox's own /etc/hostname and /etc/hosts: tools that look their hostname up (sudo,
+ * some runtimes) find it, and the host's name stays out. They are written into the upper
+ * (the sandbox may edit them like any file) unless the file the sandbox would see already
+ * names it: its own edits, kept in its upper or a snapshot layer, win. */
+/* The sandbox's own etc/<name>: in its upper, else in its topmost snapshot layer (the root's
+ * lowers end with the image skeleton, which has none). Returns 1 and its text, 0 when the
+ * sandbox has none (it would see the host's), or a negative errno. */
+static int sandbox_etc_file(const struct vmm_sandbox_spec *spec, const char *name, char **ret)
+{
+    size_t layers = wr_strv_len(spec->root_lowers);
+    for (size_t i = 0; i < layers; i++) {
+        const char *layer = i == 0 ? spec->root_upper : spec->root_lowers[i - 1];
+        _cleanup_free_ char *path = wr_asprintf("%s/etc/%s", layer, name);
+        if (!is_file(path))
+            continue;
+        size_t len;
+        int r = wr_read_file(path, 1 << 20, ret, &len);
+        return r < 0 ? r : 1;
     }
     return 0;
 }
 
-int vmm_mount_host_image(const char *rootfs, const char *dir, const char *hostname,
-                         struct wr_error **err)
+/* hosts with the sandbox's name on 127.0.1.1: an /etc/hosts the sandbox has edited (or
+ * inherited from the sandbox it was forked from) keeps its other lines. */
+static char *renamed_hosts(const char *text, const char *line)
 {
-    static const char *const dirs[] = {"usr", "etc",   "bin",   "sbin",
-                                       "lib", "lib32", "lib64", "libx32"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *host = wr_asprintf("/%s", dirs[i]);
-        struct stat st;
-        if (lstat(host, &st) < 0 || !S_ISDIR(st.st_mode))
-            continue;
-        _cleanup_free_ char *target = NULL;
-        int r = vmm_root_dir(rootfs, dirs[i], &target, err);
-        if (r < 0)
-            return r;
-        r = vmm_bind_readonly(host, target, MS_NOSUID | MS_NODEV, err);
-        if (r < 0)
-            return r;
+    struct wr_buf b;
+    wr_buf_init(&b, SIZE_MAX);
+    bool placed = false;
+    for (const char *p = text; *p;) {
+        const char *end = strchrnul(p, '\n');
+        size_t n = (size_t)(end - p);
+        bool old_name = n > 9 && !strncmp(p, "127.0.1.1", 9) && (p[9] == ' ' || p[9] == '\t');
+        if (!old_name)
+            wr_buf_printf(&b, "%.*s\n", (int)n, p);
+        if (!placed && (old_name || (n > 9 && !strncmp(p, "127.0.0.1", 9)))) {
+            wr_buf_printf(&b, "%s", line);
+            placed = true;
+        }
+        p = *end ? end + 1 : end;
     }
-    _cleanup_free_ char *etc = wr_path_join(rootfs, "etc");
-    int r = mask_etc_secrets(etc, err);
-    if (r >= 0 && hostname)
-        r = mount_identity(etc, dir, hostname, err);
+    if (!placed)
+        wr_buf_printf(&b, "%s", line);
+    return wr_buf_steal(&b, NULL);
+}
+
+/* The sandbox's own /etc/hostname and /etc/hosts, so that tools that look their hostname up
+ * (sudo, some runtimes) find it and the host's name and hosts stay out. Written into the
+ * upper, where the sandbox may edit them like any file; a file of the sandbox's that
+ * already names it is left as it is, and a fork's keeps its other lines. */
+static int write_identity(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    _cleanup_free_ char *name = wr_asprintf("%s\n", spec->hostname);
+    _cleanup_free_ char *line = wr_asprintf("127.0.1.1\t%s\n", spec->hostname);
+    static const char *const files[] = {"hostname", "hosts"};
+    _cleanup_free_ char *etc = NULL;
+    if (real_subdir(spec->root_upper, "etc", true, &etc, err) < 0)
+        return -(*err)->status;
+    for (size_t i = 0; i < WR_ARRAY_SIZE(files); i++) {
+        bool hosts = i == 1;
+        _cleanup_free_ char *mine = NULL, *text = NULL;
+        int r = sandbox_etc_file(spec, files[i], &mine);
+        if (r < 0)
+            continue; /* unreadable or huge: the sandbox's own business, left alone */
+        if (r > 0 && (hosts ? strstr(mine, line) != NULL : !strcmp(mine, name)))
+            continue;
+        if (!hosts)
+            text = wr_strdup(name);
+        else if (r > 0)
+            text = renamed_hosts(mine, line);
+        else
+            text = wr_asprintf("127.0.0.1\tlocalhost\n%s"
+                               "::1\tlocalhost ip6-localhost ip6-loopback\n",
+                               line);
+        _cleanup_free_ char *path = wr_path_join(etc, files[i]);
+        struct stat st;
+        if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+            return wr_error_set(err, EEXIST, "refusing %s: not a regular file", path);
+        r = wr_write_file_atomic(path, text, strlen(text), 0644);
+        if (r < 0)
+            return wr_error_set_errno(err, -r, "writing %s", path);
+    }
+    return 0;
+}
+
+/* Every host directory the host image takes: the ones that are real directories here. */
+static bool host_dir_present(const char *rel)
+{
+    _cleanup_free_ char *host = wr_asprintf("/%s", rel);
+    struct stat st;
+    return lstat(host, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int vmm_mount_root(const struct vmm_sandbox_spec *spec, const char *rootfs, bool userns,
+                   struct wr_error **err)
+{
+    bool host = !strcmp(spec->image, "host");
+    /* What goes into the upper goes in before the root overlay is mounted on it: an upper
+     * changed under a mounted overlay confuses it (a later copy-up fails). */
+    for (size_t i = 0; host && i < WR_ARRAY_SIZE(host_dirs); i++) {
+        _cleanup_free_ char *upper = NULL;
+        if (host_dir_present(host_dirs[i]) &&
+            real_subdir(spec->root_upper, host_dirs[i], true, &upper, err) < 0)
+            return -(*err)->status;
+    }
+    if (host && spec->hostname && write_identity(spec, err) < 0)
+        return -(*err)->status;
+    _cleanup_free_ char *mask = NULL;
+    if (host && build_etc_mask(spec, &mask, err) < 0)
+        return -(*err)->status;
+    int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, userns, rootfs,
+                              err);
+    for (size_t i = 0; r >= 0 && host && i < WR_ARRAY_SIZE(host_dirs); i++)
+        if (host_dir_present(host_dirs[i]))
+            r = mount_host_dir(spec, rootfs, host_dirs[i],
+                               !strcmp(host_dirs[i], "etc") ? mask : NULL, userns, err);
     return r;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "backend-internal.h"
 #include "util/util.h"
 
 int vmm_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
@@ -23,9 +24,13 @@ int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_err
 /* overlay of lowers (top first) under upper; userxattr in a user namespace. */
 int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work, bool userns,
                       const char *target, struct wr_error **err);
-/* The host image on rootfs: /usr, /etc and the real top-level library directories of the
- * host, read-only, with /etc's secrets (shadow files, SSH host keys, ssl/private) masked,
- * and, with a hostname, the sandbox's own /etc/hostname and /etc/hosts (files written in
- * the sandbox directory dir). */
-int vmm_mount_host_image(const char *rootfs, const char *dir, const char *hostname,
-                         struct wr_error **err);
+/* The sandbox's root on rootfs: an overlay of spec->root_lowers (its snapshot layers, then
+ * the image) under its upper. For the host image, the host's /usr, /etc, real top-level
+ * library directories and dpkg's and apt's state under /var are each an overlay too, with
+ * the host's directory as the lowest layer and the sandbox's upper (and snapshot layers)
+ * above: every write lands in the sandbox, the host is never written. /etc's secrets
+ * (shadow files, SSH host keys, ssl/private) are masked, and the sandbox gets its own
+ * /etc/hostname and /etc/hosts. userns: mounting in a user namespace (overlayfs'
+ * userxattr). */
+int vmm_mount_root(const struct vmm_sandbox_spec *spec, const char *rootfs, bool userns,
+                   struct wr_error **err);

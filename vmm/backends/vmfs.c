@@ -69,10 +69,7 @@ static int build_root_share(const struct vmm_sandbox_spec *spec, struct wr_error
     _cleanup_free_ char *target = share_dir(spec->dir, VMM_VMFS_TAG_ROOT);
     if (mkdir(target, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", target);
-    int r =
-        vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, false, target, err);
-    if (r >= 0 && !strcmp(spec->image, "host"))
-        r = vmm_mount_host_image(target, spec->dir, spec->hostname, err);
+    int r = vmm_mount_root(spec, target, false, err);
     /* The guest mounts the workspace share here; the image skeleton normally has it. */
     _cleanup_free_ char *workspace = NULL;
     if (r >= 0)

@@ -1,10 +1,10 @@
 /* The filesystem side of a VM sandbox, shared by the qemu and cloud-hypervisor backends.
  *
  * `warren __vmfs <dir>/vmfs.json` (the spec as vmm_jail_spec_to_json writes it) runs as a
- * supervisor in a private mount namespace. There it assembles the root tree (the image's
- * read-only lowers + the sandbox's upper as an overlay; for the host image the host's /usr,
- * /bin, /sbin, /lib*, /etc bind-mounted read-only with secrets masked exactly like the jail
- * does) and the /workspace overlay (ws_lowers + ws_upper), then runs one virtiofsd per share
+ * supervisor in a private mount namespace. There it assembles the root tree exactly like the
+ * jail does (vmm_mount_root: the image's lowers + the sandbox's upper as an overlay, and for
+ * the host image the host's directories as copy-on-write overlays with secrets hidden) and
+ * the /workspace overlay (ws_lowers + ws_upper), then runs one virtiofsd per share
  * (tags "root" and "workspace") listening on <dir>/fs-root.sock and <dir>/fs-workspace.sock.
  * It exits when they exit (virtiofsd exits when its VMM disconnects), and the mounts go with
  * its namespace: nothing is ever mounted in the host's namespace.

@@ -12,12 +12,21 @@ struct skeleton_dir {
     mode_t mode;
 };
 
-/* Mount points and the empty, writable-in-the-upper places a Debian system expects. */
+/* Mount points and the empty, writable-in-the-upper places a Debian system expects; the
+ * host directories of the host image (vmm/backends/hostview.c) are mounted on theirs, so
+ * that none of them is made through the root overlay. */
 static const struct skeleton_dir skeleton_dirs[] = {
-    {"proc", 0555}, {"sys", 0555},      {"dev", 0755},  {"tmp", 01777}, {"run", 0755},
-    {"var", 0755},  {"var/tmp", 01777}, {"root", 0700}, {"home", 0755}, {"workspace", 0755},
-    {"mnt", 0755},  {"opt", 0755},      {"srv", 0755},  {"etc", 0755},  {"usr", 0755},
+    {"proc", 0555},         {"sys", 0555},         {"dev", 0755},       {"tmp", 01777},
+    {"run", 0755},          {"var", 0755},         {"var/tmp", 01777},  {"var/lib", 0755},
+    {"var/lib/dpkg", 0755}, {"var/lib/apt", 0755}, {"var/cache", 0755}, {"var/cache/apt", 0755},
+    {"var/log", 0755},      {"root", 0700},        {"home", 0755},      {"workspace", 0755},
+    {"mnt", 0755},          {"opt", 0755},         {"srv", 0755},       {"etc", 0755},
+    {"usr", 0755},
 };
+
+/* The skeleton's directory under <state>/images: a new name whenever its contents change,
+ * so that a state directory made by an older warren gets the new one. */
+#define HOST_SKELETON "host.2"
 
 /* Top-level entries that are symlinks into /usr on a merged-/usr host and real
  * directories (bind-mounted by the jail) elsewhere. */
@@ -77,7 +86,8 @@ static int create_host_image(const char *images_dir, const char *final, struct w
     uint64_t nonce = 0;
     (void)wr_random_bytes(&nonce, sizeof(nonce));
     wr_hex_encode(&nonce, sizeof(nonce), suffix);
-    _cleanup_free_ char *tmp = wr_asprintf("%s/.host.tmp.%d.%s", images_dir, (int)getpid(), suffix);
+    _cleanup_free_ char *tmp =
+        wr_asprintf("%s/.%s.tmp.%d.%s", images_dir, HOST_SKELETON, (int)getpid(), suffix);
     int r = build_host_skeleton(tmp, err);
     if (r >= 0 && rename(tmp, final) < 0) {
         /* Another process finished first: its skeleton is as good as ours. */
@@ -95,7 +105,7 @@ int vmm_image_root(const char *state_dir, const char *image, char **ret_root_low
         return wr_error_set(err, EINVAL, "unknown image '%s' (available: host)",
                             image ? image : "");
     _cleanup_free_ char *images_dir = wr_path_join(state_dir, "images");
-    _cleanup_free_ char *final = wr_path_join(images_dir, "host");
+    _cleanup_free_ char *final = wr_path_join(images_dir, HOST_SKELETON);
     struct stat st;
     if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
         *ret_root_lower = TAKE_PTR(final);

@@ -7,11 +7,12 @@
  * filesystem, creating it under <state_dir>/images on first use.
  *
  * "host" is the only image so far: a skeleton of empty directories (proc, sys, dev, tmp,
- * run, var, var/tmp, root, home, workspace, mnt, opt, srv, etc, usr) plus, for /bin,
- * /sbin, /lib, /lib32, /lib64 and /libx32, the host's symlink when the host has one
- * (merged /usr) or an empty directory when it has a real one. The jail backend
- * bind-mounts the host's /usr, /etc and those real directories read-only on top, masking
- * secrets; /home, /root and /var stay the skeleton's empty directories.
+ * run, var and the places dpkg and apt keep their state, root, home, workspace, mnt, opt,
+ * srv, etc, usr) plus, for /bin, /sbin, /lib, /lib32, /lib64 and /libx32, the host's
+ * symlink when the host has one (merged /usr) or an empty directory when it has a real
+ * one. The backends mount the host's /usr, /etc, those real directories and dpkg's and
+ * apt's state as copy-on-write overlays on top (vmm/backends/hostview.c), masking
+ * secrets; /home, /root and the rest of /var start as the skeleton's empty directories.
  *
  * The skeleton is built in a temporary directory and renamed into place, so concurrent
  * callers (two servers) both end up with the same complete directory. An unknown image

@@ -97,6 +97,25 @@ export function tempStateDir() {
   return tempDir("warren-it-state-");
 }
 
+// ---- packages --------------------------------------------------------------------------
+
+/**
+ * Builds a Debian package with dpkg-deb: `name` (version 1.0, architecture all) installs
+ * /usr/share/<name>/hello with `text`. Returns its bytes as base64, for sandbox_write_file.
+ */
+export function buildDeb(name, text = "hello from a package\n") {
+  const dir = tempDir("warren-it-deb-");
+  const root = join(dir, "root");
+  mkdirSync(join(root, "DEBIAN"), { recursive: true });
+  mkdirSync(join(root, "usr/share", name), { recursive: true });
+  writeFileSync(join(root, "DEBIAN/control"),
+    `Package: ${name}\nVersion: 1.0\nArchitecture: all\nMaintainer: warren tests <test@warren.invalid>\n` +
+    `Description: a package built by warren's tests\n`);
+  writeFileSync(join(root, "usr/share", name, "hello"), text);
+  execFileSync("dpkg-deb", ["--root-owner-group", "-b", root, join(dir, `${name}.deb`)], { stdio: "ignore" });
+  return readFileSync(join(dir, `${name}.deb`)).toString("base64");
+}
+
 // ---- repositories -------------------------------------------------------------------
 
 const gitEnv = {

@@ -538,10 +538,7 @@ static int build_root(const struct jail *jail, const char *rootfs, struct wr_err
     const struct vmm_sandbox_spec *spec = jail->spec;
     if (mkdir(rootfs, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", rootfs);
-    int r = vmm_mount_overlay(spec->root_lowers, spec->root_upper, spec->root_work, jail->userns,
-                              rootfs, err);
-    if (r >= 0 && !strcmp(spec->image, "host"))
-        r = vmm_mount_host_image(rootfs, spec->dir, spec->hostname, err);
+    int r = vmm_mount_root(spec, rootfs, jail->userns, err);
     if (r >= 0)
         r = mount_workspace(jail, rootfs, err);
     if (r >= 0)

@@ -163,15 +163,20 @@ static void check_mounts(pid_t pid)
     _cleanup_free_ char *in_repo = path("repo/new.txt");
     ASSERT(access(in_upper, F_OK) == 0 && access(in_repo, F_OK) < 0);
 
-    /* The host image: /usr bound read-only, /etc/shadow masked. */
+    /* The host image: /usr copy-on-write over the host's, /etc/shadow masked. */
     _cleanup_free_ char *usr = wr_asprintf("/proc/%d/root%s/usr/bin/env", (int)pid, root);
     ASSERT(access(usr, X_OK) == 0);
     _cleanup_free_ char *shadow = wr_asprintf("/proc/%d/root%s/etc/shadow", (int)pid, root);
     struct stat st;
     if (access("/etc/shadow", F_OK) == 0)
-        ASSERT(stat(shadow, &st) == 0 && S_ISCHR(st.st_mode));
+        ASSERT(stat(shadow, &st) < 0 && errno == ENOENT);
     _cleanup_free_ char *in_usr = wr_asprintf("/proc/%d/root%s/usr/warren-x", (int)pid, root);
-    ASSERT(open(in_usr, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) < 0 && errno == EROFS);
+    ASSERT(wr_write_file_atomic(in_usr, "x", 1, 0644) == 0);
+    _cleanup_free_ char *usr_upper = path("root/upper/usr/warren-x");
+    ASSERT(access(usr_upper, F_OK) == 0 && access("/usr/warren-x", F_OK) < 0);
+    _cleanup_free_ char *dpkg = wr_asprintf("/proc/%d/root%s/var/lib/dpkg/status", (int)pid, root);
+    if (access("/var/lib/dpkg/status", F_OK) == 0)
+        ASSERT(access(dpkg, R_OK) == 0);
 }
 
 static bool listening(const char *socket_path)
