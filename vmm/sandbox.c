@@ -81,6 +81,28 @@ static int fill_row(const struct vmm_create_request *req, const char *backend,
     return 0;
 }
 
+/* /workspace/.git of a sandbox made from a repository: where the user's objects are (for
+ * the backends to bind, read-only), and, unless it is a fork that inherits its parent's,
+ * its own HEAD, branch warren/<name> and config. */
+static void prepare_git(struct create_op *op)
+{
+    struct store_sandbox *row = &op->row;
+    _cleanup_free_ char *objects = NULL;
+    if (layers_git_objects_dir(row->repo, &objects, &op->err) < 0)
+        return;
+    _cleanup_free_ char *path = wr_path_join(op->spec.dir, "git-objects");
+    int r = wr_write_file_atomic(path, objects, strlen(objects), 0600);
+    if (r < 0) {
+        wr_error_set_errno(&op->err, -r, "writing %s", path);
+        return;
+    }
+    vmm__spec_load_git_objects(&op->spec);
+    if (row->ws_layers && strcmp(row->ws_layers, "[]") != 0)
+        return;
+    _cleanup_free_ char *branch = wr_asprintf("warren/%s", row->name);
+    layers_git_seed(row->repo, row->commit_id, branch, op->spec.ws_upper, &op->err);
+}
+
 /* Thread pool: resolve and check out the workspace, prepare the image and directories. */
 static void create_work(uv_work_t *w)
 {
@@ -103,6 +125,8 @@ static void create_work(uv_work_t *w)
             return;
         }
     }
+    if (row->commit_id)
+        prepare_git(op);
 }
 
 static void create_op_free(struct create_op *op)

@@ -70,6 +70,7 @@ void vmm__spec_clear(struct spec_storage *s)
     free(s->agent_socket);
     free(s->log_path);
     free(s->image_root);
+    free(s->git_objects);
     free(s->kernel);
     free(s->initrd);
     wr_strv_free(s->root_lowers);
@@ -101,6 +102,7 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
     }
     s->ops = vmm__backend_for(vmm, row->backend);
     s->root_lowers = vmm__layer_chain(row->root_layers, s->image_root);
+    vmm__spec_load_git_objects(s);
     s->ws_lowers = vmm__layer_chain(row->ws_layers, row->ws_lower);
     s->spec = (struct vmm_sandbox_spec){
         .id = row->id,
@@ -119,9 +121,23 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         .memory_bytes = row->memory_mib << 20,
         .network = row->network,
         .hostname = row->name,
+        .git_objects = s->git_objects,
         .vsock_cid = 3,
     };
     return 0;
+}
+
+void vmm__spec_load_git_objects(struct spec_storage *s)
+{
+    _cleanup_free_ char *path = wr_path_join(s->dir, "git-objects");
+    char *text = NULL;
+    size_t len;
+    free(TAKE_PTR(s->git_objects));
+    if (wr_read_file(path, 4096, &text, &len) < 0)
+        return; /* made by an older warren, or not from a repository */
+    text[strcspn(text, "\n")] = 0;
+    s->git_objects = text;
+    s->spec.git_objects = text;
 }
 
 int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err)

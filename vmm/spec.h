@@ -18,6 +18,9 @@ char **vmm__layer_chain(const char *layers_json, const char *base);
 int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *ret,
                     struct wr_error **err);
 void vmm__spec_clear(struct spec_storage *s);
+/* Reads <dir>/git-objects (the user's object directory, written when the sandbox was
+ * created) into s->git_objects and the spec; NULL when there is none. */
+void vmm__spec_load_git_objects(struct spec_storage *s);
 /* VM backends: finds the guest kernel and builds (or reuses) the initramfs. Blocking:
  * call from the thread pool. */
 int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err);

@@ -8,6 +8,7 @@ import {
   callTool,
   callToolError,
   connectStdio,
+  fileTree,
   git,
   makeGitRepo,
   skipUnlessRoot,
@@ -124,6 +125,59 @@ test("paths limits the commit; another branch; nothing to commit is an error", a
   assert.match(again, /nothing to commit/);
   assert.match(await callToolError(client, "sandbox_git_commit", { id: sb.id, message: "x", branch: "bad..name" }), /not a valid branch name/);
   assert.match(await callToolError(client, "sandbox_git_commit", { id: sb.id }), /message/);
+});
+
+test("/workspace is a git working tree: history, status, branch, stash, without writing the user's repository", async () => {
+  const repo2 = makeGitRepo({ "a.txt": "one\n" });
+  git(repo2, "commit", "-q", "--allow-empty", "-m", "second on main");
+  const userHead2 = git(repo2, "rev-parse", "HEAD");
+  const before = fileTree(repo2);
+  const box = await callTool(client, "sandbox_create", { name: "inner", repo: repo2 });
+  const run = async (command) => {
+    const r = await callTool(client, "sandbox_exec", { id: box.id, command });
+    assert.equal(r.exit_code, 0, `${command}: ${r.stderr}`);
+    return r.stdout;
+  };
+  assert.equal(await run("git status --porcelain"), "");
+  assert.equal(await run("git rev-parse --abbrev-ref HEAD"), "warren/inner\n");
+  assert.equal(await run("git log --format=%s"), "second on main\ninitial\n");
+  await run("echo two >> a.txt && git stash -q && test \"$(cat a.txt)\" = one && git stash pop -q && git diff --stat | grep -q a.txt");
+  await run("git branch side && git branch --list | grep -q side");
+  // The user's objects are there to read, never to write.
+  const ro = await callTool(client, "sandbox_exec", { id: box.id, command: "touch .git/repo-objects/x" });
+  assert.notEqual(ro.exit_code, 0);
+  assert.match(ro.stderr, /Read-only/);
+  assert.deepEqual(fileTree(repo2), before);
+  assert.equal(git(repo2, "rev-parse", "HEAD"), userHead2);
+
+  // Two commits made inside, a third change left uncommitted: three commits on the branch.
+  await run("git -c user.name='In Side' -c user.email=in@side.test commit -qam 'inside one' && " +
+    "echo b > b.txt && git add b.txt && GIT_AUTHOR_DATE='2001-02-03T04:05:06Z' git commit -qm 'inside two' && echo three > c.txt");
+  const c = await callTool(client, "sandbox_git_commit", { id: box.id, message: "what was left" });
+  const log = git(repo2, "log", "--format=%s|%an|%ad", "--date=iso-strict", `${userHead2}..${c.commit}`).split("\n");
+  assert.equal(log.length, 3, log.join("\n"));
+  assert.equal(log[0].split("|")[0], "what was left");
+  assert.deepEqual(log[1].split("|").slice(0, 1), ["inside two"]);
+  assert.match(log[1], /2001-02-03T04:05:06/);
+  assert.deepEqual(log[2].split("|").slice(0, 2), ["inside one", "In Side"]);
+  assert.equal(git(repo2, "rev-parse", `${c.commit}~3`), userHead2);
+  assert.equal(git(repo2, "rev-parse", "warren/inner"), c.commit);
+  assert.equal(git(repo2, "show", `${c.commit}:c.txt`), "three");
+  assert.equal(c.parent, git(repo2, "rev-parse", `${c.commit}~1`));
+  // The sandbox is on the same commit now, with nothing left to commit.
+  assert.equal((await run("git rev-parse HEAD; git status --porcelain")).trim(), c.commit);
+  assert.match(await callToolError(client, "sandbox_git_commit", { id: box.id, message: "again" }), /nothing to commit/);
+  // The user's HEAD, index and working tree did not move.
+  assert.equal(git(repo2, "rev-parse", "HEAD"), userHead2);
+  assert.equal(git(repo2, "status", "--porcelain"), "");
+
+  // A fork keeps the sandbox's git state.
+  await callTool(client, "sandbox_snapshot", { id: box.id, name: "inner-snap" });
+  const fork = await callTool(client, "sandbox_restore", { snapshot: "inner-snap", name: "inner-fork" });
+  const f = await callTool(client, "sandbox_exec", { id: fork.id, command: "git log -1 --format=%s; git status --porcelain" });
+  assert.equal(f.stdout, "what was left\n");
+  await callTool(client, "sandbox_destroy", { id: fork.id });
+  await callTool(client, "sandbox_destroy", { id: box.id });
 });
 
 test("a sandbox without a git repository cannot commit", async () => {

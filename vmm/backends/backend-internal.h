@@ -29,6 +29,10 @@ struct vmm_sandbox_spec {
     const char *const *ws_lowers;
     const char *ws_upper;
     const char *ws_work;
+    /* The user's git object directory (a sandbox made from a repository), bound read-only
+     * on /workspace/.git/repo-objects, the alternate of the sandbox's own object store
+     * (vmm/git/checkout.h); NULL: none. */
+    const char *git_objects;
     const char *agent_socket;    /* where guest-init accepts the host's connections */
     const char *guest_init_path; /* the static guest-init binary on the host */
     const char *log_path;        /* the sandbox's own log (jailer/VMM stderr, console) */

@@ -326,6 +326,19 @@ static int write_identity(const struct vmm_sandbox_spec *spec, struct wr_error *
     return 0;
 }
 
+int vmm_mount_git_objects(const struct vmm_sandbox_spec *spec, const char *workspace,
+                          struct wr_error **err)
+{
+    struct stat st;
+    if (!spec->git_objects || stat(spec->git_objects, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0; /* not from a repository, or the repository is gone: git says so inside */
+    _cleanup_free_ char *target = NULL;
+    int r = real_subdir(workspace, ".git/repo-objects", false, &target, err);
+    if (r <= 0)
+        return r; /* the sandbox removed its .git: nothing to mount on */
+    return vmm_bind_readonly(spec->git_objects, target, MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+}
+
 /* Every host directory the host image takes: the ones that are real directories here. */
 static bool host_dir_present(const char *rel)
 {

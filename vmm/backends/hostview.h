@@ -24,6 +24,11 @@ int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_err
 /* overlay of lowers (top first) under upper; userxattr in a user namespace. */
 int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work, bool userns,
                       const char *target, struct wr_error **err);
+/* The user's git objects, read-only, on <workspace>/.git/repo-objects (the workspace
+ * overlay mounted there) when spec->git_objects is set, that directory exists and the
+ * path to it holds no symlink. */
+int vmm_mount_git_objects(const struct vmm_sandbox_spec *spec, const char *workspace,
+                          struct wr_error **err);
 /* The sandbox's root on rootfs: an overlay of spec->root_lowers (its snapshot layers, then
  * the image) under its upper. For the host image, the host's /usr, /etc, real top-level
  * library directories and dpkg's and apt's state under /var are each an overlay too, with

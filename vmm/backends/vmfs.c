@@ -82,9 +82,11 @@ static int build_workspace_share(const struct vmm_sandbox_spec *spec, struct wr_
     _cleanup_free_ char *target = share_dir(spec->dir, VMM_VMFS_TAG_WORKSPACE);
     if (mkdir(target, 0755) < 0 && errno != EEXIST)
         return wr_error_set_errno(err, errno, "creating %s", target);
-    if (wr_strv_len(spec->ws_lowers) > 0)
-        return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target,
-                                 err);
+    if (wr_strv_len(spec->ws_lowers) > 0) {
+        int r =
+            vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target, err);
+        return r < 0 ? r : vmm_mount_git_objects(spec, target, err);
+    }
     /* An empty workspace: the upper alone, bound so both shares are mounts of this ns. */
     if (mount(spec->ws_upper, target, NULL, MS_BIND, NULL) < 0)
         return wr_error_set_errno(err, errno, "binding %s on %s", spec->ws_upper, target);

@@ -1,5 +1,5 @@
 /* Workspace layers: a repository's tree at one commit, checked out once (libgit2) into
- * <state>/layers/git/<commit-id> and shared read-only by every sandbox that starts there.
+ * <state>/layers/worktree/<commit-id> and shared read-only by every sandbox that starts there.
  *
  * A layer directory only ever appears by rename(2) of a finished checkout, so its
  * existence is the "complete" marker: a crash leaves at most a stray directory under
@@ -270,6 +270,73 @@ static int checkout_into(git_repository *repo, git_object *commit, const char *d
     return 0;
 }
 
+/* ---- the sandbox's side of .git ------------------------------------------------------- */
+
+static int write_text_file(const char *path, const char *text, struct wr_error **err)
+{
+    int r = wr_write_file_atomic(path, text, strlen(text), 0644);
+    return r < 0 ? wr_error_set_errno(err, -r, "layers: writing %s", path) : 0;
+}
+
+/* The index of the checkout in dir: the commit's tree with the stat data of the files just
+ * written, so that `git status` in a new sandbox trusts them instead of hashing every
+ * file. The files are dated a few seconds back first: git compares whole seconds, and an
+ * edit made in the second the layer was written must still show as a change, without
+ * making every entry "racily clean" (newer than the index) and so re-read. */
+static int write_index(git_object *commit, const char *dir, struct wr_error **err)
+{
+    _cleanup_free_ char *path = wr_path_join(dir, ".git/index");
+    const struct timespec back[2] = {{.tv_sec = time(NULL) - 2}, {.tv_sec = time(NULL) - 2}};
+    git_index *index = NULL;
+    git_tree *tree = NULL;
+    int code = git_commit_tree(&tree, (git_commit *)commit);
+    if (code == 0)
+        code = git_index_open(&index, path);
+    if (code == 0)
+        code = git_index_read_tree(index, tree);
+    for (size_t i = 0; code == 0 && i < git_index_entrycount(index); i++) {
+        git_index_entry e = *git_index_get_byindex(index, i);
+        _cleanup_free_ char *file = wr_path_join(dir, e.path);
+        struct stat st;
+        if (e.mode == GIT_FILEMODE_COMMIT ||
+            utimensat(AT_FDCWD, file, back, AT_SYMLINK_NOFOLLOW) < 0 || lstat(file, &st) < 0)
+            continue; /* a submodule's empty directory has no stat data to keep */
+        e.ctime = (git_index_time){(int32_t)st.st_ctim.tv_sec, (uint32_t)st.st_ctim.tv_nsec};
+        e.mtime = (git_index_time){(int32_t)st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec};
+        e.dev = (uint32_t)st.st_dev;
+        e.ino = (uint32_t)st.st_ino;
+        e.uid = st.st_uid;
+        e.gid = st.st_gid;
+        e.file_size = (uint32_t)st.st_size;
+        code = git_index_add(index, &e);
+    }
+    if (code == 0)
+        code = git_index_write(index);
+    git_index_free(index);
+    git_tree_free(tree);
+    return code < 0 ? vmm__git_fail(code, err, "layers: writing the index of %s", dir) : 0;
+}
+
+/* The part of a working tree's .git that every sandbox starting at this commit shares:
+ * the index, an empty object store whose alternate is .git/repo-objects (where the
+ * backends bind the user's object directory, read-only), and empty refs. HEAD, the
+ * branch and the config are each sandbox's own (layers_git_seed). */
+static int write_git_dir(git_object *commit, const char *dir, struct wr_error **err)
+{
+    static const char *const dirs[] = {".git/objects/info", ".git/objects/pack", ".git/refs/heads",
+                                       ".git/refs/tags",    ".git/repo-objects", ".git/info"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
+        _cleanup_free_ char *path = wr_path_join(dir, dirs[i]);
+        int r = wr_mkdir_p(path, 0755);
+        if (r < 0)
+            return wr_error_set_errno(err, -r, "layers: creating %s", path);
+    }
+    _cleanup_free_ char *alternates = wr_path_join(dir, ".git/objects/info/alternates");
+    if (write_text_file(alternates, "../repo-objects\n", err) < 0)
+        return -(*err)->status;
+    return write_index(commit, dir, err);
+}
+
 /* Flushes the checkout before it becomes visible: after a power cut a layer directory
  * must not exist with empty files in it. */
 static int sync_dir(const char *dir, struct wr_error **err)
@@ -311,7 +378,7 @@ static int build_layer(git_repository *repo, git_object *commit, const char *lay
                        const char *final, struct wr_error **err)
 {
     _cleanup_free_ char *tmp_root = wr_path_join(layers_dir, "tmp");
-    _cleanup_free_ char *git_root = wr_path_join(layers_dir, "git");
+    _cleanup_free_ char *git_root = wr_path_join(layers_dir, "worktree");
     int r = wr_mkdir_p(tmp_root, 0700);
     if (r >= 0)
         r = wr_mkdir_p(git_root, 0700);
@@ -323,6 +390,8 @@ static int build_layer(git_repository *repo, git_object *commit, const char *lay
     if (r < 0)
         return r;
     r = checkout_into(repo, commit, tmp, err);
+    if (r >= 0)
+        r = write_git_dir(commit, tmp, err);
     if (r >= 0)
         r = sync_dir(tmp, err);
     if (r < 0) {
@@ -343,7 +412,7 @@ static int commit_layer(const char *state_dir, git_repository *repo, git_object 
     if (!real_state)
         return wr_error_set_errno(err, errno, "layers: resolving state directory %s", state_dir);
     _cleanup_free_ char *layers_dir = wr_path_join(real_state, "layers");
-    _cleanup_free_ char *final = wr_asprintf("%s/git/%s", layers_dir, hex);
+    _cleanup_free_ char *final = wr_asprintf("%s/worktree/%s", layers_dir, hex);
     r = validate_lower(final, err);
     if (r < 0)
         return r;
@@ -398,4 +467,82 @@ int layers_workspace_from_repo(const char *state_dir, const char *repo, const ch
         return r;
     }
     return git_workspace(state_dir, git_repo, repo, ref, ret_lower, ret_commit, err);
+}
+
+/* ---- a sandbox's own .git ------------------------------------------------------------ */
+
+/* Copies the user's <commondir>/<name> (info/exclude, shallow) into gitdir when it exists. */
+static int copy_git_file(const char *commondir, const char *name, const char *gitdir,
+                         struct wr_error **err)
+{
+    _cleanup_free_ char *from = wr_asprintf("%s%s", commondir, name);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = wr_read_file(from, 4u << 20, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "reading %s", from);
+    _cleanup_free_ char *to = wr_path_join(gitdir, name);
+    r = wr_write_file_atomic(to, text, len, 0644);
+    return r < 0 ? wr_error_set_errno(err, -r, "writing %s", to) : 0;
+}
+
+static char *git_config_text(git_repository *repo)
+{
+    git_signature *who = NULL;
+    if (git_signature_default(&who, repo) < 0)
+        git_error_clear();
+    char *text = wr_asprintf("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
+                             "\tbare = false\n\tlogallrefupdates = true\n"
+                             "[user]\n\tname = %s\n\temail = %s\n",
+                             who ? who->name : "warren", who ? who->email : "warren@localhost");
+    git_signature_free(who);
+    return text;
+}
+
+int layers_git_seed(const char *repo_path, const char *commit, const char *branch,
+                    const char *ws_upper, struct wr_error **err)
+{
+    _cleanup_repository_ git_repository *repo = NULL;
+    int r = vmm__git_init(err);
+    if (r >= 0)
+        r = vmm__git_open_repository(repo_path, &repo, err);
+    if (r == 0)
+        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", repo_path);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *gitdir = wr_path_join(ws_upper, ".git");
+    _cleanup_free_ char *ref = wr_asprintf("%s/refs/heads/%s", gitdir, branch);
+    _cleanup_free_ char *ref_dir = wr_strdup(ref);
+    *strrchr(ref_dir, '/') = 0;
+    _cleanup_free_ char *info = wr_path_join(gitdir, "info");
+    if ((r = wr_mkdir_p(ref_dir, 0755)) < 0 || (r = wr_mkdir_p(info, 0755)) < 0)
+        return wr_error_set_errno(err, -r, "creating %s", gitdir);
+    _cleanup_free_ char *head_path = wr_path_join(gitdir, "HEAD");
+    _cleanup_free_ char *head = wr_asprintf("ref: refs/heads/%s\n", branch);
+    _cleanup_free_ char *tip = wr_asprintf("%s\n", commit);
+    _cleanup_free_ char *config_path = wr_path_join(gitdir, "config");
+    _cleanup_free_ char *config = git_config_text(repo);
+    const char *commondir = git_repository_commondir(repo);
+    if (write_text_file(head_path, head, err) < 0 || write_text_file(ref, tip, err) < 0 ||
+        write_text_file(config_path, config, err) < 0 ||
+        copy_git_file(commondir, "info/exclude", gitdir, err) < 0 ||
+        copy_git_file(commondir, "shallow", gitdir, err) < 0)
+        return -(*err)->status;
+    return 0;
+}
+
+int layers_git_objects_dir(const char *repo_path, char **ret, struct wr_error **err)
+{
+    _cleanup_repository_ git_repository *repo = NULL;
+    int r = vmm__git_init(err);
+    if (r >= 0)
+        r = vmm__git_open_repository(repo_path, &repo, err);
+    if (r == 0)
+        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", repo_path);
+    if (r < 0)
+        return r;
+    *ret = wr_asprintf("%sobjects", git_repository_commondir(repo));
+    return 0;
 }

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <git2.h>
+#include <git2/sys/repository.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -319,5 +320,194 @@ int gitcommit_create(const struct gitcommit_request *req, struct gitcommit_resul
     git_index_free(b.index);
     git_repository_free(b.repo);
     free(b.written);
+    return r < 0 ? r : 0;
+}
+
+/* ---- exporting the sandbox's own history ---------------------------------------------- */
+
+struct exporter {
+    struct builder b;  /* repo: the user's; written: what was copied, for give_to_owner */
+    git_odb *user_odb; /* the user's object database alone */
+    git_odb *all;      /* the user's objects and the sandbox's */
+};
+
+static int copy_object(struct exporter *x, const git_oid *id, struct wr_error **err)
+{
+    if (git_odb_exists(x->user_odb, id))
+        return 0;
+    git_odb_object *obj = NULL;
+    git_oid written;
+    int code = git_odb_read(&obj, x->all, id);
+    if (code == 0)
+        code = git_odb_write(&written, x->user_odb, git_odb_object_data(obj),
+                             git_odb_object_size(obj), git_odb_object_type(obj));
+    git_odb_object_free(obj);
+    if (code < 0)
+        return vmm__git_fail(code, err, "copying object %s", git_oid_tostr_s(id));
+    note_written(&x->b, id);
+    return 1;
+}
+
+/* A tree and everything below it that the user's repository lacks. A tree it has comes
+ * with its whole subtree (git never stores one without the other). */
+static int copy_tree(struct exporter *x, const git_oid *id, int depth, struct wr_error **err)
+{
+    if (depth > MAX_DEPTH)
+        return wr_error_set(err, ELOOP, "a tree nested too deeply");
+    int r = copy_object(x, id, err);
+    if (r <= 0)
+        return r;
+    git_tree *tree = NULL;
+    int code = git_tree_lookup(&tree, x->b.repo, id);
+    if (code < 0)
+        return vmm__git_fail(code, err, "reading tree %s", git_oid_tostr_s(id));
+    for (size_t i = 0; r >= 0 && i < git_tree_entrycount(tree); i++) {
+        const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+        git_object_t type = git_tree_entry_type(e);
+        if (type == GIT_OBJECT_TREE)
+            r = copy_tree(x, git_tree_entry_id(e), depth + 1, err);
+        else if (type == GIT_OBJECT_BLOB)
+            r = copy_object(x, git_tree_entry_id(e), err);
+    }
+    git_tree_free(tree);
+    return r < 0 ? r : 0;
+}
+
+/* Every commit reachable from head that the user's repository lacks, with its tree: a
+ * commit it has brings its whole history. */
+static int copy_history(struct exporter *x, const git_oid *head, struct wr_error **err)
+{
+    size_t n = 0, cap = 16;
+    git_oid *todo = wr_malloc(cap * sizeof(git_oid));
+    todo[n++] = *head;
+    int r = 0;
+    while (r >= 0 && n > 0) {
+        git_oid id = todo[--n];
+        if (git_odb_exists(x->user_odb, &id))
+            continue;
+        git_commit *c = NULL;
+        int code = git_commit_lookup(&c, x->b.repo, &id);
+        if (code < 0) {
+            r = vmm__git_fail(code, err, "reading the sandbox's commit %s", git_oid_tostr_s(&id));
+            break;
+        }
+        r = copy_tree(x, git_commit_tree_id(c), 0, err);
+        if (r >= 0)
+            r = copy_object(x, &id, err);
+        for (unsigned i = 0; r >= 0 && i < git_commit_parentcount(c); i++) {
+            if (n == cap)
+                todo = wr_realloc(todo, (cap *= 2) * sizeof(git_oid));
+            todo[n++] = *git_commit_parent_id(c, i);
+        }
+        git_commit_free(c);
+    }
+    free(todo);
+    return r < 0 ? r : 0;
+}
+
+/* The user's branch moves to head only forward: commits it has that the sandbox lacks are
+ * never dropped. */
+static int check_fast_forward(git_repository *repo, const char *branch, const git_oid *current,
+                              const git_oid *head, struct wr_error **err)
+{
+    if (git_oid_equal(current, head))
+        return wr_error_set(err, ENODATA,
+                            "nothing to commit: %s is already at the sandbox's HEAD %s", branch,
+                            git_oid_tostr_s(head));
+    int code = git_graph_descendant_of(repo, head, current);
+    if (code == 1)
+        return 0;
+    if (code == 0)
+        return wr_error_set(err, EEXIST,
+                            "branch %s of the repository has commits the sandbox's history does "
+                            "not (it is at %s); commit to another branch (branch: ...), or bring "
+                            "them into the sandbox first",
+                            branch, git_oid_tostr_s(current));
+    return vmm__git_fail(code, err, "comparing %s with the sandbox's HEAD", branch);
+}
+
+static int open_exporter(struct exporter *x, const struct gitexport_request *req,
+                         struct wr_error **err)
+{
+    int r = vmm__git_open_repository(req->repo, &x->b.repo, err);
+    if (r == 0)
+        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", req->repo);
+    if (r < 0)
+        return r;
+    int code = git_repository_odb(&x->user_odb, x->b.repo);
+    _cleanup_free_ char *objects = wr_asprintf("%sobjects", git_repository_commondir(x->b.repo));
+    if (code == 0)
+        code = git_odb_new(&x->all);
+    if (code == 0)
+        code = git_odb_add_disk_alternate(x->all, objects);
+    for (size_t i = 0; code == 0 && req->object_dirs[i]; i++) {
+        struct stat st;
+        if (stat(req->object_dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+            code = git_odb_add_disk_alternate(x->all, req->object_dirs[i]);
+    }
+    /* Lookups below read through both stores; copies go to the user's alone. */
+    if (code == 0)
+        code = git_repository_set_odb(x->b.repo, x->all);
+    return code < 0 ? vmm__git_fail(code, err, "opening the sandbox's objects") : 0;
+}
+
+static void fill_result(struct exporter *x, const git_oid *head, const git_oid *old,
+                        struct gitcommit_result *ret)
+{
+    git_commit *c = NULL, *o = NULL;
+    git_tree *t = NULL, *ot = NULL;
+    git_oid_tostr(ret->commit, sizeof(ret->commit), head);
+    if (git_commit_lookup(&c, x->b.repo, head) == 0 && git_commit_parentcount(c) > 0)
+        git_oid_tostr(ret->parent, sizeof(ret->parent), git_commit_parent_id(c, 0));
+    if (c && git_commit_tree(&t, c) == 0 && git_commit_lookup(&o, x->b.repo, old) == 0 &&
+        git_commit_tree(&ot, o) == 0)
+        diff_stats(x->b.repo, ot, t, ret);
+    git_error_clear();
+    git_tree_free(t);
+    git_tree_free(ot);
+    git_commit_free(c);
+    git_commit_free(o);
+}
+
+int gitcommit_export(const struct gitexport_request *req, struct gitcommit_result *ret,
+                     struct wr_error **err)
+{
+    _cleanup_free_ char *ref = wr_asprintf("refs/heads/%s", req->branch);
+    memset(ret, 0, sizeof(*ret));
+    if (vmm__git_init(err) < 0)
+        return -(*err)->status;
+    if (!git_reference_is_valid_name(ref))
+        return wr_error_set(err, EINVAL, "'%s' is not a valid branch name", req->branch);
+    struct exporter x = {0};
+    git_oid head, base, current;
+    int r = open_exporter(&x, req, err);
+    if (r >= 0 && (git_oid_fromstr(&head, req->head) < 0 || git_oid_fromstr(&base, req->base) < 0))
+        r = wr_error_set(err, EINVAL, "the sandbox's HEAD '%.64s' is not a commit id", req->head);
+    bool exists = false;
+    if (r >= 0) {
+        int code = git_reference_name_to_id(&current, x.b.repo, ref);
+        exists = code == 0;
+        git_error_clear();
+        if (!exists)
+            current = base;
+    }
+    if (r >= 0)
+        r = copy_history(&x, &head, err);
+    if (r >= 0)
+        r = check_fast_forward(x.b.repo, req->branch, &current, &head, err);
+    git_reference *moved = NULL;
+    int code = 0;
+    if (r >= 0 && (code = git_reference_create(&moved, x.b.repo, ref, &head, 1,
+                                               "warren: sandbox_git_commit")) < 0)
+        r = vmm__git_fail(code, err, "moving %s", ref);
+    if (r >= 0) {
+        fill_result(&x, &head, &current, ret);
+        give_to_owner(&x.b, ref);
+    }
+    git_reference_free(moved);
+    git_odb_free(x.all);
+    git_odb_free(x.user_odb);
+    git_repository_free(x.b.repo);
+    free(x.b.written);
     return r < 0 ? r : 0;
 }

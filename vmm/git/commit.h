@@ -32,3 +32,20 @@ struct gitcommit_result {
 
 int gitcommit_create(const struct gitcommit_request *req, struct gitcommit_result *ret,
                      struct wr_error **err);
+
+/* A sandbox whose /workspace is a git working tree commits inside (vmm/git/commit-op.c);
+ * its history then goes to the user's repository: every commit and object reachable from
+ * the sandbox's HEAD that the repository lacks is copied from the sandbox's object
+ * directories, and refs/heads/<branch> moves to HEAD, forward only (ENODATA when it is
+ * there already, EEXIST when the branch has commits the sandbox lacks). HEAD, index and
+ * working tree of the user's repository are untouched. */
+struct gitexport_request {
+    const char *repo;               /* the user's repository (host path) */
+    const char *base;               /* 40-hex commit the sandbox started from */
+    const char *head;               /* 40-hex: the sandbox's HEAD after its commit */
+    const char *const *object_dirs; /* the sandbox's .git/objects in each workspace layer */
+    const char *branch;             /* without refs/heads/ */
+};
+
+int gitcommit_export(const struct gitexport_request *req, struct gitcommit_result *ret,
+                     struct wr_error **err);

@@ -81,6 +81,7 @@ int vmm_jail_spec_to_json(const struct vmm_sandbox_spec *spec, char **ret_json,
     cJSON_AddItemToObject(obj, "ws_lowers", strv_to_json(spec->ws_lowers));
     add_string(obj, "ws_upper", spec->ws_upper);
     add_string(obj, "ws_work", spec->ws_work);
+    add_string(obj, "git_objects", spec->git_objects);
     add_string(obj, "agent_socket", spec->agent_socket);
     add_string(obj, "guest_init_path", spec->guest_init_path);
     add_string(obj, "log_path", spec->log_path);
@@ -155,7 +156,7 @@ static const struct string_field string_fields[] = {
     STRING_FIELD(id),         STRING_FIELD(dir),          STRING_FIELD(image),
     STRING_FIELD(root_upper), STRING_FIELD(root_work),    STRING_FIELD(ws_upper),
     STRING_FIELD(ws_work),    STRING_FIELD(agent_socket), STRING_FIELD(guest_init_path),
-    STRING_FIELD(log_path),   STRING_FIELD(hostname),
+    STRING_FIELD(log_path),   STRING_FIELD(hostname),     STRING_FIELD(git_objects),
 };
 
 static int spec_from_object(const cJSON *obj, struct vmm_sandbox_spec *spec, struct wr_error **err)
@@ -268,6 +269,8 @@ static int check_paths(const struct vmm_sandbox_spec *spec, struct wr_error **er
             return r;
     }
     int r = check_layers("root_lowers", spec->root_lowers, true, err);
+    if (r >= 0 && spec->git_objects)
+        r = check_path("git_objects", spec->git_objects, false, err);
     if (r < 0)
         return r;
     return check_layers("ws_lowers", spec->ws_lowers, false, err);
@@ -415,9 +418,11 @@ static int mount_workspace(const struct jail *jail, const char *rootfs, struct w
     int r = vmm_root_dir(rootfs, "workspace", &target, err);
     if (r < 0)
         return r;
-    if (wr_strv_len(spec->ws_lowers) > 0)
-        return vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns,
-                                 target, err);
+    if (wr_strv_len(spec->ws_lowers) > 0) {
+        r = vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, jail->userns, target,
+                              err);
+        return r < 0 ? r : vmm_mount_git_objects(spec, target, err);
+    }
     r = vmm_mount(spec->ws_upper, target, NULL, MS_BIND, NULL, err);
     if (r < 0)
         return r;

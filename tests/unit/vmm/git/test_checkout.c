@@ -134,7 +134,7 @@ static void assert_matches_archive(const char *lower, const char *commit)
     ASSERT_EQ(wr_rm_rf(expected), 0);
     ASSERT_EQ(wr_mkdir_p(expected, 0755), 0);
     sh("git -C %s archive %s | tar -x -C %s", repo, commit, expected);
-    sh("diff -r --no-dereference %s %s", expected, lower);
+    sh("diff -r --no-dereference -x .git %s %s", expected, lower);
     ASSERT_EQ(wr_rm_rf(expected), 0);
 }
 
@@ -144,9 +144,21 @@ static void test_head(void)
     _cleanup_free_ char *commit = NULL;
     _cleanup_free_ char *lower = layer_ok(state, repo, NULL, &commit);
     ASSERT_STREQ(commit, commit2);
-    _cleanup_free_ char *expected = wr_asprintf("%s/layers/git/%s", state, commit2);
+    _cleanup_free_ char *expected = wr_asprintf("%s/layers/worktree/%s", state, commit2);
     ASSERT_STREQ(lower, expected);
     assert_matches_archive(lower, commit2);
+
+    /* The shared part of a sandbox's .git: with a HEAD and the repository's objects, git
+     * finds the checkout clean from the index's stat data alone. */
+    _cleanup_free_ char *alternates = read_text(lower, ".git/objects/info/alternates");
+    ASSERT_STREQ(alternates, "../repo-objects\n");
+    _cleanup_free_ char *probe = new_dir("state-head-probe");
+    sh("cp -a %s/.git %s/ && echo 'ref: refs/heads/main' > %s/.git/HEAD && "
+       "echo %s > %s/.git/refs/heads/main",
+       lower, probe, probe, commit2, probe);
+    sh("test -z \"$(GIT_ALTERNATE_OBJECT_DIRECTORIES=%s/.git/objects git --git-dir=%s/.git "
+       "--work-tree=%s status --porcelain)\"",
+       repo, probe, lower);
 
     _cleanup_free_ char *run = wr_path_join(lower, "bin/run.sh");
     struct stat s;
@@ -270,7 +282,7 @@ static void test_subdirectory_and_worktree(void)
     _cleanup_free_ char *commit = NULL;
     _cleanup_free_ char *lower = layer_ok(state, sub, NULL, &commit);
     ASSERT_STREQ(commit, commit2);
-    _cleanup_free_ char *expected = wr_asprintf("%s/layers/git/%s", state, commit2);
+    _cleanup_free_ char *expected = wr_asprintf("%s/layers/worktree/%s", state, commit2);
     ASSERT_STREQ(lower, expected);
 
     _cleanup_free_ char *wt = wr_asprintf("%s/worktree", root);
@@ -356,7 +368,7 @@ static void test_unborn_and_bare(void)
 static void test_concurrent_processes(void)
 {
     _cleanup_free_ char *state = new_dir("state-concurrent");
-    _cleanup_free_ char *expected = wr_asprintf("%s/layers/git/%s", state, commit2);
+    _cleanup_free_ char *expected = wr_asprintf("%s/layers/worktree/%s", state, commit2);
     enum { N = 4 };
     pid_t pids[N];
     for (int i = 0; i < N; i++) {
