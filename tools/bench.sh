@@ -10,3 +10,4 @@ if [ -e build/guest/vmlinuz ] && command -v qemu-system-x86_64 >/dev/null; then
     build/tests/bench_vm build/warren
 fi
 build/tests/bench_snapshot build/warren
+build/tests/bench_git build/warren

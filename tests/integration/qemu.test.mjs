@@ -137,9 +137,18 @@ test("pause stops the VM (QMP stop), a call resumes it; git commit sees the VM's
   assert.equal(r.stdout, "thawed\n");
   const listed = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id);
   assert.equal(listed.state, "running");
+  // git inside the VM: the repository's history through the read-only object share.
+  const inner = await callTool(client, "sandbox_exec", {
+    id: sb.id,
+    command: "git log --format=%s && git -c user.name=vm -c user.email=vm@test commit -qm 'made in the VM' -- README.md && git status --porcelain",
+  });
+  assert.equal(inner.exit_code, 0, inner.stderr);
+  assert.equal(inner.stdout, "initial\n?? notes/\n?? thawed.txt\n");
   const c = await callTool(client, "sandbox_git_commit", { id: sb.id, message: "from the VM" });
-  const names = git(repo, "diff", "--name-only", git(repo, "rev-parse", "HEAD"), c.commit).split("\n").sort();
+  const userHead = git(repo, "rev-parse", "HEAD");
+  const names = git(repo, "diff", "--name-only", userHead, c.commit).split("\n").sort();
   assert.deepEqual(names, ["README.md", "notes/new.txt", "thawed.txt"]);
+  assert.equal(git(repo, "log", "--format=%s", `${userHead}..${c.commit}`), "from the VM\nmade in the VM");
 });
 
 test("kill -9 of the server: a new one reattaches to the running VM", async () => {
