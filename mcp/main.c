@@ -27,6 +27,8 @@ struct cli {
     unsigned max_timeout;
     int idle_reclaim;
     long idle_pause, idle_stop;
+    const char *insecure[17]; /* --insecure-registry, NULL-terminated */
+    size_t n_insecure;
 };
 
 static void usage(FILE *f)
@@ -53,6 +55,8 @@ static void usage(FILE *f)
           "                        (default 900; 0: never)\n"
           "  --idle-stop-seconds S   stop a sandbox idle this long, files kept; sandbox_resume\n"
           "                        boots it again (default 86400; 0: never)\n"
+          "  --insecure-registry HOST[:PORT]  pull images from this registry over plain\n"
+          "                        HTTP (repeatable, at most 16)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -83,6 +87,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"idle-reclaim-seconds", required_argument, NULL, 'i'},
         {"idle-pause-seconds", required_argument, NULL, 'p'},
         {"idle-stop-seconds", required_argument, NULL, 'o'},
+        {"insecure-registry", required_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1],
@@ -123,6 +128,11 @@ static int parse_cli(int argc, char **argv, struct cli *c)
             break;
         case 'o':
             c->idle_stop = atol(optarg) > 0 ? atol(optarg) : -1;
+            break;
+        case 'r':
+            if (c->n_insecure == WR_ARRAY_SIZE(c->insecure) - 1)
+                return -1;
+            c->insecure[c->n_insecure++] = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -242,7 +252,8 @@ static int run(struct cli *c)
                              .max_exec_timeout_s = c->max_timeout,
                              .idle_reclaim_s = c->idle_reclaim,
                              .idle_pause_s = c->idle_pause,
-                             .idle_stop_s = c->idle_stop};
+                             .idle_stop_s = c->idle_stop,
+                             .insecure_registries = c->insecure};
     if (vmm_open(&vo, &app.vmm, &err) < 0) {
         log_error("%s", err->msg);
         return 1;

@@ -18,8 +18,11 @@ APT_PACKAGES=(
     libuv1-dev libcjson-dev libsqlite3-dev libseccomp-dev libgit2-dev libssh2-1-dev
     libhttp-parser-dev libssl-dev openssh-server openssh-client
     qemu-system-x86 qemu-system-common
+    skopeo libarchive-tools
     nodejs npm
     kmod iproute2
+    # the tests' own registry and image: docker-registry, umoci, mmdebstrap
+    docker-registry umoci mmdebstrap
 )
 
 as_root() {
@@ -42,7 +45,8 @@ install_packages() {
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "setup: installing ${missing[*]}" >&2
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${missing[@]}"
     fi
 }
 

@@ -1,9 +1,11 @@
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "util.h"
@@ -70,4 +72,67 @@ char *wr_file_tail(const char *path, size_t max)
     if (nl)
         from = nl + 1;
     return wr_utf8_sanitize(from, (size_t)(n - (from - text)));
+}
+
+/* Splits chunk into lines for cb, keeping a partial last line in pending. */
+static void feed_lines(struct wr_buf *pending, const char *chunk, size_t n,
+                       void (*line)(void *data, const char *text), void *data)
+{
+    (void)wr_buf_append(pending, chunk, n);
+    for (;;) {
+        char *nl = pending->len ? memchr(pending->data, '\n', pending->len) : NULL;
+        if (!nl)
+            break;
+        *nl = 0;
+        if (line)
+            line(data, pending->data);
+        wr_buf_consume(pending, (size_t)(nl - pending->data) + 1);
+    }
+}
+
+int wr_run(const char *const *argv, void (*line)(void *data, const char *text), void *data,
+           struct wr_buf *output, int *ret_status)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -errno;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
+    pid_t pid;
+    extern char **environ;
+    int r = posix_spawnp(&pid, argv[0], &actions, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(pipefd[1]);
+    if (r != 0) {
+        close(pipefd[0]);
+        return -r;
+    }
+    struct wr_buf pending;
+    wr_buf_init(&pending, 1 << 20);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(pipefd[0], chunk, sizeof(chunk))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        if (output)
+            (void)wr_buf_append(output, chunk, (size_t)n);
+        feed_lines(&pending, chunk, (size_t)n, line, data);
+    }
+    if (pending.len && line) {
+        (void)wr_buf_append(&pending, "", 1);
+        line(data, pending.data);
+    }
+    wr_buf_free(&pending);
+    close(pipefd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    *ret_status = status;
+    return 0;
 }

@@ -188,6 +188,12 @@ int wr_process_rss(pid_t pid, uint64_t *ret_bytes);
 /* The last `max` bytes of a file (a log), from a line start, as valid UTF-8; NULL when
  * empty or missing. The caller frees it. */
 char *wr_file_tail(const char *path, size_t max);
+/* Runs argv (argv[0] looked up in PATH) with stdin from /dev/null and waits for it. Its
+ * stdout and stderr, merged, go line by line to line (may be NULL) and, when output is
+ * not NULL, into output (up to its cap). *ret_status is the wait status. Blocking: call it
+ * from a worker thread. 0, or -errno when the program could not be started. */
+int wr_run(const char *const *argv, void (*line)(void *data, const char *text), void *data,
+           struct wr_buf *output, int *ret_status);
 /* Start time of a process (field 22 of /proc/PID/stat), 0 when the process is gone.
  * Together with the pid it names one process across pid reuse. */
 uint64_t wr_process_start_time(pid_t pid);

@@ -5,6 +5,7 @@
 
 #include "ready.h"
 #include "state.h"
+#include "vmm/images/images.h"
 
 static const char *const base_env[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -31,13 +32,16 @@ static void env_put(char ***env, size_t *n, const char *entry)
     (*env)[*n] = NULL;
 }
 
-/* The environment of one exec: base, then the sandbox's env, then the call's. */
-static char **exec_env(const struct store_sandbox *row, const char *const *call_env)
+/* The environment of one exec: base, then the image's, the sandbox's, then the call's. */
+static char **exec_env(const struct store_sandbox *row, const char *const *image_env,
+                       const char *const *call_env)
 {
     char **env = wr_calloc(1, sizeof(char *));
     size_t n = 0;
     for (size_t i = 0; base_env[i]; i++)
         env_put(&env, &n, base_env[i]);
+    for (size_t i = 0; image_env && image_env[i]; i++)
+        env_put(&env, &n, image_env[i]);
     cJSON *o = row->env_json ? cJSON_Parse(row->env_json) : NULL;
     for (cJSON *c = o ? o->child : NULL; c; c = c->next) {
         if (!cJSON_IsString(c))
@@ -133,8 +137,11 @@ int vmm_exec(struct vmm *vmm, const char *id_or_name, const struct agent_exec_re
     op->vmm = vmm;
     op->sandbox_name = wr_strdup(row.name);
     op->argv = wr_strv_copy(req->argv);
-    op->env = exec_env(&row, req->env);
-    op->cwd = wr_strdup(req->cwd ? req->cwd : "/workspace");
+    _cleanup_strv_ char **image_env = NULL;
+    _cleanup_free_ char *workdir = NULL;
+    vmm__image_exec_config(vmm, row.image, &image_env, &workdir);
+    op->env = exec_env(&row, (const char *const *)image_env, req->env);
+    op->cwd = wr_strdup(req->cwd ? req->cwd : workdir ? workdir : "/workspace");
     if (req->stdin_len) {
         op->stdin_data = wr_malloc(req->stdin_len);
         memcpy(op->stdin_data, req->stdin_data, req->stdin_len);

@@ -10,6 +10,7 @@
 #include "spec.h"
 #include "state.h"
 #include "vmm/git/checkout.h"
+#include "vmm/images/images.h"
 
 struct create_op {
     struct vmm *vmm;
@@ -69,7 +70,8 @@ static int fill_row(const struct vmm_create_request *req, const char *backend,
     row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
     row->backend = wr_strdup(backend);
     row->state = wr_strdup("creating");
-    row->image = wr_strdup(req->image ? req->image : "host");
+    if (vmm__image_name(req->image, &row->image, err) < 0)
+        return -(*err)->status;
     row->repo = req->repo ? wr_strdup(req->repo) : NULL;
     row->ref = req->ref ? wr_strdup(req->ref) : NULL;
     row->env_json = env_to_json(req->env);
@@ -113,7 +115,8 @@ static void create_work(uv_work_t *w)
         layers_workspace_from_repo(op->vmm->state_dir, row->repo, row->ref, &row->ws_lower,
                                    &row->commit_id, &op->err) < 0)
         return;
-    if (vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0 ||
+    if (vmm__image_ensure(op->vmm, row->image, NULL, NULL, &op->err) < 0 ||
+        vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0 ||
         vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0)
         return;
     const char *dirs[] = {op->spec.root_upper, op->spec.root_work, op->spec.ws_upper,

@@ -200,6 +200,16 @@ static const char *const migrations[] = {
      * of layer directories, top first). */
     "ALTER TABLE sandboxes ADD COLUMN ws_layers TEXT;"
     "ALTER TABLE sandboxes ADD COLUMN root_layers TEXT;",
+    /* 3: OCI images. layers: JSON array of layer digests, bottom first; config: what
+     * applies to execs ({"env", "workdir", "user"}). */
+    "CREATE TABLE images ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  layers TEXT NOT NULL,"
+    "  config TEXT NOT NULL,"
+    "  size_bytes INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -700,4 +710,106 @@ int store_snapshot_delete(struct store *st, const char *id, struct wr_error **er
     if (rc != SQLITE_DONE)
         return store_fail(st, rc, err, "deleting snapshot '%s'", id);
     return sqlite3_changes(st->db) ? 0 : wr_error_set(err, ENOENT, "no snapshot '%s'", id);
+}
+
+/* ---- images ------------------------------------------------------------------------------ */
+
+#define IMAGE_COLUMNS "name, digest, layers, config, size_bytes, created_at"
+
+void store_image_clear(struct store_image *i)
+{
+    free(i->name);
+    free(i->digest);
+    free(i->layers);
+    free(i->config);
+    memset(i, 0, sizeof(*i));
+}
+
+static void image_read(sqlite3_stmt *stmt, struct store_image *i)
+{
+    i->name = column_strdup(stmt, 0);
+    i->digest = column_strdup(stmt, 1);
+    i->layers = column_strdup(stmt, 2);
+    i->config = column_strdup(stmt, 3);
+    i->size_bytes = (uint64_t)sqlite3_column_int64(stmt, 4);
+    i->created_at = sqlite3_column_int64(stmt, 5);
+}
+
+int store_image_put(struct store *st, const struct store_image *i, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r =
+        prepare(st, "INSERT OR REPLACE INTO images (" IMAGE_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)",
+                &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, i->name);
+    bind_text(stmt, 2, i->digest);
+    bind_text(stmt, 3, i->layers);
+    bind_text(stmt, 4, i->config);
+    sqlite3_bind_int64(stmt, 5, (sqlite3_int64)i->size_bytes);
+    sqlite3_bind_int64(stmt, 6, i->created_at);
+    int rc = sqlite3_step(stmt);
+    return rc == SQLITE_DONE ? 0 : store_fail(st, rc, err, "recording image '%s'", i->name);
+}
+
+int store_image_get(struct store *st, const char *name, struct store_image *ret,
+                    struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "SELECT " IMAGE_COLUMNS " FROM images WHERE name = ?1", &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, name);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return wr_error_set(err, ENOENT, "no image '%s'", name);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, rc, err, "looking up image '%s'", name);
+    *ret = (struct store_image){0};
+    image_read(stmt, ret);
+    return 0;
+}
+
+int store_image_list(struct store *st, struct store_image **ret, size_t *ret_n,
+                     struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "SELECT " IMAGE_COLUMNS " FROM images ORDER BY name", &stmt, err);
+    if (r < 0)
+        return r;
+    struct store_image *v = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        v = wr_realloc(v, (n + 1) * sizeof(*v));
+        v[n] = (struct store_image){0};
+        image_read(stmt, &v[n++]);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_image_clear(&v[i]);
+        free(v);
+        return store_fail(st, rc, err, "listing images");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+int store_image_delete(struct store *st, const char *name, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "DELETE FROM images WHERE name = ?1", &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, name);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "deleting image '%s'", name);
+    return sqlite3_changes(st->db) ? 0 : wr_error_set(err, ENOENT, "no image '%s'", name);
 }

@@ -88,3 +88,24 @@ int store_snapshot_get(struct store *st, const char *id_or_name, struct store_sn
 int store_snapshot_list(struct store *st, const char *sandbox_id, struct store_snapshot **ret,
                         size_t *ret_n, struct wr_error **err);
 int store_snapshot_delete(struct store *st, const char *id, struct wr_error **err);
+
+/* An OCI image pulled into the state directory (vmm/images/oci.h). */
+struct store_image {
+    char *name;   /* the normalized reference, unique */
+    char *digest; /* of its manifest */
+    char *layers; /* JSON array of layer digests, bottom first */
+    char *config; /* JSON: {"env": [...], "workdir", "user"} */
+    uint64_t size_bytes;
+    int64_t created_at;
+};
+
+void store_image_clear(struct store_image *i);
+/* Records an image, replacing one of the same name. */
+int store_image_put(struct store *st, const struct store_image *i, struct wr_error **err);
+/* ENOENT when there is none of that name. */
+int store_image_get(struct store *st, const char *name, struct store_image *ret,
+                    struct wr_error **err);
+/* Every image, by name. Free entries with store_image_clear and the array with free. */
+int store_image_list(struct store *st, struct store_image **ret, size_t *ret_n,
+                     struct wr_error **err);
+int store_image_delete(struct store *st, const char *name, struct wr_error **err);

@@ -45,10 +45,12 @@ struct vmm {
     struct store *store;
     uint32_t max_exec_timeout_s;
     struct sandbox_rt *rts;
-    uv_timer_t *reaper;      /* destroys sandboxes whose ttl_seconds ran out */
-    uint32_t idle_reclaim_s; /* idle time after which a VM hands memory back; 0: never */
-    int64_t idle_pause_s;    /* idle time after which a sandbox is paused; 0: never */
-    int64_t idle_stop_s;     /* idle time after which it is stopped, files kept; 0: never */
+    uv_timer_t *reaper;         /* destroys sandboxes whose ttl_seconds ran out */
+    uint32_t idle_reclaim_s;    /* idle time after which a VM hands memory back; 0: never */
+    int64_t idle_pause_s;       /* idle time after which a sandbox is paused; 0: never */
+    int64_t idle_stop_s;        /* idle time after which it is stopped, files kept; 0: never */
+    char **insecure_registries; /* "host[:port]" reached over plain HTTP */
+    char *registry_auth;        /* containers auth.json ($WARREN_REGISTRY_AUTH); NULL: default */
 };
 
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */

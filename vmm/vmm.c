@@ -52,6 +52,10 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
                                                  : 30;
     v->idle_pause_s = opts->idle_pause_s < 0 ? 0 : opts->idle_pause_s ? opts->idle_pause_s : 900;
     v->idle_stop_s = opts->idle_stop_s < 0 ? 0 : opts->idle_stop_s ? opts->idle_stop_s : 86400;
+    v->insecure_registries = wr_strv_copy(opts->insecure_registries ? opts->insecure_registries
+                                                                    : (const char *const[]){NULL});
+    const char *auth = getenv("WARREN_REGISTRY_AUTH");
+    v->registry_auth = auth && auth[0] ? wr_strdup(auth) : NULL;
     if (access(v->guest_init_path, X_OK) < 0) {
         r = wr_error_set_errno(err, errno, "guest-init not found at %s (build it with cmake)",
                                v->guest_init_path);
@@ -74,6 +78,8 @@ void vmm_close(struct vmm *vmm)
     free(vmm->state_dir);
     free(vmm->guest_init_path);
     free(vmm->guest_kernel_dir);
+    wr_strv_free(vmm->insecure_registries);
+    free(vmm->registry_auth);
     free(vmm);
 }
 

@@ -26,6 +26,9 @@ struct vmm_options {
     int32_t idle_reclaim_s;      /* VM memory reclaim after this idle time; 0: 30; <0: never */
     int64_t idle_pause_s;        /* pause a sandbox idle this long; 0: 900; <0: never */
     int64_t idle_stop_s;         /* stop (files kept) one idle this long; 0: 86400; <0: never */
+    /* Registries ("host[:port]") images may be pulled from over plain HTTP; NULL-terminated
+     * or NULL. Credentials come from $WARREN_REGISTRY_AUTH or containers' auth.json. */
+    const char *const *insecure_registries;
 };
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
@@ -108,6 +111,31 @@ int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_
 /* Deletes a snapshot and its layer; refused while a sandbox or snapshot is built on it. */
 int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb cb, void *data,
                         struct wr_error **err);
+
+/* ---- images ------------------------------------------------------------------------- */
+
+/* An OCI image pulled into the state directory, and what is built on it. */
+struct vmm_image_info {
+    struct store_image row;
+    size_t layers;
+    char **used_by; /* "sandbox 'x'", "snapshot 'y'" (NULL-terminated, may be empty) */
+};
+void vmm_image_info_clear(struct vmm_image_info *info);
+/* info valid during the call, or err (owned by the callee). */
+typedef void (*vmm_image_cb)(void *data, const struct vmm_image_info *info, struct wr_error *err);
+typedef void (*vmm_progress_cb)(void *data, const char *message);
+
+/* Pulls an image (vmm/images/oci.h) unless the state directory has it already, in which
+ * case cb runs at once. progress gets skopeo's lines and one per unpacked layer. */
+int vmm_image_pull(struct vmm *vmm, const char *ref, vmm_progress_cb progress, vmm_image_cb cb,
+                   void *data, struct wr_error **err);
+/* Every pulled image. Free entries with vmm_image_info_clear and the array with free. */
+int vmm_image_list(struct vmm *vmm, struct vmm_image_info **ret, size_t *ret_n,
+                   struct wr_error **err);
+/* Forgets an image and frees the layers no other image uses; refused (EBUSY, naming them)
+ * while a sandbox or snapshot is built on it. */
+int vmm_image_delete(struct vmm *vmm, const char *ref, vmm_image_cb cb, void *data,
+                     struct wr_error **err);
 
 /* ---- work inside a sandbox ------------------------------------------------------- */
 

@@ -63,15 +63,33 @@ static int mirror_host_entry(const char *root, const char *name)
     return symlink(target, link) < 0 ? -errno : 0;
 }
 
-static int build_host_skeleton(const char *root, struct wr_error **err)
+/* The mount points warren needs in any root, as the top of an OCI image's layers: they
+ * must exist before anything is mounted on them (and not be made in the sandbox's upper). */
+static const struct skeleton_dir mount_dirs[] = {
+    {"proc", 0555}, {"sys", 0555}, {"dev", 0755},
+    {"tmp", 01777}, {"run", 0755}, {"workspace", 0755},
+};
+#define MOUNTS_SKELETON "mounts.1"
+
+static int build_skeleton(const char *root, const struct skeleton_dir *dirs, size_t n,
+                          struct wr_error **err)
 {
     if (mkdir(root, 0755) < 0 || chmod(root, 0755) < 0)
         return wr_error_set_errno(err, errno, "creating %s", root);
-    for (size_t i = 0; i < WR_ARRAY_SIZE(skeleton_dirs); i++) {
-        int r = make_dir(root, skeleton_dirs[i].path, skeleton_dirs[i].mode);
+    for (size_t i = 0; i < n; i++) {
+        int r = make_dir(root, dirs[i].path, dirs[i].mode);
         if (r < 0)
-            return wr_error_set_errno(err, -r, "creating %s/%s", root, skeleton_dirs[i].path);
+            return wr_error_set_errno(err, -r, "creating %s/%s", root, dirs[i].path);
     }
+    return 0;
+}
+
+static int build_host_skeleton(const char *root, bool host, struct wr_error **err)
+{
+    if (!host)
+        return build_skeleton(root, mount_dirs, WR_ARRAY_SIZE(mount_dirs), err);
+    if (build_skeleton(root, skeleton_dirs, WR_ARRAY_SIZE(skeleton_dirs), err) < 0)
+        return -(*err)->status;
     for (size_t i = 0; i < WR_ARRAY_SIZE(host_lib_dirs); i++) {
         int r = mirror_host_entry(root, host_lib_dirs[i]);
         if (r < 0)
@@ -80,15 +98,16 @@ static int build_host_skeleton(const char *root, struct wr_error **err)
     return 0;
 }
 
-static int create_host_image(const char *images_dir, const char *final, struct wr_error **err)
+static int create_skeleton(const char *images_dir, const char *name, const char *final,
+                           struct wr_error **err)
 {
     char suffix[17];
     uint64_t nonce = 0;
     (void)wr_random_bytes(&nonce, sizeof(nonce));
     wr_hex_encode(&nonce, sizeof(nonce), suffix);
     _cleanup_free_ char *tmp =
-        wr_asprintf("%s/.%s.tmp.%d.%s", images_dir, HOST_SKELETON, (int)getpid(), suffix);
-    int r = build_host_skeleton(tmp, err);
+        wr_asprintf("%s/.%s.tmp.%d.%s", images_dir, name, (int)getpid(), suffix);
+    int r = build_host_skeleton(tmp, !strcmp(name, HOST_SKELETON), err);
     if (r >= 0 && rename(tmp, final) < 0) {
         /* Another process finished first: its skeleton is as good as ours. */
         if (errno != EEXIST && errno != ENOTEMPTY)
@@ -101,11 +120,10 @@ static int create_host_image(const char *images_dir, const char *final, struct w
 int vmm_image_root(const char *state_dir, const char *image, char **ret_root_lower,
                    struct wr_error **err)
 {
-    if (!image || strcmp(image, "host") != 0)
-        return wr_error_set(err, EINVAL, "unknown image '%s' (available: host)",
-                            image ? image : "");
+    bool host = image && !strcmp(image, "host");
+    const char *name = host ? HOST_SKELETON : MOUNTS_SKELETON;
     _cleanup_free_ char *images_dir = wr_path_join(state_dir, "images");
-    _cleanup_free_ char *final = wr_path_join(images_dir, HOST_SKELETON);
+    _cleanup_free_ char *final = wr_path_join(images_dir, name);
     struct stat st;
     if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
         *ret_root_lower = TAKE_PTR(final);
@@ -114,9 +132,9 @@ int vmm_image_root(const char *state_dir, const char *image, char **ret_root_low
     int r = wr_mkdir_p(images_dir, 0755);
     if (r < 0)
         return wr_error_set_errno(err, -r, "creating %s", images_dir);
-    r = create_host_image(images_dir, final, err);
+    r = create_skeleton(images_dir, name, final, err);
     if (r < 0)
-        return wr_error_wrap(err, "creating image 'host'");
+        return wr_error_wrap(err, "creating the skeleton of image '%s'", host ? "host" : image);
     *ret_root_lower = TAKE_PTR(final);
     return 0;
 }

@@ -15,7 +15,9 @@
  * secrets; /home, /root and the rest of /var start as the skeleton's empty directories.
  *
  * The skeleton is built in a temporary directory and renamed into place, so concurrent
- * callers (two servers) both end up with the same complete directory. An unknown image
- * is an EINVAL error. */
+ * callers (two servers) both end up with the same complete directory.
+ *
+ * Any other image (an OCI image, vmm/images/oci.h) gets the skeleton of the mount points
+ * warren needs (proc, sys, dev, tmp, run, workspace), to go on top of its layers. */
 int vmm_image_root(const char *state_dir, const char *image, char **ret_root_lower,
                    struct wr_error **err);

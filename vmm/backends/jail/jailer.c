@@ -280,7 +280,11 @@ int vmm_jail_spec_validate(const struct vmm_sandbox_spec *spec, struct wr_error 
 {
     if (!wr_id_valid(spec->id))
         return wr_error_set(err, EINVAL, "jail spec: id must be 16 lowercase hex digits");
-    if (!spec->image || !wr_name_valid(spec->image))
+    /* "host" or an image reference (oci_normalize_ref's characters, no newline). */
+    if (!spec->image || !spec->image[0] || strlen(spec->image) > 255 ||
+        strspn(spec->image,
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@") !=
+            strlen(spec->image))
         return wr_error_set(err, EINVAL, "jail spec: invalid image name");
     if (!spec->hostname || !wr_name_valid(spec->hostname))
         return wr_error_set(err, EINVAL, "jail spec: invalid hostname");

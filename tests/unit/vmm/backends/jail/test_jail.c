@@ -387,13 +387,24 @@ static void test_spec_invalid(void)
     expect_invalid("{\"id\":\"0123456789abcdef\",\"cpus\":-1}", "root_lowers");
 }
 
-static void test_image_unknown(void)
+static void test_image_mounts_skeleton(void)
 {
+    /* Any image but the host gets the skeleton of mount points to go above its layers. */
+    char tmpl[] = "/tmp/warren-image-XXXXXX";
+    ASSERT(mkdtemp(tmpl));
     char *root = NULL;
     _cleanup_error_ struct wr_error *err = NULL;
-    ASSERT(vmm_image_root("/nonexistent", "ubuntu", &root, &err) < 0);
-    ASSERT_EQ(err->status, EINVAL);
-    ASSERT_STREQ(err->msg, "unknown image 'ubuntu' (available: host)");
+    ASSERT_EQ(vmm_image_root(tmpl, "docker.io/library/debian:bookworm", &root, &err), 0);
+    static const char *const dirs[] = {"proc", "sys", "dev", "tmp", "run", "workspace"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
+        _cleanup_free_ char *d = wr_path_join(root, dirs[i]);
+        struct stat st;
+        ASSERT(stat(d, &st) == 0 && S_ISDIR(st.st_mode));
+    }
+    _cleanup_free_ char *usr = wr_path_join(root, "usr");
+    ASSERT(access(usr, F_OK) < 0);
+    free(root);
+    ASSERT_EQ(wr_rm_rf(tmpl), 0);
 }
 
 /* ---- as root ------------------------------------------------------------------------------ */
@@ -753,7 +764,7 @@ int main(int argc, char **argv)
         return fake_guest_init(argc, argv);
     RUN(test_spec_roundtrip);
     RUN(test_spec_invalid);
-    RUN(test_image_unknown);
+    RUN(test_image_mounts_skeleton);
     if (geteuid() != 0)
         SKIP("jail tests need root");
     _cleanup_error_ struct wr_error *err = NULL;

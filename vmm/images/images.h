@@ -1,0 +1,19 @@
+/* vmm/images/images.c: images for the rest of the vmm core (the public calls are in
+ * vmm.h). */
+#pragma once
+
+#include "vmm/vmm-internal.h"
+
+/* The name an image is stored and shown under: "host", or the reference normalized
+ * (oci_normalize_ref). Caller frees. */
+int vmm__image_name(const char *image, char **ret, struct wr_error **err);
+/* Pulls name unless the state directory has it ("host" always has). Blocking: thread pool.
+ * progress (may be NULL) runs on the worker thread. */
+int vmm__image_ensure(struct vmm *vmm, const char *name, void (*progress)(void *, const char *),
+                      void *data, struct wr_error **err);
+/* What an image's config asks of execs: its Env ("K=V", NULL-terminated, maybe empty)
+ * and its WorkingDir (NULL when unset or not absolute). Both for the caller to free;
+ * nothing for "host". */
+void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, char **ret_workdir);
+/* The unpacked layer directories of a pulled image, top first (NULL-terminated). */
+int vmm__image_layers(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err);
