@@ -97,6 +97,11 @@ export function tempStateDir() {
   return tempDir("warren-it-state-");
 }
 
+/** A temporary directory removed when the run ends. */
+export function tempWorkDir(prefix = "warren-it-") {
+  return tempDir(prefix);
+}
+
 // ---- packages --------------------------------------------------------------------------
 
 /**

@@ -1,0 +1,191 @@
+// OCI images against a real registry on loopback (Debian's docker-registry), with an image
+// the test builds itself: a minimal Debian root from mmdebstrap, made into a two-layer OCI
+// image with umoci (the second layer deletes a file: a whiteout) and pushed with skopeo.
+// Pull, create sandboxes from it on the jail and on QEMU, install a package with dpkg, and
+// show the host and the image unchanged; image_delete refused while used; bad input.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+import {
+  buildDeb,
+  callTool,
+  callToolError,
+  connectStdio,
+  onCleanup,
+  skip,
+  skipUnlessRoot,
+  sweepSandboxesAtEnd,
+  tempStateDir,
+  tempWorkDir,
+  test,
+} from "./lib/harness.mjs";
+
+skipUnlessRoot();
+const has = (bin) => (process.env.PATH ?? "/usr/bin:/bin").split(":").some((d) => existsSync(join(d, bin)));
+for (const bin of ["skopeo", "umoci", "bsdtar", "docker-registry", "mmdebstrap"])
+  if (!has(bin)) skip(`${bin} is not installed (tools/setup.sh installs it)`);
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", ...opts });
+
+// ---- the registry and the image ---------------------------------------------------------
+const work = tempWorkDir("warren-it-images-");
+const port = await freePort();
+const registry = `127.0.0.1:${port}`;
+writeFileSync(join(work, "registry.yml"),
+  `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\n` +
+  `http:\n  addr: ${registry}\n`);
+const registryProcess = spawn("docker-registry", ["serve", join(work, "registry.yml")], { stdio: "ignore" });
+onCleanup(() => registryProcess.kill("SIGKILL"));
+
+const layout = join(work, "layout");
+const bundle = join(work, "bundle");
+const rootTar = join(work, "root.tar");
+run("mmdebstrap", ["--variant=minbase", "--quiet", "bookworm", rootTar], { timeout: 600_000 });
+run("umoci", ["init", "--layout", layout]);
+run("umoci", ["new", "--image", `${layout}:t`]);
+run("umoci", ["unpack", "--image", `${layout}:t`, bundle]);
+run("tar", ["-xf", rootTar, "-C", join(bundle, "rootfs")]);
+writeFileSync(join(bundle, "rootfs/etc/os-release"), 'PRETTY_NAME="warren test image"\nID=warren-test\n');
+run("umoci", ["repack", "--image", `${layout}:t`, bundle]);
+run("rm", ["-rf", bundle]);
+run("umoci", ["unpack", "--image", `${layout}:t`, bundle]);
+run("rm", [join(bundle, "rootfs/usr/share/doc/dpkg/copyright")]);
+writeFileSync(join(bundle, "rootfs/etc/layer-two"), "two\n");
+run("umoci", ["repack", "--image", `${layout}:t`, bundle]);
+run("umoci", ["config", "--image", `${layout}:t`, "--config.env", "WARREN_IMAGE=yes", "--config.workingdir", "/srv"]);
+const ref = `${registry}/test/debian:1`;
+for (let i = 0; ; i++) {
+  try {
+    run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${ref}`]);
+    break;
+  } catch (e) {
+    if (i === 20) throw e; // the registry may take a moment to listen
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const stateDir = tempStateDir();
+sweepSandboxesAtEnd(stateDir);
+const client = await connectStdio({ stateDir, args: ["--insecure-registry", registry] });
+const hostOsRelease = readFileSync("/etc/os-release", "utf8");
+const hostDpkgStatus = readFileSync("/var/lib/dpkg/status");
+const layersDir = join(stateDir, "images", "layers");
+const treeDigest = (dir) => createHash("sha256").update(run("sh", ["-c", `cd ${dir} && find . -printf '%p %s %m\\n' | sort`])).digest("hex");
+
+test("image_pull: progress while it downloads, layers unpacked once, instant the second time", async () => {
+  const progress = [];
+  const r = await client.callTool({ name: "image_pull", arguments: { ref } }, undefined, {
+    onprogress: (p) => progress.push(p.message),
+    timeout: 300_000,
+  });
+  assert.notEqual(r.isError, true, JSON.stringify(r.content));
+  const image = r.structuredContent;
+  assert.equal(image.image, ref);
+  assert.match(image.digest, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(image.layers, 2);
+  assert.ok(image.size_bytes > 1 << 20, JSON.stringify(image));
+  assert.ok(progress.length >= 1, "no progress notifications");
+  assert.equal(readdirSync(layersDir).length, 2);
+  const started = Date.now();
+  const again = await callTool(client, "image_pull", { ref });
+  assert.equal(again.digest, image.digest);
+  assert.ok(Date.now() - started < 1000, "pulling an image that is there took a second");
+});
+
+let sb;
+test("a sandbox from the image: its own system, its config, whiteouts, and writable everywhere", async () => {
+  const before = treeDigest(layersDir);
+  sb = await callTool(client, "sandbox_create", { name: "from-image", image: ref });
+  assert.equal(sb.image, ref);
+  const sh = async (command) => {
+    const r = await callTool(client, "sandbox_exec", { id: sb.id, command, timeout_seconds: 120 });
+    assert.equal(r.exit_code, 0, `${command}: ${r.stderr}`);
+    return r.stdout;
+  };
+  assert.equal(await sh(". /etc/os-release; echo $PRETTY_NAME"), "warren test image\n");
+  assert.equal(await sh("echo $WARREN_IMAGE; pwd"), "yes\n/srv\n");
+  assert.equal((await callTool(client, "sandbox_exec", { id: sb.id, command: "pwd", cwd: "/tmp" })).stdout, "/tmp\n");
+  assert.equal(await sh("cat /etc/layer-two; test ! -e /usr/share/doc/dpkg/copyright && echo gone"), "two\ngone\n");
+  // argv execs need no shell.
+  const argv = await callTool(client, "sandbox_exec", { id: sb.id, argv: ["/usr/bin/env"] });
+  assert.match(argv.stdout, /WARREN_IMAGE=yes/);
+  const pkg = "warren-test-image-pkg";
+  await callTool(client, "sandbox_write_file", { id: sb.id, path: `/tmp/${pkg}.deb`, content: buildDeb(pkg), encoding: "base64" });
+  await sh(`dpkg -i /tmp/${pkg}.deb && dpkg -s ${pkg} | grep -q 'install ok installed'`);
+  await sh("echo x > /usr/bin/made-here && echo y >> /etc/os-release && rm /etc/layer-two");
+  // The host and the image are unchanged.
+  assert.equal(readFileSync("/etc/os-release", "utf8"), hostOsRelease);
+  assert.deepEqual(readFileSync("/var/lib/dpkg/status"), hostDpkgStatus);
+  assert.equal(treeDigest(layersDir), before, "the image's layers changed");
+  const fresh = await callTool(client, "sandbox_create", { name: "from-image-2", image: ref });
+  const r = await callTool(client, "sandbox_exec", { id: fresh.id, command: `cat /etc/layer-two; test ! -e /usr/bin/made-here; dpkg -s ${pkg} 2>&1 | head -1` });
+  assert.equal(r.stdout.split("\n")[0], "two");
+  assert.match(r.stdout, /not installed/);
+  await callTool(client, "sandbox_destroy", { id: fresh.id });
+});
+
+test("a QEMU VM from the image: the same system over virtiofs, packages install", async () => {
+  const guestDir = process.env.WARREN_GUEST_DIR || join(process.env.WARREN_BUILD_DIR ?? "build", "guest");
+  if (!existsSync(join(guestDir, "vmlinuz")) || !has("qemu-system-x86_64")) skip("no guest kernel or QEMU");
+  const vmClient = await connectStdio({
+    stateDir,
+    args: ["--backend", "qemu", "--insecure-registry", registry],
+    env: { WARREN_GUEST_DIR: guestDir, WARREN_QEMU_ACCEL: process.env.WARREN_QEMU_ACCEL ?? "tcg" },
+  });
+  const vm = await callTool(vmClient, "sandbox_create", { name: "image-vm", image: ref }, { timeout: 180_000 });
+  assert.equal(vm.backend, "qemu");
+  const pkg = "warren-test-vm-image";
+  await callTool(vmClient, "sandbox_write_file", { id: vm.id, path: `/tmp/${pkg}.deb`, content: buildDeb(pkg), encoding: "base64" });
+  const r = await callTool(vmClient, "sandbox_exec", {
+    id: vm.id,
+    command: `. /etc/os-release; echo $PRETTY_NAME; echo $WARREN_IMAGE; dpkg -i /tmp/${pkg}.deb >/dev/null && cat /usr/share/${pkg}/hello`,
+  }, { timeout: 180_000 });
+  assert.equal(r.exit_code, 0, r.stderr);
+  assert.equal(r.stdout, "warren test image\nyes\nhello from a package\n");
+  await callTool(vmClient, "sandbox_destroy", { id: vm.id });
+  await vmClient.close();
+}, { timeoutMs: 300_000 });
+
+test("image_list names the users; image_delete is refused while used, then frees the layers", async () => {
+  const { images } = await callTool(client, "image_list");
+  assert.equal(images.length, 1);
+  assert.deepEqual(images[0].used_by, ["sandbox 'from-image'"]);
+  const refused = await callToolError(client, "image_delete", { image: ref });
+  assert.match(refused, /in use by sandbox 'from-image'/);
+  await callTool(client, "sandbox_snapshot", { id: sb.id, name: "image-snap" });
+  await callTool(client, "sandbox_destroy", { id: sb.id });
+  assert.match(await callToolError(client, "image_delete", { image: ref }), /snapshot 'image-snap'/);
+  await callTool(client, "snapshot_delete", { snapshot: "image-snap" });
+  const d = await callTool(client, "image_delete", { image: ref });
+  assert.equal(d.deleted, true);
+  assert.deepEqual(readdirSync(layersDir), []);
+  assert.deepEqual((await callTool(client, "image_list")).images, []);
+});
+
+test("bad input: clear errors, nothing half-made left behind", async () => {
+  const cases = [
+    [{ ref: "-oops" }, /invalid image reference/],
+    [{ ref: "UPPER CASE" }, /invalid image reference/],
+    [{ ref: `${registry}/test/missing:1` }, /pulling image .*missing/],
+    [{ ref: "127.0.0.1:1/test/debian:1" }, /pulling image/],
+    [{ ref: "host" }, /nothing to pull/],
+  ];
+  for (const [args, re] of cases) assert.match(await callToolError(client, "image_pull", args), re);
+  assert.match(await callToolError(client, "sandbox_create", { name: "no-image", image: `${registry}/test/missing:1` }), /missing/);
+  assert.deepEqual((await callTool(client, "sandbox_list")).sandboxes.filter((s) => s.name === "no-image"), []);
+  assert.match(await callToolError(client, "image_delete", { image: "never/pulled:1" }), /no image/);
+  assert.deepEqual(readdirSync(layersDir), []);
+  assert.deepEqual(readdirSync(join(stateDir, "images", "tmp")), []);
+});
