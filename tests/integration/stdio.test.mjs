@@ -92,6 +92,9 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
   const { tools } = await client.listTools();
   const names = tools.map((t) => t.name).sort();
   assert.deepEqual(names, [
+    "image_delete",
+    "image_list",
+    "image_pull",
     "sandbox_create",
     "sandbox_destroy",
     "sandbox_exec",

@@ -274,7 +274,7 @@ static void test_reopen_and_modes(void)
     ASSERT_EQ(out.memory_mib, 1ull << 33);
     store_sandbox_clear(&out);
     store_close(st);
-    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 2);
+    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 3);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 
