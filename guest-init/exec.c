@@ -27,6 +27,8 @@ struct exec_spec {
     char *cwd;
     uint64_t timeout_ms;
     bool stdin_open;
+    char *user;        /* USER as given, or NULL: root */
+    struct gi_user as; /* resolved from user before the fork */
 };
 
 struct gi_exec {
@@ -88,6 +90,10 @@ __attribute__((noreturn)) static void run_child(const struct exec_spec *s, int c
     child_reset_signals();
     setsid();
     child_stdio(in_fd, out_fd, err_fd);
+    if (s->user && gi_become_user(&s->as) < 0) {
+        dprintf(2, "warren-guest-init: becoming user '%s': %s\n", s->user, strerror(errno));
+        _exit(126);
+    }
     if (fchdir(cwd_fd) < 0) {
         dprintf(2, "warren-guest-init: chdir '%s': %s\n", s->cwd, strerror(errno));
         _exit(126);
@@ -108,6 +114,7 @@ static void spec_free(struct exec_spec *s)
     wr_strv_free(s->argv);
     wr_strv_free(s->env);
     free(s->cwd);
+    free(s->user);
 }
 
 static bool has_nul(const struct gi_tlv *t)
@@ -128,6 +135,12 @@ static int parse_tlv(struct exec_spec *s, const struct gi_tlv *t, size_t *n_args
 {
     uint64_t v;
     switch (t->tag) {
+    case GI_T_USER:
+        if (has_nul(t) || t->len == 0 || t->len > 128)
+            *bad = "invalid user";
+        else if (!s->user)
+            s->user = wr_strndup((const char *)t->value, t->len);
+        return 0;
     case GI_T_ARG:
     case GI_T_ENV:
     case GI_T_CWD:
@@ -510,6 +523,19 @@ static int open_cwd(struct gi_conn *c, uint32_t stream, struct exec_spec *s)
     return fd;
 }
 
+/* A command run as another user gets that user's home in place of the default /root. */
+static void home_for_user(struct exec_spec *s)
+{
+    if (s->as.uid == 0 || !s->as.home[0])
+        return;
+    for (size_t i = 0; s->env && s->env[i]; i++) {
+        if (!strcmp(s->env[i], "HOME=/root")) {
+            free(s->env[i]);
+            s->env[i] = wr_asprintf("HOME=%s", s->as.home);
+        }
+    }
+}
+
 int gi_exec_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len)
 {
     struct exec_spec s = {0};
@@ -519,6 +545,14 @@ int gi_exec_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, si
         spec_free(&s);
         return r < 0 ? r : gi_conn_send_error(c, stream, EINVAL, "exec: %s", bad);
     }
+    const char *why = NULL;
+    if (s.user && gi_resolve_user(s.user, &s.as, &why) < 0) {
+        gi_conn_send_error(c, stream, EINVAL, "exec: user '%s': %s", s.user, why);
+        spec_free(&s);
+        return 0;
+    }
+    if (s.user)
+        home_for_user(&s);
     _cleanup_close_ int cwd_fd = open_cwd(c, stream, &s);
     if (cwd_fd < 0) {
         spec_free(&s);

@@ -176,3 +176,24 @@ int gi_mount_basics(struct wr_error **err);
 /* Kills every process, syncs, and powers off (VM PID 1) or exits. Never returns. */
 __attribute__((noreturn)) void gi_shutdown(void);
 extern bool gi_jail_mode;
+
+/* ---- users (user.c) ------------------------------------------------------------------ */
+
+/* One /etc/passwd line (or /etc/group line: uid is then its gid). */
+struct gi_passwd {
+    char name[64];
+    uint32_t uid, gid;
+    char home[256];
+};
+/* 0 and *ret for a well-formed line, -1 otherwise. */
+int gi_parse_passwd_line(const char *line, struct gi_passwd *ret);
+
+struct gi_user {
+    uint32_t uid, gid;
+    char home[256]; /* "" when unknown */
+};
+/* Resolves "name", "uid", "name:group" or "uid:gid" against /etc/passwd and /etc/group;
+ * -1 and *why when it cannot. */
+int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why);
+/* setgroups, setgid, setuid; 0 or -errno. */
+int gi_become_user(const struct gi_user *u);

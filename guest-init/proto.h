@@ -55,6 +55,7 @@ enum gi_tag {
     GI_T_SIGNAL = 22,
     GI_T_TIMED_OUT = 23,
     GI_T_SIGNUM = 24,
+    GI_T_USER = 25,
     GI_T_PATH = 32,
     GI_T_OFFSET = 33,
     GI_T_LENGTH = 34,

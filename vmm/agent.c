@@ -340,6 +340,8 @@ static void encode_exec(struct gi_writer *w, uint32_t stream, const struct agent
         gi_writer_str(w, GI_T_ENV, *e);
     if (q->cwd)
         gi_writer_str(w, GI_T_CWD, q->cwd);
+    if (q->user)
+        gi_writer_str(w, GI_T_USER, q->user);
     if (q->timeout_ms)
         gi_writer_u64(w, GI_T_TIMEOUT_MS, q->timeout_ms);
     gi_writer_u64(w, GI_T_STDIN_OPEN, q->stdin_data || q->stdin_len);

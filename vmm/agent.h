@@ -53,6 +53,7 @@ struct agent_exec_request {
     const char *const *argv; /* argv[0] is looked up in PATH inside the sandbox */
     const char *const *env;  /* "K=V" entries; the agent's base environment is not inherited */
     const char *cwd;         /* NULL: /workspace */
+    const char *user;        /* "name", "uid", "name:group" or "uid:gid"; NULL: root */
     const void *stdin_data;  /* sent then closed; NULL with stdin_len 0: /dev/null */
     size_t stdin_len;
     uint32_t timeout_ms; /* 0: none; on expiry the agent kills the process group */

@@ -63,6 +63,7 @@ struct vmm_op {
     char **argv;
     char **env;
     char *cwd;
+    char *user; /* the image config's User, or the call's */
     char *stdin_data;
     size_t stdin_len;
     uint32_t timeout_ms;
@@ -78,6 +79,7 @@ static void op_free(struct vmm_op *op)
     wr_strv_free(op->argv);
     wr_strv_free(op->env);
     free(op->cwd);
+    free(op->user);
     free(op->stdin_data);
     free(op);
 }
@@ -114,6 +116,7 @@ static void exec_on_conn(void *data, struct agent_conn *conn, struct wr_error *e
         .argv = (const char *const *)op->argv,
         .env = (const char *const *)op->env,
         .cwd = op->cwd,
+        .user = op->user,
         .stdin_data = op->stdin_data,
         .stdin_len = op->stdin_len,
         .timeout_ms = op->timeout_ms,
@@ -138,8 +141,9 @@ int vmm_exec(struct vmm *vmm, const char *id_or_name, const struct agent_exec_re
     op->sandbox_name = wr_strdup(row.name);
     op->argv = wr_strv_copy(req->argv);
     _cleanup_strv_ char **image_env = NULL;
-    _cleanup_free_ char *workdir = NULL;
-    vmm__image_exec_config(vmm, row.image, &image_env, &workdir);
+    _cleanup_free_ char *workdir = NULL, *user = NULL;
+    vmm__image_exec_config(vmm, row.image, &image_env, &workdir, &user);
+    op->user = req->user ? wr_strdup(req->user) : TAKE_PTR(user);
     op->env = exec_env(&row, (const char *const *)image_env, req->env);
     op->cwd = wr_strdup(req->cwd ? req->cwd : workdir ? workdir : "/workspace");
     if (req->stdin_len) {

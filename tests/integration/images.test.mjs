@@ -65,10 +65,13 @@ run("rm", [join(bundle, "rootfs/usr/share/doc/dpkg/copyright")]);
 writeFileSync(join(bundle, "rootfs/etc/layer-two"), "two\n");
 run("umoci", ["repack", "--image", `${layout}:t`, bundle]);
 run("umoci", ["config", "--image", `${layout}:t`, "--config.env", "WARREN_IMAGE=yes", "--config.workingdir", "/srv"]);
+run("umoci", ["config", "--image", `${layout}:t`, "--tag", "user", "--config.user", "daemon"]);
 const ref = `${registry}/test/debian:1`;
+const userRef = `${registry}/test/debian:user`;
 for (let i = 0; ; i++) {
   try {
     run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${ref}`]);
+    run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:user`, `docker://${userRef}`]);
     break;
   } catch (e) {
     if (i === 20) throw e; // the registry may take a moment to listen
@@ -134,6 +137,15 @@ test("a sandbox from the image: its own system, its config, whiteouts, and writa
   assert.equal(r.stdout.split("\n")[0], "two");
   assert.match(r.stdout, /not installed/);
   await callTool(client, "sandbox_destroy", { id: fresh.id });
+});
+
+test("the image config's User: execs run as that user, with its home", async () => {
+  const box = await callTool(client, "sandbox_create", { name: "as-daemon", image: userRef });
+  const r = await callTool(client, "sandbox_exec", { id: box.id, command: "id -un; id -gn; echo $HOME", cwd: "/" });
+  assert.equal(r.exit_code, 0, r.stderr);
+  assert.equal(r.stdout, `daemon\ndaemon\n${run("sh", ["-c", "getent passwd daemon | cut -d: -f6"]).trim()}\n`);
+  await callTool(client, "sandbox_destroy", { id: box.id });
+  await callTool(client, "image_delete", { image: userRef });
 });
 
 test("a QEMU VM from the image: the same system over virtiofs, packages install", async () => {

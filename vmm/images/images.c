@@ -362,10 +362,12 @@ int vmm__image_layers(struct vmm *vmm, const char *name, char ***ret, struct wr_
     return 0;
 }
 
-void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, char **ret_workdir)
+void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, char **ret_workdir,
+                            char **ret_user)
 {
     *ret_env = wr_calloc(1, sizeof(char *));
     *ret_workdir = NULL;
+    *ret_user = NULL;
     struct store_image row;
     _cleanup_error_ struct wr_error *err = NULL;
     if (!strcmp(name, "host") || store_image_get(vmm->store, name, &row, &err) < 0)
@@ -381,6 +383,9 @@ void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, 
     const char *workdir = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(config, "workdir"));
     if (workdir && workdir[0] == '/')
         *ret_workdir = wr_strdup(workdir);
+    const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(config, "user"));
+    if (user && user[0] && strcmp(user, "root") != 0 && strcmp(user, "0") != 0)
+        *ret_user = wr_strdup(user);
     cJSON_Delete(config);
     store_image_clear(&row);
 }

@@ -11,9 +11,10 @@ int vmm__image_name(const char *image, char **ret, struct wr_error **err);
  * progress (may be NULL) runs on the worker thread. */
 int vmm__image_ensure(struct vmm *vmm, const char *name, void (*progress)(void *, const char *),
                       void *data, struct wr_error **err);
-/* What an image's config asks of execs: its Env ("K=V", NULL-terminated, maybe empty)
- * and its WorkingDir (NULL when unset or not absolute). Both for the caller to free;
- * nothing for "host". */
-void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, char **ret_workdir);
+/* What an image's config asks of execs: its Env ("K=V", NULL-terminated, maybe empty),
+ * its WorkingDir (NULL when unset or not absolute) and its User (NULL when unset or
+ * root). All for the caller to free; nothing for "host". */
+void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, char **ret_workdir,
+                            char **ret_user);
 /* The unpacked layer directories of a pulled image, top first (NULL-terminated). */
 int vmm__image_layers(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err);
