@@ -11,3 +11,4 @@ if [ -e build/guest/vmlinuz ] && command -v qemu-system-x86_64 >/dev/null; then
 fi
 build/tests/bench_snapshot build/warren
 build/tests/bench_git build/warren
+build/tests/bench_images build/warren
