@@ -66,12 +66,22 @@ writeFileSync(join(bundle, "rootfs/etc/layer-two"), "two\n");
 run("umoci", ["repack", "--image", `${layout}:t`, bundle]);
 run("umoci", ["config", "--image", `${layout}:t`, "--config.env", "WARREN_IMAGE=yes", "--config.workingdir", "/srv"]);
 run("umoci", ["config", "--image", `${layout}:t`, "--tag", "user", "--config.user", "daemon"]);
+// A one-file image whose layer the registry will serve corrupted.
+const small = join(work, "small");
+run("umoci", ["new", "--image", `${layout}:small`]);
+run("umoci", ["unpack", "--image", `${layout}:small`, small]);
+writeFileSync(join(small, "rootfs/only-file"), "small\n");
+run("umoci", ["repack", "--image", `${layout}:small`, small]);
+const smallLayer = JSON.parse(readFileSync(join(layout, "blobs/sha256",
+  JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests
+    .find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === "small").digest.slice(7)), "utf8")).layers[0].digest;
 const ref = `${registry}/test/debian:1`;
 const userRef = `${registry}/test/debian:user`;
 for (let i = 0; ; i++) {
   try {
     run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${ref}`]);
     run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:user`, `docker://${userRef}`]);
+    run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:small`, `docker://${registry}/test/corrupt:1`]);
     break;
   } catch (e) {
     if (i === 20) throw e; // the registry may take a moment to listen
@@ -187,7 +197,14 @@ test("image_list names the users; image_delete is refused while used, then frees
 });
 
 test("bad input: clear errors, nothing half-made left behind", async () => {
+  // The registry now serves the small image's layer with other bytes than its digest says.
+  const hex = smallLayer.slice(7);
+  const blobData = join(work, "registry/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+  const bytes = readFileSync(blobData);
+  bytes[bytes.length >> 1] ^= 0xff;
+  writeFileSync(blobData, bytes);
   const cases = [
+    [{ ref: `${registry}/test/corrupt:1` }, /digest|checksum|gzip|invalid|unexpected/i],
     [{ ref: "-oops" }, /invalid image reference/],
     [{ ref: "UPPER CASE" }, /invalid image reference/],
     [{ ref: `${registry}/test/missing:1` }, /pulling image .*missing/],
@@ -200,4 +217,5 @@ test("bad input: clear errors, nothing half-made left behind", async () => {
   assert.match(await callToolError(client, "image_delete", { image: "never/pulled:1" }), /no image/);
   assert.deepEqual(readdirSync(layersDir), []);
   assert.deepEqual(readdirSync(join(stateDir, "images", "tmp")), []);
+  assert.deepEqual(readdirSync(join(stateDir, "images", "oci", "blobs", "sha256")), []);
 });

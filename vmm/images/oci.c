@@ -421,6 +421,8 @@ static int unpack_layer(const struct oci_pull_request *req, const char *digest, 
     return r;
 }
 
+static void sweep_unreferenced(const char *state_dir);
+
 int oci_pull(const struct oci_pull_request *req, struct oci_image *ret, struct wr_error **err)
 {
     memset(ret, 0, sizeof(*ret));
@@ -444,6 +446,9 @@ int oci_pull(const struct oci_pull_request *req, struct oci_image *ret, struct w
     size_t count = ret->layers ? wr_strv_len((const char *const *)ret->layers) : 0;
     for (size_t i = 0; r >= 0 && i < count; i++)
         r = unpack_layer(req, ret->layers[i], i, count, err);
+    /* A failed pull leaves no blob or layer that no image of the layout references. */
+    if (r < 0)
+        sweep_unreferenced(req->state_dir);
     unlock_layout(lock);
     if (r < 0)
         oci_image_clear(ret);
@@ -534,6 +539,36 @@ static void sweep_dir(const char *dir, char *const *keep)
         closedir(d);
 }
 
+/* Removes the blobs and unpacked layers none of keep uses (the layout lock held). */
+static void sweep(const char *state_dir, const char *const *keep)
+{
+    char **blobs = kept_blobs(state_dir, keep);
+    _cleanup_free_ char *blob_dir = wr_asprintf("%s/images/oci/blobs/sha256", state_dir);
+    _cleanup_free_ char *layer_dir = wr_asprintf("%s/images/layers", state_dir);
+    sweep_dir(blob_dir, blobs);
+    sweep_dir(layer_dir, blobs);
+    wr_strv_free(blobs);
+}
+
+static void sweep_unreferenced(const char *state_dir)
+{
+    _cleanup_free_ char *dir = layout_dir(state_dir);
+    _cleanup_free_ char *path = wr_path_join(dir, "index.json");
+    _cleanup_json_ cJSON *index = NULL;
+    _cleanup_error_ struct wr_error *e = NULL;
+    if (read_json(path, &index, &e) < 0)
+        return;
+    char **keep = wr_calloc(1, sizeof(char *));
+    size_t n = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(index, "manifests"))
+    {
+        add_unique(&keep, &n, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "digest")));
+    }
+    sweep(state_dir, (const char *const *)keep);
+    wr_strv_free(keep);
+}
+
 void oci_collect_garbage(const char *state_dir, const char *const *keep)
 {
     int lock;
@@ -541,11 +576,6 @@ void oci_collect_garbage(const char *state_dir, const char *const *keep)
     if (lock_layout(state_dir, &lock, &e) < 0)
         return;
     rewrite_index(state_dir, keep);
-    char **blobs = kept_blobs(state_dir, keep);
-    _cleanup_free_ char *blob_dir = wr_asprintf("%s/images/oci/blobs/sha256", state_dir);
-    _cleanup_free_ char *layer_dir = wr_asprintf("%s/images/layers", state_dir);
-    sweep_dir(blob_dir, blobs);
-    sweep_dir(layer_dir, blobs);
-    wr_strv_free(blobs);
+    sweep(state_dir, keep);
     unlock_layout(lock);
 }
