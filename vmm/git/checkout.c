@@ -185,6 +185,16 @@ int vmm__git_open_repository(const char *path, git_repository **ret, struct wr_e
     return 1;
 }
 
+int vmm__git_open_existing(const char *path, git_repository **ret, struct wr_error **err)
+{
+    int r = vmm__git_init(err);
+    if (r >= 0)
+        r = vmm__git_open_repository(path, ret, err);
+    if (r == 0)
+        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", path);
+    return r < 0 ? r : 0;
+}
+
 /* Resolves ref (NULL: HEAD) to a commit. *ret is a git_commit, owned by the caller. */
 static int resolve_commit(git_repository *repo, const char *path, const char *ref, git_object **ret,
                           struct wr_error **err)
@@ -505,11 +515,7 @@ int layers_git_seed(const char *repo_path, const char *commit, const char *branc
                     const char *ws_upper, struct wr_error **err)
 {
     _cleanup_repository_ git_repository *repo = NULL;
-    int r = vmm__git_init(err);
-    if (r >= 0)
-        r = vmm__git_open_repository(repo_path, &repo, err);
-    if (r == 0)
-        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", repo_path);
+    int r = vmm__git_open_existing(repo_path, &repo, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *gitdir = wr_path_join(ws_upper, ".git");
@@ -536,11 +542,7 @@ int layers_git_seed(const char *repo_path, const char *commit, const char *branc
 int layers_git_objects_dir(const char *repo_path, char **ret, struct wr_error **err)
 {
     _cleanup_repository_ git_repository *repo = NULL;
-    int r = vmm__git_init(err);
-    if (r >= 0)
-        r = vmm__git_open_repository(repo_path, &repo, err);
-    if (r == 0)
-        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", repo_path);
+    int r = vmm__git_open_existing(repo_path, &repo, err);
     if (r < 0)
         return r;
     *ret = wr_asprintf("%sobjects", git_repository_commondir(repo));

@@ -308,12 +308,10 @@ int gitcommit_create(const struct gitcommit_request *req, struct gitcommit_resul
     if (!git_reference_is_valid_name(ref))
         return wr_error_set(err, EINVAL, "'%s' is not a valid branch name", req->branch);
     struct builder b = {.req = req};
-    int r = vmm__git_open_repository(req->repo, &b.repo, err);
-    if (r == 0)
-        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", req->repo);
+    int r = vmm__git_open_existing(req->repo, &b.repo, err);
     memset(ret, 0, sizeof(*ret));
     git_oid tree;
-    if (r > 0)
+    if (r >= 0)
         r = build_tree(&b, &tree, err);
     if (r >= 0)
         r = commit_tree(&b, &tree, ret, err);
@@ -429,9 +427,7 @@ static int check_fast_forward(git_repository *repo, const char *branch, const gi
 static int open_exporter(struct exporter *x, const struct gitexport_request *req,
                          struct wr_error **err)
 {
-    int r = vmm__git_open_repository(req->repo, &x->b.repo, err);
-    if (r == 0)
-        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", req->repo);
+    int r = vmm__git_open_existing(req->repo, &x->b.repo, err);
     if (r < 0)
         return r;
     int code = git_repository_odb(&x->user_odb, x->b.repo);

@@ -12,6 +12,9 @@ int vmm__git_init(struct wr_error **err);
  * returns the negative errno-style status. */
 int vmm__git_fail(int code, struct wr_error **err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Initialises libgit2 and opens the repository a sandbox was made from: 0, or ENOENT when
+ * path is no longer a repository. */
+int vmm__git_open_existing(const char *path, git_repository **ret, struct wr_error **err);
 /* Opens the non-bare repository holding path. Returns 1 and *ret (caller frees), 0 when
  * path is in no repository, or a negative value with err set. */
 int vmm__git_open_repository(const char *path, git_repository **ret, struct wr_error **err);

@@ -762,12 +762,8 @@ int gitpush_push(const struct gitpush_request *req, struct gitpush_result *ret,
 {
     git_repository *repo = NULL;
     memset(ret, 0, sizeof(*ret));
-    if (vmm__git_init(err) < 0)
-        return -(*err)->status;
-    int r = vmm__git_open_repository(req->repo, &repo, err);
-    if (r == 0)
-        r = wr_error_set(err, ENOENT, "'%s' is no longer a git repository", req->repo);
-    if (r > 0)
+    int r = vmm__git_open_existing(req->repo, &repo, err);
+    if (r >= 0)
         r = push_remote(repo, req, ret, err);
     git_repository_free(repo);
     if (r < 0)

@@ -499,14 +499,22 @@ static char **kept_blobs(const char *state_dir, const char *const *keep)
     return blobs;
 }
 
+/* The layout's index.json (NULL when unreadable) and its path. */
+static cJSON *read_index(const char *state_dir, char **ret_path)
+{
+    _cleanup_free_ char *dir = layout_dir(state_dir);
+    *ret_path = wr_path_join(dir, "index.json");
+    cJSON *index = NULL;
+    _cleanup_error_ struct wr_error *e = NULL;
+    return read_json(*ret_path, &index, &e) < 0 ? NULL : index;
+}
+
 /* index.json keeps the descriptors of kept manifests only. */
 static void rewrite_index(const char *state_dir, const char *const *keep)
 {
-    _cleanup_free_ char *dir = layout_dir(state_dir);
-    _cleanup_free_ char *path = wr_path_join(dir, "index.json");
-    _cleanup_json_ cJSON *index = NULL;
-    _cleanup_error_ struct wr_error *e = NULL;
-    if (read_json(path, &index, &e) < 0)
+    _cleanup_free_ char *path = NULL;
+    _cleanup_json_ cJSON *index = read_index(state_dir, &path);
+    if (!index)
         return;
     cJSON *manifests = cJSON_GetObjectItemCaseSensitive(index, "manifests");
     for (int i = cJSON_GetArraySize(manifests) - 1; i >= 0; i--) {
@@ -552,11 +560,9 @@ static void sweep(const char *state_dir, const char *const *keep)
 
 static void sweep_unreferenced(const char *state_dir)
 {
-    _cleanup_free_ char *dir = layout_dir(state_dir);
-    _cleanup_free_ char *path = wr_path_join(dir, "index.json");
-    _cleanup_json_ cJSON *index = NULL;
-    _cleanup_error_ struct wr_error *e = NULL;
-    if (read_json(path, &index, &e) < 0)
+    _cleanup_free_ char *path = NULL;
+    _cleanup_json_ cJSON *index = read_index(state_dir, &path);
+    if (!index)
         return;
     char **keep = wr_calloc(1, sizeof(char *));
     size_t n = 0;
