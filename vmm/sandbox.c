@@ -50,7 +50,7 @@ int vmm__new_id(char out[17])
     return 0;
 }
 
-static int fill_row(const struct vmm_create_request *req, const char *backend,
+static int fill_row(struct vmm *vmm, const struct vmm_create_request *req,
                     struct store_sandbox *row, struct wr_error **err)
 {
     char id[17];
@@ -68,9 +68,9 @@ static int fill_row(const struct vmm_create_request *req, const char *backend,
                             req->repo);
     row->id = wr_strdup(id);
     row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
-    row->backend = wr_strdup(backend);
+    row->backend = wr_strdup(vmm->backend->name);
     row->state = wr_strdup("creating");
-    if (vmm__image_name(req->image, &row->image, err) < 0)
+    if (vmm__image_name(vmm, req->image, &row->image, err) < 0)
         return -(*err)->status;
     row->repo = req->repo ? wr_strdup(req->repo) : NULL;
     row->ref = req->ref ? wr_strdup(req->ref) : NULL;
@@ -206,7 +206,7 @@ int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vm
                        void *data, struct wr_error **err)
 {
     struct store_sandbox row;
-    if (fill_row(req, vmm->backend->name, &row, err) < 0) {
+    if (fill_row(vmm, req, &row, err) < 0) {
         store_sandbox_clear(&row);
         return -(*err)->status;
     }

@@ -6,7 +6,6 @@
 
 #include "spec.h"
 #include "vmm/backends/guest-image.h"
-#include "vmm/images/image.h"
 #include "vmm/images/images.h"
 
 /* In the order --backend auto prefers them (DESIGN.md): Cloud Hypervisor, then QEMU with
@@ -70,29 +69,13 @@ void vmm__spec_clear(struct spec_storage *s)
     free(s->ws_work);
     free(s->agent_socket);
     free(s->log_path);
-    free(s->image_root);
+    free(s->image_base);
     free(s->git_objects);
     free(s->kernel);
     free(s->initrd);
     wr_strv_free(s->root_lowers);
     wr_strv_free(s->ws_lowers);
     memset(s, 0, sizeof(*s));
-}
-
-/* An OCI image's layers go below its mount-point skeleton (the last lower so far). */
-static int append_image_layers(struct vmm *vmm, const char *image, struct spec_storage *s,
-                               struct wr_error **err)
-{
-    _cleanup_strv_ char **layers = NULL;
-    if (vmm__image_layers(vmm, image, &layers, err) < 0)
-        return -(*err)->status;
-    size_t n = wr_strv_len((const char *const *)s->root_lowers);
-    size_t k = wr_strv_len((const char *const *)layers);
-    s->root_lowers = wr_realloc(s->root_lowers, (n + k + 1) * sizeof(char *));
-    for (size_t i = 0; i < k; i++)
-        s->root_lowers[n + i] = TAKE_PTR(layers[i]);
-    s->root_lowers[n + k] = NULL;
-    return 0;
 }
 
 int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spec_storage *s,
@@ -113,22 +96,25 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
                             "use a shorter --state-dir",
                             vmm->state_dir);
     }
-    if (vmm_image_root(vmm->state_dir, row->image, &s->image_root, err) < 0) {
+    _cleanup_strv_ char **image_lowers = NULL;
+    if (vmm__image_lowers(vmm, row->image, &image_lowers, &s->image_base, err) < 0) {
         vmm__spec_clear(s);
         return -(*err)->status;
     }
     s->ops = vmm__backend_for(vmm, row->backend);
-    s->root_lowers = vmm__layer_chain(row->root_layers, s->image_root);
-    if (strcmp(row->image, "host") != 0 && append_image_layers(vmm, row->image, s, err) < 0) {
-        vmm__spec_clear(s);
-        return -(*err)->status;
-    }
+    s->root_lowers = vmm__layer_chain(row->root_layers, NULL);
+    size_t n = wr_strv_len((const char *const *)s->root_lowers);
+    size_t k = wr_strv_len((const char *const *)image_lowers);
+    s->root_lowers = wr_realloc(s->root_lowers, (n + k + 1) * sizeof(char *));
+    for (size_t i = 0; i < k; i++)
+        s->root_lowers[n + i] = TAKE_PTR(image_lowers[i]);
+    s->root_lowers[n + k] = NULL;
     vmm__spec_load_git_objects(s);
     s->ws_lowers = vmm__layer_chain(row->ws_layers, row->ws_lower);
     s->spec = (struct vmm_sandbox_spec){
         .id = row->id,
         .dir = s->dir,
-        .image = row->image,
+        .image = s->image_base,
         .root_lowers = (const char *const *)s->root_lowers,
         .root_upper = s->root_upper,
         .root_work = s->root_work,

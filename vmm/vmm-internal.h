@@ -58,7 +58,7 @@ struct spec_storage {
     struct vmm_sandbox_spec spec;
     const struct vmm_backend_ops *ops; /* the backend the sandbox was created on */
     char *dir, *root_upper, *root_work, *ws_upper, *ws_work, *agent_socket, *log_path;
-    char *image_root;
+    char *image_base;      /* "host" or the OCI image the sandbox's image is built on */
     char *git_objects;     /* read from <dir>/git-objects, written at create */
     char *kernel, *initrd; /* VM backends, filled by vmm__spec_boot_files */
     char **root_lowers;    /* snapshot layers (top first), then the image */

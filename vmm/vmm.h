@@ -137,6 +137,27 @@ int vmm_image_list(struct vmm *vmm, struct vmm_image_info **ret, size_t *ret_n,
 int vmm_image_delete(struct vmm *vmm, const char *ref, vmm_image_cb cb, void *data,
                      struct wr_error **err);
 
+struct vmm_build_request {
+    const char *name;          /* the template's name: 1-63 of [A-Za-z0-9_.-], not "host" */
+    const char *from;          /* "host", an OCI image reference or a template */
+    const char *const *run;    /* shell commands, in order (may be NULL with files) */
+    const char *const *env;    /* "K=V" for the steps, kept in the template; may be NULL */
+    const char *workdir;       /* the steps' and the template's working directory, or NULL */
+    const struct cJSON *files; /* {path: text} written before the commands, or NULL */
+};
+struct vmm_build_result {
+    const char *image, *digest;
+    size_t steps, cached; /* steps in all; how many came from the cache */
+};
+typedef void (*vmm_build_cb)(void *data, const struct vmm_build_result *result,
+                             struct wr_error *err);
+/* Builds a template (vmm/images/build.c): a sandbox from `from` runs the steps, each
+ * step's result kept as a snapshot (step-<key>) so a rebuild with the same first steps
+ * runs only the rest. A failing step fails the call with its output and registers
+ * nothing. progress gets each step and its latest output line. */
+int vmm_image_build(struct vmm *vmm, const struct vmm_build_request *req, vmm_progress_cb progress,
+                    vmm_build_cb cb, void *data, struct wr_error **err);
+
 /* ---- work inside a sandbox ------------------------------------------------------- */
 
 struct vmm_op; /* one exec or file operation in flight */

@@ -1,4 +1,6 @@
 /* image_pull, image_list, image_delete: the OCI images sandboxes start from. */
+#include <string.h>
+
 #include "common.h"
 
 /* One image as the tools show it (mcp/tools/image.schema.json). */
@@ -102,4 +104,80 @@ const struct mcp_tool mcp_tool_image_list = {
 const struct mcp_tool mcp_tool_image_delete = {
     .name = "image_delete",
     .call = call_delete,
+};
+
+/* ---- image_build ---------------------------------------------------------------------- */
+
+#define MAX_STEPS 100
+#define MAX_STEP_BYTES (64u << 10)
+#define MAX_FILES 64
+#define MAX_FILE_BYTES (1u << 20)
+
+static void built(void *data, const struct vmm_build_result *result, struct wr_error *err)
+{
+    struct mcp_call *call = data;
+    if (err) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "image", result->image);
+    cJSON_AddStringToObject(r, "digest", result->digest);
+    cJSON_AddNumberToObject(r, "steps", (double)result->steps);
+    cJSON_AddNumberToObject(r, "cached_steps", (double)result->cached);
+    mcp_call_succeed(call, r);
+}
+
+/* files: an object of path -> text, each path checked like the file tools' paths. */
+static int arg_files(const cJSON *args, const cJSON **ret, struct wr_error **err)
+{
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(args, "files");
+    if (!files)
+        return 0;
+    if (!cJSON_IsObject(files) || cJSON_GetArraySize(files) > MAX_FILES)
+        return wr_error_set(err, EINVAL, "files must be an object of at most %d path: text pairs",
+                            MAX_FILES);
+    const cJSON *f;
+    cJSON_ArrayForEach(f, files)
+    {
+        if (!cJSON_IsString(f) || strlen(f->valuestring) > MAX_FILE_BYTES)
+            return wr_error_set(err, EINVAL, "files['%.100s'] must be text of at most 1 MiB",
+                                f->string);
+        if (vmm_path_check(f->string, err) < 0)
+            return wr_error_wrap(err, "files");
+    }
+    *ret = files;
+    return 1;
+}
+
+static void call_build(struct mcp_call *call, const cJSON *args)
+{
+    static const char *const known[] = {"name", "from", "run", "env", "workdir", "files", NULL};
+    const char *name = NULL, *from = NULL, *workdir = NULL;
+    _cleanup_strv_ char **run = NULL, **env = NULL;
+    const cJSON *files = NULL;
+    struct wr_error *err = NULL;
+    if (mcp_args_check_known(args, known, &err) < 0 ||
+        mcp_arg_string(args, "name", true, 63, &name, &err) < 0 ||
+        mcp_arg_string(args, "from", true, 255, &from, &err) < 0 ||
+        mcp_arg_string_array(args, "run", false, MAX_STEPS, MAX_STEP_BYTES, &run, &err) < 0 ||
+        mcp_arg_env(args, "env", &env, &err) < 0 ||
+        mcp_arg_string(args, "workdir", false, 4096, &workdir, &err) < 0 ||
+        arg_files(args, &files, &err) < 0) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    struct vmm_build_request req = {.name = name,
+                                    .from = from,
+                                    .run = (const char *const *)run,
+                                    .env = (const char *const *)env,
+                                    .workdir = workdir,
+                                    .files = files};
+    if (vmm_image_build(mcp_call_vmm(call), &req, pull_progress, built, call, &err) < 0)
+        mcp_call_fail_error(call, err);
+}
+
+const struct mcp_tool mcp_tool_image_build = {
+    .name = "image_build",
+    .call = call_build,
 };

@@ -180,6 +180,61 @@ test("a QEMU VM from the image: the same system over virtiofs, packages install"
   await vmClient.close();
 }, { timeoutMs: 300_000 });
 
+test("image_build: a template from the image, steps cached on a rebuild, a failing step registers nothing", async () => {
+  const build = {
+    name: "tools",
+    from: ref,
+    files: { "/etc/tools.conf": "built\n" },
+    run: ["mkdir -p /opt/tools && echo v1 > /opt/tools/version", "useradd -r -M toolsvc"],
+    env: { TOOLS_HOME: "/opt/tools" },
+    workdir: "/opt/tools",
+  };
+  const progress = [];
+  const first = await client.callTool({ name: "image_build", arguments: build }, undefined, {
+    onprogress: (p) => progress.push(p.message),
+    timeout: 300_000,
+  });
+  assert.notEqual(first.isError, true, JSON.stringify(first.content));
+  assert.deepEqual([first.structuredContent.steps, first.structuredContent.cached_steps], [3, 0]);
+  // Progress is rate-limited (a few a second): fast steps show as the first.
+  assert.ok(progress.some((m) => /^step \d\/3/.test(m)), progress.join("\n"));
+  const started = Date.now();
+  const again = await callTool(client, "image_build", build);
+  assert.equal(again.cached_steps, 3);
+  assert.equal(again.digest, first.structuredContent.digest);
+  assert.ok(Date.now() - started < 1000, "a fully cached rebuild took a second");
+  const more = await callTool(client, "image_build", { ...build, name: "tools-plus", run: [...build.run, "echo v2 > /opt/tools/version"] });
+  assert.deepEqual([more.steps, more.cached_steps], [4, 3]);
+
+  const box = await callTool(client, "sandbox_create", { name: "from-template", image: "tools" });
+  assert.equal(box.image, "tools");
+  const r = await callTool(client, "sandbox_exec", {
+    id: box.id,
+    command: ". /etc/os-release; echo $PRETTY_NAME; cat /opt/tools/version /etc/tools.conf; echo $TOOLS_HOME $WARREN_IMAGE; pwd; id -u toolsvc >/dev/null && echo user",
+  });
+  assert.equal(r.stdout, "warren test image\nv1\nbuilt\n/opt/tools yes\n/opt/tools\nuser\n", r.stderr);
+  const plus = await callTool(client, "sandbox_create", { name: "from-template-plus", image: "tools-plus" });
+  assert.equal((await callTool(client, "sandbox_exec", { id: plus.id, command: "cat /opt/tools/version" })).stdout, "v2\n");
+
+  const failed = await callToolError(client, "image_build", { ...build, name: "broken", run: ["echo about to fail; exit 7"] });
+  assert.match(failed, /step 2 .*exit code 7.*about to fail/s);
+  assert.match(await callToolError(client, "image_delete", { image: "broken" }), /no image/);
+  assert.match(await callToolError(client, "image_build", { ...build, name: "tools" }), /in use by sandbox 'from-template'/);
+  assert.match(await callToolError(client, "image_build", { name: "a/b", from: ref, run: ["true"] }), /name/);
+  const names = (await callTool(client, "sandbox_list")).sandboxes.map((s) => s.name);
+  assert.ok(!names.some((n) => n.startsWith("build-")), `a build sandbox was left: ${names}`);
+  const { images } = await callTool(client, "image_list");
+  const users = images.find((i) => i.image === ref).used_by;
+  for (const u of ["sandbox 'from-image'", "template 'tools'", "template 'tools-plus'"]) assert.ok(users.includes(u), users.join(", "));
+  assert.ok(users.some((u) => /^snapshot 'step-/.test(u)), "the cached steps are built on the image");
+  assert.equal(images.find((i) => i.image === "tools").layers, 3);
+  for (const id of [box.id, plus.id]) await callTool(client, "sandbox_destroy", { id });
+  for (const image of ["tools", "tools-plus"]) await callTool(client, "image_delete", { image });
+  // The cached steps are snapshots; they go with snapshot_delete, top first.
+  const steps = (await callTool(client, "snapshot_list")).snapshots.filter((s) => s.name.startsWith("step-"));
+  for (const s of steps.reverse()) await callTool(client, "snapshot_delete", { snapshot: s.snapshot_id });
+}, { timeoutMs: 300_000 });
+
 test("image_list names the users; image_delete is refused while used, then frees the layers", async () => {
   const { images } = await callTool(client, "image_list");
   assert.equal(images.length, 1);

@@ -92,6 +92,7 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
   const { tools } = await client.listTools();
   const names = tools.map((t) => t.name).sort();
   assert.deepEqual(names, [
+    "image_build",
     "image_delete",
     "image_list",
     "image_pull",

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "image.h"
 #include "images.h"
 #include "oci.h"
 
@@ -44,7 +45,7 @@ static bool snapshot_uses(const struct store_snapshot *s, const char *name)
 }
 
 /* "sandbox 'x'" and "snapshot 'y'" for everything built on image name. */
-static int users_of(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err)
+int vmm__image_users(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err)
 {
     struct store_sandbox *rows = NULL;
     struct store_snapshot *snaps = NULL;
@@ -63,6 +64,20 @@ static int users_of(struct vmm *vmm, const char *name, char ***ret, struct wr_er
             push(&users, &n, wr_asprintf("snapshot '%s'", snaps[i].name));
         store_snapshot_clear(&snaps[i]);
     }
+    /* Templates built on it (their config's "from"). */
+    struct store_image *images = NULL;
+    size_t n_images = 0;
+    if (r >= 0)
+        r = store_image_list(vmm->store, &images, &n_images, err);
+    for (size_t i = 0; i < n_images; i++) {
+        cJSON *c = images[i].config ? cJSON_Parse(images[i].config) : NULL;
+        const char *from = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "from"));
+        if (r >= 0 && from && !strcmp(from, name))
+            push(&users, &n, wr_asprintf("template '%s'", images[i].name));
+        cJSON_Delete(c);
+        store_image_clear(&images[i]);
+    }
+    free(images);
     free(rows);
     free(snaps);
     if (r < 0) {
@@ -77,7 +92,7 @@ static int image_info(struct vmm *vmm, struct store_image *row, struct vmm_image
                       struct wr_error **err)
 {
     memset(ret, 0, sizeof(*ret));
-    if (users_of(vmm, row->name, &ret->used_by, err) < 0)
+    if (vmm__image_users(vmm, row->name, &ret->used_by, err) < 0)
         return -(*err)->status;
     ret->row = *row;
     memset(row, 0, sizeof(*row));
@@ -113,13 +128,106 @@ int vmm_image_list(struct vmm *vmm, struct vmm_image_info **ret, size_t *ret_n,
 
 /* ---- pulling ------------------------------------------------------------------------------ */
 
-int vmm__image_name(const char *image, char **ret, struct wr_error **err)
+/* A template's config: {"template": <snapshot id>, ...}; NULL when name is no template. */
+static char *template_snapshot(const struct store_image *row)
+{
+    cJSON *c = row->config ? cJSON_Parse(row->config) : NULL;
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "template"));
+    char *snapshot = t ? wr_strdup(t) : NULL;
+    cJSON_Delete(c);
+    return snapshot;
+}
+
+int vmm__image_name(struct vmm *vmm, const char *image, char **ret, struct wr_error **err)
 {
     if (!image || !strcmp(image, "host")) {
         *ret = wr_strdup("host");
         return 0;
     }
+    /* A template is found by its own name, which has no '/' (an image reference, once
+     * normalized, always has one). */
+    struct store_image row;
+    _cleanup_error_ struct wr_error *missing = NULL;
+    if (!strchr(image, '/') && store_image_get(vmm->store, image, &row, &missing) == 0) {
+        store_image_clear(&row);
+        *ret = wr_strdup(image);
+        return 0;
+    }
     return oci_normalize_ref(image, ret, err);
+}
+
+/* Appends the snapshot's root layers (top first) to v; *ret_image: what it was built on. */
+static int append_template(struct vmm *vmm, const char *snapshot, char ***v, size_t *n,
+                           char **ret_image, struct wr_error **err)
+{
+    struct store_snapshot snap;
+    if (store_snapshot_get(vmm->store, snapshot, &snap, err) < 0)
+        return wr_error_wrap(err, "the template's layers");
+    cJSON *m = cJSON_Parse(snap.manifest);
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(m, "root"))
+    {
+        if (cJSON_IsString(l))
+            push(v, n, wr_strdup(l->valuestring));
+    }
+    const char *image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "image"));
+    *ret_image = wr_strdup(image ? image : "host");
+    cJSON_Delete(m);
+    store_snapshot_clear(&snap);
+    return 0;
+}
+
+int vmm__image_lowers(struct vmm *vmm, const char *image, char ***ret, char **ret_base,
+                      struct wr_error **err)
+{
+    char **v = wr_calloc(1, sizeof(char *));
+    size_t n = 0;
+    _cleanup_free_ char *name = wr_strdup(image);
+    int r = 0;
+    for (int depth = 0; r >= 0; depth++) {
+        if (depth > 8) {
+            r = wr_error_set(err, ELOOP, "image '%s': templates nest too deeply", image);
+            break;
+        }
+        char *root = NULL;
+        if (!strcmp(name, "host")) {
+            if ((r = vmm_image_root(vmm->state_dir, "host", &root, err)) >= 0)
+                push(&v, &n, root);
+            break;
+        }
+        struct store_image row;
+        if ((r = store_image_get(vmm->store, name, &row, err)) < 0) {
+            wr_error_set(err, ENOENT,
+                         "image '%s' is not in this state directory (pull it with image_pull)",
+                         name);
+            break;
+        }
+        _cleanup_free_ char *snapshot = template_snapshot(&row);
+        store_image_clear(&row);
+        if (snapshot) {
+            char *below = NULL;
+            r = append_template(vmm, snapshot, &v, &n, &below, err);
+            free(name);
+            name = below;
+            continue;
+        }
+        _cleanup_strv_ char **layers = NULL;
+        if ((r = vmm_image_root(vmm->state_dir, name, &root, err)) < 0)
+            break;
+        push(&v, &n, root);
+        if ((r = vmm__image_layers(vmm, name, &layers, err)) < 0)
+            break;
+        for (size_t i = 0; layers[i]; i++)
+            push(&v, &n, TAKE_PTR(layers[i]));
+        break;
+    }
+    if (r < 0) {
+        wr_strv_free(v);
+        return r;
+    }
+    *ret = v;
+    *ret_base = TAKE_PTR(name);
+    return 0;
 }
 
 int vmm__image_ensure(struct vmm *vmm, const char *name, void (*progress)(void *, const char *),
@@ -234,7 +342,7 @@ int vmm_image_pull(struct vmm *vmm, const char *ref, vmm_progress_cb progress, v
                    void *data, struct wr_error **err)
 {
     _cleanup_free_ char *name = NULL;
-    if (vmm__image_name(ref, &name, err) < 0)
+    if (vmm__image_name(vmm, ref, &name, err) < 0)
         return -(*err)->status;
     if (!strcmp(name, "host"))
         return wr_error_set(err, EINVAL,
@@ -306,7 +414,7 @@ int vmm_image_delete(struct vmm *vmm, const char *ref, vmm_image_cb cb, void *da
                      struct wr_error **err)
 {
     _cleanup_free_ char *name = NULL;
-    if (vmm__image_name(ref, &name, err) < 0)
+    if (vmm__image_name(vmm, ref, &name, err) < 0)
         return -(*err)->status;
     if (!strcmp(name, "host"))
         return wr_error_set(err, EINVAL, "the host image cannot be deleted");

@@ -6,7 +6,17 @@
 
 /* The name an image is stored and shown under: "host", or the reference normalized
  * (oci_normalize_ref). Caller frees. */
-int vmm__image_name(const char *image, char **ret, struct wr_error **err);
+int vmm__image_name(struct vmm *vmm, const char *image, char **ret, struct wr_error **err);
+/* "sandbox 'x'" and "snapshot 'y'" for everything built on image name (NULL-terminated,
+ * maybe empty; the caller frees it). */
+int vmm__image_users(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err);
+/* The read-only lowers of a sandbox's root that image contributes, top first: a
+ * template's layers, then (recursively) what it was built on, down to the host skeleton,
+ * or an OCI image's mount-point skeleton and layers. *ret_base is that last image ("host"
+ * or an OCI reference), which decides how the backends mount the root. Both for the
+ * caller to free. */
+int vmm__image_lowers(struct vmm *vmm, const char *image, char ***ret, char **ret_base,
+                      struct wr_error **err);
 /* Pulls name unless the state directory has it ("host" always has). Blocking: thread pool.
  * progress (may be NULL) runs on the worker thread. */
 int vmm__image_ensure(struct vmm *vmm, const char *name, void (*progress)(void *, const char *),
