@@ -15,12 +15,6 @@
 #define FILES 10000
 #define RUNS 9
 
-static void run(const char *command)
-{
-    if (system(command) != 0)
-        bench_die(command);
-}
-
 /* A repository of FILES small files in 100 directories, one commit. */
 static char *make_big_repo(void)
 {
@@ -32,7 +26,7 @@ static char *make_big_repo(void)
         "for f in $(seq 0 %d); do echo \"file $d $f\" > d$d/f$f.txt; done; done && "
         "git add -A && git -c gc.auto=0 -c user.name=b -c user.email=b@b commit -qm files",
         dir, FILES / 100 - 1);
-    run(cmd);
+    bench_run(cmd);
     return dir;
 }
 
@@ -66,7 +60,7 @@ static double host_status_ms(const char *repo)
     _cleanup_free_ char *cmd = wr_asprintf("git -C %s status --porcelain >/dev/null", repo);
     for (int i = 0; i < RUNS; i++) {
         uint64_t t0 = wr_now_ns();
-        run(cmd);
+        bench_run(cmd);
         t[i] = (wr_now_ns() - t0) / 1000;
     }
     return (double)bench_percentile(t, RUNS, 0.5) / 1e3;
@@ -110,6 +104,6 @@ int main(int argc, char **argv)
     cJSON_Delete(first);
     cJSON_Delete(sb);
     _cleanup_free_ char *cleanup = wr_asprintf("rm -rf %s %s", repo, state);
-    run(cleanup);
+    bench_run(cleanup);
     return 0;
 }

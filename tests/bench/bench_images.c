@@ -19,16 +19,10 @@
 
 #define CREATES 15
 
-static void run(const char *command)
-{
-    if (system(command) != 0)
-        bench_die(command);
-}
-
 static double run_ms(const char *command)
 {
     uint64_t t0 = wr_now_ns();
-    run(command);
+    bench_run(command);
     return (double)(wr_now_ns() - t0) / 1e6;
 }
 
@@ -62,22 +56,17 @@ static void build_image(const char *dir, const char *ref)
         "for i in $(seq 1 40); do skopeo copy -q --dest-tls-verify=false oci:L:t docker://%s "
         "&& exit 0; sleep 0.25; done; exit 1",
         dir, ref);
-    run(cmd);
+    bench_run(cmd);
 }
 
 static double create_p50(struct bench_server *s, const char *image)
 {
     uint64_t t[CREATES];
-    for (int i = 0; i < CREATES; i++) {
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "image", image);
-        uint64_t t0 = wr_now_ns();
-        cJSON *sb = bench_tool(s, "sandbox_create", a);
-        t[i] = (wr_now_ns() - t0) / 1000;
-        cJSON_Delete(bench_destroy(s, cJSON_GetObjectItem(sb, "id")->valuestring));
-        cJSON_Delete(sb);
-    }
-    return (double)bench_percentile(t, CREATES, 0.5) / 1e3;
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "image", image);
+    bench_create_times(s, a, t, CREATES);
+    cJSON_Delete(a);
+    return (double)bench_percentile(t, CREATES, 0.5) / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -121,6 +110,6 @@ int main(int argc, char **argv)
     kill(registry, SIGTERM);
     waitpid(registry, NULL, 0);
     _cleanup_free_ char *cleanup = wr_asprintf("rm -rf %s", dir);
-    run(cleanup);
+    bench_run(cleanup);
     return 0;
 }

@@ -68,15 +68,10 @@ static void bench_create(struct bench_server *s, const char *repo)
 {
     enum { N = 30 };
     uint64_t t[N];
-    for (int i = 0; i < N; i++) {
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "repo", repo);
-        uint64_t t0 = wr_now_ns();
-        cJSON *sb = bench_tool(s, "sandbox_create", a);
-        t[i] = wr_now_ns() - t0;
-        cJSON_Delete(bench_destroy(s, cJSON_GetObjectItem(sb, "id")->valuestring));
-        cJSON_Delete(sb);
-    }
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "repo", repo);
+    bench_create_times(s, a, t, N);
+    cJSON_Delete(a);
     printf("sandbox_create (host image, repo commit seen before): p50 %.1f ms, max %.1f ms (target "
            "p50 <= 50 ms)\n",
            bench_percentile(t, N, 0.5) / 1e6, bench_percentile(t, N, 1.0) / 1e6);

@@ -2,6 +2,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <stdlib.h>
+
 #include "client.h"
 
 void bench_die(const char *what)
@@ -192,4 +194,21 @@ void bench_file_throughput(struct bench_server *s, const char *id, size_t n, dou
     wr_buf_free(&w);
     free(data);
     free(b64);
+}
+
+void bench_run(const char *command)
+{
+    if (system(command) != 0)
+        bench_die(command);
+}
+
+void bench_create_times(struct bench_server *s, const cJSON *args, uint64_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = wr_now_ns();
+        cJSON *sb = bench_tool(s, "sandbox_create", cJSON_Duplicate(args, true));
+        t[i] = wr_now_ns() - t0;
+        cJSON_Delete(bench_destroy(s, cJSON_GetObjectItem(sb, "id")->valuestring));
+        cJSON_Delete(sb);
+    }
 }

@@ -33,6 +33,11 @@ const char *bench_rpc_raw(struct bench_server *s, const char *line, size_t len);
 cJSON *bench_exec_args(const char *id, const char *cmd);
 /* A small git repository in /tmp (caller frees the path). */
 char *bench_make_repo(void);
+/* Runs a shell command; a failure ends the program. */
+void bench_run(const char *command);
+/* Creates and destroys n sandboxes (args: a JSON object of sandbox_create arguments, copied
+ * for each), filling t with each create's time in ns. */
+void bench_create_times(struct bench_server *s, const cJSON *args, uint64_t *t, size_t n);
 /* Sorts v and returns its p-th percentile (p in 0..1). */
 uint64_t bench_percentile(uint64_t *v, size_t n, double p);
 /* Writes and reads back an n-byte random file through the tools (best of 5), in MB/s. */
