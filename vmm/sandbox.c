@@ -89,8 +89,11 @@ static int fill_row(struct vmm *vmm, const struct vmm_create_request *req,
 static void prepare_git(struct create_op *op)
 {
     struct store_sandbox *row = &op->row;
+    bool fork = row->ws_layers && strcmp(row->ws_layers, "[]") != 0;
+    _cleanup_free_ char *branch = wr_asprintf("warren/%s", row->name);
     _cleanup_free_ char *objects = NULL;
-    if (layers_git_objects_dir(row->repo, &objects, &op->err) < 0)
+    if (layers_git_prepare(row->repo, row->commit_id, branch, fork ? NULL : op->spec.ws_upper,
+                           &objects, &op->err) < 0)
         return;
     _cleanup_free_ char *path = wr_path_join(op->spec.dir, "git-objects");
     int r = wr_write_file_atomic(path, objects, strlen(objects), 0600);
@@ -99,10 +102,6 @@ static void prepare_git(struct create_op *op)
         return;
     }
     vmm__spec_load_git_objects(&op->spec);
-    if (row->ws_layers && strcmp(row->ws_layers, "[]") != 0)
-        return;
-    _cleanup_free_ char *branch = wr_asprintf("warren/%s", row->name);
-    layers_git_seed(row->repo, row->commit_id, branch, op->spec.ws_upper, &op->err);
 }
 
 /* Thread pool: resolve and check out the workspace, prepare the image and directories. */

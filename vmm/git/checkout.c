@@ -511,13 +511,11 @@ static char *git_config_text(git_repository *repo)
     return text;
 }
 
-int layers_git_seed(const char *repo_path, const char *commit, const char *branch,
-                    const char *ws_upper, struct wr_error **err)
+/* HEAD, the branch, config, info/exclude and shallow of a new sandbox, in its upper. */
+static int seed_git_dir(git_repository *repo, const char *commit, const char *branch,
+                        const char *ws_upper, struct wr_error **err)
 {
-    _cleanup_repository_ git_repository *repo = NULL;
-    int r = vmm__git_open_existing(repo_path, &repo, err);
-    if (r < 0)
-        return r;
+    int r;
     _cleanup_free_ char *gitdir = wr_path_join(ws_upper, ".git");
     _cleanup_free_ char *ref = wr_asprintf("%s/refs/heads/%s", gitdir, branch);
     _cleanup_free_ char *ref_dir = wr_strdup(ref);
@@ -539,12 +537,15 @@ int layers_git_seed(const char *repo_path, const char *commit, const char *branc
     return 0;
 }
 
-int layers_git_objects_dir(const char *repo_path, char **ret, struct wr_error **err)
+int layers_git_prepare(const char *repo_path, const char *commit, const char *branch,
+                       const char *ws_upper, char **ret_objects, struct wr_error **err)
 {
     _cleanup_repository_ git_repository *repo = NULL;
     int r = vmm__git_open_existing(repo_path, &repo, err);
+    if (r >= 0 && ws_upper)
+        r = seed_git_dir(repo, commit, branch, ws_upper, err);
     if (r < 0)
         return r;
-    *ret = wr_asprintf("%sobjects", git_repository_commondir(repo));
+    *ret_objects = wr_asprintf("%sobjects", git_repository_commondir(repo));
     return 0;
 }

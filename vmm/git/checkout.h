@@ -17,11 +17,10 @@
 int layers_workspace_from_repo(const char *state_dir, const char *repo, const char *ref,
                                char **ret_lower, char **ret_commit, struct wr_error **err);
 
-/* Gives a new sandbox its own part of /workspace/.git, written into its workspace upper:
- * HEAD on refs/heads/<branch> at commit, a config with the repository's user identity
- * (else "warren"), and copies of the repository's info/exclude and shallow files. */
-int layers_git_seed(const char *repo, const char *commit, const char *branch, const char *ws_upper,
-                    struct wr_error **err);
-
-/* The object directory of repo (of its main repository for a worktree); caller frees. */
-int layers_git_objects_dir(const char *repo, char **ret, struct wr_error **err);
+/* For a sandbox made from repo: *ret_objects is the repository's object directory (of its
+ * main repository for a worktree; the backends bind it read-only into /workspace/.git).
+ * With ws_upper, a new sandbox also gets its own part of /workspace/.git there: HEAD on
+ * refs/heads/<branch> at commit, a config with the repository's user identity (else
+ * "warren"), and copies of the repository's info/exclude and shallow files. */
+int layers_git_prepare(const char *repo, const char *commit, const char *branch,
+                       const char *ws_upper, char **ret_objects, struct wr_error **err);
