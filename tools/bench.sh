@@ -12,3 +12,4 @@ fi
 build/tests/bench_snapshot build/warren
 build/tests/bench_git build/warren
 build/tests/bench_images build/warren
+build/tests/bench_density build/warren
