@@ -1,5 +1,7 @@
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -216,4 +218,26 @@ const struct wr_embedded_file *wr_embedded_find(const struct wr_embedded_file *t
         if (!strcmp(f->name, name))
             return f;
     return NULL;
+}
+
+static uint64_t du_total;
+
+static int du_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    if (type == FTW_F || type == FTW_SL || type == FTW_D || type == FTW_DP)
+        du_total += (uint64_t)st->st_blocks * 512u;
+    return 0;
+}
+
+static pthread_mutex_t du_lock = PTHREAD_MUTEX_INITIALIZER;
+
+uint64_t wr_disk_usage(const char *path)
+{
+    /* nftw takes no user data: one walk at a time. */
+    pthread_mutex_lock(&du_lock);
+    du_total = 0;
+    (void)nftw(path, du_visit, 32, FTW_PHYS | FTW_MOUNT);
+    uint64_t total = du_total;
+    pthread_mutex_unlock(&du_lock);
+    return total;
 }

@@ -202,6 +202,10 @@ uint64_t wr_process_start_time(pid_t pid);
  * result can go into a JSON string. Caller frees. */
 char *wr_utf8_sanitize(const char *s, size_t n);
 
+/* Bytes of disk that the files below path take (allocated blocks, symlinks not followed,
+ * other filesystems not entered). Blocking. */
+uint64_t wr_disk_usage(const char *path);
+
 /* A file compiled into the binary by tools/embed.cmake: tables of these end with an entry
  * whose name is NULL. data has a NUL after its len bytes. */
 struct wr_embedded_file {

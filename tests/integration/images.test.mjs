@@ -227,7 +227,9 @@ test("image_build: a template from the image, steps cached on a rebuild, a faili
   const users = images.find((i) => i.image === ref).used_by;
   for (const u of ["sandbox 'from-image'", "template 'tools'", "template 'tools-plus'"]) assert.ok(users.includes(u), users.join(", "));
   assert.ok(users.some((u) => /^snapshot 'step-/.test(u)), "the cached steps are built on the image");
-  assert.equal(images.find((i) => i.image === "tools").layers, 3);
+  const tools = images.find((i) => i.image === "tools");
+  assert.equal(tools.layers, 3);
+  assert.ok(tools.size_bytes > 0, "a template's size counts its own layers");
   for (const id of [box.id, plus.id]) await callTool(client, "sandbox_destroy", { id });
   for (const image of ["tools", "tools-plus"]) await callTool(client, "image_delete", { image });
   // The cached steps are snapshots; they go with snapshot_delete, top first.

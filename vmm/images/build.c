@@ -10,6 +10,7 @@
 
 #include "guest-init/proto.h"
 #include "images.h"
+#include "vmm/spec.h"
 
 #define STEP_OUTPUT_MAX (64u << 10)
 #define STEP_TIMEOUT_MS (30u * 60u * 1000u)
@@ -31,6 +32,9 @@ struct build_op {
     size_t n_steps, next, cached;
     char *sandbox;            /* the build sandbox's id */
     struct wr_error *failure; /* why the build failed, answered once the sandbox is gone */
+    char **size_dirs;         /* the template's own layers, measured on the thread pool */
+    uint64_t size_bytes;
+    uv_work_t work;
     char base_key[65];
     struct wr_buf output;
     const cJSON *file; /* the file being written */
@@ -49,6 +53,7 @@ static void build_free(struct build_op *op)
     free(op->workdir);
     free(op->sandbox);
     wr_error_free(op->failure);
+    wr_strv_free(op->size_dirs);
     wr_strv_free(op->env);
     cJSON_Delete(op->files);
     wr_buf_free(&op->output);
@@ -99,6 +104,50 @@ static void answer_failure(struct build_op *op)
 
 static void register_template(struct build_op *op);
 
+static void measure_work(uv_work_t *w)
+{
+    struct build_op *op = w->data;
+    for (size_t i = 0; op->size_dirs && op->size_dirs[i]; i++)
+        op->size_bytes += wr_disk_usage(op->size_dirs[i]);
+}
+
+static void measured(uv_work_t *w, int status)
+{
+    register_template(w->data);
+}
+
+/* The template's size: what its own layers (those of its last step's snapshot) take. */
+static void measure(struct build_op *op)
+{
+    const struct step *last = &op->steps[op->n_steps - 1];
+    _cleanup_free_ char *name = step_snapshot(last);
+    _cleanup_free_ char *digest = wr_asprintf("template:%s", last->key);
+    struct store_snapshot snap;
+    struct store_image same;
+    _cleanup_error_ struct wr_error *err = NULL;
+    /* Rebuilt to what it already is: its size is known. */
+    if (store_image_get(op->vmm->store, op->name, &same, &err) == 0) {
+        bool known = !strcmp(same.digest, digest);
+        op->size_bytes = same.size_bytes;
+        store_image_clear(&same);
+        if (known) {
+            register_template(op);
+            return;
+        }
+    }
+    wr_error_free(TAKE_PTR(err));
+    if (store_snapshot_get(op->vmm->store, name, &snap, &err) == 0) {
+        cJSON *m = cJSON_Parse(snap.manifest);
+        char *root = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(m, "root"));
+        op->size_dirs = vmm__layer_chain(root, NULL);
+        free(root);
+        cJSON_Delete(m);
+        store_snapshot_clear(&snap);
+    }
+    op->work.data = op;
+    uv_queue_work(op->vmm->loop, &op->work, measure_work, measured);
+}
+
 /* The build sandbox is gone: the call answers only now, so that nothing of the build is
  * listed once it has. */
 static void sandbox_gone(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
@@ -111,7 +160,7 @@ static void sandbox_gone(void *data, const struct vmm_sandbox_info *info, struct
     if (op->failure)
         answer_failure(op);
     else
-        register_template(op);
+        measure(op);
 }
 
 static void drop_sandbox(struct build_op *op)
@@ -170,6 +219,7 @@ static void register_template(struct build_op *op)
                               .digest = digest,
                               .layers = layers,
                               .config = config,
+                              .size_bytes = op->size_bytes,
                               .created_at = wr_unix_time()};
     struct wr_error *err = NULL;
     if (store_image_put(op->vmm->store, &rec, &err) < 0) {
