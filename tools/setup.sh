@@ -21,8 +21,8 @@ APT_PACKAGES=(
     skopeo libarchive-tools
     nodejs npm
     kmod iproute2
-    # the tests' own registry and image: docker-registry, umoci, mmdebstrap
-    docker-registry umoci mmdebstrap
+    # the tests' own registry and images: docker-registry, umoci, mmdebstrap, busybox-static
+    docker-registry umoci mmdebstrap busybox-static
 )
 
 as_root() {

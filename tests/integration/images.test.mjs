@@ -26,7 +26,7 @@ import {
 
 skipUnlessRoot();
 const has = (bin) => (process.env.PATH ?? "/usr/bin:/bin").split(":").some((d) => existsSync(join(d, bin)));
-for (const bin of ["skopeo", "umoci", "bsdtar", "docker-registry", "mmdebstrap"])
+for (const bin of ["skopeo", "umoci", "bsdtar", "docker-registry", "mmdebstrap", "busybox"])
   if (!has(bin)) skip(`${bin} is not installed (tools/setup.sh installs it)`);
 
 const freePort = () =>
@@ -72,6 +72,14 @@ run("umoci", ["new", "--image", `${layout}:small`]);
 run("umoci", ["unpack", "--image", `${layout}:small`, small]);
 writeFileSync(join(small, "rootfs/only-file"), "small\n");
 run("umoci", ["repack", "--image", `${layout}:small`, small]);
+// An image with one static binary and no shell: argv execs still run (guest-init is
+// warren's own, never the image's).
+const bare = join(work, "bare");
+run("umoci", ["new", "--image", `${layout}:bare`]);
+run("umoci", ["unpack", "--image", `${layout}:bare`, bare]);
+run("mkdir", ["-p", join(bare, "rootfs/bin")]);
+run("cp", [run("sh", ["-c", "command -v busybox"]).trim(), join(bare, "rootfs/bin/busybox")]);
+run("umoci", ["repack", "--image", `${layout}:bare`, bare]);
 const smallLayer = JSON.parse(readFileSync(join(layout, "blobs/sha256",
   JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests
     .find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === "small").digest.slice(7)), "utf8")).layers[0].digest;
@@ -82,6 +90,7 @@ for (let i = 0; ; i++) {
     run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${ref}`]);
     run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:user`, `docker://${userRef}`]);
     run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:small`, `docker://${registry}/test/corrupt:1`]);
+    run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:bare`, `docker://${registry}/test/bare:1`]);
     break;
   } catch (e) {
     if (i === 20) throw e; // the registry may take a moment to listen
@@ -156,6 +165,17 @@ test("the image config's User: execs run as that user, with its home", async () 
   assert.equal(r.stdout, `daemon\ndaemon\n${run("sh", ["-c", "getent passwd daemon | cut -d: -f6"]).trim()}\n`);
   await callTool(client, "sandbox_destroy", { id: box.id });
   await callTool(client, "image_delete", { image: userRef });
+});
+
+test("an image without a shell: argv execs run, a command line says why it cannot", async () => {
+  const box = await callTool(client, "sandbox_create", { name: "bare", image: `${registry}/test/bare:1` });
+  const r = await callTool(client, "sandbox_exec", { id: box.id, argv: ["/bin/busybox", "echo", "no shell needed"], cwd: "/" });
+  assert.equal(r.stdout, "no shell needed\n", r.stderr);
+  const sh = await callTool(client, "sandbox_exec", { id: box.id, command: "echo hi", cwd: "/" });
+  assert.equal(sh.exit_code, 127);
+  assert.match(sh.stderr, /\/bin\/sh: No such file or directory/);
+  await callTool(client, "sandbox_destroy", { id: box.id });
+  await callTool(client, "image_delete", { image: `${registry}/test/bare:1` });
 });
 
 test("a QEMU VM from the image: the same system over virtiofs, packages install", async () => {
