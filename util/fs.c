@@ -146,20 +146,30 @@ int wr_write_all(int fd, const void *data, size_t n)
     return 0;
 }
 
-int wr_write_file_atomic(const char *path, const void *data, size_t n, mode_t mode)
+static int write_renamed(const char *path, const void *data, size_t n, mode_t mode, bool sync)
 {
     _cleanup_free_ char *tmp = wr_asprintf("%s.tmp.%d", path, (int)getpid());
     _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
     int r = wr_write_all(fd, data, n);
-    if (r == 0 && fsync(fd) < 0)
+    if (r == 0 && sync && fsync(fd) < 0)
         r = -errno;
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0)
         unlink(tmp);
     return r;
+}
+
+int wr_write_file_atomic(const char *path, const void *data, size_t n, mode_t mode)
+{
+    return write_renamed(path, data, n, mode, true);
+}
+
+int wr_write_file_replace(const char *path, const void *data, size_t n, mode_t mode)
+{
+    return write_renamed(path, data, n, mode, false);
 }
 
 uint64_t wr_now_ns(void)

@@ -173,6 +173,10 @@ int wr_rm_rf(const char *path);
 int wr_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Writes data to path atomically (temp file + rename) with the given mode. */
 int wr_write_file_atomic(const char *path, const void *data, size_t n, mode_t mode);
+/* The same without fsync: readers never see a half-written file, but a power cut may
+ * lose it. For files made again whenever they are needed (a sandbox's own .git, its
+ * identity files). */
+int wr_write_file_replace(const char *path, const void *data, size_t n, mode_t mode);
 /* write(2) until done, retrying EINTR. Returns 0 or -errno. */
 int wr_write_all(int fd, const void *data, size_t n);
 uint64_t wr_now_ms(void);   /* CLOCK_MONOTONIC */

@@ -319,7 +319,7 @@ static int write_identity(const struct vmm_sandbox_spec *spec, struct wr_error *
         struct stat st;
         if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
             return wr_error_set(err, EEXIST, "refusing %s: not a regular file", path);
-        r = wr_write_file_atomic(path, text, strlen(text), 0644);
+        r = wr_write_file_replace(path, text, strlen(text), 0644);
         if (r < 0)
             return wr_error_set_errno(err, -r, "writing %s", path);
     }

@@ -284,7 +284,7 @@ static int checkout_into(git_repository *repo, git_object *commit, const char *d
 
 static int write_text_file(const char *path, const char *text, struct wr_error **err)
 {
-    int r = wr_write_file_atomic(path, text, strlen(text), 0644);
+    int r = wr_write_file_replace(path, text, strlen(text), 0644);
     return r < 0 ? wr_error_set_errno(err, -r, "layers: writing %s", path) : 0;
 }
 
@@ -494,7 +494,7 @@ static int copy_git_file(const char *commondir, const char *name, const char *gi
     if (r < 0)
         return wr_error_set_errno(err, -r, "reading %s", from);
     _cleanup_free_ char *to = wr_path_join(gitdir, name);
-    r = wr_write_file_atomic(to, text, len, 0644);
+    r = wr_write_file_replace(to, text, len, 0644);
     return r < 0 ? wr_error_set_errno(err, -r, "writing %s", to) : 0;
 }
 
