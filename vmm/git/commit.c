@@ -376,11 +376,11 @@ static int copy_tree(struct exporter *x, const git_oid *id, int depth, struct wr
 static int copy_history(struct exporter *x, const git_oid *head, struct wr_error **err)
 {
     size_t n = 0, cap = 16;
-    git_oid *queue = wr_malloc(cap * sizeof(git_oid));
-    queue[n++] = *head;
+    git_oid *pending = wr_malloc(cap * sizeof(git_oid));
+    pending[n++] = *head;
     int r = 0;
     while (r >= 0 && n > 0) {
-        git_oid id = queue[--n];
+        git_oid id = pending[--n];
         if (git_odb_exists(x->user_odb, &id))
             continue;
         git_commit *c = NULL;
@@ -394,12 +394,12 @@ static int copy_history(struct exporter *x, const git_oid *head, struct wr_error
             r = copy_object(x, &id, err);
         for (unsigned i = 0; r >= 0 && i < git_commit_parentcount(c); i++) {
             if (n == cap)
-                queue = wr_realloc(queue, (cap *= 2) * sizeof(git_oid));
-            queue[n++] = *git_commit_parent_id(c, i);
+                pending = wr_realloc(pending, (cap *= 2) * sizeof(git_oid));
+            pending[n++] = *git_commit_parent_id(c, i);
         }
         git_commit_free(c);
     }
-    free(queue);
+    free(pending);
     return r < 0 ? r : 0;
 }
 
