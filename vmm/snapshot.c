@@ -357,8 +357,30 @@ static bool chain_has_prefix(const char *chain_json, const char *prefix)
     return false;
 }
 
-/* Who is built on snapshot id: sandboxes stacking its layer and later snapshots of them. */
-static char **users_of(struct vmm *vmm, const char *id, struct wr_error **err)
+/* Templates (vmm/images/build.c) whose config names snapshot `name` as their layers. */
+static void template_users(struct vmm *vmm, const char *name, char ***users, size_t *n)
+{
+    struct store_image *images = NULL;
+    size_t count = 0;
+    if (store_image_list(vmm->store, &images, &count, NULL) < 0)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        cJSON *c = images[i].config ? cJSON_Parse(images[i].config) : NULL;
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "template"));
+        if (t && !strcmp(t, name)) {
+            *users = wr_realloc(*users, (*n + 2) * sizeof(char *));
+            (*users)[(*n)++] = wr_asprintf("template '%s'", images[i].name);
+            (*users)[*n] = NULL;
+        }
+        cJSON_Delete(c);
+        store_image_clear(&images[i]);
+    }
+    free(images);
+}
+
+/* Who is built on snapshot id (named name): sandboxes stacking its layer, later snapshots
+ * of them, and templates made of it. */
+static char **users_of(struct vmm *vmm, const char *id, const char *name, struct wr_error **err)
 {
     _cleanup_free_ char *dir = layer_dir(vmm, id);
     _cleanup_free_ char *prefix = wr_asprintf("%s/", dir);
@@ -395,6 +417,7 @@ static char **users_of(struct vmm *vmm, const char *id, struct wr_error **err)
         }
         free(snaps);
     }
+    template_users(vmm, name, &users, &n);
     return users;
 }
 
@@ -423,7 +446,7 @@ int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_
     for (size_t i = 0; i < n; i++) {
         infos[i].row = snaps[i];
         infos[i].layers = manifest_layers(snaps[i].manifest);
-        infos[i].used_by = users_of(vmm, snaps[i].id, NULL);
+        infos[i].used_by = users_of(vmm, snaps[i].id, snaps[i].name, NULL);
         if (!infos[i].used_by)
             infos[i].used_by = wr_calloc(1, sizeof(char *));
     }
@@ -473,7 +496,7 @@ int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb c
 {
     struct delete_op *op = wr_calloc(1, sizeof(*op));
     int r = store_snapshot_get(vmm->store, snapshot, &op->info.row, err);
-    if (r == 0 && !(op->info.used_by = users_of(vmm, op->info.row.id, err)))
+    if (r == 0 && !(op->info.used_by = users_of(vmm, op->info.row.id, op->info.row.name, err)))
         r = -(*err)->status;
     if (r == 0 && op->info.used_by[0]) {
         _cleanup_free_ char *who = join_users(op->info.used_by);

@@ -250,6 +250,9 @@ test("image_build: a template from the image, steps cached on a rebuild, a faili
   const tools = images.find((i) => i.image === "tools");
   assert.equal(tools.layers, 3);
   assert.ok(tools.size_bytes > 0, "a template's size counts its own layers");
+  // The snapshot of a template's last step cannot go while the template names it.
+  const lastStep = `step-${tools.digest.slice("template:".length, "template:".length + 32)}`;
+  assert.match(await callToolError(client, "snapshot_delete", { snapshot: lastStep }), /template 'tools'/);
   for (const id of [box.id, plus.id]) await callTool(client, "sandbox_destroy", { id });
   for (const image of ["tools", "tools-plus"]) await callTool(client, "image_delete", { image });
   // The cached steps are snapshots; they go with snapshot_delete, top first.
