@@ -141,6 +141,23 @@ char **wr_strv_copy(const char *const *v)
     return c;
 }
 
+void wr_strv_push(char ***v, size_t *n, char *s)
+{
+    *v = wr_realloc(*v, (*n + 2) * sizeof(char *));
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+}
+
+char *wr_strv_join(const char *const *v, const char *sep)
+{
+    struct wr_buf b;
+    wr_buf_init(&b, SIZE_MAX);
+    for (size_t i = 0; v && v[i]; i++)
+        wr_buf_printf(&b, "%s%s", i ? sep : "", v[i]);
+    wr_buf_append(&b, "", 1);
+    return wr_buf_steal(&b, NULL);
+}
+
 void wr_strv_free(char **v)
 {
     if (!v)

@@ -93,6 +93,10 @@ char *wr_strndup(const char *s, size_t n);
 char *wr_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char **wr_strv_copy(const char *const *v);
 size_t wr_strv_len(const char *const *v);
+/* Appends s (taken over) to the NULL-terminated *v of *n entries (*v may be NULL). */
+void wr_strv_push(char ***v, size_t *n, char *s);
+/* The entries of v joined with sep (v may be NULL: ""). Caller frees. */
+char *wr_strv_join(const char *const *v, const char *sep);
 
 /* ---- capped buffers (curl's dynbuf) ------------------------------------------------ */
 

@@ -17,6 +17,7 @@
 #include "sandbox.h"
 #include "spec.h"
 #include "state.h"
+#include "vmm/images/images.h"
 
 struct snap_op {
     struct vmm *vmm;
@@ -357,27 +358,6 @@ static bool chain_has_prefix(const char *chain_json, const char *prefix)
     return false;
 }
 
-/* Templates (vmm/images/build.c) whose config names snapshot `name` as their layers. */
-static void template_users(struct vmm *vmm, const char *name, char ***users, size_t *n)
-{
-    struct store_image *images = NULL;
-    size_t count = 0;
-    if (store_image_list(vmm->store, &images, &count, NULL) < 0)
-        return;
-    for (size_t i = 0; i < count; i++) {
-        cJSON *c = images[i].config ? cJSON_Parse(images[i].config) : NULL;
-        const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "template"));
-        if (t && !strcmp(t, name)) {
-            *users = wr_realloc(*users, (*n + 2) * sizeof(char *));
-            (*users)[(*n)++] = wr_asprintf("template '%s'", images[i].name);
-            (*users)[*n] = NULL;
-        }
-        cJSON_Delete(c);
-        store_image_clear(&images[i]);
-    }
-    free(images);
-}
-
 /* Who is built on snapshot id (named name): sandboxes stacking its layer, later snapshots
  * of them, and templates made of it. */
 static char **users_of(struct vmm *vmm, const char *id, const char *name, struct wr_error **err)
@@ -394,9 +374,7 @@ static char **users_of(struct vmm *vmm, const char *id, const char *name, struct
     }
     for (size_t i = 0; i < nrows; i++) {
         if (chain_has_prefix(rows[i].ws_layers, prefix)) {
-            users = wr_realloc(users, (n + 2) * sizeof(char *));
-            users[n++] = wr_asprintf("sandbox '%s'", rows[i].name);
-            users[n] = NULL;
+            wr_strv_push(&users, &n, wr_asprintf("sandbox '%s'", rows[i].name));
         }
         store_sandbox_clear(&rows[i]);
     }
@@ -408,16 +386,14 @@ static char **users_of(struct vmm *vmm, const char *id, const char *name, struct
             cJSON *m = cJSON_Parse(snaps[i].manifest);
             _cleanup_free_ char *ws = manifest_array(m, "workspace");
             if (strcmp(snaps[i].id, id) != 0 && chain_has_prefix(ws, prefix)) {
-                users = wr_realloc(users, (n + 2) * sizeof(char *));
-                users[n++] = wr_asprintf("snapshot '%s'", snaps[i].name);
-                users[n] = NULL;
+                wr_strv_push(&users, &n, wr_asprintf("snapshot '%s'", snaps[i].name));
             }
             cJSON_Delete(m);
             store_snapshot_clear(&snaps[i]);
         }
         free(snaps);
     }
-    template_users(vmm, name, &users, &n);
+    (void)vmm__templates_with(vmm, "template", name, &users, &n, NULL);
     return users;
 }
 
@@ -482,15 +458,6 @@ static void delete_after_work(uv_work_t *w, int status)
     free(op);
 }
 
-static char *join_users(char **users)
-{
-    struct wr_buf b;
-    wr_buf_init(&b, 4096);
-    for (size_t i = 0; users[i]; i++)
-        wr_buf_printf(&b, "%s%s", i ? ", " : "", users[i]);
-    return wr_buf_steal(&b, NULL);
-}
-
 int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb cb, void *data,
                         struct wr_error **err)
 {
@@ -499,7 +466,7 @@ int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb c
     if (r == 0 && !(op->info.used_by = users_of(vmm, op->info.row.id, op->info.row.name, err)))
         r = -(*err)->status;
     if (r == 0 && op->info.used_by[0]) {
-        _cleanup_free_ char *who = join_users(op->info.used_by);
+        _cleanup_free_ char *who = wr_strv_join((const char *const *)op->info.used_by, ", ");
         r = wr_error_set(err, EBUSY,
                          "snapshot '%s' is in use by %s: destroy or delete those "
                          "first",

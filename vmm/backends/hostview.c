@@ -62,18 +62,40 @@ int vmm_mask_file(const char *target, struct wr_error **err)
 /* A top-level directory of the new root, which may come from the sandbox-writable upper
  * layer: refuse anything but a real directory so a planted symlink cannot redirect a
  * mount to a host path. Creates it when missing. */
-int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_error **err)
+/* *ret = base/rel when every component below base is a real directory, creating missing
+ * ones with create. A symlink anywhere is refused: uppers and snapshot layers hold what
+ * the sandbox wrote, and a planted link must not point a mount at a host path. Returns 1
+ * when the directory is there, 0 when it is absent (without create). Nothing runs in the
+ * sandbox while its root is assembled, so the checks cannot race it. */
+static int real_subdir(const char *base, const char *rel, bool create, char **ret,
+                       struct wr_error **err)
 {
-    _cleanup_free_ char *path = wr_path_join(rootfs, name);
-    struct stat st;
-    if (lstat(path, &st) < 0) {
-        if (errno != ENOENT || mkdir(path, 0755) < 0)
-            return wr_error_set_errno(err, errno, "creating %s", path);
-    } else if (!S_ISDIR(st.st_mode)) {
-        return wr_error_set(err, ENOTDIR, "refusing to mount on %s: not a directory", path);
+    _cleanup_free_ char *path = wr_strdup(base);
+    _cleanup_free_ char *copy = wr_strdup(rel);
+    char *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        char *next = wr_path_join(path, part);
+        free(path);
+        path = next;
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            if (errno != ENOENT)
+                return wr_error_set_errno(err, errno, "reading %s", path);
+            if (!create)
+                return 0;
+            if (mkdir(path, 0755) < 0)
+                return wr_error_set_errno(err, errno, "creating %s", path);
+        } else if (!S_ISDIR(st.st_mode)) {
+            return wr_error_set(err, ENOTDIR, "refusing %s: not a directory", path);
+        }
     }
     *ret = TAKE_PTR(path);
-    return 0;
+    return 1;
+}
+
+int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_error **err)
+{
+    return real_subdir(rootfs, name, true, ret, err) < 0 ? -(*err)->status : 0;
 }
 
 int vmm_mount_overlay(const char *const *lowers, const char *upper, const char *work, bool userns,
@@ -170,37 +192,6 @@ static const char *const host_dirs[] = {
     "usr",   "etc",    "bin",          "sbin",        "lib",           "lib32",
     "lib64", "libx32", "var/lib/dpkg", "var/lib/apt", "var/cache/apt",
 };
-
-/* *ret = base/rel when every component below base is a real directory, creating missing
- * ones with create. A symlink anywhere is refused: uppers and snapshot layers hold what
- * the sandbox wrote, and a planted link must not point a mount at a host path. Returns 1
- * when the directory is there, 0 when it is absent (without create). Nothing runs in the
- * sandbox while its root is assembled, so the checks cannot race it. */
-static int real_subdir(const char *base, const char *rel, bool create, char **ret,
-                       struct wr_error **err)
-{
-    _cleanup_free_ char *path = wr_strdup(base);
-    _cleanup_free_ char *copy = wr_strdup(rel);
-    char *save = NULL;
-    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
-        char *next = wr_path_join(path, part);
-        free(path);
-        path = next;
-        struct stat st;
-        if (lstat(path, &st) < 0) {
-            if (errno != ENOENT)
-                return wr_error_set_errno(err, errno, "reading %s", path);
-            if (!create)
-                return 0;
-            if (mkdir(path, 0755) < 0)
-                return wr_error_set_errno(err, errno, "creating %s", path);
-        } else if (!S_ISDIR(st.st_mode)) {
-            return wr_error_set(err, ENOTDIR, "refusing %s: not a directory", path);
-        }
-    }
-    *ret = TAKE_PTR(path);
-    return 1;
-}
 
 /* One host directory in the sandbox's root: an overlay of the host's /<rel> below the
  * snapshot layers' <layer>/<rel>, with the sandbox's upper's <rel> on top. Every write

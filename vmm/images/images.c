@@ -27,13 +27,6 @@ static size_t json_array_size(const char *json)
 
 /* ---- who uses an image ----------------------------------------------------------------- */
 
-static void push(char ***v, size_t *n, char *s)
-{
-    *v = wr_realloc(*v, (*n + 2) * sizeof(char *));
-    (*v)[(*n)++] = s;
-    (*v)[*n] = NULL;
-}
-
 /* The image a snapshot's sandboxes start from (its manifest's "image"). */
 static bool snapshot_uses(const struct store_snapshot *s, const char *name)
 {
@@ -45,6 +38,26 @@ static bool snapshot_uses(const struct store_snapshot *s, const char *name)
 }
 
 /* "sandbox 'x'" and "snapshot 'y'" for everything built on image name. */
+int vmm__templates_with(struct vmm *vmm, const char *key, const char *value, char ***users,
+                        size_t *n, struct wr_error **err)
+{
+    struct store_image *images = NULL;
+    size_t count = 0;
+    int r = store_image_list(vmm->store, &images, &count, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < count; i++) {
+        cJSON *c = images[i].config ? cJSON_Parse(images[i].config) : NULL;
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, key));
+        if (v && !strcmp(v, value))
+            wr_strv_push(users, n, wr_asprintf("template '%s'", images[i].name));
+        cJSON_Delete(c);
+        store_image_clear(&images[i]);
+    }
+    free(images);
+    return 0;
+}
+
 int vmm__image_users(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err)
 {
     struct store_sandbox *rows = NULL;
@@ -56,28 +69,16 @@ int vmm__image_users(struct vmm *vmm, const char *name, char ***ret, struct wr_e
         r = store_snapshot_list(vmm->store, NULL, &snaps, &n_snaps, err);
     for (size_t i = 0; i < n_rows; i++) {
         if (r >= 0 && !strcmp(rows[i].image, name))
-            push(&users, &n, wr_asprintf("sandbox '%s'", rows[i].name));
+            wr_strv_push(&users, &n, wr_asprintf("sandbox '%s'", rows[i].name));
         store_sandbox_clear(&rows[i]);
     }
     for (size_t i = 0; i < n_snaps; i++) {
         if (r >= 0 && snapshot_uses(&snaps[i], name))
-            push(&users, &n, wr_asprintf("snapshot '%s'", snaps[i].name));
+            wr_strv_push(&users, &n, wr_asprintf("snapshot '%s'", snaps[i].name));
         store_snapshot_clear(&snaps[i]);
     }
-    /* Templates built on it (their config's "from"). */
-    struct store_image *images = NULL;
-    size_t n_images = 0;
     if (r >= 0)
-        r = store_image_list(vmm->store, &images, &n_images, err);
-    for (size_t i = 0; i < n_images; i++) {
-        cJSON *c = images[i].config ? cJSON_Parse(images[i].config) : NULL;
-        const char *from = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "from"));
-        if (r >= 0 && from && !strcmp(from, name))
-            push(&users, &n, wr_asprintf("template '%s'", images[i].name));
-        cJSON_Delete(c);
-        store_image_clear(&images[i]);
-    }
-    free(images);
+        r = vmm__templates_with(vmm, "from", name, &users, &n, err);
     free(rows);
     free(snaps);
     if (r < 0) {
@@ -168,7 +169,7 @@ static int append_template(struct vmm *vmm, const char *snapshot, char ***v, siz
     cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(m, "root"))
     {
         if (cJSON_IsString(l))
-            push(v, n, wr_strdup(l->valuestring));
+            wr_strv_push(v, n, wr_strdup(l->valuestring));
     }
     const char *image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "image"));
     *ret_image = wr_strdup(image ? image : "host");
@@ -192,7 +193,7 @@ int vmm__image_lowers(struct vmm *vmm, const char *image, char ***ret, char **re
         char *root = NULL;
         if (!strcmp(name, "host")) {
             if ((r = vmm_image_root(vmm->state_dir, "host", &root, err)) >= 0)
-                push(&v, &n, root);
+                wr_strv_push(&v, &n, root);
             break;
         }
         struct store_image row;
@@ -214,11 +215,11 @@ int vmm__image_lowers(struct vmm *vmm, const char *image, char ***ret, char **re
         _cleanup_strv_ char **layers = NULL;
         if ((r = vmm_image_root(vmm->state_dir, name, &root, err)) < 0)
             break;
-        push(&v, &n, root);
+        wr_strv_push(&v, &n, root);
         if ((r = vmm__image_layers(vmm, name, &layers, err)) < 0)
             break;
         for (size_t i = 0; layers[i]; i++)
-            push(&v, &n, TAKE_PTR(layers[i]));
+            wr_strv_push(&v, &n, TAKE_PTR(layers[i]));
         break;
     }
     if (r < 0) {
@@ -400,16 +401,6 @@ static char **remaining_digests(struct vmm *vmm, struct wr_error **err)
     return keep;
 }
 
-static char *join(char *const *v, const char *sep)
-{
-    struct wr_buf b;
-    wr_buf_init(&b, SIZE_MAX);
-    for (size_t i = 0; v && v[i]; i++)
-        wr_buf_printf(&b, "%s%s", i ? sep : "", v[i]);
-    wr_buf_append(&b, "", 1);
-    return wr_buf_steal(&b, NULL);
-}
-
 int vmm_image_delete(struct vmm *vmm, const char *ref, vmm_image_cb cb, void *data,
                      struct wr_error **err)
 {
@@ -425,7 +416,7 @@ int vmm_image_delete(struct vmm *vmm, const char *ref, vmm_image_cb cb, void *da
     int r = image_info(vmm, &row, &op->info, err);
     store_image_clear(&row);
     if (r == 0 && op->info.used_by[0]) {
-        _cleanup_free_ char *users = join(op->info.used_by, ", ");
+        _cleanup_free_ char *users = wr_strv_join((const char *const *)op->info.used_by, ", ");
         r = wr_error_set(err, EBUSY,
                          "image '%s' is in use by %s; destroy them (sandbox_destroy, "
                          "snapshot_delete) first",
@@ -486,7 +477,7 @@ void vmm__image_exec_config(struct vmm *vmm, const char *name, char ***ret_env, 
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(config, "env"))
     {
         if (cJSON_IsString(e))
-            push(ret_env, &n, wr_strdup(e->valuestring));
+            wr_strv_push(ret_env, &n, wr_strdup(e->valuestring));
     }
     const char *workdir = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(config, "workdir"));
     if (workdir && workdir[0] == '/')

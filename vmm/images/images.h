@@ -10,6 +10,10 @@ int vmm__image_name(struct vmm *vmm, const char *image, char **ret, struct wr_er
 /* "sandbox 'x'" and "snapshot 'y'" for everything built on image name (NULL-terminated,
  * maybe empty; the caller frees it). */
 int vmm__image_users(struct vmm *vmm, const char *name, char ***ret, struct wr_error **err);
+/* Appends "template 'x'" to *users for every template whose config has key = value
+ * ("from": built on an image; "template": made of a snapshot). */
+int vmm__templates_with(struct vmm *vmm, const char *key, const char *value, char ***users,
+                        size_t *n, struct wr_error **err);
 /* The read-only lowers of a sandbox's root that image contributes, top first: a
  * template's layers, then (recursively) what it was built on, down to the host skeleton,
  * or an OCI image's mount-point skeleton and layers. *ret_base is that last image ("host"

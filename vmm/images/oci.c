@@ -364,9 +364,7 @@ static int convert_dir(int fd, const char *path, int depth, struct wr_error **er
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        names = wr_realloc(names, (n + 2) * sizeof(char *));
-        names[n++] = wr_strdup(de->d_name);
-        names[n] = NULL;
+        wr_strv_push(&names, &n, wr_strdup(de->d_name));
     }
     int r = 0;
     for (size_t i = 0; r >= 0 && i < n; i++)
@@ -467,11 +465,8 @@ static bool listed(char *const *v, const char *s)
 
 static void add_unique(char ***v, size_t *n, const char *s)
 {
-    if (!s || listed(*v, s))
-        return;
-    *v = wr_realloc(*v, (*n + 2) * sizeof(char *));
-    (*v)[(*n)++] = wr_strdup(s);
-    (*v)[*n] = NULL;
+    if (s && !listed(*v, s))
+        wr_strv_push(v, n, wr_strdup(s));
 }
 
 /* The blobs (manifest, config, layers) of the kept manifests. */
