@@ -289,6 +289,8 @@ static start_fn request_handler(uint16_t type)
         return gi_drop_caches;
     case GI_SHUTDOWN:
         return gi_shutdown_request;
+    case GI_ATTACH:
+        return gi_attach;
     default:
         return NULL;
     }

@@ -111,6 +111,7 @@ int gi_memstats(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size
 int gi_sync(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_drop_caches(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_shutdown_request(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 
 /* A child was reaped; returns true when it was the leader of one of our execs. */
 bool gi_exec_reaped(pid_t pid, int status);

@@ -35,6 +35,7 @@ enum gi_frame_type {
     GI_SYNC = 38,        /* h: sync(2) -> RESULT */
     GI_SHUTDOWN = 39,    /* h: -> RESULT, then the agent kills every process and powers off */
     GI_DROP_CACHES = 40, /* h: sync + drop page cache (before reclaiming memory) -> RESULT */
+    GI_ATTACH = 41,      /* h: VM only: bind PATH on /workspace, set HOSTNAME -> RESULT */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -56,6 +57,7 @@ enum gi_tag {
     GI_T_TIMED_OUT = 23,
     GI_T_SIGNUM = 24,
     GI_T_USER = 25,
+    GI_T_HOSTNAME = 26,
     GI_T_PATH = 32,
     GI_T_OFFSET = 33,
     GI_T_LENGTH = 34,

@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "guest-init.h"
 
@@ -76,4 +77,41 @@ int gi_shutdown_request(struct gi_conn *c, uint32_t stream, const uint8_t *paylo
     gi_conn_send_empty_result(c, stream);
     gi_conn_flush_sync(c, 1000);
     gi_shutdown();
+}
+
+/* ATTACH: a VM taken from a warm pool gets its workspace and its name. The host has
+ * mounted the workspace under a directory of the workspace share (PATH, below /workspace);
+ * bound on /workspace it hides the share. */
+int gi_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len)
+{
+    if (gi_jail_mode)
+        return gi_conn_send_error(c, stream, EPERM, "attach: the jail is attached by the host");
+    struct gi_reader rd;
+    struct gi_tlv t;
+    _cleanup_free_ char *path = NULL, *hostname = NULL;
+    int r;
+    gi_reader_init(&rd, payload, len);
+    while ((r = gi_reader_next(&rd, &t)) > 0) {
+        char **dst = t.tag == GI_T_PATH ? &path : t.tag == GI_T_HOSTNAME ? &hostname : NULL;
+        if (!dst)
+            continue;
+        if (t.len == 0 || t.len > 4096 || memchr(t.value, 0, t.len))
+            return gi_conn_send_error(c, stream, EINVAL, "attach: empty or invalid field");
+        free(*dst);
+        *dst = wr_strndup((const char *)t.value, t.len);
+    }
+    if (r < 0)
+        return r;
+    if (path &&
+        (strncmp(path, GI_WORKSPACE "/", strlen(GI_WORKSPACE) + 1) != 0 || strstr(path, "..")))
+        return gi_conn_send_error(c, stream, EINVAL, "attach: PATH must be below %s", GI_WORKSPACE);
+    if (path && mount(path, GI_WORKSPACE, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return gi_conn_send_error(c, stream, errno, "attach: binding %s on %s: %s", path,
+                                  GI_WORKSPACE, strerror(errno));
+    if (hostname && sethostname(hostname, strlen(hostname)) < 0)
+        return gi_conn_send_error(c, stream, errno, "attach: sethostname: %s", strerror(errno));
+    log_info("attached%s%s%s%s", path ? " workspace " : "", path ? path : "",
+             hostname ? " as " : "", hostname ? hostname : "");
+    gi_conn_send_empty_result(c, stream);
+    return 0;
 }

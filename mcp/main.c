@@ -29,6 +29,8 @@ struct cli {
     long idle_pause, idle_stop;
     const char *insecure[17]; /* --insecure-registry, NULL-terminated */
     size_t n_insecure;
+    const char *pools[17]; /* --pool, NULL-terminated */
+    size_t n_pools;
 };
 
 static void usage(FILE *f)
@@ -57,6 +59,9 @@ static void usage(FILE *f)
           "                        boots it again (default 86400; 0: never)\n"
           "  --insecure-registry HOST[:PORT]  pull images from this registry over plain\n"
           "                        HTTP (repeatable, at most 16)\n"
+          "  --pool IMAGE=N        keep N sandboxes of IMAGE (host, an OCI reference or a\n"
+          "                        template) started for sandbox_create to claim\n"
+          "                        (repeatable, at most 16 images)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -88,6 +93,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"idle-pause-seconds", required_argument, NULL, 'p'},
         {"idle-stop-seconds", required_argument, NULL, 'o'},
         {"insecure-registry", required_argument, NULL, 'r'},
+        {"pool", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1],
@@ -133,6 +139,11 @@ static int parse_cli(int argc, char **argv, struct cli *c)
             if (c->n_insecure == WR_ARRAY_SIZE(c->insecure) - 1)
                 return -1;
             c->insecure[c->n_insecure++] = optarg;
+            break;
+        case 'P':
+            if (c->n_pools == WR_ARRAY_SIZE(c->pools) - 1)
+                return -1;
+            c->pools[c->n_pools++] = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -253,7 +264,8 @@ static int run(struct cli *c)
                              .idle_reclaim_s = c->idle_reclaim,
                              .idle_pause_s = c->idle_pause,
                              .idle_stop_s = c->idle_stop,
-                             .insecure_registries = c->insecure};
+                             .insecure_registries = c->insecure,
+                             .pools = c->pools};
     if (vmm_open(&vo, &app.vmm, &err) < 0) {
         log_error("%s", err->msg);
         return 1;

@@ -548,6 +548,21 @@ int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data,
     return simple_request(conn, GI_DROP_CACHES, cb, data, err);
 }
 
+int agent_attach(struct agent_conn *conn, const char *dir, const char *hostname, agent_simple_cb cb,
+                 void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_SIMPLE, sizeof(*q), data);
+    q->cb.simple = cb;
+    gi_writer_start(&conn->writer, GI_ATTACH, q->stream);
+    if (dir)
+        gi_writer_str(&conn->writer, GI_T_PATH, dir);
+    gi_writer_str(&conn->writer, GI_T_HOSTNAME, hostname);
+    return start_simple(q, err);
+}
+
 int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err)
 {
     return simple_request(conn, GI_SHUTDOWN, cb, data, err);

@@ -120,3 +120,7 @@ int agent_sync(struct agent_conn *conn, agent_simple_cb cb, void *data, struct w
 int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data,
                       struct wr_error **err);
 int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);
+/* ATTACH (VMs): guest-init binds dir (below /workspace; NULL: none) on /workspace and takes
+ * hostname: a warm pool's VM given to the create that claimed it. */
+int agent_attach(struct agent_conn *conn, const char *dir, const char *hostname, agent_simple_cb cb,
+                 void *data, struct wr_error **err);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "pool.h"
 #include "reaper.h"
 #include "reclaim.h"
 
@@ -85,6 +86,7 @@ static void reap(uv_timer_t *t)
         store_sandbox_clear(r);
     }
     free(rows);
+    vmm__pools_tick(vmm);
 }
 
 void vmm__reaper_start(struct vmm *vmm)

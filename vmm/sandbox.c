@@ -50,8 +50,8 @@ int vmm__new_id(char out[17])
     return 0;
 }
 
-static int fill_row(struct vmm *vmm, const struct vmm_create_request *req,
-                    struct store_sandbox *row, struct wr_error **err)
+int vmm__row_for_request(struct vmm *vmm, const struct vmm_create_request *req,
+                         struct store_sandbox *row, struct wr_error **err)
 {
     char id[17];
     memset(row, 0, sizeof(*row));
@@ -83,25 +83,21 @@ static int fill_row(struct vmm *vmm, const struct vmm_create_request *req,
     return 0;
 }
 
-/* /workspace/.git of a sandbox made from a repository: where the user's objects are (for
- * the backends to bind, read-only), and, unless it is a fork that inherits its parent's,
- * its own HEAD, branch warren/<name> and config. */
-static void prepare_git(struct create_op *op)
+int vmm__prepare_git(const struct store_sandbox *row, struct spec_storage *spec,
+                     struct wr_error **err)
 {
-    struct store_sandbox *row = &op->row;
     bool fork = row->ws_layers && strcmp(row->ws_layers, "[]") != 0;
     _cleanup_free_ char *branch = wr_asprintf("warren/%s", row->name);
     _cleanup_free_ char *objects = NULL;
-    if (layers_git_prepare(row->repo, row->commit_id, branch, fork ? NULL : op->spec.ws_upper,
-                           &objects, &op->err) < 0)
-        return;
-    _cleanup_free_ char *path = wr_path_join(op->spec.dir, "git-objects");
+    if (layers_git_prepare(row->repo, row->commit_id, branch, fork ? NULL : spec->ws_upper,
+                           &objects, err) < 0)
+        return -(*err)->status;
+    _cleanup_free_ char *path = wr_path_join(spec->dir, "git-objects");
     int r = wr_write_file_atomic(path, objects, strlen(objects), 0600);
-    if (r < 0) {
-        wr_error_set_errno(&op->err, -r, "writing %s", path);
-        return;
-    }
-    vmm__spec_load_git_objects(&op->spec);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "writing %s", path);
+    vmm__spec_load_git_objects(spec);
+    return 0;
 }
 
 /* Thread pool: resolve and check out the workspace, prepare the image and directories. */
@@ -128,7 +124,7 @@ static void create_work(uv_work_t *w)
         }
     }
     if (row->commit_id)
-        prepare_git(op);
+        vmm__prepare_git(row, &op->spec, &op->err);
 }
 
 static void create_op_free(struct create_op *op)
@@ -199,17 +195,6 @@ int vmm__create_from_row(struct vmm *vmm, struct store_sandbox *row, vmm_sandbox
     op->work.data = op;
     uv_queue_work(vmm->loop, &op->work, create_work, create_after_work);
     return 0;
-}
-
-int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vmm_sandbox_cb cb,
-                       void *data, struct wr_error **err)
-{
-    struct store_sandbox row;
-    if (fill_row(vmm, req, &row, err) < 0) {
-        store_sandbox_clear(&row);
-        return -(*err)->status;
-    }
-    return vmm__create_from_row(vmm, &row, cb, data, err);
 }
 
 /* ---- list ------------------------------------------------------------------------- */

@@ -127,7 +127,9 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         .cpus = row->cpus,
         .memory_bytes = row->memory_mib << 20,
         .network = row->network,
-        .hostname = row->name,
+        /* A pool's sandbox is named at claim; until then it is plain "sandbox". */
+        .hostname = row->pool ? VMM_POOL_HOSTNAME : row->name,
+        .pooled = row->pool != NULL,
         .git_objects = s->git_objects,
         .vsock_cid = 3,
     };

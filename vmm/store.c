@@ -210,6 +210,9 @@ static const char *const migrations[] = {
     "  size_bytes INTEGER NOT NULL,"
     "  created_at INTEGER NOT NULL"
     ") STRICT;",
+    /* 4: a warm pool's sandbox: the pool it waits in (NULL once claimed, and for every
+     * other sandbox). */
+    "ALTER TABLE sandboxes ADD COLUMN pool TEXT;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -369,9 +372,9 @@ void store_sandbox_clear(struct store_sandbox *s)
 {
     if (!s)
         return;
-    char **strings[] = {&s->id,    &s->name,      &s->backend,    &s->state,    &s->image,
-                        &s->repo,  &s->ref,       &s->commit_id,  &s->ws_lower, &s->env_json,
-                        &s->error, &s->ws_layers, &s->root_layers};
+    char **strings[] = {&s->id,    &s->name,      &s->backend,     &s->state,    &s->image,
+                        &s->repo,  &s->ref,       &s->commit_id,   &s->ws_lower, &s->env_json,
+                        &s->error, &s->ws_layers, &s->root_layers, &s->pool};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -381,7 +384,7 @@ void store_sandbox_clear(struct store_sandbox *s)
 #define SANDBOX_COLUMNS                                                                            \
     "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "           \
     "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
-    "pid, pid_start"
+    "pid, pid_start, pool"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
@@ -399,6 +402,7 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
     sqlite3_bind_int64(stmt, i++, s->last_used_at);
     sqlite3_bind_int64(stmt, i++, s->pid);
     sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->pid_start);
+    bind_text(stmt, i++, s->pool);
 }
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
@@ -417,6 +421,7 @@ static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
     s->last_used_at = sqlite3_column_int64(stmt, i++);
     s->pid = (pid_t)sqlite3_column_int64(stmt, i++);
     s->pid_start = (uint64_t)sqlite3_column_int64(stmt, i++);
+    s->pool = column_strdup(stmt, i++);
 }
 
 /* Turns a failed insert into the error a client reads: a taken name is EEXIST with a
@@ -439,7 +444,7 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
     int r = prepare(st,
                     "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &stmt, err);
     if (r < 0)
         return r;
@@ -457,9 +462,11 @@ int store_sandbox_get(struct store *st, const char *id_or_name, struct store_san
 {
     _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-    /* An id match wins over a name match: names and ids could collide. */
+    /* An id match wins over a name match: names and ids could collide. A pool's sandbox
+     * is found by its id only. */
     int r = prepare(st,
-                    "SELECT " SANDBOX_COLUMNS " FROM sandboxes WHERE id = ?1 OR name = ?1 "
+                    "SELECT " SANDBOX_COLUMNS " FROM sandboxes WHERE id = ?1 OR "
+                    "(name = ?1 AND pool IS NULL) "
                     "ORDER BY id = ?1 DESC LIMIT 1",
                     &stmt, err);
     if (r < 0)
@@ -482,16 +489,25 @@ static void sandbox_array_free(struct store_sandbox *v, size_t n)
     free(v);
 }
 
-/* On success the caller owns the array and every row in it; on failure *ret is untouched. */
-int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret_n,
-                       struct wr_error **err)
+/* Rows of sandboxes (pool NULL) or of pools (pool non-NULL; "" for every pool). On success
+ * the caller owns the array and every row in it; on failure *ret is untouched. */
+static int list_rows(struct store *st, const char *pool, struct store_sandbox **ret, size_t *ret_n,
+                     struct wr_error **err)
 {
     _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-    int r = prepare(st, "SELECT " SANDBOX_COLUMNS " FROM sandboxes ORDER BY created_at, rowid",
+    int r = prepare(st,
+                    !pool      ? "SELECT " SANDBOX_COLUMNS " FROM sandboxes WHERE pool IS NULL "
+                                 "ORDER BY created_at, rowid"
+                    : !pool[0] ? "SELECT " SANDBOX_COLUMNS " FROM sandboxes WHERE pool IS NOT "
+                                 "NULL ORDER BY created_at, rowid"
+                               : "SELECT " SANDBOX_COLUMNS " FROM sandboxes WHERE pool = ?1 "
+                                 "ORDER BY created_at, rowid",
                     &stmt, err);
     if (r < 0)
         return r;
+    if (pool && pool[0])
+        bind_text(stmt, 1, pool);
     struct store_sandbox *v = NULL;
     size_t n = 0, cap = 0;
     int rc;
@@ -521,6 +537,43 @@ static int step_one_sandbox(struct store *st, sqlite3_stmt *stmt, const char *id
         return store_fail(st, rc, err, "%s sandbox '%s'", what, id);
     if (sqlite3_changes(st->db) == 0)
         return wr_error_set(err, ENOENT, "no sandbox '%s'", id);
+    return 0;
+}
+
+int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret_n,
+                       struct wr_error **err)
+{
+    return list_rows(st, NULL, ret, ret_n, err);
+}
+
+int store_pool_list(struct store *st, const char *pool, struct store_sandbox **ret, size_t *ret_n,
+                    struct wr_error **err)
+{
+    return list_rows(st, pool ? pool : "", ret, ret_n, err);
+}
+
+int store_pool_claim(struct store *st, const struct store_sandbox *s, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "UPDATE sandboxes SET pool = NULL, name = ?2, repo = ?3, ref = ?4, "
+                    "commit_id = ?5, ws_lower = ?6, env_json = ?7, ttl_seconds = ?8, "
+                    "created_at = ?9, last_used_at = ?9 WHERE id = ?1 AND pool IS NOT NULL",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    const char *strings[] = {s->id,        s->name,     s->repo,    s->ref,
+                             s->commit_id, s->ws_lower, s->env_json};
+    for (size_t k = 0; k < WR_ARRAY_SIZE(strings); k++)
+        bind_text(stmt, (int)k + 1, strings[k]);
+    sqlite3_bind_int64(stmt, 8, s->ttl_seconds);
+    sqlite3_bind_int64(stmt, 9, s->created_at);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return insert_failed(st, rc, s, err);
+    if (sqlite3_changes(st->db) == 0)
+        return wr_error_set(err, ENOENT, "pooled sandbox '%s' was claimed already", s->id);
     return 0;
 }
 

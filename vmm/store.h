@@ -36,6 +36,9 @@ struct store_sandbox {
     int64_t last_used_at;
     pid_t pid;          /* 0 when not running */
     uint64_t pid_start; /* start time of pid (wr_process_start_time), guards pid reuse */
+    /* A warm pool's sandbox (vmm/pool.c): the pool it waits in; NULL for every sandbox
+     * a client created or claimed. */
+    char *pool;
 };
 
 void store_sandbox_clear(struct store_sandbox *s);
@@ -46,13 +49,22 @@ void store_close(struct store *st);
 
 /* Inserts; EEXIST error when the id or name is taken. */
 int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct wr_error **err);
-/* Looks up by id or, failing that, by name. ENOENT when neither matches. */
+/* Looks up by id or, failing that, by name (a pool's sandbox by its id only). ENOENT when
+ * neither matches. */
 int store_sandbox_get(struct store *st, const char *id_or_name, struct store_sandbox *ret,
                       struct wr_error **err);
-/* All sandboxes, oldest first. *ret is an array of *ret_n entries; free each with
+/* All sandboxes (pools' not included), oldest first. *ret is an array of *ret_n entries; free each with
  * store_sandbox_clear and the array with free. */
 int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret_n,
                        struct wr_error **err);
+/* The sandboxes waiting in pool `pool` (NULL: in every pool), oldest first; as
+ * store_sandbox_list. */
+int store_pool_list(struct store *st, const char *pool, struct store_sandbox **ret, size_t *ret_n,
+                    struct wr_error **err);
+/* Takes a pool's sandbox s->id out of its pool, giving it s's name, repo, ref, commit_id,
+ * ws_lower, env_json, ttl_seconds and created_at (also last_used_at). Atomic across
+ * processes: ENOENT when another claim won, EEXIST when the name is taken. */
+int store_pool_claim(struct store *st, const struct store_sandbox *s, struct wr_error **err);
 /* Updates state, pid, pid_start and error (NULL clears it). */
 int store_sandbox_set_state(struct store *st, const char *id, const char *state, pid_t pid,
                             uint64_t pid_start, const char *error, struct wr_error **err);

@@ -3,6 +3,7 @@
  *
  *   vmm.c        open and close: the store, the backend, the reaper
  *   reaper.c     the housekeeping timer: ttl, idle pause and stop, memory reclaim
+ *   pool.c       warm pools: sandbox_create served by a started sandbox, refills
  *   snapshot.c   snapshot, restore (a fork), list, delete
  *   sandbox.c    create, list, destroy
  *   ops.c        exec and file operations; git/ builds on ready.c the same way
@@ -51,6 +52,7 @@ struct vmm {
     int64_t idle_stop_s;        /* idle time after which it is stopped, files kept; 0: never */
     char **insecure_registries; /* "host[:port]" reached over plain HTTP */
     char *registry_auth;        /* containers auth.json ($WARREN_REGISTRY_AUTH); NULL: default */
+    struct pool *pools;         /* --pool IMAGE=N (vmm/pool.c) */
 };
 
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */
@@ -64,6 +66,8 @@ struct spec_storage {
     char **root_lowers;    /* snapshot layers (top first), then the image */
     char **ws_lowers;      /* snapshot layers (top first), then the checkout or directory */
 };
+
+#define VMM_POOL_HOSTNAME "sandbox"
 
 /* Completion of an internal step: err (owned by the callee) or NULL. */
 typedef void (*vmm_done_cb)(void *data, struct wr_error *err);

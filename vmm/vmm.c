@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "pool.h"
 #include "reaper.h"
 #include "spec.h"
 #include "vmm/backends/guest-image.h"
@@ -62,6 +63,11 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
         vmm_close(v);
         return r;
     }
+    if (vmm__pools_open(v, opts->pools, err) < 0) {
+        r = -(*err)->status;
+        vmm_close(v);
+        return r;
+    }
     vmm__reaper_start(v);
     *ret = v;
     return 0;
@@ -72,6 +78,7 @@ void vmm_close(struct vmm *vmm)
     if (!vmm)
         return;
     vmm__reaper_stop(vmm);
+    vmm__pools_close(vmm);
     while (vmm->rts)
         vmm__rt_forget(vmm, vmm->rts->id);
     store_close(vmm->store);

@@ -29,6 +29,10 @@ struct vmm_options {
     /* Registries ("host[:port]") images may be pulled from over plain HTTP; NULL-terminated
      * or NULL. Credentials come from $WARREN_REGISTRY_AUTH or containers' auth.json. */
     const char *const *insecure_registries;
+    /* Warm pools, "IMAGE=N" (NULL-terminated or NULL): N sandboxes of IMAGE kept started on
+     * this process's backend, each claimed by a create that asks for IMAGE with the default
+     * cpus, memory and network (vmm/pool.c). */
+    const char *const *pools;
 };
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
@@ -84,6 +88,17 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
 /* Thaws a paused sandbox, or boots a stopped or failed one again from its files. */
 int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
                        struct wr_error **err);
+
+/* A warm pool: how many sandboxes it keeps and how many are ready. Strings are the vmm's,
+ * valid until the loop runs again. */
+struct vmm_pool_info {
+    const char *image, *backend;
+    unsigned size, ready;
+    bool filling;
+    const char *error; /* the last refill's failure, or NULL */
+};
+/* Every pool; free the array with free. */
+int vmm_pool_list(struct vmm *vmm, struct vmm_pool_info **ret, size_t *ret_n);
 
 /* ---- snapshots ---------------------------------------------------------------------- */
 

@@ -1,8 +1,7 @@
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-#include <stdlib.h>
 
 #include "client.h"
 
@@ -32,6 +31,13 @@ void bench_server_start(struct bench_server *s, const char *warren, const char *
     s->out = fdopen(from[0], "r");
     setvbuf(s->out, NULL, _IOFBF, 1 << 20);
     setvbuf(s->in, NULL, _IOFBF, 1 << 20);
+}
+
+void bench_server_stop(struct bench_server *s)
+{
+    fclose(s->in);
+    fclose(s->out);
+    waitpid(s->pid, NULL, 0);
 }
 
 /* Sends a request and returns its result (caller frees); exits on a protocol error. */

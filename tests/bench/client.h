@@ -21,6 +21,8 @@ void bench_die(const char *what) __attribute__((noreturn));
 /* extra_arg: one more command-line argument for warren, or NULL. */
 void bench_server_start(struct bench_server *s, const char *warren, const char *state_dir,
                         const char *backend, const char *extra_arg);
+/* Closes the server's stdin (it exits) and waits for it. */
+void bench_server_stop(struct bench_server *s);
 /* initialize + notifications/initialized */
 void bench_initialize(struct bench_server *s);
 /* The result of a request (caller frees). */

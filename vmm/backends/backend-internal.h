@@ -40,6 +40,9 @@ struct vmm_sandbox_spec {
     uint64_t memory_bytes;
     bool network;         /* false: an empty network namespace / no NIC */
     const char *hostname; /* the sandbox name */
+    /* Started for a warm pool: the workspace and the name come later, from attach (a VM's
+     * workspace share is then an empty tmpfs that attach mounts the workspace under). */
+    bool pooled;
     /* VM backends only (NULL/0 for the jail): the guest's boot files, built by
      * vmm/backends/guest-image.c, and the sandbox's vsock context id (>= 3, unique among running
      * sandboxes of this state directory). */
@@ -85,6 +88,13 @@ struct vmm_backend_ops {
                  void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err);
     int (*resume)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid_t pid,
                   void (*cb)(void *data, struct wr_error *err), void *data, struct wr_error **err);
+    /* A pooled sandbox, running, is claimed: mounts spec's workspace (ws_lowers under
+     * ws_upper, the git objects) into the machine and gives it spec->hostname. Blocking
+     * (the thread pool runs it). For a VM, *ret_guest_dir names the directory inside the
+     * guest that guest-init must bind on /workspace (agent_attach); the jail does
+     * everything itself and leaves it NULL. NULL op: the backend keeps no pools. */
+    int (*attach)(const struct vmm_sandbox_spec *spec, pid_t pid, char **ret_guest_dir,
+                  struct wr_error **err);
 };
 
 extern const struct vmm_backend_ops vmm_backend_jail;

@@ -3,10 +3,13 @@
  * with secrets masked) into a root being assembled in a private mount namespace. One
  * copy, so that every backend masks exactly the same secrets. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
 #include "hostview.h"
@@ -314,6 +317,64 @@ static int write_identity(const struct vmm_sandbox_spec *spec, struct wr_error *
         if (r < 0)
             return wr_error_set_errno(err, -r, "writing %s", path);
     }
+    return 0;
+}
+
+/* Replaces etc/<name> under the directory fd etc with text (a temporary file renamed over
+ * it); refuses anything but a regular file there. */
+static int replace_etc_file(int etc, const char *name, const char *text, struct wr_error **err)
+{
+    struct stat st;
+    if (fstatat(etc, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+        return wr_error_set(err, EEXIST, "refusing /etc/%s: not a regular file", name);
+    _cleanup_free_ char *tmp = wr_asprintf(".%s.warren", name);
+    _cleanup_close_ int fd =
+        openat(etc, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return wr_error_set_errno(err, errno, "writing /etc/%s", tmp);
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || renameat(etc, tmp, etc, name) < 0) {
+        int e = errno ? errno : EIO;
+        (void)unlinkat(etc, tmp, 0);
+        return wr_error_set_errno(err, e, "writing /etc/%s", name);
+    }
+    return 0;
+}
+
+int vmm_rename_identity(const struct vmm_sandbox_spec *spec, const char *root,
+                        struct wr_error **err)
+{
+    if (strcmp(spec->image, "host") != 0)
+        return 0; /* only the host image is given identity files (vmm_mount_root) */
+    _cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return wr_error_set_errno(err, errno, "opening %s", root);
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+    _cleanup_close_ int etc = (int)syscall(SYS_openat2, rootfd, "etc", &how, sizeof(how));
+    if (etc < 0)
+        return wr_error_set_errno(err, errno, "opening %s/etc", root);
+    _cleanup_free_ char *name = wr_asprintf("%s\n", spec->hostname);
+    _cleanup_free_ char *line = wr_asprintf("127.0.1.1\t%s\n", spec->hostname);
+    _cleanup_free_ char *hosts = NULL;
+    _cleanup_close_ int fd = openat(etc, "hosts", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        struct wr_buf b;
+        wr_buf_init(&b, 1 << 20);
+        char chunk[4096];
+        ssize_t n;
+        while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+            if (wr_buf_append(&b, chunk, (size_t)n) < 0)
+                break;
+        char *text = wr_buf_steal(&b, NULL);
+        hosts = renamed_hosts(text ? text : "", line);
+        free(text);
+    } else {
+        hosts = wr_asprintf("127.0.0.1\tlocalhost\n%s::1\tlocalhost ip6-localhost ip6-loopback\n",
+                            line);
+    }
+    if (replace_etc_file(etc, "hostname", name, err) < 0 ||
+        replace_etc_file(etc, "hosts", hosts, err) < 0)
+        return -(*err)->status;
     return 0;
 }
 

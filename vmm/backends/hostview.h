@@ -39,3 +39,9 @@ int vmm_mount_git_objects(const struct vmm_sandbox_spec *spec, const char *works
  * userxattr). */
 int vmm_mount_root(const struct vmm_sandbox_spec *spec, const char *rootfs, bool userns,
                    struct wr_error **err);
+/* A sandbox taken from a warm pool gets its name: /etc/hostname, and the 127.0.1.1 line of
+ * /etc/hosts (its other lines kept), rewritten through the running sandbox's root at root
+ * (for example /proc/<pid>/root), symlinks resolved inside it. Host image only, like
+ * vmm_mount_root's identity files. */
+int vmm_rename_identity(const struct vmm_sandbox_spec *spec, const char *root,
+                        struct wr_error **err);

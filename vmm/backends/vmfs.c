@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "attach.h"
 #include "hostview.h"
 #include "vmfs.h"
 #include "vmm/backends/jail/jailer.h"
@@ -86,6 +87,17 @@ static int build_workspace_share(const struct vmm_sandbox_spec *spec, struct wr_
         int r =
             vmm_mount_overlay(spec->ws_lowers, spec->ws_upper, spec->ws_work, false, target, err);
         return r < 0 ? r : vmm_mount_git_objects(spec, target, err);
+    }
+    if (spec->pooled) {
+        /* A pool's VM: an empty, shared tmpfs, so that the workspace vmm_vmfs_attach mounts
+         * under it later reaches the virtiofsd's namespace (a slave of this one). */
+        int r = vmm_mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755",
+                          err);
+        if (r < 0)
+            return r;
+        if (mount(NULL, target, NULL, MS_SHARED, NULL) < 0)
+            return wr_error_set_errno(err, errno, "sharing the mount %s", target);
+        return 0;
     }
     /* An empty workspace: the upper alone, bound so both shares are mounts of this ns. */
     if (mount(spec->ws_upper, target, NULL, MS_BIND, NULL) < 0)
@@ -399,6 +411,26 @@ bool vmm_vmfs_running(const char *dir)
 {
     pid_t pid = read_pid_file(dir);
     return pid > 1 && is_supervisor(pid, dir);
+}
+
+int vmm_vmfs_attach(const struct vmm_sandbox_spec *spec, pid_t pid, char **ret_guest_dir,
+                    struct wr_error **err)
+{
+    (void)pid; /* the VMM's; the mounts live in the supervisor's namespace */
+    *ret_guest_dir = NULL;
+    pid_t supervisor = read_pid_file(spec->dir);
+    if (supervisor <= 1 || !is_supervisor(supervisor, spec->dir))
+        return wr_error_set(err, ESRCH, "the vmfs supervisor of sandbox %s is not running",
+                            spec->id);
+    _cleanup_free_ char *share = share_dir(spec->dir, VMM_VMFS_TAG_WORKSPACE);
+    _cleanup_free_ char *target = wr_path_join(share, VMM_VMFS_ATTACH_DIR);
+    _cleanup_free_ char *root_share = share_dir(spec->dir, VMM_VMFS_TAG_ROOT);
+    _cleanup_free_ char *root = wr_asprintf("/proc/%d/root%s", (int)supervisor, root_share);
+    if (vmm_attach_workspace(spec, supervisor, target, true, false, err) < 0 ||
+        vmm_rename_identity(spec, root, err) < 0)
+        return -(*err)->status;
+    *ret_guest_dir = wr_asprintf("/workspace/%s", VMM_VMFS_ATTACH_DIR);
+    return 0;
 }
 
 static void remove_files(const char *dir)

@@ -50,3 +50,12 @@ int vmm_vmfs_main(int argc, char **argv);
 /* True while the supervisor of the sandbox directory dir runs (and with it its
  * virtiofsds: it exits when either does). A VM without it has lost its filesystems. */
 bool vmm_vmfs_running(const char *dir);
+
+/* The directory of a pooled VM's workspace share that vmm_vmfs_attach mounts the
+ * workspace on; the guest binds /workspace/<it> on /workspace. */
+#define VMM_VMFS_ATTACH_DIR "ws"
+/* The backends' attach op (backend-internal.h) for VMs whose files vmfs serves: the
+ * workspace mounted on VMM_VMFS_ATTACH_DIR of the workspace share in the supervisor's
+ * namespace, /etc/hostname and /etc/hosts renamed through the root share. */
+int vmm_vmfs_attach(const struct vmm_sandbox_spec *spec, pid_t pid, char **ret_guest_dir,
+                    struct wr_error **err);

@@ -77,6 +77,18 @@ int vmm__image_users(struct vmm *vmm, const char *name, char ***ret, struct wr_e
             wr_strv_push(&users, &n, wr_asprintf("snapshot '%s'", snaps[i].name));
         store_snapshot_clear(&snaps[i]);
     }
+    free(rows);
+    rows = NULL;
+    n_rows = 0;
+    if (r >= 0)
+        r = store_pool_list(vmm->store, NULL, &rows, &n_rows, err);
+    bool pooled = false;
+    for (size_t i = 0; i < n_rows; i++) {
+        pooled |= r >= 0 && !strcmp(rows[i].image, name);
+        store_sandbox_clear(&rows[i]);
+    }
+    if (pooled)
+        wr_strv_push(&users, &n, wr_strdup("a warm pool (--pool)"));
     if (r >= 0)
         r = vmm__templates_with(vmm, "from", name, &users, &n, err);
     free(rows);

@@ -622,4 +622,5 @@ const struct vmm_backend_ops vmm_backend_cloud_hypervisor = {
     .balloon_set = ch_balloon_set,
     .pause = ch_pause,
     .resume = ch_resume,
+    .attach = vmm_vmfs_attach,
 };

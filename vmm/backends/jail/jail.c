@@ -15,6 +15,8 @@
 
 #include "cgroup.h"
 #include "jailer.h"
+#include "vmm/backends/attach.h"
+#include "vmm/backends/hostview.h"
 #include "vmm/helper.h"
 
 #define JAILER_TIMEOUT_MS 10000
@@ -206,6 +208,21 @@ static int jail_resume(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, pid
     return jail_freeze(spec, false, cb, data, err);
 }
 
+/* ---- attach (a warm pool's jail claimed) --------------------------------------------- */
+
+static int jail_attach(const struct vmm_sandbox_spec *spec, pid_t pid, char **ret_guest_dir,
+                       struct wr_error **err)
+{
+    *ret_guest_dir = NULL;
+    if (geteuid() != 0)
+        return wr_error_set(err, EPERM, "jail: a pooled jail is attached by root only");
+    _cleanup_free_ char *root = wr_asprintf("/proc/%d/root", (int)pid);
+    if (vmm_attach_workspace(spec, pid, "/workspace", false, true, err) < 0 ||
+        vmm_rename_identity(spec, root, err) < 0)
+        return -(*err)->status;
+    return 0;
+}
+
 const struct vmm_backend_ops vmm_backend_jail = {
     .name = "jail",
     .vm = false,
@@ -215,4 +232,5 @@ const struct vmm_backend_ops vmm_backend_jail = {
     .memory_usage = jail_memory_usage,
     .pause = jail_pause,
     .resume = jail_resume,
+    .attach = jail_attach,
 };

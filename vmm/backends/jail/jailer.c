@@ -89,6 +89,7 @@ int vmm_jail_spec_to_json(const struct vmm_sandbox_spec *spec, char **ret_json,
     /* A double holds integers exactly up to 2^53, far above MEMORY_MAX. */
     cJSON_AddNumberToObject(obj, "memory_bytes", (double)spec->memory_bytes);
     cJSON_AddBoolToObject(obj, "network", spec->network);
+    cJSON_AddBoolToObject(obj, "pooled", spec->pooled);
     add_string(obj, "hostname", spec->hostname);
     char *text = cJSON_PrintUnformatted(obj);
     if (!text)
@@ -183,6 +184,7 @@ static int spec_from_object(const cJSON *obj, struct vmm_sandbox_spec *spec, str
     spec->cpus = (unsigned)cpus;
     spec->memory_bytes = (uint64_t)memory;
     spec->network = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "network"));
+    spec->pooled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "pooled"));
     return 0;
 }
 

@@ -576,4 +576,5 @@ const struct vmm_backend_ops vmm_backend_qemu = {
     .balloon_set = qemu_balloon_set,
     .pause = qemu_pause,
     .resume = qemu_resume,
+    .attach = vmm_vmfs_attach,
 };
