@@ -32,6 +32,7 @@
 #define ATTACH_TIMEOUT_MS 30000
 #define RETRY_MIN_S 5
 #define RETRY_MAX_S 300
+#define CREATING_STALE_S 600
 
 struct pool {
     struct vmm *vmm;
@@ -420,9 +421,12 @@ static void adopt(struct pool *p)
     }
     for (size_t i = 0; i < n; i++) {
         vmm__refresh_state(vmm, &rows[i]);
+        /* A row still being created may be another warren's refill under way, unless it
+         * is too old for that: its creator stopped midway. */
+        bool stale = wr_unix_time() - rows[i].created_at > CREATING_STALE_S;
         if (!strcmp(rows[i].state, "running") && p->n_ready < p->size)
             ready_push(p, wr_strdup(rows[i].id), false);
-        else if (strcmp(rows[i].state, "creating") != 0)
+        else if (strcmp(rows[i].state, "creating") != 0 || stale)
             destroy_pooled(vmm, rows[i].id);
         store_sandbox_clear(&rows[i]);
     }

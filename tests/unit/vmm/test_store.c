@@ -274,7 +274,61 @@ static void test_reopen_and_modes(void)
     ASSERT_EQ(out.memory_mib, 1ull << 33);
     store_sandbox_clear(&out);
     store_close(st);
-    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 3);
+    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 4);
+    ASSERT_EQ(wr_rm_rf(dir), 0);
+}
+
+/* A pool's rows: hidden from lists and name lookups, found by id; a claim is won once. */
+static void test_pool_claim(void)
+{
+    _cleanup_free_ char *dir = new_state_dir();
+    struct store *st = open_store(dir);
+    struct store_sandbox mine = sample("00000000000000b1", "mine", 1);
+    struct store_sandbox pooled = sample("00000000000000b2", ".pool-00000000000000b2", 2);
+    pooled.pool = "jail:host";
+    pooled.repo = pooled.ref = pooled.commit_id = pooled.ws_lower = pooled.env_json = NULL;
+    insert_ok(st, &mine);
+    insert_ok(st, &pooled);
+    _cleanup_error_ struct wr_error *err = NULL;
+    struct store_sandbox *rows;
+    size_t n;
+    ASSERT_EQ(store_sandbox_list(st, &rows, &n, &err), 0);
+    ASSERT_EQ(n, 1u);
+    ASSERT_STREQ(rows[0].name, "mine");
+    ASSERT_EQ(rows[0].pool, NULL);
+    store_sandbox_clear(&rows[0]);
+    free(rows);
+    ASSERT_EQ(store_pool_list(st, "jail:host", &rows, &n, &err), 0);
+    ASSERT_EQ(n, 1u);
+    ASSERT_STREQ(rows[0].pool, "jail:host");
+    store_sandbox_clear(&rows[0]);
+    free(rows);
+    ASSERT_EQ(store_pool_list(st, "qemu:host", &rows, &n, &err), 0);
+    ASSERT_EQ(n, 0u);
+    free(rows);
+    struct store_sandbox out;
+    ASSERT_EQ(store_sandbox_get(st, ".pool-00000000000000b2", &out, &err), -ENOENT);
+    wr_error_free(TAKE_PTR(err));
+    ASSERT_EQ(store_sandbox_get(st, "00000000000000b2", &out, &err), 0);
+    store_sandbox_clear(&out);
+
+    /* A claim under a taken name fails and leaves the row pooled. */
+    struct store_sandbox claim = sample("00000000000000b2", "mine", 5);
+    ASSERT_EQ(store_pool_claim(st, &claim, &err), -EEXIST);
+    wr_error_free(TAKE_PTR(err));
+    claim.name = "claimed";
+    claim.ttl_seconds = 60;
+    ASSERT_EQ(store_pool_claim(st, &claim, &err), 0);
+    ASSERT_EQ(store_sandbox_get(st, "claimed", &out, &err), 0);
+    ASSERT_EQ(out.pool, NULL);
+    ASSERT_STREQ(out.repo, "/home/u/repo");
+    ASSERT_EQ(out.ttl_seconds, 60);
+    ASSERT_EQ(out.created_at, 5);
+    store_sandbox_clear(&out);
+    /* The second claim of the same row loses. */
+    claim.name = "other";
+    ASSERT_EQ(store_pool_claim(st, &claim, &err), -ENOENT);
+    store_close(st);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 
@@ -408,6 +462,7 @@ int main(void)
     RUN(test_empty_list);
     RUN(test_events);
     RUN(test_reopen_and_modes);
+    RUN(test_pool_claim);
     RUN(test_newer_schema_refused);
     RUN(test_garbage_file_refused);
     RUN(test_two_processes);
