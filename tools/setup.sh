@@ -19,7 +19,9 @@ APT_PACKAGES=(
     libhttp-parser-dev libssl-dev openssh-server openssh-client
     qemu-system-x86 qemu-system-common
     skopeo libarchive-tools
-    nodejs npm
+    # network: true: user-mode NAT into the sandbox's namespace, and its firewall rules
+    slirp4netns nftables
+    nodejs npm curl
     kmod iproute2
     # the tests' own registry and images: docker-registry, umoci, mmdebstrap, busybox-static
     docker-registry umoci mmdebstrap busybox-static

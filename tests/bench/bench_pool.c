@@ -92,6 +92,8 @@ int main(int argc, char **argv)
            "%.2fx), %.1f ms with a repo (fresh %.1f ms, %.2fx); target <= %.0f ms\n",
            backend, pool_plain, fresh_plain, pool_plain / fresh_plain, pool_repo, fresh_repo,
            pool_repo / fresh_repo, target);
+    /* Stopped with a refill under way, a server leaves that sandbox to the next one. */
+    wait_full(&s, fill_timeout_s);
     bench_server_stop(&s);
     /* A server with the pool at 0 removes the pool's sandboxes. */
     bench_server_start(&s, warren, pool_state, backend, "--pool=host=0");

@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 
 #include "hostview.h"
+#include "net.h"
 
 /* The legacy mount(2) data argument is one page. */
 #define MOUNT_DATA_MAX 4095
@@ -399,9 +400,31 @@ static bool host_dir_present(const char *rel)
     return lstat(host, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* A sandbox with a network resolves names through the DNS forwarder of its own
+ * namespace's gateway (vmm/backends/net.h): the host's resolver is on an address it cannot
+ * reach. Rewritten at every boot. */
+static int write_resolv_conf(const struct vmm_sandbox_spec *spec, struct wr_error **err)
+{
+    _cleanup_free_ char *etc = NULL;
+    if (real_subdir(spec->root_upper, "etc", true, &etc, err) < 0)
+        return -(*err)->status;
+    _cleanup_free_ char *path = wr_path_join(etc, "resolv.conf");
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && unlink(path) < 0)
+        return wr_error_set_errno(err, errno, "replacing %s", path);
+    static const char text[] = "# warren: the DNS forwarder of this sandbox's network\n"
+                               "nameserver " VMM_NET_DNS "\n";
+    int r = wr_write_file_replace(path, text, sizeof(text) - 1, 0644);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "writing %s", path);
+    return 0;
+}
+
 int vmm_mount_root(const struct vmm_sandbox_spec *spec, const char *rootfs, bool userns,
                    struct wr_error **err)
 {
+    if (spec->network && write_resolv_conf(spec, err) < 0)
+        return -(*err)->status;
     bool host = !strcmp(spec->image, "host");
     /* What goes into the upper goes in before the root overlay is mounted on it: an upper
      * changed under a mounted overlay confuses it (a later copy-up fails). */

@@ -34,6 +34,7 @@
 #include "cgroup.h"
 #include "jailer.h"
 #include "vmm/backends/hostview.h"
+#include "vmm/backends/net.h"
 
 #define SPEC_MAX_BYTES (1u << 20)
 #define LAYERS_MAX 128
@@ -581,21 +582,6 @@ static int enter_root(const char *rootfs, struct wr_error **err)
 
 /* ---- network, identity, privileges ---------------------------------------------------- */
 
-static int loopback_up(struct wr_error **err)
-{
-    _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return wr_error_set_errno(err, errno, "socket for lo");
-    struct ifreq ifr = {0};
-    strcpy(ifr.ifr_name, "lo");
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-        return wr_error_set_errno(err, errno, "reading the flags of lo");
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-        return wr_error_set_errno(err, errno, "bringing lo up");
-    return 0;
-}
-
 /* Docker's default capability set: enough for package managers and servers run as root
  * inside, none of the ones that administer the host (SYS_ADMIN, NET_ADMIN, SYS_PTRACE,
  * SYS_MODULE, DAC_READ_SEARCH, ...). */
@@ -668,7 +654,7 @@ static int child_setup(struct jail *jail, struct wr_error **err)
         return r;
     if (sethostname(spec->hostname, strlen(spec->hostname)) < 0)
         return wr_error_set_errno(err, errno, "setting the hostname");
-    if (!spec->network && (r = loopback_up(err)) < 0)
+    if ((r = vmm_net_loopback_up(err)) < 0)
         return r;
     if ((r = enter_root(rootfs, err)) < 0 || (r = hand_over_fds(jail, err)) < 0 ||
         (r = drop_capabilities(err)) < 0)
@@ -718,9 +704,10 @@ static int unshare_namespaces(const struct jail *jail, struct wr_error **err)
 {
     uid_t uid = geteuid();
     gid_t gid = getegid();
-    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID;
-    if (!jail->spec->network)
-        flags |= CLONE_NEWNET;
+    /* Always a network namespace of its own: with network, slirp4netns joins it to the
+     * host's (vmm/backends/net.h). */
+    int flags =
+        CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWNET;
     if (jail->userns)
         flags |= CLONE_NEWUSER;
     if (unshare(flags) < 0)
@@ -759,14 +746,40 @@ static int jail_run(struct jail *jail, pid_t *ret_pid, struct wr_error **err)
     int r = open_jail_fds(jail, err);
     if (r < 0)
         return r;
-    if ((r = join_cgroup(jail, err)) < 0 || (r = unshare_namespaces(jail, err)) < 0)
+    bool network = jail->spec->network;
+    if (network && jail->userns)
+        return wr_error_set(err, EPERM,
+                            "network: true needs warren to run as root (the sandbox's "
+                            "firewall rules are loaded by root)");
+    if ((r = join_cgroup(jail, err)) < 0)
         return r;
+    /* Forked before the jailer leaves the host's namespaces, inside the sandbox's cgroup
+     * (slirp4netns dies with the sandbox). */
+    struct vmm_net_helper net = {0};
+    const int keep[] = {jail->log_fd};
+    if (network && (r = vmm_net_helper_start(&net, jail->log_fd, -1, keep, 1, err)) < 0)
+        return r;
+    if ((r = unshare_namespaces(jail, err)) < 0) {
+        if (network)
+            (void)vmm_net_helper_finish(&net, -1, NULL);
+        return r;
+    }
     pid_t child = fork();
     if (child < 0)
-        return wr_error_set_errno(err, errno, "forking the sandbox's init");
-    if (child == 0)
+        r = wr_error_set_errno(err, errno, "forking the sandbox's init");
+    else if (child == 0)
         run_child(jail);
-    r = wait_for_child(jail, child, err);
+    else
+        r = wait_for_child(jail, child, err);
+    /* The sandbox runs nothing of its own before the jailer has answered: its network and
+     * the rules are in place before the first exec. */
+    if (network) {
+        int nr = vmm_net_helper_finish(&net, r >= 0 ? child : -1, r >= 0 ? err : NULL);
+        if (r >= 0 && nr < 0) {
+            (void)kill(child, SIGKILL);
+            r = nr;
+        }
+    }
     if (r < 0)
         return r;
     *ret_pid = child;

@@ -179,21 +179,30 @@ static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *s
              wr_asprintf("virtserialport,bus=serial0.0,chardev=agent,name=%s", AGENT_PORT_NAME));
     add_args(b, "-device", wr_strdup("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
     if (spec->network) {
-        /* Slirp's defaults: guest 10.0.2.15/24, gateway (and the host's 127.0.0.1)
-         * 10.0.2.2, DNS forwarder 10.0.2.3. romfile= skips the PXE option ROM.
-         * status=off: without a link status feature virtio_net registers the NIC with
-         * its carrier on; with it, the carrier comes on while the NIC is still down and
-         * the kernel's linkwatch shows operstate "up" only up to a second later. */
+        /* Slirp's defaults: guest 10.0.2.15/24, gateway (and the 127.0.0.1 of QEMU's
+         * network namespace, where nothing listens) 10.0.2.2, DNS forwarder 10.0.2.3. romfile=
+         * skips the PXE option ROM. status=off: without a link status feature virtio_net registers
+         * the NIC with its carrier on; with it, the carrier comes on while the NIC is still down
+         * and the kernel's linkwatch shows operstate "up" only up to a second later. */
         add_args(b, "-netdev", wr_strdup("user,id=net0"));
         add_args(b, "-device", wr_strdup("virtio-net-pci,netdev=net0,romfile=,status=off"));
     }
     add_args(b, "-qmp", wr_asprintf("unix:%s/qmp.sock,server=on,wait=off", spec->dir));
 }
 
-/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. */
+/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. With a
+ * network, QEMU runs through `warren __netexec` (vmm/backends/net.h): in a network namespace
+ * of its own joined to the host's by slirp4netns behind the sandbox's firewall rules, so
+ * that its user network (and the guest's 10.0.2.2) reaches nothing of the host. */
 static char **qemu_argv(const struct vmm_sandbox_spec *spec, const char *qemu, bool kvm)
 {
     struct argv_builder b = {.n = 0};
+    if (spec->network) {
+        add_arg(&b, wr_strdup("/proc/self/exe"));
+        add_arg(&b, wr_strdup("__netexec"));
+        add_arg(&b, wr_strdup(spec->dir));
+        add_arg(&b, wr_strdup(spec->log_path));
+    }
     add_arg(&b, wr_strdup(qemu));
     add_machine(&b, spec, kvm);
     add_boot(&b, spec);

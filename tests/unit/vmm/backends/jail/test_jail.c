@@ -685,13 +685,19 @@ static void test_jail_lifecycle(void)
     check_stopped(spec, pid);
 }
 
-/* An empty workspace (no lower layers) and the host's network. */
+/* An empty workspace (no lower layers) and a network: a namespace of its own with
+ * slirp4netns' tap in it. */
 static void test_jail_empty_workspace(void)
 {
     struct vmm_sandbox_spec *spec = make_spec(false);
     spec->network = true;
     pid_t pid = start_ok(spec, NULL);
-    ASSERT(same_namespace(pid, "net"));
+    ASSERT(!same_namespace(pid, "net"));
+    _cleanup_free_ char *dev_path = wr_asprintf("/proc/%d/net/dev", (int)pid);
+    _cleanup_free_ char *dev = NULL;
+    size_t dev_len;
+    ASSERT_EQ(wr_read_file(dev_path, 1 << 16, &dev, &dev_len), 0);
+    ASSERT(strstr(dev, "tap0:") != NULL);
     ASSERT(!same_namespace(pid, "mnt"));
     _cleanup_free_ char *file = wr_asprintf("/proc/%d/root/workspace/a.txt", (int)pid);
     write_text(file, "a");
