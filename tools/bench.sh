@@ -13,3 +13,8 @@ build/tests/bench_snapshot build/warren
 build/tests/bench_git build/warren
 build/tests/bench_images build/warren
 build/tests/bench_density build/warren
+build/tests/bench_pool build/warren
+if [ -e build/guest/vmlinuz ] && command -v qemu-system-x86_64 >/dev/null; then
+    build/tests/bench_pool build/warren qemu
+fi
+build/tests/bench_net build/warren

@@ -106,9 +106,10 @@ int vmm_net_loopback_up(struct wr_error **err)
     return 0;
 }
 
-/* nft -f - in the network namespace of target, with the rules on its stdin; its output
- * goes to log_fd. */
-static int load_rules(pid_t target, const char *rules, int log_fd, struct wr_error **err)
+/* Starts nft -f - in the network namespace of target with the rules on its stdin (its
+ * output goes to log_fd); load_rules_wait collects it. */
+static int load_rules_start(pid_t target, const char *rules, int log_fd, pid_t *ret_pid,
+                            struct wr_error **err)
 {
     char ns_path[64];
     snprintf(ns_path, sizeof(ns_path), "/proc/%d/ns/net", (int)target);
@@ -139,12 +140,24 @@ static int load_rules(pid_t target, const char *rules, int log_fd, struct wr_err
         _exit(127);
     }
     close(in[0]);
+    /* The rules are a few hundred bytes: the pipe holds them before nft reads. */
     int r = wr_write_all(in[1], rules, strlen(rules));
     close(in[1]);
+    *ret_pid = pid;
+    if (r < 0) {
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, 0);
+        return wr_error_set_errno(err, -r, "writing the rules to nft");
+    }
+    return 0;
+}
+
+static int load_rules_wait(pid_t pid, struct wr_error **err)
+{
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return wr_error_set(err, EIO,
                             "loading the sandbox's firewall rules with nft failed (status %d; "
                             "is the nftables package installed and nf_tables available?)",
@@ -186,15 +199,26 @@ static _Noreturn void exec_slirp(const struct vmm_net_host *h, pid_t target, int
 int vmm_net_attach(const struct vmm_net_host *h, pid_t target, int log_fd, int exit_fd,
                    pid_t *ret_pid, struct wr_error **err)
 {
-    int r;
+    /* nft and slirp4netns start together (the rules name no device that slirp4netns
+     * makes); both are done before this returns. */
+    _cleanup_free_ char *rules = vmm_net_rules((const char *const *)h->addrs);
+    pid_t nft = -1;
+    int r = load_rules_start(target, rules, log_fd, &nft, err);
+    if (r < 0)
+        return r;
     int ready[2];
-    if (pipe2(ready, O_CLOEXEC) < 0)
-        return wr_error_set_errno(err, errno, "creating a pipe");
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        r = wr_error_set_errno(err, errno, "creating a pipe");
+        (void)load_rules_wait(nft, NULL);
+        return r;
+    }
     pid_t pid = fork();
     if (pid < 0) {
+        r = wr_error_set_errno(err, errno, "forking slirp4netns");
         close(ready[0]);
         close(ready[1]);
-        return wr_error_set_errno(err, errno, "forking slirp4netns");
+        (void)load_rules_wait(nft, NULL);
+        return r;
     }
     if (pid == 0)
         exec_slirp(h, target, log_fd, ready[1], exit_fd);
@@ -206,15 +230,12 @@ int vmm_net_attach(const struct vmm_net_host *h, pid_t target, int log_fd, int e
     char byte = 0;
     bool ok = n == 1 && read(ready[0], &byte, 1) == 1;
     close(ready[0]);
-    if (!ok) {
-        (void)kill(pid, SIGKILL);
-        (void)waitpid(pid, NULL, 0);
-        return wr_error_set(err, EIO,
-                            "slirp4netns did not set up the sandbox's network (is the "
-                            "slirp4netns package installed? see the sandbox's log)");
-    }
-    _cleanup_free_ char *rules = vmm_net_rules((const char *const *)h->addrs);
-    if ((r = load_rules(target, rules, log_fd, err)) < 0) {
+    r = load_rules_wait(nft, err);
+    if (r >= 0 && !ok)
+        r = wr_error_set(err, EIO,
+                         "slirp4netns did not set up the sandbox's network (is the "
+                         "slirp4netns package installed? see the sandbox's log)");
+    if (r < 0) {
         (void)kill(pid, SIGKILL);
         (void)waitpid(pid, NULL, 0);
         return r;
