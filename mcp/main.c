@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "mcp.h"
@@ -311,6 +312,18 @@ static int run(struct cli *c)
     return r < 0 ? 1 : 0;
 }
 
+/* The HTTP listener holds up to 1,024 connections besides every sandbox's sockets: the
+ * usual soft limit of 1,024 descriptors would stop it first. The hard limit is the
+ * operator's. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* Hidden subcommands: helper processes warren spawns from /proc/self/exe. */
@@ -341,5 +354,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    raise_fd_limit();
     return run(&c);
 }

@@ -77,6 +77,7 @@ struct http_conn {
     bool keep_alive;                /* of the request being answered */
     bool chunked;                   /* the SSE response in progress uses chunked framing */
     bool reading;                   /* uv_read_start is in effect */
+    bool served;                    /* a whole request arrived: a client, not a half-open */
     int open_handles;               /* freed when both handles are closed */
     const struct http_route *route; /* of the request being received or answered */
     const char *reject_message;     /* why the request was refused at its headers */

@@ -462,6 +462,7 @@ static void conn_process_input(struct http_conn *c)
         }
         wr_buf_consume(&c->input, (size_t)n);
         if (c->parser.complete) {
+            c->served = true;
             c->keep_alive = c->parser.req.keep_alive;
             c->state = HTTP_CONN_WAITING;
             conn_set_timer(c, HTTP_TIMER_NONE);
@@ -510,6 +511,22 @@ static int conn_start_reading(struct http_conn *c)
     return uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
 }
 
+/* At the connection cap, room for a new connection: the oldest connection that has not
+ * delivered one whole request yet (an idle or a slow half-open one) is dropped, so that
+ * such connections cannot keep real clients out. A client that got answers keeps its
+ * connection. Returns false when every connection has been served. */
+static bool shed_half_open(struct http_server *server, const struct http_conn *keep)
+{
+    struct http_conn *oldest = NULL;
+    for (struct http_conn *c = server->conns; c; c = c->next)
+        if (c != keep && !c->served && c->state == HTTP_CONN_READING)
+            oldest = c; /* new connections are pushed at the head: the last one is oldest */
+    if (!oldest)
+        return false;
+    http_conn_close(oldest);
+    return true;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct http_server *server = listener->data;
@@ -529,7 +546,8 @@ static void on_connection(uv_stream_t *listener, int status)
         c->next->prev = c;
     server->conns = c;
     server->conn_count++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || server->conn_count > MAX_CONNECTIONS) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 ||
+        (server->conn_count > MAX_CONNECTIONS && !shed_half_open(server, c))) {
         http_conn_close(c);
         return;
     }
