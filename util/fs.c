@@ -148,8 +148,12 @@ int wr_write_all(int fd, const void *data, size_t n)
 
 static int write_renamed(const char *path, const void *data, size_t n, mode_t mode, bool sync)
 {
+    /* The directory may be one a sandbox writes (its upper, between boots): whatever it
+     * left at the temporary name, a symlink to a host file included, is removed and the
+     * file made afresh, never opened through. */
     _cleanup_free_ char *tmp = wr_asprintf("%s.tmp.%d", path, (int)getpid());
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    (void)unlink(tmp);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
     int r = wr_write_all(fd, data, n);

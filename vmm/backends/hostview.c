@@ -259,9 +259,14 @@ static int sandbox_etc_file(const struct vmm_sandbox_spec *spec, const char *nam
 }
 
 /* hosts with the sandbox's name on 127.0.1.1: an /etc/hosts the sandbox has edited (or
- * inherited from the sandbox it was forked from) keeps its other lines. */
+ * inherited from the sandbox it was forked from) keeps its other lines; without one
+ * (text NULL), loopback's names and that line. */
 static char *renamed_hosts(const char *text, const char *line)
 {
+    if (!text)
+        return wr_asprintf("127.0.0.1\tlocalhost\n%s"
+                           "::1\tlocalhost ip6-localhost ip6-loopback\n",
+                           line);
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
     bool placed = false;
@@ -302,14 +307,7 @@ static int write_identity(const struct vmm_sandbox_spec *spec, struct wr_error *
             continue; /* unreadable or huge: the sandbox's own business, left alone */
         if (r > 0 && (hosts ? strstr(mine, line) != NULL : !strcmp(mine, name)))
             continue;
-        if (!hosts)
-            text = wr_strdup(name);
-        else if (r > 0)
-            text = renamed_hosts(mine, line);
-        else
-            text = wr_asprintf("127.0.0.1\tlocalhost\n%s"
-                               "::1\tlocalhost ip6-localhost ip6-loopback\n",
-                               line);
+        text = hosts ? renamed_hosts(r > 0 ? mine : NULL, line) : wr_strdup(name);
         _cleanup_free_ char *path = wr_path_join(etc, files[i]);
         struct stat st;
         if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
@@ -370,8 +368,7 @@ int vmm_rename_identity(const struct vmm_sandbox_spec *spec, const char *root,
         hosts = renamed_hosts(text ? text : "", line);
         free(text);
     } else {
-        hosts = wr_asprintf("127.0.0.1\tlocalhost\n%s::1\tlocalhost ip6-localhost ip6-loopback\n",
-                            line);
+        hosts = renamed_hosts(NULL, line);
     }
     if (replace_etc_file(etc, "hostname", name, err) < 0 ||
         replace_etc_file(etc, "hosts", hosts, err) < 0)
@@ -408,10 +405,8 @@ static int write_resolv_conf(const struct vmm_sandbox_spec *spec, struct wr_erro
     _cleanup_free_ char *etc = NULL;
     if (real_subdir(spec->root_upper, "etc", true, &etc, err) < 0)
         return -(*err)->status;
+    /* A rename replaces a symlink there (systemd-resolved's) rather than follow it. */
     _cleanup_free_ char *path = wr_path_join(etc, "resolv.conf");
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && unlink(path) < 0)
-        return wr_error_set_errno(err, errno, "replacing %s", path);
     static const char text[] = "# warren: the DNS forwarder of this sandbox's network\n"
                                "nameserver " VMM_NET_DNS "\n";
     int r = wr_write_file_replace(path, text, sizeof(text) - 1, 0644);
