@@ -45,6 +45,7 @@ struct gi_exec {
     bool timed_out;
     bool paused;            /* output reading stopped by connection backpressure */
     uint64_t deadline;      /* timeout, 0 for none */
+    uint64_t killed_at;     /* when the timeout killed the group, 0 before */
     uint64_t last_activity; /* leader exit or last output, for the linger rule */
 };
 
@@ -83,10 +84,23 @@ static void child_stdio(int in_fd, int out_fd, int err_fd)
     dup2(err_fd, 2);
 }
 
+/* What guest-init runs goes first when the sandbox runs out of memory: in a jail, the OOM
+ * killer taking guest-init (its PID 1) would end the whole sandbox. Lowering guest-init's
+ * own score needs a privilege hosts may withhold; raising a child's needs none. */
+static void child_oom_score(void)
+{
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!write(fd, "1000", 4);
+        close(fd);
+    }
+}
+
 __attribute__((noreturn)) static void run_child(const struct exec_spec *s, int cwd_fd, int in_fd,
                                                 int out_fd, int err_fd)
 {
     extern char **environ;
+    child_oom_score();
     child_reset_signals();
     setsid();
     child_stdio(in_fd, out_fd, err_fd);
@@ -300,13 +314,30 @@ bool gi_exec_reaped(pid_t pid, int status)
     return false;
 }
 
+#define KILL_REPEAT_MS 10
+
 /* Returns the next deadline of e, after acting on the ones that passed. */
 static uint64_t exec_timers(struct gi_exec *e, uint64_t now)
 {
     if (e->deadline && now >= e->deadline) {
         e->deadline = 0;
         e->timed_out = true;
+        e->killed_at = now;
+    }
+    if (e->killed_at) {
+        /* Killed again until the group is empty: a process forking when the signal went out
+         * (a fork bomb) leaves children the first kill missed. Once the group is gone, or
+         * the leader is reaped and a linger has passed, the exec ends whatever still holds
+         * its pipes or writes to them. */
         kill_group(e, SIGKILL);
+        bool group_gone = kill(-e->pid, 0) < 0 && errno == ESRCH;
+        if (e->exited && (group_gone || now >= e->killed_at + GI_LINGER_MS)) {
+            gi_watch_close(&e->out);
+            gi_watch_close(&e->err);
+            finish(e);
+            return 0;
+        }
+        return now + KILL_REPEAT_MS;
     }
     if (e->exited && !e->paused && now >= e->last_activity + GI_LINGER_MS) {
         /* A background process holds the pipes: report the exit and leave it running. */

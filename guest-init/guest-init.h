@@ -47,6 +47,9 @@ void gi_watch_close(struct gi_watch *w);
 void gi_defer_free(void *p);
 /* Runs until gi_loop_stop. Calls gi_timers_run before each wait. */
 void gi_loop_run(void);
+/* Runs fn at the start of the next loop iteration, before waiting (one pending at a
+ * time): for work split into batches so that timers and I/O are not starved. */
+void gi_loop_soon(void (*fn)(void));
 void gi_loop_stop(void);
 
 /* Runs due timers of every module and returns the next deadline (ms, 0 for none). */

@@ -92,12 +92,24 @@ static int wait_timeout(uint64_t now, uint64_t deadline)
     return ms > 60000 ? 60000 : (int)ms;
 }
 
+static void (*soon_fn)(void);
+
+void gi_loop_soon(void (*fn)(void))
+{
+    soon_fn = fn;
+}
+
 void gi_loop_run(void)
 {
     struct epoll_event events[MAX_EVENTS];
     while (!stopping) {
+        void (*soon)(void) = TAKE_PTR(soon_fn);
+        if (soon)
+            soon();
         uint64_t now = wr_now_ms();
         uint64_t deadline = gi_timers_run(now);
+        if (soon_fn)
+            deadline = now; /* more to do: poll without waiting */
         free_deferred();
         gi_conn_flush_all();
         int n = epoll_wait(epoll_fd, events, MAX_EVENTS, wait_timeout(wr_now_ms(), deadline));

@@ -90,13 +90,21 @@ static void ensure_std_fds(void)
     }
 }
 
+/* At most a batch per loop iteration: a fork bomb's orphans, dying as fast as they are
+ * made, must not keep PID 1 here while its exec's timeout waits to kill them. */
+#define REAP_BATCH 256
+
 static void reap_children(void)
 {
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+    for (int n = 0; n < REAP_BATCH; n++) {
+        if ((pid = waitpid(-1, &status, WNOHANG)) <= 0)
+            return;
         if (!gi_exec_reaped(pid, status))
             log_debug("reaped orphan %d", pid);
+    }
+    gi_loop_soon(reap_children);
 }
 
 static void on_signal(struct gi_watch *w, uint32_t events)

@@ -287,11 +287,22 @@ int vmm_cgroup_destroy(const char *id, struct wr_error **err)
 {
     if (!wr_id_valid(id))
         return wr_error_set(err, EINVAL, "invalid sandbox id for a cgroup");
-    /* v1 frozen tasks do not act on SIGKILL until thawed. */
+    /* Killed tasks of a cgroup at its memory limit exit at a crawl (each one reclaims on
+     * its way out): the limit goes first. Then, where the freezer is: frozen, every task
+     * gets SIGKILL, and thawed, so that none of them (a fork bomb's) forks again before
+     * the signal acts (v1 frozen tasks act on it only once thawed). */
+    bool unified = vmm_cgroup_is_unified();
+    _cleanup_free_ char *memory = cgroup_dir("memory", id);
+    (void)write_value(memory, unified ? "memory.max" : "memory.limit_in_bytes",
+                      unified ? "max" : "-1");
     _cleanup_free_ char *freezer = cgroup_dir("freezer", id);
-    if (access(freezer, F_OK) == 0)
+    if (access(freezer, F_OK) == 0) {
+        unsigned killed = 0;
+        if (set_frozen(id, true, NULL) == 0)
+            (void)for_each_dir(id, kill_members, &killed);
         (void)set_frozen(id, false, NULL);
-    uint64_t deadline = wr_now_ms() + 2000;
+    }
+    uint64_t deadline = wr_now_ms() + 10000;
     for (;;) {
         unsigned alive = 0;
         /* Killing every round also catches processes forked while we were killing. */
