@@ -16,8 +16,10 @@
  * falls back to a fresh create: the client gets its sandbox either way. Refills run one
  * at a time per pool, after every claim and on the reaper's tick, with a growing delay
  * after failures. Pooled VMs hand their memory back like any idle VM (vmm/reclaim.c). */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "pool.h"
 #include "ready.h"
@@ -32,7 +34,6 @@
 #define ATTACH_TIMEOUT_MS 30000
 #define RETRY_MIN_S 5
 #define RETRY_MAX_S 300
-#define CREATING_STALE_S 600
 
 struct pool {
     struct vmm *vmm;
@@ -45,6 +46,8 @@ struct pool {
     unsigned failures;
     int64_t retry_at;
     char *error; /* the last refill's failure, cleared by a success */
+    int lock_fd; /* <state>/pools/<key>.lock, flock'ed while this process keeps the pool */
+    bool owner;  /* false: another warren on this state directory keeps it */
     struct pool *next;
 };
 
@@ -112,7 +115,7 @@ static void filled(void *data, const struct vmm_sandbox_info *info, struct wr_er
 
 static void fill(struct pool *p)
 {
-    if (p->filling || p->n_ready >= p->size || wr_unix_time() < p->retry_at)
+    if (!p->owner || p->filling || p->n_ready >= p->size || wr_unix_time() < p->retry_at)
         return;
     struct vmm *vmm = p->vmm;
     struct vmm_create_request req = {.image = p->image};
@@ -382,6 +385,27 @@ int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vm
 
 static void pool_free(struct pool *p);
 
+/* One process keeps a pool (adopts, fills, drains it): the one that holds its lock. */
+static int lock_pool(struct vmm *vmm, struct pool *p, struct wr_error **err)
+{
+    _cleanup_free_ char *dir = wr_path_join(vmm->state_dir, "pools");
+    int r = wr_mkdir_p(dir, 0700);
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "creating %s", dir);
+    _cleanup_free_ char *name = wr_strdup(p->key);
+    for (char *c = name; *c; c++)
+        if (*c == '/' || *c == ':')
+            *c = '_';
+    _cleanup_free_ char *path = wr_asprintf("%s/%s.lock", dir, name);
+    p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (p->lock_fd < 0)
+        return wr_error_set_errno(err, errno, "opening %s", path);
+    p->owner = flock(p->lock_fd, LOCK_EX | LOCK_NB) == 0;
+    if (!p->owner && errno != EWOULDBLOCK)
+        return wr_error_set_errno(err, errno, "locking %s", path);
+    return 0;
+}
+
 static int parse_pool(struct vmm *vmm, const char *spec, struct pool **ret, struct wr_error **err)
 {
     const char *eq = strrchr(spec, '=');
@@ -402,6 +426,7 @@ static int parse_pool(struct vmm *vmm, const char *spec, struct pool **ret, stru
     p->key = wr_asprintf("%s:%s", vmm->backend->name, p->image);
     p->size = (unsigned)n;
     p->ready = wr_calloc(1, sizeof(char *));
+    p->lock_fd = -1;
     *ret = p;
     return 0;
 }
@@ -421,12 +446,11 @@ static void adopt(struct pool *p)
     }
     for (size_t i = 0; i < n; i++) {
         vmm__refresh_state(vmm, &rows[i]);
-        /* A row still being created may be another warren's refill under way, unless it
-         * is too old for that: its creator stopped midway. */
-        bool stale = wr_unix_time() - rows[i].created_at > CREATING_STALE_S;
+        /* This process holds the pool's lock: a row still "creating" is a refill that the
+         * last owner left midway (it stopped during a boot). */
         if (!strcmp(rows[i].state, "running") && p->n_ready < p->size)
             ready_push(p, wr_strdup(rows[i].id), false);
-        else if (strcmp(rows[i].state, "creating") != 0 || stale)
+        else
             destroy_pooled(vmm, rows[i].id);
         store_sandbox_clear(&rows[i]);
     }
@@ -457,6 +481,14 @@ int vmm__pools_open(struct vmm *vmm, const char *const *specs, struct wr_error *
         tail = &p->next;
     }
     for (struct pool *p = vmm->pools; p; p = p->next) {
+        if (lock_pool(vmm, p, err) < 0)
+            return -(*err)->status;
+        if (!p->owner) {
+            log_warning("warm pool %s is kept by another warren process on this state "
+                        "directory; this one leaves it alone",
+                        p->key);
+            continue;
+        }
         adopt(p);
         fill(p);
     }
@@ -465,6 +497,8 @@ int vmm__pools_open(struct vmm *vmm, const char *const *specs, struct wr_error *
 
 static void pool_free(struct pool *p)
 {
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);
     wr_strv_free(p->ready);
     free(p->image);
     free(p->key);
@@ -494,7 +528,9 @@ int vmm_pool_list(struct vmm *vmm, struct vmm_pool_info **ret, size_t *ret_n)
                                       .size = p->size,
                                       .ready = p->n_ready,
                                       .filling = p->filling,
-                                      .error = p->error};
+                                      .error = p->owner ? p->error
+                                                        : "kept by another warren process "
+                                                          "on this state directory"};
     *ret = v;
     *ret_n = n;
     return 0;

@@ -1,8 +1,8 @@
 // Warm pools (--pool IMAGE=N): a create is served by a started sandbox, which takes the
 // create's repo (a git working tree on branch warren/<name>), name, env and ttl and is then
 // indistinguishable from a fresh one; pooled sandboxes are not listed, sandbox_list reports
-// the pool, which refills; a new server adopts the pool's sandboxes; --pool IMAGE=0 removes
-// them. One pooled QEMU VM (TCG here) shows the same on a VM.
+// the pool, which refills; a new server adopts the pool's sandboxes, a second one at the
+// same time leaves them alone; --pool IMAGE=0 removes them. One pooled QEMU VM (TCG here) shows the same on a VM.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -128,6 +128,21 @@ test("a new server adopts the pool's sandboxes; --pool with a bad value is refus
     assert.notEqual(r.status, 0, `--pool ${bad} was accepted`);
     assert.match(r.stderr, /--pool expects IMAGE=N/);
   }
+});
+
+test("a second warren with the same --pool on the state directory leaves the pool alone", async () => {
+  const before = sandboxProcesses(stateDir).length;
+  const second = await connectStdio({ stateDir, args: ["--pool", "host=2"] });
+  const p = await pools(second);
+  assert.equal(p[0].ready, 0);
+  assert.match(p[0].error, /kept by another warren process/);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(sandboxProcesses(stateDir).length, before, "the second server started sandboxes");
+  // Its creates are fresh ones; the owner's pool is untouched.
+  const fresh = await callTool(second, "sandbox_create", { name: "from-second" });
+  assert.equal((await pools(client))[0].ready, 2);
+  await callTool(second, "sandbox_destroy", { id: fresh.id });
+  await second.close();
 });
 
 test("--pool host=0 removes the pool's sandboxes; the claimed ones stay", async () => {
