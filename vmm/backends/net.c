@@ -31,17 +31,16 @@ static const char *const denied6[] = {
     "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
 };
 
-int vmm_net_host_capture(struct vmm_net_host *h, struct wr_error **err)
+/* The host's own addresses ("192.0.2.2", "2001:db8::1"), read in its namespace. */
+static char **host_addresses(struct wr_error **err)
 {
-    *h = (struct vmm_net_host){.netns_fd = -1};
-    h->netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (h->netns_fd < 0)
-        return wr_error_set_errno(err, errno, "opening the host's network namespace");
     struct ifaddrs *list;
-    if (getifaddrs(&list) < 0)
-        return wr_error_set_errno(err, errno, "listing the host's addresses");
+    if (getifaddrs(&list) < 0) {
+        wr_error_set_errno(err, errno, "listing the host's addresses");
+        return NULL;
+    }
     size_t n = 0;
-    h->addrs = wr_calloc(1, sizeof(char *));
+    char **addrs = wr_calloc(1, sizeof(char *));
     for (struct ifaddrs *a = list; a; a = a->ifa_next) {
         if (!a->ifa_addr ||
             (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6))
@@ -51,21 +50,14 @@ int vmm_net_host_capture(struct vmm_net_host *h, struct wr_error **err)
                               ? (const void *)&((struct sockaddr_in *)a->ifa_addr)->sin_addr
                               : (const void *)&((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
         if (inet_ntop(a->ifa_addr->sa_family, raw, text, sizeof(text)))
-            wr_strv_push(&h->addrs, &n, wr_strdup(text));
+            wr_strv_push(&addrs, &n, wr_strdup(text));
     }
     freeifaddrs(list);
-    return 0;
+    return addrs;
 }
 
-void vmm_net_host_clear(struct vmm_net_host *h)
-{
-    if (h->netns_fd >= 0)
-        close(h->netns_fd);
-    wr_strv_free(h->addrs);
-    *h = (struct vmm_net_host){.netns_fd = -1};
-}
-
-char *vmm_net_rules(const char *const *host_addrs)
+/* The nftables ruleset of a sandbox's namespace (caller frees). */
+static char *net_rules(const char *const *host_addrs)
 {
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
@@ -165,13 +157,8 @@ static int load_rules_wait(pid_t pid, struct wr_error **err)
     return 0;
 }
 
-static _Noreturn void exec_slirp(const struct vmm_net_host *h, pid_t target, int log_fd,
-                                 int ready_fd, int exit_fd)
+static _Noreturn void exec_slirp(pid_t target, int log_fd, int ready_fd, int exit_fd)
 {
-    if (h->netns_fd >= 0 && setns(h->netns_fd, CLONE_NEWNET) < 0) {
-        dprintf(log_fd, "net: joining the host's network namespace: %s\n", strerror(errno));
-        _exit(127);
-    }
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     /* Fixed descriptors for the child: 3 the ready pipe, 4 the exit pipe. */
@@ -196,12 +183,18 @@ static _Noreturn void exec_slirp(const struct vmm_net_host *h, pid_t target, int
     _exit(127);
 }
 
-int vmm_net_attach(const struct vmm_net_host *h, pid_t target, int log_fd, int exit_fd,
-                   pid_t *ret_pid, struct wr_error **err)
+/* Runs in the host's namespaces (the network helper): starts slirp4netns on a tap in the
+ * network namespace of process target, waits until it is configured, and loads the rules
+ * there with nft. slirp4netns exits when exit_fd (a pipe's read end; -1: none) reports
+ * hang-up, or when it is killed with the sandbox's cgroup. Output goes to log_fd. */
+static int net_attach(pid_t target, int log_fd, int exit_fd, struct wr_error **err)
 {
+    _cleanup_strv_ char **addrs = host_addresses(err);
+    if (!addrs)
+        return -(*err)->status;
     /* nft and slirp4netns start together (the rules name no device that slirp4netns
      * makes); both are done before this returns. */
-    _cleanup_free_ char *rules = vmm_net_rules((const char *const *)h->addrs);
+    _cleanup_free_ char *rules = net_rules((const char *const *)addrs);
     pid_t nft = -1;
     int r = load_rules_start(target, rules, log_fd, &nft, err);
     if (r < 0)
@@ -221,7 +214,7 @@ int vmm_net_attach(const struct vmm_net_host *h, pid_t target, int log_fd, int e
         return r;
     }
     if (pid == 0)
-        exec_slirp(h, target, log_fd, ready[1], exit_fd);
+        exec_slirp(target, log_fd, ready[1], exit_fd);
     close(ready[1]);
     struct pollfd p = {.fd = ready[0], .events = POLLIN};
     int n;
@@ -240,7 +233,6 @@ int vmm_net_attach(const struct vmm_net_host *h, pid_t target, int log_fd, int e
         (void)waitpid(pid, NULL, 0);
         return r;
     }
-    *ret_pid = pid;
     return 0;
 }
 
@@ -270,17 +262,11 @@ int vmm_net_helper_start(struct vmm_net_helper *h, int log_fd, int exit_fd, cons
         close(to[1]);
         return wr_error_set_errno(err, errno, "creating a pipe");
     }
-    struct vmm_net_host host;
-    if (vmm_net_host_capture(&host, err) < 0) {
-        vmm_net_host_clear(&host);
-        return -(*err)->status;
-    }
-    close(host.netns_fd); /* the helper stays in the host's namespace */
-    host.netns_fd = -1;
     h->pid = fork();
     if (h->pid < 0) {
-        vmm_net_host_clear(&host);
-        return wr_error_set_errno(err, errno, "forking the network helper");
+        int e = errno;
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
+        return wr_error_set_errno(err, e, "forking the network helper");
     }
     if (h->pid == 0) {
         int mine[16] = {to[0], from[1], log_fd, exit_fd};
@@ -292,14 +278,12 @@ int vmm_net_helper_start(struct vmm_net_helper *h, int log_fd, int exit_fd, cons
         if (read(to[0], &target, sizeof(target)) != (ssize_t)sizeof(target))
             _exit(0);
         _cleanup_error_ struct wr_error *e = NULL;
-        pid_t slirp;
-        if (vmm_net_attach(&host, target, log_fd, exit_fd, &slirp, &e) < 0) {
+        if (net_attach(target, log_fd, exit_fd, &e) < 0) {
             (void)wr_write_all(from[1], e->msg, strlen(e->msg));
             _exit(1);
         }
         _exit(0);
     }
-    vmm_net_host_clear(&host);
     close(to[0]);
     close(from[1]);
     h->to = to[1];
