@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,11 +31,16 @@ static void run_until(bool *done)
     ASSERT(*done);
 }
 
+/* QEMU greets within a second on a quiet machine; a loaded CI machine has taken over 10. */
+#define QEMU_START_TIMEOUT_MS 30000
+
 static pid_t start_qemu(void)
 {
     pid_t pid = fork();
     ASSERT(pid >= 0);
     if (pid == 0) {
+        /* A failed assertion must not leave QEMU holding ctest's output pipe. */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         _cleanup_free_ char *qmp_arg = wr_asprintf("unix:%s,server=on,wait=off", qmp_path);
         execlp("qemu-system-x86_64", "qemu-system-x86_64", "-machine", "none", "-nodefaults",
                "-display", "none", "-qmp", qmp_arg, (char *)NULL);
@@ -116,7 +122,7 @@ static void test_connect_timeout(void)
 static void test_commands_and_events(void)
 {
     pid_t pid = start_qemu();
-    struct qmp *qmp = connect_ok(10000);
+    struct qmp *qmp = connect_ok(QEMU_START_TIMEOUT_MS);
     struct result r = {0}, events = {0};
     qmp_set_event_cb(qmp, on_event, &events);
 
@@ -161,7 +167,7 @@ static void test_commands_and_events(void)
 static void test_close_cancels(void)
 {
     pid_t pid = start_qemu();
-    struct qmp *qmp = connect_ok(10000);
+    struct qmp *qmp = connect_ok(QEMU_START_TIMEOUT_MS);
     struct result r = {0};
     struct wr_error *err = NULL;
     ASSERT(qmp_execute(qmp, "query-status", NULL, on_reply, &r, &err) == 0);
