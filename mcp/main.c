@@ -33,6 +33,7 @@ struct cli {
     size_t n_insecure;
     const char *pools[17]; /* --pool, NULL-terminated */
     size_t n_pools;
+    const char *egress_hosts;
 };
 
 static void usage(FILE *f)
@@ -64,6 +65,8 @@ static void usage(FILE *f)
           "  --pool IMAGE=N        keep N sandboxes of IMAGE (host, an OCI reference or a\n"
           "                        template) started for sandbox_create to claim\n"
           "                        (repeatable, at most 16 images)\n"
+          "  --egress-hosts FILE   names the egress proxy of allow-list sandboxes resolves\n"
+          "                        from this hosts(5) file before the host's resolver\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -96,6 +99,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"idle-stop-seconds", required_argument, NULL, 'o'},
         {"insecure-registry", required_argument, NULL, 'r'},
         {"pool", required_argument, NULL, 'P'},
+        {"egress-hosts", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1],
@@ -146,6 +150,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
             if (c->n_pools == WR_ARRAY_SIZE(c->pools) - 1)
                 return -1;
             c->pools[c->n_pools++] = optarg;
+            break;
+        case 'E':
+            c->egress_hosts = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -267,7 +274,8 @@ static int run(struct cli *c)
                              .idle_pause_s = c->idle_pause,
                              .idle_stop_s = c->idle_stop,
                              .insecure_registries = c->insecure,
-                             .pools = c->pools};
+                             .pools = c->pools,
+                             .egress_hosts = c->egress_hosts};
     if (vmm_open(&vo, &app.vmm, &err) < 0) {
         log_error("%s", err->msg);
         return 1;
@@ -331,6 +339,8 @@ int main(int argc, char **argv)
         return vmm_jailer_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__netexec"))
         return vmm_netexec_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__netattach"))
+        return vmm_netattach_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__vmfs"))
         return vmm_vmfs_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__gitpush"))

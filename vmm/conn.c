@@ -5,6 +5,7 @@
 
 #include "conn.h"
 #include "spec.h"
+#include "vmm/net/proxy.h"
 
 #define AGENT_CONNECT_TIMEOUT_MS 10000
 
@@ -110,6 +111,9 @@ void vmm__rt_forget(struct vmm *vmm, const char *id)
         struct sandbox_rt *rt = *p;
         if (strcmp(rt->id, id) != 0)
             continue;
+        /* Its listener would keep the sandbox's network namespace alive. */
+        if (rt->egress)
+            vmm_egress_close(TAKE_PTR(rt->egress));
         if (rt->connecting)
             return; /* rt_connected still needs it; the connection will be dropped later */
         if (rt->reclaiming || rt->deflating) {

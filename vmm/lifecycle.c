@@ -4,6 +4,7 @@
 
 #include "conn.h"
 #include "lifecycle.h"
+#include "network.h"
 #include "spec.h"
 #include "state.h"
 
@@ -32,11 +33,11 @@ static void boot_fail(struct boot_op *op, struct wr_error *err)
     free(op);
 }
 
-static void boot_connected(void *data, struct agent_conn *conn, struct wr_error *err)
+static void boot_net_done(void *data, struct wr_error *err)
 {
     struct boot_op *op = data;
     struct store_sandbox *row = op->row;
-    if (!conn) {
+    if (err) {
         boot_fail(op, err);
         return;
     }
@@ -51,6 +52,17 @@ static void boot_connected(void *data, struct agent_conn *conn, struct wr_error 
     free(TAKE_PTR(row->error));
     op->cb(op->data, NULL);
     free(op);
+}
+
+/* The agent answers: the network mode's parts the server keeps come next. */
+static void boot_connected(void *data, struct agent_conn *conn, struct wr_error *err)
+{
+    struct boot_op *op = data;
+    if (!conn) {
+        boot_fail(op, err);
+        return;
+    }
+    vmm__net_started(op->vmm, op->row, conn, boot_net_done, op);
 }
 
 static void boot_started(void *data, pid_t pid, struct wr_error *err)

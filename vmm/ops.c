@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "network.h"
 #include "ready.h"
 #include "state.h"
 #include "vmm/images/images.h"
@@ -32,7 +33,8 @@ static void env_put(char ***env, size_t *n, const char *entry)
     (*env)[*n] = NULL;
 }
 
-/* The environment of one exec: base, then the image's, the sandbox's, then the call's. */
+/* The environment of one exec: base, then the image's, the network mode's (the proxy),
+ * the sandbox's, then the call's. */
 static char **exec_env(const struct store_sandbox *row, const char *const *image_env,
                        const char *const *call_env)
 {
@@ -42,6 +44,9 @@ static char **exec_env(const struct store_sandbox *row, const char *const *image
         env_put(&env, &n, base_env[i]);
     for (size_t i = 0; image_env && image_env[i]; i++)
         env_put(&env, &n, image_env[i]);
+    _cleanup_strv_ char **net_env = vmm__net_env(row);
+    for (size_t i = 0; net_env && net_env[i]; i++)
+        env_put(&env, &n, net_env[i]);
     cJSON *o = row->env_json ? cJSON_Parse(row->env_json) : NULL;
     for (cJSON *c = o ? o->child : NULL; c; c = c->next) {
         if (!cJSON_IsString(c))

@@ -332,7 +332,7 @@ static struct pool *take_ready(struct vmm *vmm, const struct store_sandbox *want
             bool usable = store_sandbox_get(vmm->store, id, &row, NULL) == 0 && row.pool &&
                           (vmm__refresh_state(vmm, &row), !strcmp(row.state, "running"));
             bool fits = usable && row.cpus == want->cpus && row.memory_mib == want->memory_mib &&
-                        row.network == want->network;
+                        row.network == want->network && want->network == VMM_NET_NONE;
             if (usable && !fits) {
                 ready_push(p, id, true);
                 store_sandbox_clear(&row);

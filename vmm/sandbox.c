@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "lifecycle.h"
+#include "network.h"
 #include "sandbox.h"
 #include "spec.h"
 #include "state.h"
@@ -66,6 +67,8 @@ int vmm__row_for_request(struct vmm *vmm, const struct vmm_create_request *req,
     if (req->repo && req->repo[0] != '/')
         return wr_error_set(err, EINVAL, "repo must be an absolute host path, got '%.200s'",
                             req->repo);
+    if (vmm__net_check(vmm->backend->name, &req->network, err) < 0)
+        return -(*err)->status;
     row->id = wr_strdup(id);
     row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
     row->backend = wr_strdup(vmm->backend->name);
@@ -77,7 +80,9 @@ int vmm__row_for_request(struct vmm *vmm, const struct vmm_create_request *req,
     row->env_json = env_to_json(req->env);
     row->cpus = req->cpus ? req->cpus : 1;
     row->memory_mib = req->memory_mib ? req->memory_mib : 512;
-    row->network = req->network;
+    row->network = (int)req->network.mode;
+    if (req->network.mode == VMM_NET_ALLOW)
+        row->network_policy = vmm_net_policy_to_text(&req->network);
     row->ttl_seconds = req->ttl_seconds;
     row->created_at = row->last_used_at = wr_unix_time();
     return 0;
@@ -287,4 +292,17 @@ int vmm_sandbox_destroy(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb 
     op->work.data = op;
     uv_queue_work(vmm->loop, &op->work, destroy_work, destroy_after_work);
     return 0;
+}
+
+int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind, size_t limit,
+                       struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
+{
+    struct store_sandbox row = {0};
+    /* Events outlive their sandbox: a destroyed one's are found by its id. */
+    bool known = store_sandbox_get(vmm->store, id_or_name, &row, NULL) == 0;
+    if (!known && !wr_id_valid(id_or_name))
+        return wr_error_set(err, ENOENT, "no sandbox '%.80s'", id_or_name);
+    int r = store_event_list(vmm->store, known ? row.id : id_or_name, kind, limit, ret, ret_n, err);
+    store_sandbox_clear(&row);
+    return r;
 }

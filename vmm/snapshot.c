@@ -73,7 +73,16 @@ static char *manifest_json(const struct store_sandbox *row)
             cJSON_AddStringToObject(m, strings[i][0], strings[i][1]);
     cJSON_AddNumberToObject(m, "cpus", row->cpus);
     cJSON_AddNumberToObject(m, "memory_mib", (double)row->memory_mib);
-    cJSON_AddBoolToObject(m, "network", row->network);
+    /* The policy as sandbox_create takes it (older manifests hold a boolean). */
+    cJSON *net = NULL;
+    struct vmm_net_policy p;
+    const char *text = row->network_policy;
+    if (row->network == VMM_NET_ALLOW && text &&
+        vmm_net_policy_parse(text, strlen(text), &p, NULL) == 0) {
+        net = vmm_net_policy_to_json(&p);
+        vmm_net_policy_clear(&p);
+    }
+    cJSON_AddItemToObject(m, "network", net ? net : cJSON_CreateBool(row->network == VMM_NET_NAT));
     char *s = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);
     return s;
@@ -312,10 +321,18 @@ static int row_from_snapshot(struct vmm *vmm, const struct store_snapshot *snap,
         .root_layers = manifest_array(m, "root"),
         .cpus = (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "cpus")),
         .memory_mib = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "memory_mib")),
-        .network = cJSON_IsTrue(cJSON_GetObjectItem(m, "network")),
+
         .created_at = wr_unix_time(),
     };
     row->last_used_at = row->created_at;
+    struct vmm_net_policy p;
+    const cJSON *net = cJSON_GetObjectItem(m, "network");
+    if (net && vmm_net_policy_from_json(net, &p, NULL) == 0) {
+        row->network = (int)p.mode;
+        if (p.mode == VMM_NET_ALLOW)
+            row->network_policy = vmm_net_policy_to_text(&p);
+        vmm_net_policy_clear(&p);
+    }
     if (!row->image)
         row->image = wr_strdup("host");
     row->cpus = row->cpus ? row->cpus : 1;

@@ -126,7 +126,7 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
         .log_path = s->log_path,
         .cpus = row->cpus,
         .memory_bytes = row->memory_mib << 20,
-        .network = row->network,
+        .network = row->network == VMM_NET_NAT,
         /* A pool's sandbox is named at claim; until then it is plain "sandbox". */
         .hostname = row->pool ? VMM_POOL_HOSTNAME : row->name,
         .pooled = row->pool != NULL,

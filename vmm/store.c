@@ -213,6 +213,9 @@ static const char *const migrations[] = {
     /* 4: a warm pool's sandbox: the pool it waits in (NULL once claimed, and for every
      * other sandbox). */
     "ALTER TABLE sandboxes ADD COLUMN pool TEXT;",
+    /* 5: network is 0 (none), 1 (NAT) or 2 (allow-list); the allow-list's policy as JSON
+     * ({"allow": [...], "deny": [...]}, vmm/net/policy.h), NULL in the other modes. */
+    "ALTER TABLE sandboxes ADD COLUMN network_policy TEXT;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -374,7 +377,8 @@ void store_sandbox_clear(struct store_sandbox *s)
         return;
     char **strings[] = {&s->id,    &s->name,      &s->backend,     &s->state,    &s->image,
                         &s->repo,  &s->ref,       &s->commit_id,   &s->ws_lower, &s->env_json,
-                        &s->error, &s->ws_layers, &s->root_layers, &s->pool};
+                        &s->error, &s->ws_layers, &s->root_layers, &s->pool,
+                        &s->network_policy};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -384,7 +388,7 @@ void store_sandbox_clear(struct store_sandbox *s)
 #define SANDBOX_COLUMNS                                                                            \
     "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "           \
     "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
-    "pid, pid_start, pool"
+    "pid, pid_start, pool, network_policy"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
@@ -396,13 +400,14 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
         bind_text(stmt, i++, strings[k]);
     sqlite3_bind_int64(stmt, i++, s->cpus);
     sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->memory_mib);
-    sqlite3_bind_int(stmt, i++, s->network ? 1 : 0);
+    sqlite3_bind_int(stmt, i++, s->network);
     sqlite3_bind_int64(stmt, i++, s->ttl_seconds);
     sqlite3_bind_int64(stmt, i++, s->created_at);
     sqlite3_bind_int64(stmt, i++, s->last_used_at);
     sqlite3_bind_int64(stmt, i++, s->pid);
     sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->pid_start);
     bind_text(stmt, i++, s->pool);
+    bind_text(stmt, i++, s->network_policy);
 }
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
@@ -415,13 +420,14 @@ static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
         *strings[k] = column_strdup(stmt, i++);
     s->cpus = (unsigned)sqlite3_column_int64(stmt, i++);
     s->memory_mib = (uint64_t)sqlite3_column_int64(stmt, i++);
-    s->network = sqlite3_column_int(stmt, i++) != 0;
+    s->network = sqlite3_column_int(stmt, i++);
     s->ttl_seconds = sqlite3_column_int64(stmt, i++);
     s->created_at = sqlite3_column_int64(stmt, i++);
     s->last_used_at = sqlite3_column_int64(stmt, i++);
     s->pid = (pid_t)sqlite3_column_int64(stmt, i++);
     s->pid_start = (uint64_t)sqlite3_column_int64(stmt, i++);
     s->pool = column_strdup(stmt, i++);
+    s->network_policy = column_strdup(stmt, i++);
 }
 
 /* Turns a failed insert into the error a client reads: a taken name is EEXIST with a
@@ -444,7 +450,7 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
     int r = prepare(st,
                     "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &stmt, err);
     if (r < 0)
         return r;
@@ -608,6 +614,34 @@ int store_sandbox_touch(struct store *st, const char *id, int64_t now, struct wr
     return step_one_sandbox(st, stmt, id, "touching", err);
 }
 
+int store_sandbox_set_network(struct store *st, const char *id, int network, const char *policy,
+                              struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "UPDATE sandboxes SET network = ?2, network_policy = ?3 WHERE id = ?1",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    sqlite3_bind_int(stmt, 2, network);
+    bind_text(stmt, 3, policy);
+    return step_one_sandbox(st, stmt, id, "updating the network of", err);
+}
+
+int store_sandbox_set_ttl(struct store *st, const char *id, int64_t ttl_seconds,
+                          struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "UPDATE sandboxes SET ttl_seconds = ?2 WHERE id = ?1", &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id);
+    sqlite3_bind_int64(stmt, 2, ttl_seconds);
+    return step_one_sandbox(st, stmt, id, "updating the ttl of", err);
+}
+
 int store_sandbox_delete(struct store *st, const char *id, struct wr_error **err)
 {
     _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
@@ -636,6 +670,52 @@ int store_event(struct store *st, const char *sandbox_id, const char *kind, cons
     bind_text(stmt, 3, kind);
     bind_text(stmt, 4, detail);
     return step_done(st, stmt, err, "recording an event");
+}
+
+void store_event_clear(struct store_event_row *e)
+{
+    free(e->kind);
+    free(e->detail);
+    *e = (struct store_event_row){0};
+}
+
+int store_event_list(struct store *st, const char *sandbox_id, const char *kind, size_t limit,
+                     struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    /* The newest `limit`, oldest first. */
+    int r = prepare(st,
+                    "SELECT id, at, kind, detail FROM (SELECT id, at, kind, detail FROM events "
+                    "WHERE sandbox_id = ?1 AND (?2 IS NULL OR kind = ?2 OR kind LIKE ?2 || '-%') "
+                    "ORDER BY id DESC LIMIT ?3) ORDER BY id",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, sandbox_id);
+    bind_text(stmt, 2, kind);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+    struct store_event_row *v = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        v = wr_realloc(v, (n + 1) * sizeof(*v));
+        v[n++] = (struct store_event_row){
+            .id = sqlite3_column_int64(stmt, 0),
+            .at = sqlite3_column_int64(stmt, 1),
+            .kind = column_strdup(stmt, 2),
+            .detail = column_strdup(stmt, 3),
+        };
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_event_clear(&v[i]);
+        free(v);
+        return store_fail(st, rc, err, "listing events");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
 }
 
 int store_sandbox_set_layers(struct store *st, const char *id, const char *ws_layers,

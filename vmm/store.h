@@ -30,8 +30,9 @@ struct store_sandbox {
     char *root_layers;
     unsigned cpus;
     uint64_t memory_mib;
-    bool network;
-    int64_t ttl_seconds; /* 0: none */
+    int network;          /* enum vmm_net_mode: 0 none, 1 NAT, 2 allow-list */
+    char *network_policy; /* the allow-list as JSON (vmm/net/policy.h), or NULL */
+    int64_t ttl_seconds;  /* 0: none */
     int64_t created_at;  /* unix seconds */
     int64_t last_used_at;
     pid_t pid;          /* 0 when not running */
@@ -69,11 +70,27 @@ int store_pool_claim(struct store *st, const struct store_sandbox *s, struct wr_
 int store_sandbox_set_state(struct store *st, const char *id, const char *state, pid_t pid,
                             uint64_t pid_start, const char *error, struct wr_error **err);
 int store_sandbox_touch(struct store *st, const char *id, int64_t now, struct wr_error **err);
+/* The network mode and allow-list (sandbox_update). */
+int store_sandbox_set_network(struct store *st, const char *id, int network, const char *policy,
+                              struct wr_error **err);
+/* ttl_seconds counts from created_at, as at create. */
+int store_sandbox_set_ttl(struct store *st, const char *id, int64_t ttl_seconds,
+                          struct wr_error **err);
 int store_sandbox_delete(struct store *st, const char *id, struct wr_error **err);
 
 /* Appends to the events table (an audit trail: created, exec, destroyed, ...). */
 int store_event(struct store *st, const char *sandbox_id, const char *kind, const char *detail,
                 struct wr_error **err);
+struct store_event_row {
+    int64_t id, at; /* at: unix seconds */
+    char *kind, *detail;
+};
+void store_event_clear(struct store_event_row *e);
+/* A sandbox's newest events (at most limit), oldest first; kind NULL for all, else that
+ * kind and the kinds it prefixes with '-' ("egress": also "egress-refused"). Free each
+ * with store_event_clear and the array with free. */
+int store_event_list(struct store *st, const char *sandbox_id, const char *kind, size_t limit,
+                     struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
 
 /* Replaces a sandbox's snapshot layer chains (JSON arrays, may be NULL). */
 int store_sandbox_set_layers(struct store *st, const char *id, const char *ws_layers,

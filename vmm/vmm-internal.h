@@ -8,7 +8,10 @@
  *   sandbox.c    create, list, destroy
  *   ops.c        exec and file operations; git/ builds on ready.c the same way
  *   ready.c      a sandbox ready for work: resumed, balloon deflated, agent connected
+ *   update.c     sandbox_update: network policy and ttl of a sandbox
  *   lifecycle.c  boot, pause and resume, restart, stopping an idle sandbox
+ *   network.c    a sandbox's network mode at run time: the egress proxy, NAT attached and
+ *                detached, the proxy settings inside
  *   reclaim.c    an idle VM's balloon inflated, deflated before work
  *   state.c      liveness: a sandbox whose processes died is marked stopped or failed
  *   conn.c       this process's record of each sandbox and its agent connection
@@ -34,6 +37,7 @@ struct sandbox_rt {
     bool reclaiming;        /* a reclaim (drop caches, memstats, inflate) is under way */
     bool deflating;
     bool touched; /* used while a reclaim was under way: do not inflate */
+    struct vmm_egress *egress; /* allow-list sandboxes: the proxy in its namespace */
     struct sandbox_rt *next;
 };
 
@@ -53,6 +57,7 @@ struct vmm {
     char **insecure_registries; /* "host[:port]" reached over plain HTTP */
     char *registry_auth;        /* containers auth.json ($WARREN_REGISTRY_AUTH); NULL: default */
     struct pool *pools;         /* --pool IMAGE=N (vmm/pool.c) */
+    struct vmm_egress_hosts *egress_hosts; /* names the egress proxy resolves itself */
 };
 
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */

@@ -4,10 +4,12 @@
 #include <string.h>
 
 #include "conn.h"
+#include "network.h"
 #include "pool.h"
 #include "reaper.h"
 #include "spec.h"
 #include "vmm/backends/guest-image.h"
+#include "vmm/net/proxy.h"
 
 /* The directory of the running binary: guest-init and guest/ are found next to it. */
 static char *binary_dir(void)
@@ -63,6 +65,13 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
         vmm_close(v);
         return r;
     }
+    if (opts->egress_hosts && vmm_egress_hosts_load(opts->egress_hosts, &v->egress_hosts, err) < 0) {
+        r = -(*err)->status;
+        vmm_close(v);
+        return r;
+    }
+    /* A restarted server serves the allow-lists of the sandboxes still running. */
+    vmm__net_reopen(v);
     if (vmm__pools_open(v, opts->pools, err) < 0) {
         r = -(*err)->status;
         vmm_close(v);
@@ -82,6 +91,7 @@ void vmm_close(struct vmm *vmm)
     while (vmm->rts)
         vmm__rt_forget(vmm, vmm->rts->id);
     store_close(vmm->store);
+    vmm_egress_hosts_free(vmm->egress_hosts);
     free(vmm->state_dir);
     free(vmm->guest_init_path);
     free(vmm->guest_kernel_dir);

@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "store.h"
 #include "util/util.h"
+#include "vmm/net/policy.h"
 
 struct vmm;
 
@@ -33,6 +34,9 @@ struct vmm_options {
      * this process's backend, each claimed by a create that asks for IMAGE with the default
      * cpus, memory and network (vmm/pool.c). */
     const char *const *pools;
+    /* A hosts(5) file the egress proxy resolves names from before the host's resolver
+     * (allow-list sandboxes), or NULL. */
+    const char *egress_hosts;
 };
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
@@ -55,7 +59,7 @@ struct vmm_create_request {
     const char *image;   /* NULL: "host" */
     unsigned cpus;       /* 0: 1 */
     uint64_t memory_mib; /* 0: 512 */
-    bool network;
+    struct vmm_net_policy network; /* zero: none */
     const char *const *env; /* "K=V", or NULL */
     int64_t ttl_seconds;
 };
@@ -87,6 +91,24 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
                       struct wr_error **err);
 /* Thaws a paused sandbox, or boots a stopped or failed one again from its files. */
 int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                       struct wr_error **err);
+
+/* A sandbox's events (the audit trail: created, exec, egress, ...; see store_event_list),
+ * also after it was destroyed (by id then). */
+int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind, size_t limit,
+                       struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
+
+/* Changes a sandbox's settings at once (sandbox_update). network: the new policy, applied
+ * to a running or paused sandbox now (connections it no longer allows are cut: NAT's with
+ * its slirp4netns, the proxy's by host) and to a stopped one at its next boot. ttl: the
+ * sandbox ends ttl_seconds from now (0: never). */
+struct vmm_update_request {
+    const struct vmm_net_policy *network; /* NULL: unchanged */
+    bool set_ttl;
+    int64_t ttl_seconds;
+};
+int vmm_sandbox_update(struct vmm *vmm, const char *id_or_name,
+                       const struct vmm_update_request *req, vmm_sandbox_cb cb, void *data,
                        struct wr_error **err);
 
 /* A warm pool: how many sandboxes it keeps and how many are ready. Strings are the vmm's,

@@ -31,7 +31,14 @@ cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *in
     add_nullable(o, "ref", r->repo ? (r->ref ? r->ref : (r->commit_id ? "HEAD" : NULL)) : NULL);
     add_nullable(o, "commit", r->commit_id);
     cJSON_AddNumberToObject(o, "cpus", r->cpus);
-    cJSON_AddBoolToObject(o, "network", r->network);
+    cJSON *net = NULL;
+    struct vmm_net_policy p;
+    if (r->network == VMM_NET_ALLOW && r->network_policy &&
+        vmm_net_policy_parse(r->network_policy, strlen(r->network_policy), &p, NULL) == 0) {
+        net = vmm_net_policy_to_json(&p);
+        vmm_net_policy_clear(&p);
+    }
+    cJSON_AddItemToObject(o, "network", net ? net : cJSON_CreateBool(r->network == VMM_NET_NAT));
     cJSON_AddNumberToObject(o, "ttl_seconds", (double)r->ttl_seconds);
     if (r->ttl_seconds > 0)
         add_time(o, "expires_at", r->created_at + r->ttl_seconds);
@@ -97,4 +104,16 @@ int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err)
 {
     int r = mcp_arg_string(args, "id", true, 128, ret, err);
     return r < 0 ? r : 0;
+}
+
+int mcp_arg_network(const cJSON *args, struct vmm_net_policy *ret, bool *present,
+                    struct wr_error **err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, "network");
+    *ret = (struct vmm_net_policy){0};
+    if (present)
+        *present = v != NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    return vmm_net_policy_from_json(v, ret, err);
 }

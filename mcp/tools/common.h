@@ -23,3 +23,7 @@ size_t mcp_fit_text(const char *s, size_t n, size_t budget);
 cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *info);
 /* Reads the required "id" argument (a sandbox id or name). */
 int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err);
+/* Reads the optional "network" argument (false, true or an allow-list; absent: none).
+ * *present tells whether it was given (may be NULL). */
+int mcp_arg_network(const cJSON *args, struct vmm_net_policy *ret, bool *present,
+                    struct wr_error **err);

@@ -10,7 +10,8 @@ extern const struct mcp_tool mcp_tool_sandbox_create, mcp_tool_sandbox_exec,
     mcp_tool_sandbox_destroy, mcp_tool_sandbox_git_commit, mcp_tool_sandbox_pause,
     mcp_tool_sandbox_resume, mcp_tool_sandbox_snapshot, mcp_tool_sandbox_restore,
     mcp_tool_snapshot_list, mcp_tool_snapshot_delete, mcp_tool_sandbox_git_push,
-    mcp_tool_image_pull, mcp_tool_image_list, mcp_tool_image_delete, mcp_tool_image_build;
+    mcp_tool_image_pull, mcp_tool_image_list, mcp_tool_image_delete, mcp_tool_image_build,
+    mcp_tool_sandbox_update, mcp_tool_sandbox_events;
 
 const struct mcp_tool *const mcp_tools[] = {
     &mcp_tool_sandbox_create,
@@ -21,6 +22,8 @@ const struct mcp_tool *const mcp_tools[] = {
     &mcp_tool_sandbox_destroy,
     &mcp_tool_sandbox_pause,
     &mcp_tool_sandbox_resume,
+    &mcp_tool_sandbox_update,
+    &mcp_tool_sandbox_events,
     &mcp_tool_sandbox_snapshot,
     &mcp_tool_sandbox_restore,
     &mcp_tool_snapshot_list,

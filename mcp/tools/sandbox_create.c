@@ -29,14 +29,16 @@ static void call(struct mcp_call *call, const cJSON *args)
         mcp_arg_string(args, "image", false, 64, &req.image, &err) < 0 ||
         mcp_arg_int(args, "cpus", false, 1, 64, &cpus, &err) < 0 ||
         mcp_arg_int(args, "memory_mib", false, 64, 262144, &memory, &err) < 0 ||
-        mcp_arg_bool(args, "network", &req.network, &err) < 0 ||
+        mcp_arg_network(args, &req.network, NULL, &err) < 0 ||
         mcp_arg_env(args, "env", &env, &err) < 0 ||
         mcp_arg_int(args, "ttl_seconds", false, 0, 90 * 86400, &ttl, &err) < 0) {
         mcp_call_fail_error(call, err);
+        vmm_net_policy_clear(&req.network);
         return;
     }
     if (req.ref && !req.repo) {
         mcp_call_fail(call, "ref needs repo: pass the repository path as well");
+        vmm_net_policy_clear(&req.network);
         return;
     }
     req.cpus = (unsigned)cpus;
@@ -45,6 +47,7 @@ static void call(struct mcp_call *call, const cJSON *args)
     req.env = (const char *const *)env;
     if (vmm_sandbox_create(mcp_call_vmm(call), &req, created, call, &err) < 0)
         mcp_call_fail_error(call, err);
+    vmm_net_policy_clear(&req.network);
 }
 
 const struct mcp_tool mcp_tool_sandbox_create = {

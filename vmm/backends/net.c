@@ -1,7 +1,6 @@
 /* A sandbox's outbound network: slirp4netns plus nftables in its namespace (see net.h). */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,72 +9,42 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "net.h"
+#include "vmm/backends/jail/cgroup.h"
+#include "vmm/net/addr.h"
 
 #define SLIRP4NETNS "/usr/bin/slirp4netns"
 #define NFT "/usr/sbin/nft"
 #define READY_TIMEOUT_MS 10000
-
-/* Never reachable from a sandbox, whatever its mode: the host's loopback, private and
- * carrier-grade NAT ranges, link-local (cloud metadata), multicast, reserved and "this
- * network"; IPv6 loopback, unique-local, link-local, multicast and IPv4-mapped. */
-static const char *const denied4[] = {
-    "0.0.0.0/8",     "10.0.0.0/8",     "100.64.0.0/10", "127.0.0.0/8",   "169.254.0.0/16",
-    "172.16.0.0/12", "192.168.0.0/16", "192.0.0.0/24",  "198.18.0.0/15", "224.0.0.0/3",
-};
-static const char *const denied6[] = {
-    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
-};
-
-/* The host's own addresses ("192.0.2.2", "2001:db8::1"), read in its namespace. */
-static char **host_addresses(struct wr_error **err)
-{
-    struct ifaddrs *list;
-    if (getifaddrs(&list) < 0) {
-        wr_error_set_errno(err, errno, "listing the host's addresses");
-        return NULL;
-    }
-    size_t n = 0;
-    char **addrs = wr_calloc(1, sizeof(char *));
-    for (struct ifaddrs *a = list; a; a = a->ifa_next) {
-        if (!a->ifa_addr ||
-            (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6))
-            continue;
-        char text[INET6_ADDRSTRLEN];
-        const void *raw = a->ifa_addr->sa_family == AF_INET
-                              ? (const void *)&((struct sockaddr_in *)a->ifa_addr)->sin_addr
-                              : (const void *)&((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
-        if (inet_ntop(a->ifa_addr->sa_family, raw, text, sizeof(text)))
-            wr_strv_push(&addrs, &n, wr_strdup(text));
-    }
-    freeifaddrs(list);
-    return addrs;
-}
 
 /* The nftables ruleset of a sandbox's namespace (caller frees). */
 static char *net_rules(const char *const *host_addrs)
 {
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
-    wr_buf_printf(&b, "table inet warren {\n"
+    /* Created if missing, then emptied: attaching again (sandbox_update) loads one copy. */
+    wr_buf_printf(&b, "table inet warren\nflush table inet warren\ntable inet warren {\n"
                       "  chain output {\n"
                       "    type filter hook output priority 0; policy accept;\n"
                       "    oifname \"lo\" accept\n"
                       "    ip daddr " VMM_NET_DNS " udp dport 53 accept\n"
                       "    ip daddr " VMM_NET_DNS " tcp dport 53 accept\n");
     wr_buf_printf(&b, "    ip daddr { ");
-    for (size_t i = 0; i < WR_ARRAY_SIZE(denied4); i++)
-        wr_buf_printf(&b, "%s%s", i ? ", " : "", denied4[i]);
+    for (size_t i = 0; i < vmm_net_denied4_n; i++)
+        wr_buf_printf(&b, "%s%s", i ? ", " : "", vmm_net_denied4[i]);
     for (size_t i = 0; host_addrs && host_addrs[i]; i++)
         if (!strchr(host_addrs[i], ':'))
             wr_buf_printf(&b, ", %s", host_addrs[i]);
     wr_buf_printf(&b, " } reject with icmpx type admin-prohibited\n    ip6 daddr { ");
-    for (size_t i = 0; i < WR_ARRAY_SIZE(denied6); i++)
-        wr_buf_printf(&b, "%s%s", i ? ", " : "", denied6[i]);
+    for (size_t i = 0; i < vmm_net_denied6_n; i++)
+        wr_buf_printf(&b, "%s%s", i ? ", " : "", vmm_net_denied6[i]);
     for (size_t i = 0; host_addrs && host_addrs[i]; i++)
         if (strchr(host_addrs[i], ':') && !strchr(host_addrs[i], '%'))
             wr_buf_printf(&b, ", %s", host_addrs[i]);
@@ -187,9 +156,10 @@ static _Noreturn void exec_slirp(pid_t target, int log_fd, int ready_fd, int exi
  * network namespace of process target, waits until it is configured, and loads the rules
  * there with nft. slirp4netns exits when exit_fd (a pipe's read end; -1: none) reports
  * hang-up, or when it is killed with the sandbox's cgroup. Output goes to log_fd. */
-static int net_attach(pid_t target, int log_fd, int exit_fd, struct wr_error **err)
+static int net_attach(pid_t target, int log_fd, int exit_fd, const char *pid_file,
+                      pid_t *ret_slirp, struct wr_error **err)
 {
-    _cleanup_strv_ char **addrs = host_addresses(err);
+    _cleanup_strv_ char **addrs = vmm_net_host_addresses(err);
     if (!addrs)
         return -(*err)->status;
     /* nft and slirp4netns start together (the rules name no device that slirp4netns
@@ -228,11 +198,19 @@ static int net_attach(pid_t target, int log_fd, int exit_fd, struct wr_error **e
         r = wr_error_set(err, EIO,
                          "slirp4netns did not set up the sandbox's network (is the "
                          "slirp4netns package installed? see the sandbox's log)");
+    if (r >= 0 && pid_file) {
+        char text[16];
+        int len = snprintf(text, sizeof(text), "%d\n", (int)pid);
+        if (wr_write_file_replace(pid_file, text, (size_t)len, 0600) < 0)
+            r = wr_error_set_errno(err, errno, "writing %s", pid_file);
+    }
     if (r < 0) {
         (void)kill(pid, SIGKILL);
         (void)waitpid(pid, NULL, 0);
         return r;
     }
+    if (ret_slirp)
+        *ret_slirp = pid;
     return 0;
 }
 
@@ -251,8 +229,8 @@ static void close_other_fds(const int *keep, size_t n_keep)
     }
 }
 
-int vmm_net_helper_start(struct vmm_net_helper *h, int log_fd, int exit_fd, const int *keep,
-                         size_t n_keep, struct wr_error **err)
+int vmm_net_helper_start(struct vmm_net_helper *h, int log_fd, int exit_fd, const char *dir,
+                         const int *keep, size_t n_keep, struct wr_error **err)
 {
     int to[2], from[2];
     if (pipe2(to, O_CLOEXEC) < 0)
@@ -278,7 +256,8 @@ int vmm_net_helper_start(struct vmm_net_helper *h, int log_fd, int exit_fd, cons
         if (read(to[0], &target, sizeof(target)) != (ssize_t)sizeof(target))
             _exit(0);
         _cleanup_error_ struct wr_error *e = NULL;
-        if (net_attach(target, log_fd, exit_fd, &e) < 0) {
+        _cleanup_free_ char *pid_file = wr_path_join(dir, VMM_NET_SLIRP_PID_FILE);
+        if (net_attach(target, log_fd, exit_fd, pid_file, NULL, &e) < 0) {
             (void)wr_write_all(from[1], e->msg, strlen(e->msg));
             _exit(1);
         }
@@ -315,36 +294,37 @@ int vmm_net_helper_finish(struct vmm_net_helper *h, pid_t target, struct wr_erro
 
 /* ---- __netexec ---------------------------------------------------------------------------- */
 
-static int netexec(const char *dir, int log_fd, char **argv, struct wr_error **err)
+static int netexec(bool nat, const char *dir, int log_fd, char **argv, struct wr_error **err)
 {
     /* slirp4netns ends when the last holder of the exit pipe's write end (the program,
      * which inherits it) is gone. */
-    int exit_pipe[2];
-    if (pipe(exit_pipe) < 0)
-        return wr_error_set_errno(err, errno, "creating a pipe");
-    (void)fcntl(exit_pipe[0], F_SETFD, FD_CLOEXEC);
-    struct vmm_net_helper h;
-    int r = vmm_net_helper_start(&h, log_fd, exit_pipe[0], NULL, 0, err);
-    close(exit_pipe[0]);
-    if (r < 0)
-        return r;
-    if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0) {
-        r = wr_error_set_errno(err, errno, "creating namespaces");
-        (void)vmm_net_helper_finish(&h, -1, NULL);
-        return r;
+    struct vmm_net_helper h = {.pid = -1};
+    int r = 0;
+    if (nat) {
+        int exit_pipe[2];
+        if (pipe(exit_pipe) < 0)
+            return wr_error_set_errno(err, errno, "creating a pipe");
+        (void)fcntl(exit_pipe[0], F_SETFD, FD_CLOEXEC);
+        r = vmm_net_helper_start(&h, log_fd, exit_pipe[0], dir, NULL, 0, err);
+        close(exit_pipe[0]);
+        if (r < 0)
+            return r;
     }
+    /* The resolver is slirp4netns' forwarder in every mode: NAT attached later
+     * (sandbox_update) finds it in place. */
     _cleanup_free_ char *resolv = wr_path_join(dir, "resolv.conf");
     static const char text[] = "nameserver " VMM_NET_DNS "\n";
-    if ((r = vmm_net_loopback_up(err)) < 0 ||
+    if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0 || (r = vmm_net_loopback_up(err)) < 0 ||
         mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
         wr_write_file_replace(resolv, text, sizeof(text) - 1, 0644) < 0 ||
         mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0) {
         if (r >= 0)
-            r = wr_error_set_errno(err, errno, "giving the program its resolv.conf");
-        (void)vmm_net_helper_finish(&h, -1, NULL);
+            r = wr_error_set_errno(err, errno, "giving the program its namespaces and resolv.conf");
+        if (nat)
+            (void)vmm_net_helper_finish(&h, -1, NULL);
         return r;
     }
-    if ((r = vmm_net_helper_finish(&h, getpid(), err)) < 0)
+    if (nat && (r = vmm_net_helper_finish(&h, getpid(), err)) < 0)
         return r;
     char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     execve(argv[0], argv, envp);
@@ -353,17 +333,120 @@ static int netexec(const char *dir, int log_fd, char **argv, struct wr_error **e
 
 int vmm_netexec_main(int argc, char **argv)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: warren __netexec DIR LOG PROGRAM [ARGS...]\n");
+    if (argc < 6 || (strcmp(argv[2], "nat") && strcmp(argv[2], "none"))) {
+        fprintf(stderr, "usage: warren __netexec nat|none DIR LOG PROGRAM [ARGS...]\n");
         return 2;
     }
-    int log_fd = open(argv[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    int log_fd = open(argv[4], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     if (log_fd < 0) {
-        fprintf(stderr, "netexec: opening %s: %s\n", argv[3], strerror(errno));
+        fprintf(stderr, "netexec: opening %s: %s\n", argv[4], strerror(errno));
         return 1;
     }
     _cleanup_error_ struct wr_error *err = NULL;
-    (void)netexec(argv[2], log_fd, argv + 4, &err);
+    (void)netexec(!strcmp(argv[2], "nat"), argv[3], log_fd, argv + 5, &err);
     fprintf(stderr, "netexec: %s\n", err ? err->msg : "failed");
     return 1;
+}
+
+/* ---- attaching and detaching a running sandbox's NAT ------------------------------------- */
+
+int vmm_netattach_main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: warren __netattach '{\"pid\": N, \"dir\": D, \"id\": ID}'\n");
+        return 2;
+    }
+    cJSON *arg = cJSON_Parse(argv[2]);
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(arg, "pid");
+    const char *dir = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(arg, "dir"));
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(arg, "id"));
+    if (!cJSON_IsNumber(pid) || pid->valuedouble < 2 || !dir || !id) {
+        fprintf(stderr, "netattach: bad argument\n");
+        return 2;
+    }
+    pid_t target = (pid_t)pid->valuedouble;
+    /* slirp4netns is killed with the sandbox: it joins the sandbox's cgroup, if it has one. */
+    if (vmm_cgroup_contains(id, target))
+        (void)vmm_cgroup_add_pid(id, getpid(), NULL);
+    _cleanup_free_ char *log = wr_path_join(dir, "sandbox.log");
+    int log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (log_fd < 0) {
+        fprintf(stderr, "netattach: opening %s: %s\n", log, strerror(errno));
+        return 1;
+    }
+    _cleanup_free_ char *pid_file = wr_path_join(dir, VMM_NET_SLIRP_PID_FILE);
+    _cleanup_error_ struct wr_error *err = NULL;
+    pid_t slirp = 0;
+    if (net_attach(target, log_fd, -1, pid_file, &slirp, &err) < 0) {
+        fprintf(stderr, "%s\n", err->msg);
+        return 1;
+    }
+    printf("%d\n", (int)slirp);
+    cJSON_Delete(arg);
+    return 0;
+}
+
+/* True when pid runs the host's slirp4netns for target's namespace. */
+static bool is_our_slirp(pid_t pid, pid_t target)
+{
+    char path[64];
+    struct stat exe, want;
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    if (stat(path, &exe) < 0 || stat(SLIRP4NETNS, &want) < 0 || exe.st_dev != want.st_dev ||
+        exe.st_ino != want.st_ino)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *cmdline = NULL;
+    size_t len;
+    if (wr_read_file(path, 4096, &cmdline, &len) < 0)
+        return false;
+    char want_pid[16];
+    snprintf(want_pid, sizeof(want_pid), "%d", (int)target);
+    for (size_t off = 0; off < len; off += strlen(cmdline + off) + 1)
+        if (!strcmp(cmdline + off, want_pid))
+            return true;
+    return false;
+}
+
+int vmm_net_detach(const char *dir, pid_t target, struct wr_error **err)
+{
+    _cleanup_free_ char *pid_file = wr_path_join(dir, VMM_NET_SLIRP_PID_FILE);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = wr_read_file(pid_file, 64, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return wr_error_set_errno(err, -r, "reading %s", pid_file);
+    pid_t pid = (pid_t)strtol(text, NULL, 10);
+    if (pid > 1 && is_our_slirp(pid, target)) {
+        if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+            return wr_error_set_errno(err, errno, "stopping slirp4netns");
+        /* Not our child: gone once its /proc entry is. */
+        for (int i = 0; i < 200 && is_our_slirp(pid, target); i++)
+            usleep(5000);
+    }
+    (void)unlink(pid_file);
+    return vmm_net_cut(target, err);
+}
+
+int vmm_net_cut(pid_t target, struct wr_error **err)
+{
+    /* SOCK_DESTROY through ss (iproute2): every TCP socket of the namespace that is not
+     * on its loopback ends with ECONNABORTED, and its peer (in the sandbox, or a VM's
+     * guest through QEMU's user network) sees the connection end. */
+    char ns[64];
+    snprintf(ns, sizeof(ns), "--net=/proc/%d/ns/net", (int)target);
+    const char *const argv[] = {"/usr/bin/nsenter", ns, "/usr/bin/ss", "-K", "-t", "-n",
+                                "not dst 127.0.0.0/8 and not dst [::1]", NULL};
+    struct wr_buf out;
+    wr_buf_init(&out, 4096);
+    int status = 0, r = wr_run(argv, NULL, NULL, &out, &status);
+    if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+        r = -EIO;
+    if (r < 0)
+        wr_error_set(err, -r, "cutting the sandbox's connections with ss -K: %.*s",
+                     (int)(out.len < 200 ? out.len : 200), out.data ? out.data : "");
+    wr_buf_free(&out);
+    return r;
 }

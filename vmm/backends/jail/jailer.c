@@ -755,7 +755,7 @@ static int jail_run(struct jail *jail, pid_t *ret_pid, struct wr_error **err)
      * (slirp4netns dies with the sandbox). */
     struct vmm_net_helper net = {0};
     const int keep[] = {jail->log_fd};
-    if (network && (r = vmm_net_helper_start(&net, jail->log_fd, -1, keep, 1, err)) < 0)
+    if (network && (r = vmm_net_helper_start(&net, jail->log_fd, -1, jail->spec->dir, keep, 1, err)) < 0)
         return r;
     if ((r = unshare_namespaces(jail, err)) < 0) {
         if (network)

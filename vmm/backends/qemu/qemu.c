@@ -156,9 +156,9 @@ static void add_boot(struct argv_builder *b, const struct vmm_sandbox_spec *spec
     /* warren.net=user: guest-init gives the NIC slirp's fixed addressing (net.c). */
     add_args(b, "-append",
              wr_asprintf("console=ttyS0 panic=-1 quiet warren.serial=%s warren.hostname=%s "
-                         "warren.root=%s warren.workspace=%s%s",
-                         AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT, VMM_VMFS_TAG_WORKSPACE,
-                         spec->network ? " warren.net=user" : ""));
+                         "warren.root=%s warren.workspace=%s warren.net=user",
+                         AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT,
+                         VMM_VMFS_TAG_WORKSPACE));
     add_args(b, "-serial", wr_asprintf("file:%s/serial.log", spec->dir));
 }
 
@@ -178,9 +178,11 @@ static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *s
     add_args(b, "-device",
              wr_asprintf("virtserialport,bus=serial0.0,chardev=agent,name=%s", AGENT_PORT_NAME));
     add_args(b, "-device", wr_strdup("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
-    if (spec->network) {
-        /* Slirp's defaults: guest 10.0.2.15/24, gateway (and the 127.0.0.1 of QEMU's
-         * network namespace, where nothing listens) 10.0.2.2, DNS forwarder 10.0.2.3. romfile=
+    {
+        /* Slirp's defaults: guest 10.0.2.15/24, gateway (the 127.0.0.1 of QEMU's network
+         * namespace, where only an allow-list's egress proxy listens) 10.0.2.2, DNS
+         * forwarder 10.0.2.3. Every VM has the NIC, whatever its network mode: the mode is
+         * what QEMU's namespace reaches (vmm/network.c changes it at run time). romfile=
          * skips the PXE option ROM. status=off: without a link status feature virtio_net registers
          * the NIC with its carrier on; with it, the carrier comes on while the NIC is still down
          * and the kernel's linkwatch shows operstate "up" only up to a second later. */
@@ -190,19 +192,19 @@ static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *s
     add_args(b, "-qmp", wr_asprintf("unix:%s/qmp.sock,server=on,wait=off", spec->dir));
 }
 
-/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. With a
- * network, QEMU runs through `warren __netexec` (vmm/backends/net.h): in a network namespace
- * of its own joined to the host's by slirp4netns behind the sandbox's firewall rules, so
- * that its user network (and the guest's 10.0.2.2) reaches nothing of the host. */
+/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. QEMU
+ * runs through `warren __netexec` (vmm/backends/net.h): in a network namespace of its own,
+ * so that its user network (and the guest's 10.0.2.2) reaches nothing of the host; with
+ * NAT that namespace is joined to the host's by slirp4netns behind the sandbox's
+ * firewall rules. */
 static char **qemu_argv(const struct vmm_sandbox_spec *spec, const char *qemu, bool kvm)
 {
     struct argv_builder b = {.n = 0};
-    if (spec->network) {
-        add_arg(&b, wr_strdup("/proc/self/exe"));
-        add_arg(&b, wr_strdup("__netexec"));
-        add_arg(&b, wr_strdup(spec->dir));
-        add_arg(&b, wr_strdup(spec->log_path));
-    }
+    add_arg(&b, wr_strdup("/proc/self/exe"));
+    add_arg(&b, wr_strdup("__netexec"));
+    add_arg(&b, wr_strdup(spec->network ? "nat" : "none"));
+    add_arg(&b, wr_strdup(spec->dir));
+    add_arg(&b, wr_strdup(spec->log_path));
     add_arg(&b, wr_strdup(qemu));
     add_machine(&b, spec, kvm);
     add_boot(&b, spec);
