@@ -11,7 +11,7 @@
 #include "mcp.h"
 #include "mcp/http/http.h"
 #include "vmm/backends/jail/jailer.h"
-#include "vmm/backends/net.h"
+#include "vmm/backends/confine.h"
 #include "vmm/backends/vmfs.h"
 #include "vmm/git/push.h"
 #include "vmm/vmm.h"
@@ -329,8 +329,8 @@ int main(int argc, char **argv)
     /* Hidden subcommands: helper processes warren spawns from /proc/self/exe. */
     if (argc >= 2 && !strcmp(argv[1], "__jail"))
         return vmm_jailer_main(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "__netexec"))
-        return vmm_netexec_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__confine"))
+        return vmm_confine_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__vmfs"))
         return vmm_vmfs_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__gitpush"))

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -311,59 +310,4 @@ int vmm_net_helper_finish(struct vmm_net_helper *h, pid_t target, struct wr_erro
     if (r >= 0 && target > 0 && (len > 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
         r = wr_error_set(err, EIO, "%s", len ? msg : "the network helper failed");
     return r;
-}
-
-/* ---- __netexec ---------------------------------------------------------------------------- */
-
-static int netexec(const char *dir, int log_fd, char **argv, struct wr_error **err)
-{
-    /* slirp4netns ends when the last holder of the exit pipe's write end (the program,
-     * which inherits it) is gone. */
-    int exit_pipe[2];
-    if (pipe(exit_pipe) < 0)
-        return wr_error_set_errno(err, errno, "creating a pipe");
-    (void)fcntl(exit_pipe[0], F_SETFD, FD_CLOEXEC);
-    struct vmm_net_helper h;
-    int r = vmm_net_helper_start(&h, log_fd, exit_pipe[0], NULL, 0, err);
-    close(exit_pipe[0]);
-    if (r < 0)
-        return r;
-    if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0) {
-        r = wr_error_set_errno(err, errno, "creating namespaces");
-        (void)vmm_net_helper_finish(&h, -1, NULL);
-        return r;
-    }
-    _cleanup_free_ char *resolv = wr_path_join(dir, "resolv.conf");
-    static const char text[] = "nameserver " VMM_NET_DNS "\n";
-    if ((r = vmm_net_loopback_up(err)) < 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-        wr_write_file_replace(resolv, text, sizeof(text) - 1, 0644) < 0 ||
-        mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0) {
-        if (r >= 0)
-            r = wr_error_set_errno(err, errno, "giving the program its resolv.conf");
-        (void)vmm_net_helper_finish(&h, -1, NULL);
-        return r;
-    }
-    if ((r = vmm_net_helper_finish(&h, getpid(), err)) < 0)
-        return r;
-    char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-    execve(argv[0], argv, envp);
-    return wr_error_set_errno(err, errno, "executing %s", argv[0]);
-}
-
-int vmm_netexec_main(int argc, char **argv)
-{
-    if (argc < 5) {
-        fprintf(stderr, "usage: warren __netexec DIR LOG PROGRAM [ARGS...]\n");
-        return 2;
-    }
-    int log_fd = open(argv[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (log_fd < 0) {
-        fprintf(stderr, "netexec: opening %s: %s\n", argv[3], strerror(errno));
-        return 1;
-    }
-    _cleanup_error_ struct wr_error *err = NULL;
-    (void)netexec(argv[2], log_fd, argv + 4, &err);
-    fprintf(stderr, "netexec: %s\n", err ? err->msg : "failed");
-    return 1;
 }
