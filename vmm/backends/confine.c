@@ -35,7 +35,7 @@
 #define ERROR_MAX 4096
 #define LAUNCH_TIMEOUT_MS 20000
 #define ROOT_NAME "vmm-root"
-#define HIGH_FD 64 /* where the launcher parks fds before handing them over */
+#define HIGH_FD 64    /* where the launcher parks fds before handing them over */
 #define HANDED_MAX 16 /* VMM_CONFINE_FIRST_FD + HANDED_MAX + 1 stays below HIGH_FD */
 
 uid_t vmm_confine_uid(const char *id)
@@ -129,9 +129,9 @@ static int get_strv(const cJSON *obj, const char *key, size_t max, bool absolute
     const cJSON *item;
     cJSON_ArrayForEach(item, array)
     {
-        if (!cJSON_IsString(item) || (absolute && (item->valuestring[0] != '/' ||
-                                                   strstr(item->valuestring, "/../") ||
-                                                   strlen(item->valuestring) >= PATH_MAX)))
+        if (!cJSON_IsString(item) ||
+            (absolute && (item->valuestring[0] != '/' || strstr(item->valuestring, "/../") ||
+                          strlen(item->valuestring) >= PATH_MAX)))
             return wr_error_set(err, EINVAL, "vmm spec: a bad entry in %s", key);
         wr_strv_push(ret, &n, wr_strdup(item->valuestring));
     }
@@ -253,9 +253,9 @@ static int open_handed_fds(struct launch *l, struct wr_error **err)
         l->handed[l->n_handed++] = fd;
     }
     for (size_t i = 0; spec->outputs[i]; i++) {
-        int fd = park_high(open(spec->outputs[i],
-                                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
-                                0600));
+        int fd =
+            park_high(open(spec->outputs[i],
+                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600));
         if (fd < 0)
             return wr_error_set_errno(err, errno, "opening %s", spec->outputs[i]);
         l->handed[l->n_handed++] = fd;
@@ -282,8 +282,8 @@ static int grant_paths(const struct launch *l, struct wr_error **err)
 
 static int open_fds(struct launch *l, struct wr_error **err)
 {
-    l->log_fd = park_high(open(l->spec->log_path,
-                               O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600));
+    l->log_fd = park_high(
+        open(l->spec->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600));
     if (l->log_fd < 0)
         return wr_error_set_errno(err, errno, "opening %s", l->spec->log_path);
     l->null_fd = park_high(open("/dev/null", O_RDWR | O_CLOEXEC));
@@ -339,8 +339,8 @@ static int show_path(const char *root, const char *path, bool readonly, unsigned
 /* /usr, /bin, /sbin, /lib*: the host's, read-only; a merged-/usr symlink is copied. */
 static int show_system_dirs(const char *root, struct wr_error **err)
 {
-    static const char *const dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                       "/libx32"};
+    static const char *const dirs[] = {"/usr",   "/bin",   "/sbin",  "/lib",
+                                       "/lib32", "/lib64", "/libx32"};
     for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
         struct stat st;
         if (lstat(dirs[i], &st) < 0)
@@ -579,8 +579,8 @@ static int enter_namespaces(struct launch *l, struct wr_error **err)
         if (r < 0)
             return r;
     }
-    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-                CLONE_NEWCGROUP;
+    int flags =
+        CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP;
     int r = unshare(flags) < 0 ? wr_error_set_errno(err, errno, "creating namespaces") : 0;
     if (r >= 0)
         r = vmm_net_loopback_up(err);

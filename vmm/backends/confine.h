@@ -62,12 +62,12 @@ int vmm_confine_join_cgroup(const char *id, uint64_t guest_memory, unsigned cpus
 
 /* What to confine. Arrays are NULL-terminated; NULL means empty. */
 struct vmm_confine_spec {
-    const char *id;       /* 16 hex digits */
-    const char *dir;      /* the sandbox directory: vmm.json and vmm-root are made there */
-    const char *log_path; /* the VMM's stdout and stderr, appended */
+    const char *id;        /* 16 hex digits */
+    const char *dir;       /* the sandbox directory: vmm.json and vmm-root are made there */
+    const char *log_path;  /* the VMM's stdout and stderr, appended */
     uint64_t memory_bytes; /* guest RAM */
     unsigned cpus;
-    bool network; /* outbound network through slirp4netns (else loopback only) */
+    bool network;               /* outbound network through slirp4netns (else loopback only) */
     const char *const *files;   /* host files shown read-only at their path (boot files) */
     const char *const *sockets; /* host unix sockets it connects to, shown at their path */
     const char *const *dirs;    /* host directories it writes, shown at their path */

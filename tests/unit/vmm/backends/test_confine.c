@@ -75,7 +75,7 @@ static char *read_report(const char *path)
  * the test directory (tmp), nothing else. */
 static void check_root_listing(const char *line)
 {
-    static const char *const allowed[] = {"bin",  "dev",    "etc",  "lib", "lib32", "lib64",
+    static const char *const allowed[] = {"bin",    "dev",  "etc",  "lib", "lib32", "lib64",
                                           "libx32", "proc", "sbin", "tmp", "usr"};
     ASSERT(line);
     _cleanup_free_ char *copy = wr_strndup(line + 6, strcspn(line + 6, "\n"));
@@ -103,22 +103,22 @@ static void test_confined_process(void)
     _cleanup_free_ char *out = in_dir("out.txt");
     _cleanup_free_ char *log = in_dir("log");
     int peer_fd = listen_at(peer);
-    _cleanup_free_ char *script = wr_asprintf(
-        "exec >&4 2>&1\n"
-        "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' "
-        "/proc/self/status\n"
-        "echo \"pid $$\"\n"
-        "echo root $(ls -A /)\n"
-        "echo dir $(ls -A %s)\n"
-        "echo fd3 $(readlink /proc/self/fd/3)\n"
-        "echo hostname $(cat /proc/sys/kernel/hostname)\n"
-        "cat /etc/resolv.conf %s\n"
-        "echo written > %s/x && echo wrote-dir\n"
-        "(echo no > %s) 2>/dev/null || echo kernel-read-only\n"
-        "test -e /etc/shadow || echo no-shadow\n"
-        "echo done\n"
-        "exec sleep 60\n",
-        dir, kernel, vmm_dir, kernel);
+    _cleanup_free_ char *script =
+        wr_asprintf("exec >&4 2>&1\n"
+                    "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' "
+                    "/proc/self/status\n"
+                    "echo \"pid $$\"\n"
+                    "echo root $(ls -A /)\n"
+                    "echo dir $(ls -A %s)\n"
+                    "echo fd3 $(readlink /proc/self/fd/3)\n"
+                    "echo hostname $(cat /proc/sys/kernel/hostname)\n"
+                    "cat /etc/resolv.conf %s\n"
+                    "echo written > %s/x && echo wrote-dir\n"
+                    "(echo no > %s) 2>/dev/null || echo kernel-read-only\n"
+                    "test -e /etc/shadow || echo no-shadow\n"
+                    "echo done\n"
+                    "exec sleep 60\n",
+                    dir, kernel, vmm_dir, kernel);
     const char *files[] = {kernel, NULL};
     const char *sockets[] = {peer, NULL};
     const char *dirs[] = {vmm_dir, NULL};
@@ -160,7 +160,9 @@ static void test_confined_process(void)
     ASSERT(strstr(report, "NoNewPrivs:\t1\n"));
     ASSERT(strstr(report, "\npid 1\n")); /* PID 1 of its own PID namespace */
     check_root_listing(strstr(report, "\nroot "));
-    ASSERT(strstr(report, "\ndir boot peer.sock vmm\n")); /* not the secret, the log or the sockets it serves */
+    ASSERT(strstr(
+        report,
+        "\ndir boot peer.sock vmm\n")); /* not the secret, the log or the sockets it serves */
     ASSERT(strstr(report, "\nfd3 socket:["));
     ASSERT(strstr(report, "\nhostname vmm\n"));
     ASSERT(strstr(report, "nameserver 10.0.2.3\nthe kernel\n"));
