@@ -507,6 +507,9 @@ static int child_setup(const struct launch *l, struct wr_error **err)
     static const char hostname[] = "vmm";
     if (sethostname(hostname, sizeof(hostname) - 1) < 0)
         return wr_error_set_errno(err, errno, "setting the hostname");
+    struct rlimit nproc = {VMM_CONFINE_PIDS_MAX, VMM_CONFINE_PIDS_MAX};
+    if (setrlimit(RLIMIT_NPROC, &nproc) < 0)
+        return wr_error_set_errno(err, errno, "setting RLIMIT_NPROC");
     if ((r = enter_root(root, err)) < 0 || (r = hand_over_fds(l, err)) < 0 ||
         (r = drop_privileges(l->uid, err)) < 0)
         return r;
@@ -529,14 +532,14 @@ static _Noreturn void run_child(const struct launch *l)
 
 /* ---- the launcher ----------------------------------------------------------------------- */
 
+/* NOFILE and CORE hold for the launcher's helpers too; NPROC is per uid, so it is set in
+ * the child only, where it counts the VMM's uid (root's helpers would count the host's). */
 static void set_rlimits(void)
 {
     struct rlimit nofile = {VMM_CONFINE_NOFILE, VMM_CONFINE_NOFILE};
     struct rlimit core = {0, 0};
-    struct rlimit nproc = {VMM_CONFINE_PIDS_MAX, VMM_CONFINE_PIDS_MAX};
     (void)setrlimit(RLIMIT_NOFILE, &nofile);
     (void)setrlimit(RLIMIT_CORE, &core);
-    (void)setrlimit(RLIMIT_NPROC, &nproc);
 }
 
 static int wait_for_child(struct launch *l, pid_t child, struct wr_error **err)

@@ -107,6 +107,7 @@ static void test_confined_process(void)
         wr_asprintf("exec >&4 2>&1\n"
                     "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' "
                     "/proc/self/status\n"
+                    "grep -E '^Max (processes|open files|core file size)' /proc/self/limits\n"
                     "echo \"pid $$\"\n"
                     "echo root $(ls -A /)\n"
                     "echo dir $(ls -A %s)\n"
@@ -158,6 +159,9 @@ static void test_confined_process(void)
         ASSERT(strstr(report, zero));
     }
     ASSERT(strstr(report, "NoNewPrivs:\t1\n"));
+    ASSERT(strstr(report, "Max core file size        0                    0"));
+    ASSERT(strstr(report, "Max processes             512                  512"));
+    ASSERT(strstr(report, "Max open files            4096                 4096"));
     ASSERT(strstr(report, "\npid 1\n")); /* PID 1 of its own PID namespace */
     check_root_listing(strstr(report, "\nroot "));
     ASSERT(strstr(
