@@ -10,6 +10,7 @@
 
 #include "mcp.h"
 #include "mcp/http/http.h"
+#include "vmm/backends/confine.h"
 #include "vmm/backends/jail/jailer.h"
 #include "vmm/backends/net.h"
 #include "vmm/backends/vmfs.h"
@@ -337,8 +338,8 @@ int main(int argc, char **argv)
     /* Hidden subcommands: helper processes warren spawns from /proc/self/exe. */
     if (argc >= 2 && !strcmp(argv[1], "__jail"))
         return vmm_jailer_main(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "__netexec"))
-        return vmm_netexec_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__confine"))
+        return vmm_confine_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__netattach"))
         return vmm_netattach_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "__vmfs"))

@@ -199,8 +199,10 @@ static int net_attach(pid_t target, int log_fd, int exit_fd, const char *pid_fil
                          "slirp4netns did not set up the sandbox's network (is the "
                          "slirp4netns package installed? see the sandbox's log)");
     if (r >= 0 && pid_file) {
-        char text[16];
-        int len = snprintf(text, sizeof(text), "%d\n", (int)pid);
+        /* With its start time: a pid alone may name another process after a reboot. */
+        char text[48];
+        int len = snprintf(text, sizeof(text), "%d %llu\n", (int)pid,
+                           (unsigned long long)wr_process_start_time(pid));
         if (wr_write_file_replace(pid_file, text, (size_t)len, 0600) < 0)
             r = wr_error_set_errno(err, errno, "writing %s", pid_file);
     }
@@ -292,62 +294,6 @@ int vmm_net_helper_finish(struct vmm_net_helper *h, pid_t target, struct wr_erro
     return r;
 }
 
-/* ---- __netexec ---------------------------------------------------------------------------- */
-
-static int netexec(bool nat, const char *dir, int log_fd, char **argv, struct wr_error **err)
-{
-    /* slirp4netns ends when the last holder of the exit pipe's write end (the program,
-     * which inherits it) is gone. */
-    struct vmm_net_helper h = {.pid = -1};
-    int r = 0;
-    if (nat) {
-        int exit_pipe[2];
-        if (pipe(exit_pipe) < 0)
-            return wr_error_set_errno(err, errno, "creating a pipe");
-        (void)fcntl(exit_pipe[0], F_SETFD, FD_CLOEXEC);
-        r = vmm_net_helper_start(&h, log_fd, exit_pipe[0], dir, NULL, 0, err);
-        close(exit_pipe[0]);
-        if (r < 0)
-            return r;
-    }
-    /* The resolver is slirp4netns' forwarder in every mode: NAT attached later
-     * (sandbox_update) finds it in place. */
-    _cleanup_free_ char *resolv = wr_path_join(dir, "resolv.conf");
-    static const char text[] = "nameserver " VMM_NET_DNS "\n";
-    if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0 || (r = vmm_net_loopback_up(err)) < 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-        wr_write_file_replace(resolv, text, sizeof(text) - 1, 0644) < 0 ||
-        mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0) {
-        if (r >= 0)
-            r = wr_error_set_errno(err, errno, "giving the program its namespaces and resolv.conf");
-        if (nat)
-            (void)vmm_net_helper_finish(&h, -1, NULL);
-        return r;
-    }
-    if (nat && (r = vmm_net_helper_finish(&h, getpid(), err)) < 0)
-        return r;
-    char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-    execve(argv[0], argv, envp);
-    return wr_error_set_errno(err, errno, "executing %s", argv[0]);
-}
-
-int vmm_netexec_main(int argc, char **argv)
-{
-    if (argc < 6 || (strcmp(argv[2], "nat") && strcmp(argv[2], "none"))) {
-        fprintf(stderr, "usage: warren __netexec nat|none DIR LOG PROGRAM [ARGS...]\n");
-        return 2;
-    }
-    int log_fd = open(argv[4], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (log_fd < 0) {
-        fprintf(stderr, "netexec: opening %s: %s\n", argv[4], strerror(errno));
-        return 1;
-    }
-    _cleanup_error_ struct wr_error *err = NULL;
-    (void)netexec(!strcmp(argv[2], "nat"), argv[3], log_fd, argv + 5, &err);
-    fprintf(stderr, "netexec: %s\n", err ? err->msg : "failed");
-    return 1;
-}
-
 /* ---- attaching and detaching a running sandbox's NAT ------------------------------------- */
 
 int vmm_netattach_main(int argc, char **argv)
@@ -386,26 +332,14 @@ int vmm_netattach_main(int argc, char **argv)
     return 0;
 }
 
-/* True when pid runs the host's slirp4netns for target's namespace. */
-static bool is_our_slirp(pid_t pid, pid_t target)
+/* True when pid is still the host's slirp4netns that started at start. */
+static bool is_our_slirp(pid_t pid, uint64_t start)
 {
     char path[64];
     struct stat exe, want;
     snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-    if (stat(path, &exe) < 0 || stat(SLIRP4NETNS, &want) < 0 || exe.st_dev != want.st_dev ||
-        exe.st_ino != want.st_ino)
-        return false;
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    _cleanup_free_ char *cmdline = NULL;
-    size_t len;
-    if (wr_read_file(path, 4096, &cmdline, &len) < 0)
-        return false;
-    char want_pid[16];
-    snprintf(want_pid, sizeof(want_pid), "%d", (int)target);
-    for (size_t off = 0; off < len; off += strlen(cmdline + off) + 1)
-        if (!strcmp(cmdline + off, want_pid))
-            return true;
-    return false;
+    return start != 0 && wr_process_start_time(pid) == start && stat(path, &exe) == 0 &&
+           stat(SLIRP4NETNS, &want) == 0 && exe.st_dev == want.st_dev && exe.st_ino == want.st_ino;
 }
 
 int vmm_net_detach(const char *dir, pid_t target, struct wr_error **err)
@@ -418,12 +352,14 @@ int vmm_net_detach(const char *dir, pid_t target, struct wr_error **err)
         return 0;
     if (r < 0)
         return wr_error_set_errno(err, -r, "reading %s", pid_file);
-    pid_t pid = (pid_t)strtol(text, NULL, 10);
-    if (pid > 1 && is_our_slirp(pid, target)) {
+    char *end;
+    pid_t pid = (pid_t)strtol(text, &end, 10);
+    uint64_t start = strtoull(end, NULL, 10);
+    if (pid > 1 && is_our_slirp(pid, start)) {
         if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
             return wr_error_set_errno(err, errno, "stopping slirp4netns");
         /* Not our child: gone once its /proc entry is. */
-        for (int i = 0; i < 200 && is_our_slirp(pid, target); i++)
+        for (int i = 0; i < 200 && is_our_slirp(pid, start); i++)
             usleep(5000);
     }
     (void)unlink(pid_file);

@@ -5,8 +5,9 @@
  * range, by IP, so also by any name that resolves to one. The sandbox's own processes
  * have no CAP_NET_ADMIN there and cannot change the rules.
  *
- * Used by the jailer (the jail's namespace) and by the QEMU launcher (QEMU's, whose own
- * user network then sits behind it: the guest's 10.0.2.2 reaches only that namespace). */
+ * Used by the jailer (the jail's namespace) and by the VMM launcher (confine.h: QEMU's,
+ * whose own user network then sits behind it: the guest's 10.0.2.2 reaches only that
+ * namespace). */
 #pragma once
 
 #include <stdbool.h>
@@ -23,7 +24,7 @@
 /* Brings the loopback interface of the current network namespace up. */
 int vmm_net_loopback_up(struct wr_error **err);
 
-/* For a process about to leave the host's namespaces (the jailer, the QEMU launcher): a
+/* For a process about to leave the host's namespaces (the jailer, the VMM launcher): a
  * helper forked now stays in them (and in the caller's cgroup), waits for the sandbox's
  * pid, then starts slirp4netns on a tap in that process's network namespace and loads the
  * rules there with nft (in parallel; both done before it answers), using the host's own
@@ -40,13 +41,6 @@ int vmm_net_helper_start(struct vmm_net_helper *h, int log_fd, int exit_fd, cons
 /* Hands target to the helper (-1: none, it just exits) and waits for its answer: 0 once
  * the network and its rules are in place, or the helper's error. */
 int vmm_net_helper_finish(struct vmm_net_helper *h, pid_t target, struct wr_error **err);
-
-/* `warren __netexec nat|none <sandbox dir> <log> <program> [args...]`: runs program
- * (QEMU) in a network namespace of its own (loopback only); with nat, outbound network
- * (slirp4netns, ending when the program does) and a private mount namespace whose
- * /etc/resolv.conf names the namespace's DNS forwarder. The program keeps this process's
- * pid. */
-int vmm_netexec_main(int argc, char **argv);
 
 /* `warren __netattach '{"pid": N, "dir": D, "id": ID}'`: the same NAT attached to the
  * network namespace of a running sandbox's process N (sandbox_update), from a fresh

@@ -7,10 +7,25 @@
  * from the server and outlives it. The server side (vmm_vmfs_start) only watches the
  * launcher's pipes and exit on the loop.
  *
- * The supervisor unshares a mount namespace, builds <dir>/vmfs-root and <dir>/vmfs-workspace
- * there, and runs the two virtiofsds as its children. It exits when either of them exits
- * (after stopping the other), or on SIGTERM; its namespace, and with it every mount, dies
- * with the last of these processes. */
+ * The supervisor joins the sandbox's cgroup (the VMM's, confine.h), unshares a mount
+ * namespace, builds <dir>/vmfs-root and <dir>/vmfs-workspace there, and runs the two
+ * virtiofsds as its children. It exits when either of them exits (after stopping the
+ * other), or on SIGTERM; its namespace, and with it every mount, dies with the last of
+ * these processes.
+ *
+ * virtiofsd is confined as far as it can go while it still serves a root guest: it stays
+ * uid 0, because it serves each request with the guest's uid and gid as its fsuid/fsgid
+ * (setresuid/setresgid per thread, back to 0 afterwards), which needs CAP_SETUID and
+ * CAP_SETGID, and the guest's root needs CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER,
+ * CAP_FSETID, CAP_MKNOD and CAP_SETFCAP honoured. Those 8 are what it keeps. It starts with
+ * a bounding set of those plus the 3 its own sandbox=namespace setup needs and then drops
+ * (CAP_SYS_ADMIN: unshare, mount, pivot_root; CAP_SETPCAP: emptying its bounding set;
+ * CAP_SYS_RESOURCE: its RLIMIT_NOFILE), no_new_privs, RLIMIT_CORE 0, in IPC and UTS
+ * namespaces of its own (this file) and new PID, network and mount namespaces where it
+ * pivot_roots into its share (its own setup), under its seccomp filter. The serving
+ * process ends up with exactly the 8 capabilities (permitted and effective), an empty
+ * bounding set minus those, no other process in sight, no network, and the share as its
+ * whole filesystem: a compromised virtiofsd reaches its own sandbox's files only. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,7 +35,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -30,6 +47,7 @@
 #include <time.h>
 
 #include "attach.h"
+#include "confine.h"
 #include "hostview.h"
 #include "vmfs.h"
 #include "vmm/backends/jail/jailer.h"
@@ -116,12 +134,48 @@ static int build_shares(const struct vmm_sandbox_spec *spec, struct wr_error **e
     return r < 0 ? r : build_workspace_share(spec, err);
 }
 
+/* The capabilities a virtiofsd starts with (see the top of this file): what it keeps to
+ * serve files, and what its own sandbox setup needs before it drops them. */
+static const int virtiofsd_caps[] = {
+    CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,    CAP_SETGID,       CAP_SETUID,
+    CAP_MKNOD,  CAP_SETFCAP,      CAP_SYS_ADMIN, CAP_SETPCAP, CAP_SYS_RESOURCE,
+};
+
+static int bound_capabilities(void)
+{
+    uint64_t keep = 0;
+    for (size_t i = 0; i < WR_ARRAY_SIZE(virtiofsd_caps); i++)
+        keep |= 1ull << virtiofsd_caps[i];
+    for (int cap = 0; cap <= 63; cap++)
+        if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            return -errno;
+    return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* In the forked child: the confinement virtiofsd does not do itself. Returns only on
+ * failure, with what failed in the log. */
+static void confine_virtiofsd(void)
+{
+    struct rlimit core = {0, 0};
+    (void)setrlimit(RLIMIT_CORE, &core);
+    if (unshare(CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
+        dprintf(2, "vmfs: creating virtiofsd's namespaces: %s\n", strerror(errno));
+        _exit(127);
+    }
+    int r = bound_capabilities();
+    if (r < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        dprintf(2, "vmfs: dropping virtiofsd's privileges: %s\n", strerror(r < 0 ? -r : errno));
+        _exit(127);
+    }
+}
+
 static _Noreturn void exec_virtiofsd(const char *socket_path, const char *source,
                                      const sigset_t *mask)
 {
     /* The supervisor may be SIGKILLed: its virtiofsds must not outlive it. */
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     sigprocmask(SIG_SETMASK, mask, NULL);
+    confine_virtiofsd();
     _cleanup_free_ char *socket_arg = wr_asprintf("--socket-path=%s", socket_path);
     _cleanup_free_ char *source_arg = wr_asprintf("source=%s", source);
     /* One request queue is what CH accepts; sandbox=namespace (the default) pivots into
@@ -276,6 +330,8 @@ static int supervisor_setup(struct supervisor *s, const sigset_t *old_mask, stru
     int r = redirect_output(s->spec, err);
     if (r >= 0)
         r = write_pid_file(s->spec, err);
+    if (r >= 0)
+        r = vmm_confine_join_cgroup(s->spec->id, s->spec->memory_bytes, s->spec->cpus, err);
     if (r >= 0)
         r = build_shares(s->spec, err);
     for (size_t i = 0; r >= 0 && i < SHARES; i++)

@@ -74,6 +74,11 @@ char *ch_api_path(const struct vmm_sandbox_spec *spec, const char *name)
     return wr_path_join(spec->dir, name);
 }
 
+char *ch_api_vmm_path(const struct vmm_sandbox_spec *spec, const char *name)
+{
+    return wr_asprintf("%s/" CH_VMM_DIR "/%s", spec->dir, name);
+}
+
 char *ch_api_cmdline(const struct vmm_sandbox_spec *spec)
 {
     /* panic=-1 reboots at once on a guest panic, and a guest reboot or power-off ends the
@@ -154,13 +159,13 @@ static void add_devices(cJSON *config, const struct vmm_sandbox_spec *spec)
     cJSON_AddNumberToObject(b, "size", 0);
     cJSON_AddTrueToObject(b, "deflate_on_oom");
     cJSON_AddTrueToObject(b, "free_page_reporting");
-    _cleanup_free_ char *vsock = ch_api_path(spec, "vsock.sock");
+    _cleanup_free_ char *vsock = ch_api_vmm_path(spec, "vsock.sock");
     cJSON *v = object_with(config, "vsock");
     cJSON_AddNumberToObject(v, "cid", vsock_cid(spec));
     cJSON_AddStringToObject(v, "socket", vsock);
     /* CH's defaults would put the console on the VMM's tty and drop the serial port: the
      * serial port goes to a file (the boot log start errors quote) and the console off. */
-    _cleanup_free_ char *serial_log = ch_api_path(spec, "serial.log");
+    _cleanup_free_ char *serial_log = ch_api_vmm_path(spec, "serial.log");
     cJSON *s = object_with(config, "serial");
     cJSON_AddStringToObject(s, "mode", "File");
     cJSON_AddStringToObject(s, "file", serial_log);

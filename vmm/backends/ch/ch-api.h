@@ -64,8 +64,13 @@ struct ch_api_args {
 char *ch_api_body(enum ch_api_op op, const struct ch_api_args *args, struct wr_error **err);
 /* The guest kernel command line for spec (caller frees). */
 char *ch_api_cmdline(const struct vmm_sandbox_spec *spec);
-/* <spec->dir>/<name>: the files the VMM uses (api.sock, vsock.sock, serial.log). */
+/* <spec->dir>/<name>: the files warren makes for the VMM (api.sock, bound by the launcher
+ * and handed to CH as a listening fd). */
 char *ch_api_path(const struct vmm_sandbox_spec *spec, const char *name);
+/* The directory of the files the confined VMM creates itself (vsock.sock, serial.log):
+ * <spec->dir>/CH_VMM_DIR, owned by the VMM's uid (vmm/backends/confine.h). */
+#define CH_VMM_DIR "vmm"
+char *ch_api_vmm_path(const struct vmm_sandbox_spec *spec, const char *name);
 
 /* ---- responses ---------------------------------------------------------------------- */
 

@@ -3,13 +3,17 @@
  * (vmm/backends/vmfs.c), the agent reached over hybrid vsock, memory handed back by the balloon.
  *
  * start() runs a chain of steps on the loop, each started by the previous one's callback:
- * virtiofsd (vmm_vmfs_start) -> spawn `cloud-hypervisor --api-socket path=<dir>/api.sock`
- * -> vmm.ping every 10 ms until it answers -> vm.create -> vm.boot -> vm.info every 10 ms
- * until "Running" -> cb(pid of the VMM). The VMM is detached (its own session) so that it
- * outlives the server; the next server finds it again by pid and api.sock.
+ * virtiofsd (vmm_vmfs_start) -> the confined launch (vmm/backends/confine.h) of
+ * `cloud-hypervisor --api-socket fd=3`, fd 3 being <dir>/api.sock bound by the launcher ->
+ * vmm.ping every 10 ms until it answers -> vm.create -> vm.boot -> vm.info every 10 ms
+ * until "Running" -> cb(pid of the VMM). The VMM outlives the server; the next server finds
+ * it again by pid (a member of the sandbox's cgroup) and api.sock.
  *
- * Files in the sandbox directory: api.sock (REST API), vsock.sock (hybrid vsock),
- * serial.log (the guest's ttyS0), fs-root.sock and fs-workspace.sock (virtiofsd). */
+ * CH runs as the sandbox's VMM uid, without capabilities, in its own namespaces, in a root
+ * holding its binary, the boot files, /dev/kvm (its own), virtiofsd's sockets and
+ * <dir>/vmm, the one directory it writes (owned by its uid): vsock.sock (hybrid vsock) and
+ * serial.log (the guest's ttyS0). In the sandbox directory: api.sock (REST API),
+ * fs-root.sock and fs-workspace.sock (virtiofsd). */
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
@@ -23,6 +27,8 @@
 
 #include "ch-api.h"
 #include "vmm/agent.h"
+#include "vmm/backends/confine.h"
+#include "vmm/backends/jail/cgroup.h"
 #include "vmm/backends/vmfs.h"
 
 #define PING_INTERVAL_MS 10
@@ -99,44 +105,34 @@ static void append_log(struct wr_error *err, const char *what, const char *path)
     err->msg = msg;
 }
 
-/* True when pid is the VMM serving this sandbox's API socket: a stale pid (a restarted
- * host, a reused pid) must never be signalled. */
-static bool is_our_vmm(pid_t pid, const char *api_socket)
+/* True when pid is this sandbox's VMM: a member of its cgroup started as the launcher
+ * starts CH. A stale pid (a restarted host, a reused pid) is never in the cgroup. */
+static bool is_our_vmm(pid_t pid, const char *id)
 {
-    if (pid <= 1)
+    if (pid <= 1 || !vmm_cgroup_contains(id, pid))
         return false;
     _cleanup_free_ char *path = wr_asprintf("/proc/%d/cmdline", (int)pid);
     _cleanup_free_ char *text = NULL;
     size_t len;
     if (wr_read_file(path, 65536, &text, &len) < 0)
         return false;
-    _cleanup_free_ char *expected = wr_asprintf("path=%s", api_socket);
-    for (size_t at = 0; at < len; at += strlen(text + at) + 1)
-        if (strcmp(text + at, expected) == 0)
-            return true;
-    return false;
+    const char *arg1 = memchr(text, 0, len);
+    return arg1 && arg1 + 1 < text + len && strcmp(arg1 + 1, "--api-socket") == 0;
 }
 
 /* ---- start ----------------------------------------------------------------------------- */
 
-enum start_step { STEP_VMFS, STEP_PING, STEP_CREATE, STEP_BOOT, STEP_RUNNING };
+enum start_step { STEP_VMFS, STEP_LAUNCH, STEP_PING, STEP_CREATE, STEP_BOOT, STEP_RUNNING };
 
 struct ch_start;
-
-/* The VMM's process handle. It lives until the VMM exits, so that libuv reaps it; unref'd,
- * it never keeps the loop running. */
-struct ch_process {
-    uv_process_t process;
-    struct ch_start *start; /* NULL once start() has reported */
-};
 
 /* One start() run. Freed when its timer is closed. */
 struct ch_start {
     uv_loop_t *loop;
-    struct vmm_sandbox_spec spec; /* id and dir only: for vmm_vmfs_stop */
+    struct vmm_sandbox_spec spec; /* the strings below and the sizes: what the launch needs */
     char *id, *dir, *log_path, *api_socket, *vsock_socket, *serial_log, *binary, *create_body;
+    char *kernel_path, *initrd_path;
     struct ch_api *api;
-    struct ch_process *proc;
     pid_t vmm_pid;
     uv_timer_t timer; /* retries of ping and vm.info */
     enum start_step step;
@@ -157,14 +153,14 @@ static void on_start_timer_closed(uv_handle_t *handle)
     free(st->serial_log);
     free(st->binary);
     free(st->create_body);
+    free(st->kernel_path);
+    free(st->initrd_path);
     free(st);
 }
 
 static void start_release(struct ch_start *st)
 {
     ch_api_close(TAKE_PTR(st->api));
-    if (st->proc)
-        st->proc->start = NULL;
     uv_close((uv_handle_t *)&st->timer, on_start_timer_closed);
 }
 
@@ -185,10 +181,11 @@ static void start_failed(struct ch_start *st, struct wr_error *err)
         return;
     }
     st->reported = true;
-    if (st->vmm_pid > 1 && kill(st->vmm_pid, SIGKILL) == 0)
+    if (is_our_vmm(st->vmm_pid, st->id) && kill(st->vmm_pid, SIGKILL) == 0)
         (void)wr_wait_exit(st->vmm_pid, STOP_WAIT_MS);
     if (st->step > STEP_VMFS)
         (void)vmm_vmfs_stop(&st->spec, 0, NULL);
+    (void)vmm_cgroup_destroy(st->id, NULL);
     (void)unlink(st->api_socket);
     (void)unlink(st->vsock_socket);
     append_log(err, "guest serial console", st->serial_log);
@@ -198,69 +195,32 @@ static void start_failed(struct ch_start *st, struct wr_error *err)
     start_release(st);
 }
 
-static void on_vmm_closed(uv_handle_t *handle)
+/* CH through the confining launcher: the API socket handed over as fd 3, the boot files
+ * and virtiofsd's sockets shown read-only / connectable, <dir>/vmm its to write. */
+static int launch_vmm(struct ch_start *st, vmm_helper_cb cb, struct wr_error **err)
 {
-    free(handle->data);
-}
-
-static void on_vmm_exit(uv_process_t *process, int64_t exit_status, int term_signal)
-{
-    struct ch_process *proc = process->data;
-    struct ch_start *st = proc->start;
-    uv_close((uv_handle_t *)process, on_vmm_closed);
-    if (!st)
-        return;
-    st->proc = NULL;
-    st->vmm_pid = 0;
-    struct wr_error *err = NULL;
-    if (term_signal)
-        wr_error_set(&err, EIO, "cloud-hypervisor was killed by signal %d", term_signal);
-    else
-        wr_error_set(&err, EIO, "cloud-hypervisor exited with status %lld", (long long)exit_status);
-    start_failed(st, err);
-}
-
-static int open_log(const char *path, struct wr_error **err)
-{
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return wr_error_set_errno(err, errno, "opening %s", path);
-    return fd;
-}
-
-static int spawn_vmm(struct ch_start *st, struct wr_error **err)
-{
-    _cleanup_close_ int log_fd = open_log(st->log_path ? st->log_path : "/dev/null", err);
-    if (log_fd < 0)
-        return log_fd;
-    _cleanup_free_ char *api_arg = wr_asprintf("path=%s", st->api_socket);
-    char *args[] = {st->binary, "--api-socket", api_arg, NULL};
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+    _cleanup_free_ char *vmm_dir = wr_path_join(st->dir, CH_VMM_DIR);
+    _cleanup_free_ char *fs_root = vmm_vmfs_socket(&st->spec, VMM_VMFS_TAG_ROOT);
+    _cleanup_free_ char *fs_workspace = vmm_vmfs_socket(&st->spec, VMM_VMFS_TAG_WORKSPACE);
+    _cleanup_free_ char *api_arg = wr_asprintf("fd=%d", VMM_CONFINE_FIRST_FD);
+    const char *files[] = {st->kernel_path, st->initrd_path, NULL};
+    const char *sockets[] = {fs_root, fs_workspace, NULL};
+    const char *dirs[] = {vmm_dir, NULL};
+    const char *listen[] = {st->api_socket, NULL};
+    const char *argv[] = {st->binary, "--api-socket", api_arg, NULL};
+    struct vmm_confine_spec confine = {
+        .id = st->id,
+        .dir = st->dir,
+        .log_path = st->log_path ? st->log_path : "/dev/null",
+        .memory_bytes = st->spec.memory_bytes,
+        .cpus = st->spec.cpus,
+        .files = files,
+        .sockets = sockets,
+        .dirs = dirs,
+        .listen = listen,
+        .argv = argv,
     };
-    /* Detached: its own session, so neither a Ctrl-C at the server nor the server's exit
-     * reaches it; the sandbox lives until it is destroyed. */
-    uv_process_options_t options = {.exit_cb = on_vmm_exit,
-                                    .file = st->binary,
-                                    .args = args,
-                                    .flags = UV_PROCESS_DETACHED,
-                                    .stdio_count = 3,
-                                    .stdio = stdio};
-    struct ch_process *proc = wr_calloc(1, sizeof(*proc));
-    proc->process.data = proc;
-    int r = uv_spawn(st->loop, &proc->process, &options);
-    if (r < 0) {
-        /* uv_spawn initializes the handle even when it fails. */
-        uv_close((uv_handle_t *)&proc->process, on_vmm_closed);
-        return wr_error_set(err, -r, "spawning %s: %s", st->binary, uv_strerror(r));
-    }
-    uv_unref((uv_handle_t *)&proc->process);
-    proc->start = st;
-    st->proc = proc;
-    st->vmm_pid = proc->process.pid;
-    return 0;
+    return vmm_confine_start(st->loop, &confine, cb, st, err);
 }
 
 /* True (and err dropped) when start has already reported: the calls cancelled by
@@ -372,6 +332,19 @@ static void on_ping(void *data, int status, const char *body, size_t len, struct
     call_or_fail(st, CH_VM_CREATE, st->create_body, CALL_TIMEOUT_MS, on_create);
 }
 
+static void on_vmm_launched(void *data, pid_t pid, struct wr_error *err)
+{
+    struct ch_start *st = data;
+    if (err) {
+        start_failed(st, err);
+        return;
+    }
+    st->vmm_pid = pid;
+    begin_step(st, STEP_PING, PING_LIMIT_MS);
+    st->api = ch_api_new(st->loop, st->api_socket);
+    call_or_fail(st, CH_VMM_PING, NULL, PING_TIMEOUT_MS, on_ping);
+}
+
 static void on_vmfs_started(void *data, pid_t pid, struct wr_error *err)
 {
     struct ch_start *st = data;
@@ -379,13 +352,9 @@ static void on_vmfs_started(void *data, pid_t pid, struct wr_error *err)
         start_failed(st, err);
         return;
     }
-    begin_step(st, STEP_PING, PING_LIMIT_MS);
-    if (spawn_vmm(st, &err) < 0) {
+    begin_step(st, STEP_LAUNCH, PING_LIMIT_MS);
+    if (launch_vmm(st, on_vmm_launched, &err) < 0)
         start_failed(st, err);
-        return;
-    }
-    st->api = ch_api_new(st->loop, st->api_socket);
-    call_or_fail(st, CH_VMM_PING, NULL, PING_TIMEOUT_MS, on_ping);
 }
 
 static struct ch_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec *spec,
@@ -395,12 +364,16 @@ static struct ch_start *start_new(uv_loop_t *loop, const struct vmm_sandbox_spec
     st->loop = loop;
     st->id = wr_strdup(spec->id);
     st->dir = wr_strdup(spec->dir);
-    st->spec.id = st->id;
-    st->spec.dir = st->dir;
+    st->kernel_path = wr_strdup(spec->kernel_path);
+    st->initrd_path = wr_strdup(spec->initrd_path);
+    st->spec = (struct vmm_sandbox_spec){.id = st->id,
+                                         .dir = st->dir,
+                                         .memory_bytes = spec->memory_bytes,
+                                         .cpus = spec->cpus};
     st->log_path = spec->log_path ? wr_strdup(spec->log_path) : NULL;
     st->api_socket = ch_api_path(spec, "api.sock");
-    st->vsock_socket = ch_api_path(spec, "vsock.sock");
-    st->serial_log = ch_api_path(spec, "serial.log");
+    st->vsock_socket = ch_api_vmm_path(spec, "vsock.sock");
+    st->serial_log = ch_api_vmm_path(spec, "serial.log");
     st->cb = cb;
     st->data = data;
     uv_timer_init(loop, &st->timer);
@@ -414,7 +387,7 @@ static int start_check(const struct vmm_sandbox_spec *spec, struct wr_error **er
         return wr_error_set(err, ENOTSUP,
                             "cloud-hypervisor: network access is not supported "
                             "yet (no tap device is set up)");
-    _cleanup_free_ char *vsock = ch_api_path(spec, "vsock.sock");
+    _cleanup_free_ char *vsock = ch_api_vmm_path(spec, "vsock.sock");
     if (strlen(vsock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return wr_error_set(err, ENAMETOOLONG, "socket path %s is too long", vsock);
     return 0;
@@ -434,10 +407,8 @@ static int ch_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_ba
     st->binary = TAKE_PTR(binary);
     st->create_body = TAKE_PTR(body);
     /* CH binds the vsock socket and fails when the file exists; it only unlinks it on a
-     * clean shutdown. The API socket it replaces itself, but a stale one would answer
-     * nothing and make the first pings fail slowly. */
+     * clean shutdown. The API socket the launcher binds afresh. */
     (void)unlink(st->vsock_socket);
-    (void)unlink(st->api_socket);
     begin_step(st, STEP_VMFS, 0);
     int r = vmm_vmfs_start(loop, spec, on_vmfs_started, st, err);
     if (r < 0) {
@@ -464,10 +435,10 @@ static bool shutdown_via_api(const char *api_socket)
     return r >= 0;
 }
 
-static void kill_vmm(pid_t pid, const char *api_socket)
+static void kill_vmm(pid_t pid, const char *id, const char *api_socket)
 {
     bool asked = shutdown_via_api(api_socket);
-    if (!is_our_vmm(pid, api_socket))
+    if (!is_our_vmm(pid, id))
         return;
     if (asked && wr_wait_exit(pid, STOP_WAIT_MS))
         return;
@@ -479,20 +450,24 @@ static void kill_vmm(pid_t pid, const char *api_socket)
 
 static void unlink_sockets(const struct vmm_sandbox_spec *spec)
 {
-    static const char *const names[] = {"api.sock", "api.sock.lock", "vsock.sock"};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(names); i++) {
-        _cleanup_free_ char *path = ch_api_path(spec, names[i]);
-        (void)unlink(path);
-    }
+    _cleanup_free_ char *api = ch_api_path(spec, "api.sock");
+    _cleanup_free_ char *vsock = ch_api_vmm_path(spec, "vsock.sock");
+    (void)unlink(api);
+    (void)unlink(vsock);
 }
 
 static int ch_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
 {
     _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
-    kill_vmm(pid, api_socket);
+    kill_vmm(pid, spec->id, api_socket);
     /* virtiofsd exits when its VMM disconnects; this catches one that did not, and one
-     * started for a VMM that never connected. */
+     * started for a VMM that never connected. The cgroup takes whatever is left. */
     int r = vmm_vmfs_stop(spec, 0, err);
+    _cleanup_error_ struct wr_error *cgroup_err = NULL;
+    if (vmm_cgroup_destroy(spec->id, &cgroup_err) < 0 && r >= 0) {
+        wr_error_move(err, &cgroup_err);
+        r = -(*err)->status;
+    }
     unlink_sockets(spec);
     if (r < 0)
         return wr_error_wrap(err, "stopping Cloud Hypervisor VM %s", spec->id);
@@ -506,8 +481,7 @@ static int ch_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_err
  * holes, not counted. CH itself has no counter of guest memory use. */
 static int ch_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes)
 {
-    _cleanup_free_ char *api_socket = ch_api_path(spec, "api.sock");
-    if (!is_our_vmm(pid, api_socket))
+    if (!is_our_vmm(pid, spec->id))
         return -ESRCH;
     return wr_process_rss(pid, ret_bytes);
 }
@@ -598,7 +572,7 @@ static int ch_agent_connect(uv_loop_t *loop, const struct vmm_sandbox_spec *spec
                             uint32_t timeout_ms, agent_connect_cb cb, void *data,
                             struct wr_error **err)
 {
-    _cleanup_free_ char *vsock = ch_api_path(spec, "vsock.sock");
+    _cleanup_free_ char *vsock = ch_api_vmm_path(spec, "vsock.sock");
     struct agent_op *op = wr_calloc(1, sizeof(*op));
     op->loop = loop;
     op->deadline = uv_now(loop) + timeout_ms;

@@ -6,10 +6,16 @@
  * network (slirp: NAT to the host's network, no tap, no host configuration, nothing
  * listening into the guest); without it, no NIC at all.
  *
+ * QEMU runs confined (vmm/backends/confine.h): its own uid, no capabilities, its own
+ * namespaces (network included, whatever the mode) and a root holding only its binaries,
+ * the boot files and virtiofsd's sockets. It creates no host path: the QMP and agent
+ * sockets are bound by the launcher and handed over as fds 3 and 4, the serial log as
+ * fd 5 (an fd set, named by its opaque, <dir>/serial.log).
+ *
  * start(): vmfs first (QEMU connects to the vhost-user sockets while it creates the
- * devices), then QEMU as a detached child of the server (its own session, its handle
- * unref'd: the sandbox outlives the server and the next server finds it by pid), then a
- * QMP handshake: when QMP answers, QEMU is up and the guest is booting. */
+ * devices), then the launcher, which prints QEMU's host pid once QEMU is exec'd (QEMU
+ * outlives the server; the next server finds it by pid), then a QMP handshake: when QMP
+ * answers, QEMU is up and the guest is booting. */
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
@@ -22,6 +28,8 @@
 
 #include "qmp.h"
 #include "vmm/agent.h"
+#include "vmm/backends/confine.h"
+#include "vmm/backends/jail/cgroup.h"
 #include "vmm/backends/vmfs.h"
 
 #define QEMU_BINARY "qemu-system-x86_64"
@@ -33,6 +41,10 @@
 #define STOP_TIMEOUT_MS 3000
 #define LOG_TAIL_BYTES 1500
 #define ARGS_MAX 64
+/* The fds the launcher hands QEMU (confine.h): listen sockets, then output files. */
+#define QMP_FD VMM_CONFINE_FIRST_FD
+#define AGENT_FD (VMM_CONFINE_FIRST_FD + 1)
+#define SERIAL_FD (VMM_CONFINE_FIRST_FD + 2)
 
 /* ---- available ----------------------------------------------------------------------- */
 
@@ -91,12 +103,12 @@ static struct wr_error *boot_error(const char *dir, const char *log_path, int st
     return err;
 }
 
-/* QEMU's argv as qemu_start sets it: -name warren-<id>, and the QMP socket in spec->dir. */
+/* QEMU's argv as qemu_start sets it: the serial log's fd set names spec->dir. */
 static bool is_our_qemu(pid_t pid, const char *dir)
 {
     _cleanup_free_ char *path = wr_asprintf("/proc/%d/cmdline", (int)pid);
     _cleanup_free_ char *text = NULL;
-    _cleanup_free_ char *needle = wr_asprintf("unix:%s/qmp.sock,", dir);
+    _cleanup_free_ char *needle = wr_asprintf("opaque=%s/serial.log", dir);
     size_t len;
     if (wr_read_file(path, 65536, &text, &len) < 0)
         return false;
@@ -159,7 +171,10 @@ static void add_boot(struct argv_builder *b, const struct vmm_sandbox_spec *spec
                          "warren.root=%s warren.workspace=%s warren.net=user",
                          AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT,
                          VMM_VMFS_TAG_WORKSPACE));
-    add_args(b, "-serial", wr_asprintf("file:%s/serial.log", spec->dir));
+    add_args(b, "-add-fd",
+             wr_asprintf("fd=%d,set=1,opaque=%s/serial.log", SERIAL_FD, spec->dir));
+    add_args(b, "-chardev", wr_strdup("file,id=serial,path=/dev/fdset/1"));
+    add_args(b, "-serial", wr_strdup("chardev:serial"));
 }
 
 static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *spec)
@@ -173,8 +188,7 @@ static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *s
                              tags[i]));
     }
     add_args(b, "-device", wr_strdup("virtio-serial-pci,id=serial0"));
-    add_args(b, "-chardev",
-             wr_asprintf("socket,id=agent,path=%s,server=on,wait=off", spec->agent_socket));
+    add_args(b, "-chardev", wr_asprintf("socket,id=agent,fd=%d,server=on,wait=off", AGENT_FD));
     add_args(b, "-device",
              wr_asprintf("virtserialport,bus=serial0.0,chardev=agent,name=%s", AGENT_PORT_NAME));
     add_args(b, "-device", wr_strdup("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
@@ -189,22 +203,18 @@ static void add_devices(struct argv_builder *b, const struct vmm_sandbox_spec *s
         add_args(b, "-netdev", wr_strdup("user,id=net0"));
         add_args(b, "-device", wr_strdup("virtio-net-pci,netdev=net0,romfile=,status=off"));
     }
-    add_args(b, "-qmp", wr_asprintf("unix:%s/qmp.sock,server=on,wait=off", spec->dir));
+    add_args(b, "-chardev", wr_asprintf("socket,id=qmp,fd=%d,server=on,wait=off", QMP_FD));
+    add_args(b, "-mon", wr_strdup("chardev=qmp,mode=control"));
 }
 
-/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. QEMU
- * runs through `warren __netexec` (vmm/backends/net.h): in a network namespace of its own,
- * so that its user network (and the guest's 10.0.2.2) reaches nothing of the host; with
- * NAT that namespace is joined to the host's by slirp4netns behind the sandbox's
- * firewall rules. */
+/* The whole command line; argv[0] is the absolute path of QEMU. NULL-terminated. The
+ * launcher (confine.h) starts QEMU in a network namespace of its own, so that its user
+ * network (and the guest's 10.0.2.2) reaches nothing of the host; with NAT, slirp4netns
+ * joins that namespace to the host's behind the sandbox's firewall rules
+ * (vmm/backends/net.h). */
 static char **qemu_argv(const struct vmm_sandbox_spec *spec, const char *qemu, bool kvm)
 {
     struct argv_builder b = {.n = 0};
-    add_arg(&b, wr_strdup("/proc/self/exe"));
-    add_arg(&b, wr_strdup("__netexec"));
-    add_arg(&b, wr_strdup(spec->network ? "nat" : "none"));
-    add_arg(&b, wr_strdup(spec->dir));
-    add_arg(&b, wr_strdup(spec->log_path));
     add_arg(&b, wr_strdup(qemu));
     add_machine(&b, spec, kvm);
     add_boot(&b, spec);
@@ -216,25 +226,16 @@ static char **qemu_argv(const struct vmm_sandbox_spec *spec, const char *qemu, b
 
 /* ---- start --------------------------------------------------------------------------- */
 
-struct qemu_proc;
-
-/* One start. Freed when it is done and its QMP attempt has ended. */
+/* One start. Freed when it is done. */
 struct qemu_start {
     uv_loop_t *loop;
     vmm_backend_start_cb cb;
     void *data;
-    char *id, *dir, *log_path, *agent_socket;
+    struct vmm_sandbox_spec spec; /* the strings below, plus what the launch needs */
+    char *id, *dir, *log_path, *agent_socket, *kernel_path, *initrd_path;
     char **argv;
-    struct qemu_proc *proc;
     struct qmp *qmp; /* the QMP handshake in flight */
     pid_t qemu_pid;
-    bool done;
-};
-
-/* The QEMU child's libuv handle, kept (unref'd) until QEMU exits so that it is reaped. */
-struct qemu_proc {
-    uv_process_t process;
-    struct qemu_start *start; /* while the start is not done */
 };
 
 static void start_free(struct qemu_start *st)
@@ -243,6 +244,8 @@ static void start_free(struct qemu_start *st)
     free(st->dir);
     free(st->log_path);
     free(st->agent_socket);
+    free(st->kernel_path);
+    free(st->initrd_path);
     wr_strv_free(st->argv);
     free(st);
 }
@@ -252,10 +255,6 @@ static void stop_dir(const char *id, const char *dir, pid_t qemu_pid);
 /* Reports the outcome once. On failure nothing of the sandbox is left running. */
 static void start_done(struct qemu_start *st, struct wr_error *err)
 {
-    st->done = true;
-    if (st->proc)
-        st->proc->start = NULL;
-    st->proc = NULL;
     if (st->qmp) {
         qmp_close(st->qmp); /* cancels the handshake: its callback will not run */
         st->qmp = NULL;
@@ -264,25 +263,6 @@ static void start_done(struct qemu_start *st, struct wr_error *err)
         stop_dir(st->id, st->dir, st->qemu_pid);
     st->cb(st->data, err ? 0 : st->qemu_pid, err);
     start_free(st);
-}
-
-static void on_proc_closed(uv_handle_t *handle)
-{
-    free(handle->data);
-}
-
-static void on_qemu_exit(uv_process_t *process, int64_t exit_status, int term_signal)
-{
-    struct qemu_proc *proc = process->data;
-    struct qemu_start *st = proc->start;
-    uv_close((uv_handle_t *)process, on_proc_closed);
-    if (!st)
-        return;
-    _cleanup_free_ char *why =
-        term_signal
-            ? wr_asprintf("QEMU was killed by signal %d while starting", term_signal)
-            : wr_asprintf("QEMU exited with status %lld while starting", (long long)exit_status);
-    start_done(st, boot_error(st->dir, st->log_path, EIO, why));
 }
 
 static void on_qmp_ready(void *data, struct qmp *qmp, struct wr_error *err)
@@ -301,46 +281,49 @@ static void on_qmp_ready(void *data, struct qmp *qmp, struct wr_error *err)
     start_done(st, NULL);
 }
 
-static int open_log(const char *path, struct wr_error **err)
+static void on_qemu_launched(void *data, pid_t pid, struct wr_error *err)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0)
-        return wr_error_set_errno(err, errno, "opening %s", path);
-    return fd;
+    struct qemu_start *st = data;
+    st->qemu_pid = pid;
+    if (err) {
+        struct wr_error *e = boot_error(st->dir, st->log_path, err->status, err->msg);
+        wr_error_free(err);
+        start_done(st, e);
+        return;
+    }
+    /* The QMP socket has listened since before QEMU ran: a QEMU that dies closes it and
+     * the handshake fails at once. */
+    _cleanup_free_ char *qmp_path = wr_path_join(st->dir, "qmp.sock");
+    if (qmp_connect(st->loop, qmp_path, QMP_CONNECT_TIMEOUT_MS, on_qmp_ready, st, &st->qmp,
+                    &err) < 0)
+        start_done(st, err);
 }
 
-static int spawn_qemu(struct qemu_start *st, struct wr_error **err)
+/* QEMU through the confining launcher (confine.h): what it is handed and shown. */
+static int launch_qemu(struct qemu_start *st, struct wr_error **err)
 {
-    _cleanup_close_ int log_fd = open_log(st->log_path, err);
-    if (log_fd < 0)
-        return log_fd;
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
-        {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+    _cleanup_free_ char *qmp_path = wr_path_join(st->dir, "qmp.sock");
+    _cleanup_free_ char *serial_path = wr_path_join(st->dir, "serial.log");
+    _cleanup_free_ char *fs_root = vmm_vmfs_socket(&st->spec, VMM_VMFS_TAG_ROOT);
+    _cleanup_free_ char *fs_workspace = vmm_vmfs_socket(&st->spec, VMM_VMFS_TAG_WORKSPACE);
+    const char *files[] = {st->kernel_path, st->initrd_path, NULL};
+    const char *sockets[] = {fs_root, fs_workspace, NULL};
+    const char *listen[] = {qmp_path, st->agent_socket, NULL}; /* QMP_FD, AGENT_FD */
+    const char *outputs[] = {serial_path, NULL};                /* SERIAL_FD */
+    struct vmm_confine_spec confine = {
+        .id = st->id,
+        .dir = st->dir,
+        .log_path = st->log_path,
+        .memory_bytes = st->spec.memory_bytes,
+        .cpus = st->spec.cpus,
+        .network = st->spec.network,
+        .files = files,
+        .sockets = sockets,
+        .listen = listen,
+        .outputs = outputs,
+        .argv = (const char *const *)st->argv,
     };
-    /* A fixed environment: nothing of the server's (tokens, keys) leaks into the VMM. */
-    char *env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-    uv_process_options_t options = {.exit_cb = on_qemu_exit,
-                                    .file = st->argv[0],
-                                    .args = st->argv,
-                                    .env = env,
-                                    .flags = UV_PROCESS_DETACHED,
-                                    .stdio_count = 3,
-                                    .stdio = stdio};
-    struct qemu_proc *proc = wr_calloc(1, sizeof(*proc));
-    proc->process.data = proc;
-    int r = uv_spawn(st->loop, &proc->process, &options);
-    if (r < 0) {
-        uv_close((uv_handle_t *)&proc->process, on_proc_closed);
-        return wr_error_set(err, -r, "spawning %s: %s", st->argv[0], uv_strerror(r));
-    }
-    /* The server may exit while the sandbox runs on: the handle must not hold the loop. */
-    uv_unref((uv_handle_t *)&proc->process);
-    proc->start = st;
-    st->proc = proc;
-    st->qemu_pid = proc->process.pid;
-    return 0;
+    return vmm_confine_start(st->loop, &confine, on_qemu_launched, st, err);
 }
 
 static void on_vmfs_ready(void *data, pid_t pid, struct wr_error *err)
@@ -352,13 +335,8 @@ static void on_vmfs_ready(void *data, pid_t pid, struct wr_error *err)
         start_done(st, err);
         return;
     }
-    _cleanup_free_ char *qmp_path = wr_path_join(st->dir, "qmp.sock");
-    (void)unlink(qmp_path);
-    if (spawn_qemu(st, &err) < 0 || qmp_connect(st->loop, qmp_path, QMP_CONNECT_TIMEOUT_MS,
-                                                on_qmp_ready, st, &st->qmp, &err) < 0) {
+    if (launch_qemu(st, &err) < 0)
         start_done(st, err);
-        return;
-    }
 }
 
 static int check_spec(const struct vmm_sandbox_spec *spec, char **ret_qemu, struct wr_error **err)
@@ -389,8 +367,14 @@ static int qemu_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_
     st->dir = wr_strdup(spec->dir);
     st->log_path = wr_strdup(spec->log_path);
     st->agent_socket = wr_strdup(spec->agent_socket);
+    st->kernel_path = wr_strdup(spec->kernel_path);
+    st->initrd_path = wr_strdup(spec->initrd_path);
+    st->spec = (struct vmm_sandbox_spec){.id = st->id,
+                                         .dir = st->dir,
+                                         .memory_bytes = spec->memory_bytes,
+                                         .cpus = spec->cpus,
+                                         .network = spec->network};
     st->argv = qemu_argv(spec, qemu, vmm_kvm_usable(NULL));
-    (void)unlink(spec->agent_socket);
     r = vmm_vmfs_start(loop, spec, on_vmfs_ready, st, err);
     if (r < 0)
         start_free(st);
@@ -414,13 +398,29 @@ static void kill_qemu(const char *dir, pid_t pid)
         (void)wr_wait_exit(pid, STOP_TIMEOUT_MS);
 }
 
+/* After QEMU: the supervisor (it stops its virtiofsds), then the sandbox's cgroup, which
+ * kills whatever of it is left (slirp4netns, a wedged virtiofsd), then the sockets. */
+static int stop_rest(const char *id, const char *dir, struct wr_error **err)
+{
+    struct vmm_sandbox_spec spec = {.id = id, .dir = dir};
+    int r = vmm_vmfs_stop(&spec, 0, err);
+    _cleanup_error_ struct wr_error *cgroup_err = NULL;
+    if (vmm_cgroup_destroy(id, &cgroup_err) < 0 && r >= 0) {
+        wr_error_move(err, &cgroup_err);
+        r = -(*err)->status;
+    }
+    static const char *const sockets[] = {"qmp.sock", "agent.sock"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(sockets); i++) {
+        _cleanup_free_ char *path = wr_path_join(dir, sockets[i]);
+        (void)unlink(path);
+    }
+    return r;
+}
+
 static void stop_dir(const char *id, const char *dir, pid_t qemu_pid)
 {
     kill_qemu(dir, qemu_pid);
-    struct vmm_sandbox_spec spec = {.id = id, .dir = dir};
-    (void)vmm_vmfs_stop(&spec, 0, NULL);
-    _cleanup_free_ char *qmp_path = wr_path_join(dir, "qmp.sock");
-    (void)unlink(qmp_path);
+    (void)stop_rest(id, dir, NULL);
 }
 
 static int qemu_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err)
@@ -429,10 +429,7 @@ static int qemu_stop(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_e
     if (pid > 1 && is_our_qemu(pid, spec->dir))
         return wr_error_set(err, ETIMEDOUT, "stopping VM %s: QEMU %d did not exit", spec->id,
                             (int)pid);
-    /* QEMU gone, the virtiofsds exit on their own; the supervisor is stopped either way. */
-    int r = vmm_vmfs_stop(spec, 0, err);
-    _cleanup_free_ char *qmp_path = dir_file(spec, "qmp.sock");
-    (void)unlink(qmp_path);
+    int r = stop_rest(spec->id, spec->dir, err);
     if (spec->agent_socket)
         (void)unlink(spec->agent_socket);
     if (r < 0)

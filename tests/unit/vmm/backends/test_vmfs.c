@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "vmm/backends/jail/cgroup.h"
 #include "vmm/backends/vmfs.h"
 
 static uv_loop_t *loop;
@@ -192,6 +193,8 @@ static void test_start_stop(void)
     _cleanup_free_ char *ws_sock = vmm_vmfs_socket(&spec, VMM_VMFS_TAG_WORKSPACE);
     ASSERT(listening(root_sock) && listening(ws_sock));
     check_mounts(pid);
+    /* The supervisor (and its virtiofsds) are in the sandbox's cgroup, the VMM's. */
+    ASSERT(vmm_cgroup_contains(spec.id, pid));
     struct wr_error *err = NULL;
     ASSERT(vmm_vmfs_stop(&spec, pid, &err) == 0);
     ASSERT(wait_gone(sandbox_dir));
@@ -263,6 +266,8 @@ int main(int argc, char **argv)
     RUN(test_vmm_disconnect);
     uv_run(loop, UV_RUN_DEFAULT);
     ASSERT(uv_loop_close(loop) == 0);
+    struct wr_error *err = NULL;
+    ASSERT(vmm_cgroup_destroy(make_spec().id, &err) == 0);
     free_spec();
     _cleanup_free_ char *rm = wr_asprintf("rm -rf %s", dir);
     ASSERT(system(rm) == 0);

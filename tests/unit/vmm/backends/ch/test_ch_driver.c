@@ -116,9 +116,9 @@ static void test_vm_create_body(void)
     ASSERT(cJSON_IsTrue(field(c, "balloon.deflate_on_oom")));
     ASSERT(cJSON_IsTrue(field(c, "balloon.free_page_reporting")));
     expect_number(c, "vsock.cid", 3); /* spec cid 0: the first usable one */
-    expect_string(c, "vsock.socket", "/var/lib/warren/sandboxes/0123456789abcdef/vsock.sock");
+    expect_string(c, "vsock.socket", "/var/lib/warren/sandboxes/0123456789abcdef/vmm/vsock.sock");
     expect_string(c, "serial.mode", "File");
-    expect_string(c, "serial.file", "/var/lib/warren/sandboxes/0123456789abcdef/serial.log");
+    expect_string(c, "serial.file", "/var/lib/warren/sandboxes/0123456789abcdef/vmm/serial.log");
     expect_string(c, "console.mode", "Off");
     cJSON_Delete(c);
 }
