@@ -44,7 +44,8 @@ static struct store_sandbox sample(const char *id, const char *name, int64_t cre
         .error = NULL,
         .cpus = 2,
         .memory_mib = 1ull << 33, /* larger than 32 bits on purpose */
-        .network = true,
+        .network = 2, /* an allow-list */
+        .network_policy = "{\"allow\":[\"pypi.org\"],\"deny\":[]}",
         .ttl_seconds = 3600,
         .created_at = created,
         .last_used_at = created,
@@ -84,7 +85,8 @@ static void test_insert_get(void)
     ASSERT(out.error == NULL);
     ASSERT_EQ(out.cpus, 2u);
     ASSERT_EQ(out.memory_mib, 1ull << 33);
-    ASSERT(out.network);
+    ASSERT_EQ(out.network, 2);
+    ASSERT_STREQ(out.network_policy, in.network_policy);
     ASSERT_EQ(out.ttl_seconds, 3600);
     ASSERT_EQ(out.created_at, 100);
     store_sandbox_clear(&out);
@@ -92,13 +94,23 @@ static void test_insert_get(void)
     /* By name, too; and NULL optional strings come back NULL. */
     struct store_sandbox bare = sample("00000000000000b2", "beta", 101);
     bare.repo = bare.ref = bare.commit_id = bare.ws_lower = bare.env_json = NULL;
-    bare.network = false;
+    bare.network = 0;
+    bare.network_policy = NULL;
     insert_ok(st, &bare);
     ASSERT_EQ(store_sandbox_get(st, "beta", &out, &err), 0);
     ASSERT_STREQ(out.id, "00000000000000b2");
     ASSERT(!out.repo && !out.ref && !out.commit_id && !out.ws_lower && !out.env_json);
-    ASSERT(!out.network);
+    ASSERT(!out.network && !out.network_policy);
     store_sandbox_clear(&out);
+
+    /* sandbox_update's changes. */
+    ASSERT_EQ(store_sandbox_set_network(st, "00000000000000b2", 1, NULL, &err), 0);
+    ASSERT_EQ(store_sandbox_set_ttl(st, "00000000000000b2", 42, &err), 0);
+    ASSERT_EQ(store_sandbox_get(st, "beta", &out, &err), 0);
+    ASSERT(out.network == 1 && !out.network_policy && out.ttl_seconds == 42);
+    store_sandbox_clear(&out);
+    ASSERT(store_sandbox_set_ttl(st, "00000000000000ff", 1, &err) < 0);
+    ASSERT_EQ(err->status, ENOENT);
     store_close(st);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
@@ -242,11 +254,39 @@ static void test_events(void)
     ASSERT_EQ(store_event(st, NULL, "server-start", NULL, &err), 0);
     /* A hostile-looking detail is data, not SQL. */
     ASSERT_EQ(store_event(st, "x", "exec", "'); DROP TABLE events; --", &err), 0);
+    /* Listed newest-limited, oldest first; a kind takes the kinds it prefixes with '-'. */
+    ASSERT_EQ(store_event(st, "00000000000000a1", "egress", "{}", &err), 0);
+    ASSERT_EQ(store_event(st, "00000000000000a1", "egress-refused", "{}", &err), 0);
+    ASSERT_EQ(store_event(st, "00000000000000a1", "egressx", "{}", &err), 0);
+    struct store_event_row *ev;
+    size_t n;
+    ASSERT_EQ(store_event_list(st, "00000000000000a1", NULL, 100, &ev, &n, &err), 0);
+    ASSERT_EQ(n, 5u);
+    ASSERT_STREQ(ev[0].kind, "created");
+    ASSERT_STREQ(ev[0].detail, "{\"image\":\"host\"}");
+    ASSERT(ev[1].detail == NULL && ev[0].id < ev[1].id && ev[0].at > 1700000000);
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&ev[i]);
+    free(ev);
+    ASSERT_EQ(store_event_list(st, "00000000000000a1", "egress", 100, &ev, &n, &err), 0);
+    ASSERT_EQ(n, 2u);
+    ASSERT_STREQ(ev[0].kind, "egress");
+    ASSERT_STREQ(ev[1].kind, "egress-refused");
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&ev[i]);
+    free(ev);
+    ASSERT_EQ(store_event_list(st, "00000000000000a1", NULL, 2, &ev, &n, &err), 0);
+    ASSERT_EQ(n, 2u);
+    ASSERT_STREQ(ev[0].kind, "egress-refused");
+    ASSERT_STREQ(ev[1].kind, "egressx");
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&ev[i]);
+    free(ev);
     store_close(st);
-    ASSERT_EQ(count_rows(dir, "SELECT count(*) FROM events"), 4);
+    ASSERT_EQ(count_rows(dir, "SELECT count(*) FROM events"), 7);
     ASSERT_EQ(count_rows(dir, "SELECT count(*) FROM events WHERE sandbox_id = '00000000000000a1'"
                               " AND at > 1700000000"),
-              2);
+              5);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 
@@ -274,7 +314,7 @@ static void test_reopen_and_modes(void)
     ASSERT_EQ(out.memory_mib, 1ull << 33);
     store_sandbox_clear(&out);
     store_close(st);
-    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 4);
+    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 5);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 
