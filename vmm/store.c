@@ -213,6 +213,10 @@ static const char *const migrations[] = {
     /* 4: a warm pool's sandbox: the pool it waits in (NULL once claimed, and for every
      * other sandbox). */
     "ALTER TABLE sandboxes ADD COLUMN pool TEXT;",
+    /* 5: the size of the sandbox's disk (vmm/disk.h), which holds its uppers; 0 for a
+     * sandbox without one (made before disks, or where disks cannot be made): its uppers
+     * are plain directories of the state directory and nothing caps them. */
+    "ALTER TABLE sandboxes ADD COLUMN disk_mib INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -384,7 +388,7 @@ void store_sandbox_clear(struct store_sandbox *s)
 #define SANDBOX_COLUMNS                                                                            \
     "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "           \
     "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
-    "pid, pid_start, pool"
+    "pid, pid_start, pool, disk_mib"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
@@ -403,6 +407,7 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
     sqlite3_bind_int64(stmt, i++, s->pid);
     sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->pid_start);
     bind_text(stmt, i++, s->pool);
+    sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->disk_mib);
 }
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
@@ -422,6 +427,7 @@ static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
     s->pid = (pid_t)sqlite3_column_int64(stmt, i++);
     s->pid_start = (uint64_t)sqlite3_column_int64(stmt, i++);
     s->pool = column_strdup(stmt, i++);
+    s->disk_mib = (uint64_t)sqlite3_column_int64(stmt, i++);
 }
 
 /* Turns a failed insert into the error a client reads: a taken name is EEXIST with a
@@ -444,7 +450,7 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
     int r = prepare(st,
                     "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &stmt, err);
     if (r < 0)
         return r;

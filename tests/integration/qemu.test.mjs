@@ -95,7 +95,7 @@ test("writes land in the sandbox's upper layer, not in the repo; list shows memo
   const f = await callTool(client, "sandbox_read_file", { id: sb.id, path: "README.md" });
   assert.equal(f.content, `${repoReadme}changed\n`);
 
-  const upper = join(stateDir, "sandboxes", sb.id, "workspace", "upper");
+  const upper = join(stateDir, "sandboxes", sb.id, "disk", "workspace", "upper");
   assert.equal(readFileSync(join(upper, "notes/new.txt"), "utf8"), "from the host\n");
   assert.equal(readFileSync(join(upper, "README.md"), "utf8"), `${repoReadme}changed\n`);
   assert.equal(readFileSync(join(repo, "README.md"), "utf8"), repoReadme);
@@ -122,7 +122,7 @@ test("the VM's root is copy-on-write over the host image: dpkg installs, /etc ta
   }, { timeout: BOOT_TIMEOUT_MS });
   assert.equal(r.exit_code, 0, r.stderr);
   assert.match(r.stdout, /^hello from a package\n203\.0\.113\.9\s+vm\.internal\nok\n$/);
-  const upper = join(stateDir, "sandboxes", sb.id, "root", "upper");
+  const upper = join(stateDir, "sandboxes", sb.id, "disk", "root", "upper");
   assert.ok(existsSync(join(upper, "usr/share", pkg, "hello")), "the package is not in the sandbox's upper");
   assert.equal(existsSync(`/usr/share/${pkg}`), false);
   assert.deepEqual(readFileSync("/var/lib/dpkg/status"), hostStatus);
@@ -211,7 +211,7 @@ test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves not
   });
   assert.match(listed.state, /failed|stopped/);
   // Files kept: written after the snapshot, so in the sandbox's own upper.
-  assert.equal(readFileSync(join(dir, "workspace", "upper", "after.txt"), "utf8"), "after\n");
+  assert.equal(readFileSync(join(dir, "disk", "workspace", "upper", "after.txt"), "utf8"), "after\n");
   // virtiofsd exits when QEMU goes; the vmfs supervisor follows it.
   await waitFor("the VM's processes to exit", () => sandboxProcesses(dir).length === 0, 10_000);
   assert.equal(mountedBelow(dir), false);

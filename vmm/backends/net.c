@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "net.h"
+#include "vmm/disk.h"
 
 #define SLIRP4NETNS "/usr/bin/slirp4netns"
 #define NFT "/usr/sbin/nft"
@@ -346,6 +347,9 @@ static int netexec(const char *dir, int log_fd, char **argv, struct wr_error **e
     }
     if ((r = vmm_net_helper_finish(&h, getpid(), err)) < 0)
         return r;
+    /* The program (a VMM) needs no sandbox's disk: this namespace's copies of them must
+     * not outlive their sandboxes. */
+    vmm_disk_detach_all();
     char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     execve(argv[0], argv, envp);
     return wr_error_set_errno(err, errno, "executing %s", argv[0]);
