@@ -59,8 +59,8 @@ bool vmm_disk_available(struct wr_error **err)
                       : access("/dev/loop-control", R_OK | W_OK) < 0
                           ? "/dev/loop-control is missing (modprobe loop)"
                       : !kernel_has_ext4() ? "the kernel has no ext4"
-                      : !mkfs_path()       ? "mkfs.ext4 is not installed (apt-get install e2fsprogs)"
-                                           : NULL;
+                      : !mkfs_path() ? "mkfs.ext4 is not installed (apt-get install e2fsprogs)"
+                                     : NULL;
     if (why)
         wr_error_set(err, ENOTSUP, "sandbox disks cannot be capped here: %s", why);
     return why == NULL;
@@ -84,9 +84,21 @@ static int run_mkfs(const char *path, uint64_t mib, struct wr_error **err)
     /* 4 KiB blocks and one inode per 16 KiB at every size ("-T default"; mke2fs would pick
      * 1 KiB blocks for small disks), no blocks reserved for root (the sandbox's root is
      * the only user), nothing written that reads as zeros in a sparse file anyway. */
-    const char *argv[] = {mkfs, "-q", "-F", "-T", "default", "-b", "4096", "-m", "0", "-J",
-                          journal, "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-                          path, NULL};
+    const char *argv[] = {mkfs,
+                          "-q",
+                          "-F",
+                          "-T",
+                          "default",
+                          "-b",
+                          "4096",
+                          "-m",
+                          "0",
+                          "-J",
+                          journal,
+                          "-E",
+                          "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                          path,
+                          NULL};
     struct wr_buf out;
     wr_buf_init(&out, MKFS_OUTPUT_MAX);
     int status = 0;

@@ -28,8 +28,7 @@ int vmm_disk_create(const char *templates_dir, const char *image, uint64_t mib,
 /* Mounts image on mountpoint (made when missing) through a loop device that goes away
  * with the mount. Nothing happens when something is mounted there already. Serialized
  * against other mounts of the same image by a lock on the image file. Blocking. */
-int vmm_disk_mount(const char *image, const char *mountpoint, bool readonly,
-                   struct wr_error **err);
+int vmm_disk_mount(const char *image, const char *mountpoint, bool readonly, struct wr_error **err);
 
 /* Unmounts mountpoint (0 when nothing is mounted there). strict: the filesystem must be
  * gone everywhere, its loop device released (the image is about to become a snapshot

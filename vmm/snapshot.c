@@ -120,8 +120,8 @@ static int rotate_dirs(const struct spec_storage *spec, const char *dir, const c
 /* A sandbox with a disk: the image moves into the layer directory, unmounted everywhere
  * first (a filesystem still mounted read-write must not be mounted again as a layer), and
  * the sandbox gets a fresh one. */
-static int rotate_disk(struct vmm *vmm, struct spec_storage *spec, const char *dir,
-                       char **ret_ws, char **ret_root, struct wr_error **err)
+static int rotate_disk(struct vmm *vmm, struct spec_storage *spec, const char *dir, char **ret_ws,
+                       char **ret_root, struct wr_error **err)
 {
     _cleanup_free_ char *image = wr_path_join(dir, VMM_DISK_IMAGE);
     _cleanup_free_ char *mount = wr_path_join(dir, VMM_DISK_MOUNT);
@@ -132,8 +132,7 @@ static int rotate_disk(struct vmm *vmm, struct spec_storage *spec, const char *d
         (void)vmm_disk_mount(spec->disk_image, spec->disk_dir, false, NULL);
         return r;
     }
-    if (vmm__spec_disks_ready(vmm, spec, true, err) < 0 ||
-        vmm__spec_make_dirs(spec, err) < 0) {
+    if (vmm__spec_disks_ready(vmm, spec, true, err) < 0 || vmm__spec_make_dirs(spec, err) < 0) {
         /* Back to the disk it had: no change is lost. */
         (void)vmm_disk_unmount(spec->disk_dir, false, NULL);
         if (rename(image, spec->disk_image) < 0 ||
@@ -376,7 +375,8 @@ static int row_from_snapshot(struct vmm *vmm, const struct store_snapshot *snap,
     /* A fork has a fresh disk of the snapshot's sandbox's size, within this server's cap;
      * what the snapshot holds is a read-only layer below it and not counted. */
     const cJSON *disk = cJSON_GetObjectItem(m, "disk_mib");
-    row->disk_mib = cJSON_IsNumber(disk) && disk->valuedouble >= 1 ? (uint64_t)disk->valuedouble : 0;
+    row->disk_mib =
+        cJSON_IsNumber(disk) && disk->valuedouble >= 1 ? (uint64_t)disk->valuedouble : 0;
     if (!row->disk_mib || row->disk_mib > vmm->max_disk_mib)
         row->disk_mib = row->disk_mib ? vmm->max_disk_mib : vmm__default_disk_mib(vmm);
     cJSON_Delete(m);

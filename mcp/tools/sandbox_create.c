@@ -1,9 +1,9 @@
 /* sandbox_create: a new sandbox, optionally with a copy-on-write view of a repository. */
 #include "common.h"
 
-static const char *const known[] = {"name",    "repo",     "ref",     "image",
-                                    "cpus",    "memory_mib", "disk_mib", "network",
-                                    "env",     "ttl_seconds", NULL};
+static const char *const known[] = {"name", "repo",        "ref",      "image",
+                                    "cpus", "memory_mib",  "disk_mib", "network",
+                                    "env",  "ttl_seconds", NULL};
 
 static void created(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
 {

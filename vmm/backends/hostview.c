@@ -220,8 +220,8 @@ static int mount_host_dir(const struct vmm_sandbox_spec *spec, const char *rootf
         if (*c == '/')
             *c = '-';
     /* Beside root_work, on the upper's filesystem (the sandbox's disk when it has one). */
-    _cleanup_free_ char *work = wr_asprintf("%.*s/hostwork/%s", (int)dirname_len(spec->root_work),
-                                            spec->root_work, name);
+    _cleanup_free_ char *work =
+        wr_asprintf("%.*s/hostwork/%s", (int)dirname_len(spec->root_work), spec->root_work, name);
     int r = wr_rm_rf(work);
     if (r == 0)
         r = wr_mkdir_p(work, 0755);
