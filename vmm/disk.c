@@ -30,7 +30,7 @@
 #include "disk.h"
 
 #define LOOP_ATTEMPTS 32
-#define RELEASE_WAIT_MS 2000
+#define RELEASE_WAIT_MS 10000
 #define MKFS_OUTPUT_MAX 4096
 #define MOUNTINFO_MAX (4u << 20)
 
