@@ -28,6 +28,7 @@ struct cli {
     const char *log_level;
     bool log_json;
     unsigned max_timeout;
+    uint64_t max_disk_mib;
     int idle_reclaim;
     long idle_pause, idle_stop;
     const char *insecure[17]; /* --insecure-registry, NULL-terminated */
@@ -55,6 +56,8 @@ static void usage(FILE *f)
           "  --auth token|none     bearer token from $WARREN_TOKEN or <state-dir>/token\n"
           "                        (default); none only on a loopback address\n"
           "  --max-exec-timeout S  cap on sandbox_exec timeout_seconds (default 3600)\n"
+          "  --max-disk-mib N      cap on sandbox_create disk_mib (default 102400; at least\n"
+          "                        64); a create without disk_mib gets 10240 or N if smaller\n"
           "  --idle-reclaim-seconds S  idle time after which a VM sandbox hands memory\n"
           "                        back through its balloon (default 30; 0: never)\n"
           "  --idle-pause-seconds S  pause a sandbox idle this long; a call resumes it\n"
@@ -94,6 +97,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"log-level", required_argument, NULL, 'v'},
         {"log-json", no_argument, NULL, 'j'},
         {"max-exec-timeout", required_argument, NULL, 't'},
+        {"max-disk-mib", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {"idle-reclaim-seconds", required_argument, NULL, 'i'},
         {"idle-pause-seconds", required_argument, NULL, 'p'},
@@ -133,6 +137,17 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         case 't':
             c->max_timeout = (unsigned)strtoul(optarg, NULL, 10);
             break;
+        case 'd': {
+            char *end = NULL;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || n < VMM_DISK_MIB_MIN || n > (1ull << 24)) {
+                fprintf(stderr, "warren: --max-disk-mib must be a number of MiB from %d to %llu\n",
+                        VMM_DISK_MIB_MIN, 1ull << 24);
+                return -1;
+            }
+            c->max_disk_mib = n;
+            break;
+        }
         case 'i':
             c->idle_reclaim = atoi(optarg) > 0 ? atoi(optarg) : -1;
             break;
@@ -271,6 +286,7 @@ static int run(struct cli *c)
                              .state_dir = state_dir,
                              .backend = c->backend,
                              .max_exec_timeout_s = c->max_timeout,
+                             .max_disk_mib = c->max_disk_mib,
                              .idle_reclaim_s = c->idle_reclaim,
                              .idle_pause_s = c->idle_pause,
                              .idle_stop_s = c->idle_stop,

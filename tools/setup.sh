@@ -21,6 +21,8 @@ APT_PACKAGES=(
     skopeo libarchive-tools
     # network: true: user-mode NAT into the sandbox's namespace, and its firewall rules
     slirp4netns nftables
+    # sandbox disks: mkfs.ext4 makes the template image each disk is copied from
+    e2fsprogs
     nodejs npm curl
     kmod iproute2
     # the tests' own registry and images: docker-registry, umoci, mmdebstrap, busybox-static

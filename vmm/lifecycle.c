@@ -262,8 +262,10 @@ void vmm__stop_idle(struct vmm *vmm, const struct store_sandbox *row, const char
 static void restart_work(uv_work_t *w)
 {
     struct life_op *op = w->data;
+    /* The disks may be gone from the mount table (a host reboot): set them up again. */
     if (vmm__spec_build(op->vmm, &op->row, &op->spec, &op->err) < 0 ||
-        vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0)
+        vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0 ||
+        vmm__spec_disks_ready(op->vmm, &op->spec, false, &op->err) < 0)
         return;
     /* The jail's overlay work directories must be empty to mount again. */
     const char *dirs[] = {op->spec.root_work, op->spec.ws_work};

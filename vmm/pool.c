@@ -225,6 +225,7 @@ static void claimed(struct claim_op *op)
 {
     store_event(op->vmm->store, op->row.id, "created", op->row.name, NULL);
     struct vmm_sandbox_info info = {.row = op->row};
+    info.disk_used_bytes = vmm__disk_used(op->vmm, &op->row);
     op->cb(op->data, &info, NULL);
     fill(op->pool);
     claim_free(op);
@@ -332,7 +333,8 @@ static struct pool *take_ready(struct vmm *vmm, const struct store_sandbox *want
             bool usable = store_sandbox_get(vmm->store, id, &row, NULL) == 0 && row.pool &&
                           (vmm__refresh_state(vmm, &row), !strcmp(row.state, "running"));
             bool fits = usable && row.cpus == want->cpus && row.memory_mib == want->memory_mib &&
-                        row.network == want->network && want->network == VMM_NET_NONE;
+                        row.disk_mib == want->disk_mib && row.network == want->network &&
+                        want->network == VMM_NET_NONE;
             if (usable && !fits) {
                 ready_push(p, id, true);
                 store_sandbox_clear(&row);

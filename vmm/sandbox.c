@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "conn.h"
+#include "disk.h"
 #include "lifecycle.h"
 #include "network.h"
 #include "sandbox.h"
@@ -51,6 +52,28 @@ int vmm__new_id(char out[17])
     return 0;
 }
 
+/* The disk a request asks for: its size, checked against this server's bounds. */
+static int disk_for_request(const struct vmm *vmm, const struct vmm_create_request *req,
+                            uint64_t *ret_mib, struct wr_error **err)
+{
+    *ret_mib = req->disk_mib ? req->disk_mib : vmm__default_disk_mib(vmm);
+    if (!vmm->max_disk_mib && req->disk_mib)
+        return wr_error_set(err, ENOTSUP,
+                            "disk_mib cannot be honoured: %s; leave disk_mib out (this server's "
+                            "sandboxes are then limited only by the host's free space)",
+                            vmm->no_disk_reason ? vmm->no_disk_reason : "no disks here");
+    if (req->disk_mib && req->disk_mib < VMM_DISK_MIB_MIN)
+        return wr_error_set(err, EINVAL, "disk_mib must be at least %d (got %llu)",
+                            VMM_DISK_MIB_MIN, (unsigned long long)req->disk_mib);
+    if (req->disk_mib > vmm->max_disk_mib)
+        return wr_error_set(err, EINVAL,
+                            "disk_mib %llu is above this server's cap of %llu MiB "
+                            "(warren --max-disk-mib)",
+                            (unsigned long long)req->disk_mib,
+                            (unsigned long long)vmm->max_disk_mib);
+    return 0;
+}
+
 int vmm__row_for_request(struct vmm *vmm, const struct vmm_create_request *req,
                          struct store_sandbox *row, struct wr_error **err)
 {
@@ -68,6 +91,8 @@ int vmm__row_for_request(struct vmm *vmm, const struct vmm_create_request *req,
         return wr_error_set(err, EINVAL, "repo must be an absolute host path, got '%.200s'",
                             req->repo);
     if (vmm__net_check(vmm->backend->name, &req->network, err) < 0)
+        return -(*err)->status;
+    if (disk_for_request(vmm, req, &row->disk_mib, err) < 0)
         return -(*err)->status;
     row->id = wr_strdup(id);
     row->name = req->name ? wr_strdup(req->name) : wr_asprintf("sandbox-%.6s", id);
@@ -117,17 +142,11 @@ static void create_work(uv_work_t *w)
         return;
     if (vmm__image_ensure(op->vmm, row->image, NULL, NULL, &op->err) < 0 ||
         vmm__spec_build(op->vmm, row, &op->spec, &op->err) < 0 ||
-        vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0)
+        vmm__spec_boot_files(op->vmm, &op->spec, &op->err) < 0 ||
+        vmm__spec_disks_ready(op->vmm, &op->spec, true, &op->err) < 0)
         return;
-    const char *dirs[] = {op->spec.root_upper, op->spec.root_work, op->spec.ws_upper,
-                          op->spec.ws_work};
-    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
-        int r = wr_mkdir_p(dirs[i], 0755);
-        if (r < 0) {
-            wr_error_set_errno(&op->err, -r, "creating %s", dirs[i]);
-            return;
-        }
-    }
+    if (vmm__spec_make_dirs(&op->spec, &op->err) < 0)
+        return;
     if (row->commit_id)
         vmm__prepare_git(row, &op->spec, &op->err);
 }
@@ -146,8 +165,11 @@ static void create_op_free(struct create_op *op)
 static void create_fail(struct create_op *op, struct wr_error *err)
 {
     wr_error_wrap(&err, "creating sandbox '%s'", op->row.name);
-    if (!op->inserted && op->spec.dir)
+    if (!op->inserted && op->spec.dir) {
+        if (op->spec.disk_dir)
+            (void)vmm_disk_unmount(op->spec.disk_dir, false, NULL);
         wr_rm_rf(op->spec.dir);
+    }
     op->cb(op->data, NULL, err);
     create_op_free(op);
 }
@@ -161,6 +183,7 @@ static void create_booted(void *data, struct wr_error *err)
     }
     store_event(op->vmm->store, op->row.id, "created", op->row.name, NULL);
     struct vmm_sandbox_info info = {.row = op->row};
+    info.disk_used_bytes = vmm__disk_used(op->vmm, &op->row);
     op->cb(op->data, &info, NULL);
     create_op_free(op);
 }
@@ -224,6 +247,7 @@ int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret
                 vmm__spec_clear(&spec);
             }
         }
+        infos[i].disk_used_bytes = vmm__disk_used(vmm, &infos[i].row);
     }
     free(rows);
     *ret = infos;
@@ -247,6 +271,9 @@ static void destroy_work(uv_work_t *w)
 {
     struct destroy_op *op = w->data;
     if (op->spec.ops->stop(&op->spec.spec, op->row.pid, &op->err) < 0)
+        return;
+    /* Its disk goes with it (the loop device once no namespace holds the mount). */
+    if (op->spec.disk_dir && vmm_disk_unmount(op->spec.disk_dir, false, &op->err) < 0)
         return;
     int r = wr_rm_rf(op->spec.dir);
     if (r < 0)

@@ -2,7 +2,11 @@
  * sandbox goes on with fresh uppers above them. Restore starts a new sandbox on the same
  * chain, so forks share every layer below their own uppers.
  *
- * Layout: <state>/layers/snap/<snapshot id>/{workspace,root}. A sandbox's row lists the
+ * Layout: <state>/layers/snap/<snapshot id>/{workspace,root}. A sandbox with a disk
+ * (vmm/disk.h) has its uppers on it: its snapshot is the disk image itself, renamed to
+ * <state>/layers/snap/<id>/disk.img and mounted read-only on .../disk (its layers are
+ * .../disk/workspace/upper and .../disk/root/upper), and the sandbox goes on with a fresh
+ * disk of its full size. A sandbox's row lists the
  * snapshot layers it stacks (ws_layers, root_layers, top first); a snapshot's manifest
  * records its chains and what a restored sandbox starts from. A running sandbox is synced,
  * stopped and booted again around the switch: otherwise a process holding an old file
@@ -12,6 +16,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "disk.h"
 #include "lifecycle.h"
 #include "ready.h"
 #include "sandbox.h"
@@ -73,6 +78,7 @@ static char *manifest_json(const struct store_sandbox *row)
             cJSON_AddStringToObject(m, strings[i][0], strings[i][1]);
     cJSON_AddNumberToObject(m, "cpus", row->cpus);
     cJSON_AddNumberToObject(m, "memory_mib", (double)row->memory_mib);
+    cJSON_AddNumberToObject(m, "disk_mib", (double)row->disk_mib);
     /* The policy as sandbox_create takes it (older manifests hold a boolean). */
     cJSON *net = NULL;
     struct vmm_net_policy p;
@@ -101,6 +107,56 @@ static int rotate_one(const char *upper, const char *work, const char *layer, st
     return r < 0 ? wr_error_set_errno(err, -r, "preparing fresh layers in %s", upper) : 0;
 }
 
+/* A sandbox without a disk: its upper directories move into the layer directory. */
+static int rotate_dirs(const struct spec_storage *spec, const char *dir, const char *name,
+                       char **ret_ws, char **ret_root, struct wr_error **err)
+{
+    _cleanup_free_ char *ws = wr_path_join(dir, "workspace");
+    _cleanup_free_ char *root = wr_path_join(dir, "root");
+    if (rotate_one(spec->ws_upper, spec->ws_work, ws, err) < 0)
+        return -(*err)->status;
+    if (rotate_one(spec->root_upper, spec->root_work, root, err) < 0) {
+        /* Put the workspace back where the sandbox looks for it: no change is lost. */
+        if (wr_rm_rf(spec->ws_upper) < 0 || rename(ws, spec->ws_upper) < 0)
+            log_error("snapshot of %s: the workspace changes stay in %s", name, ws);
+        return -(*err)->status;
+    }
+    *ret_ws = TAKE_PTR(ws);
+    *ret_root = TAKE_PTR(root);
+    return 0;
+}
+
+/* A sandbox with a disk: the image moves into the layer directory, unmounted everywhere
+ * first (a filesystem still mounted read-write must not be mounted again as a layer), and
+ * the sandbox gets a fresh one. */
+static int rotate_disk(struct vmm *vmm, struct spec_storage *spec, const char *dir, char **ret_ws,
+                       char **ret_root, struct wr_error **err)
+{
+    _cleanup_free_ char *image = wr_path_join(dir, VMM_DISK_IMAGE);
+    _cleanup_free_ char *mount = wr_path_join(dir, VMM_DISK_MOUNT);
+    int r = vmm_disk_unmount(spec->disk_dir, true, err);
+    if (r == 0 && rename(spec->disk_image, image) < 0)
+        r = wr_error_set_errno(err, errno, "moving %s to %s", spec->disk_image, image);
+    if (r < 0) {
+        (void)vmm_disk_mount(spec->disk_image, spec->disk_dir, false, NULL);
+        return r;
+    }
+    if (vmm__spec_disks_ready(vmm, spec, true, err) < 0 || vmm__spec_make_dirs(spec, err) < 0) {
+        /* Back to the disk it had: no change is lost. */
+        (void)vmm_disk_unmount(spec->disk_dir, false, NULL);
+        if (rename(image, spec->disk_image) < 0 ||
+            vmm_disk_mount(spec->disk_image, spec->disk_dir, false, NULL) < 0)
+            log_error("snapshot of %s: its changes stay in %s", spec->dir, image);
+        return -(*err)->status;
+    }
+    _cleanup_error_ struct wr_error *not_now = NULL;
+    if (vmm_disk_mount(image, mount, true, &not_now) < 0) /* mounted again when used */
+        log_warning("snapshot of %s: %s", spec->dir, not_now->msg);
+    *ret_ws = wr_path_join(mount, "workspace/upper");
+    *ret_root = wr_path_join(mount, "root/upper");
+    return 0;
+}
+
 /* Thread pool: stop the machine (when it runs), then turn its uppers into the layer. */
 static void snapshot_work(uv_work_t *w)
 {
@@ -110,19 +166,15 @@ static void snapshot_work(uv_work_t *w)
     if (op->was_running && spec->ops->stop(&spec->spec, op->row.pid, &op->err) < 0)
         return;
     _cleanup_free_ char *dir = layer_dir(vmm, op->snap.id);
-    _cleanup_free_ char *ws = wr_path_join(dir, "workspace");
-    _cleanup_free_ char *root = wr_path_join(dir, "root");
+    _cleanup_free_ char *ws = NULL, *root = NULL;
     int r = wr_mkdir_p(dir, 0755);
     if (r < 0) {
         wr_error_set_errno(&op->err, -r, "creating %s", dir);
         return;
     }
-    if (rotate_one(spec->ws_upper, spec->ws_work, ws, &op->err) < 0)
-        return;
-    if (rotate_one(spec->root_upper, spec->root_work, root, &op->err) < 0) {
-        /* Put the workspace back where the sandbox looks for it: no change is lost. */
-        if (wr_rm_rf(spec->ws_upper) < 0 || rename(ws, spec->ws_upper) < 0)
-            log_error("snapshot of %s: the workspace changes stay in %s", op->row.name, ws);
+    if (spec->disk_image ? rotate_disk(vmm, spec, dir, &ws, &root, &op->err) < 0
+                         : rotate_dirs(spec, dir, op->row.name, &ws, &root, &op->err) < 0) {
+        (void)rmdir(dir);
         return;
     }
     char *ws_chain = chain_push(op->row.ws_layers, ws);
@@ -337,6 +389,13 @@ static int row_from_snapshot(struct vmm *vmm, const struct store_snapshot *snap,
         row->image = wr_strdup("host");
     row->cpus = row->cpus ? row->cpus : 1;
     row->memory_mib = row->memory_mib ? row->memory_mib : 512;
+    /* A fork has a fresh disk of the snapshot's sandbox's size, within this server's cap;
+     * what the snapshot holds is a read-only layer below it and not counted. */
+    const cJSON *disk = cJSON_GetObjectItem(m, "disk_mib");
+    row->disk_mib =
+        cJSON_IsNumber(disk) && disk->valuedouble >= 1 ? (uint64_t)disk->valuedouble : 0;
+    if (!row->disk_mib || row->disk_mib > vmm->max_disk_mib)
+        row->disk_mib = row->disk_mib ? vmm->max_disk_mib : vmm__default_disk_mib(vmm);
     cJSON_Delete(m);
     return 0;
 }
@@ -461,6 +520,12 @@ struct delete_op {
 static void delete_work(uv_work_t *w)
 {
     struct delete_op *op = w->data;
+    _cleanup_free_ char *disk = wr_path_join(op->dir, VMM_DISK_MOUNT);
+    _cleanup_error_ struct wr_error *err = NULL;
+    if (vmm_disk_unmount(disk, false, &err) < 0) {
+        op->rm_result = -err->status;
+        return;
+    }
     op->rm_result = wr_rm_rf(op->dir);
 }
 

@@ -2,8 +2,10 @@
  * chains, boot files) a backend starts it from, derived from its store row. */
 #include <cjson/cJSON.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
+#include "disk.h"
 #include "spec.h"
 #include "vmm/backends/guest-image.h"
 #include "vmm/images/images.h"
@@ -69,6 +71,8 @@ void vmm__spec_clear(struct spec_storage *s)
     free(s->ws_work);
     free(s->agent_socket);
     free(s->log_path);
+    free(s->disk_image);
+    free(s->disk_dir);
     free(s->image_base);
     free(s->git_objects);
     free(s->kernel);
@@ -83,10 +87,18 @@ int vmm__spec_build(struct vmm *vmm, const struct store_sandbox *row, struct spe
 {
     memset(s, 0, sizeof(*s));
     s->dir = wr_asprintf("%s/sandboxes/%s", vmm->state_dir, row->id);
-    s->root_upper = wr_path_join(s->dir, "root/upper");
-    s->root_work = wr_path_join(s->dir, "root/work");
-    s->ws_upper = wr_path_join(s->dir, "workspace/upper");
-    s->ws_work = wr_path_join(s->dir, "workspace/work");
+    /* With a disk, everything the sandbox writes is on it, work directories included
+     * (overlayfs wants them on the upper's filesystem). */
+    if (row->disk_mib) {
+        s->disk_mib = row->disk_mib;
+        s->disk_image = wr_path_join(s->dir, VMM_DISK_IMAGE);
+        s->disk_dir = wr_path_join(s->dir, VMM_DISK_MOUNT);
+    }
+    const char *base = s->disk_dir ? s->disk_dir : s->dir;
+    s->root_upper = wr_path_join(base, "root/upper");
+    s->root_work = wr_path_join(base, "root/work");
+    s->ws_upper = wr_path_join(base, "workspace/upper");
+    s->ws_work = wr_path_join(base, "workspace/work");
     s->agent_socket = wr_path_join(s->dir, "agent.sock");
     s->log_path = wr_path_join(s->dir, "sandbox.log");
     if (strlen(s->agent_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
@@ -158,5 +170,86 @@ int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_erro
         return -(*err)->status;
     s->spec.kernel_path = s->kernel;
     s->spec.initrd_path = s->initrd;
+    return 0;
+}
+
+/* ---- disks ------------------------------------------------------------------------- */
+
+char *vmm__snapshot_disk_dir(const struct vmm *vmm, const char *snapshot_id)
+{
+    return wr_asprintf("%s/layers/snap/%s/" VMM_DISK_MOUNT, vmm->state_dir, snapshot_id);
+}
+
+/* When layer is on a snapshot's disk (<state>/layers/snap/<id>/disk/...): that disk's
+ * mount point. NULL for any other layer (an image's, a snapshot made before disks). */
+static char *snapshot_disk_of(const struct vmm *vmm, const char *layer)
+{
+    _cleanup_free_ char *prefix = wr_asprintf("%s/layers/snap/", vmm->state_dir);
+    size_t n = strlen(prefix);
+    if (strncmp(layer, prefix, n) != 0)
+        return NULL;
+    const char *id = layer + n;
+    size_t id_len = strcspn(id, "/");
+    if (id_len == 0 || strncmp(id + id_len, "/" VMM_DISK_MOUNT "/", strlen(VMM_DISK_MOUNT) + 2))
+        return NULL;
+    return wr_asprintf("%.*s%.*s/" VMM_DISK_MOUNT, (int)n, layer, (int)id_len, id);
+}
+
+static int mount_snapshot_disks(const struct vmm *vmm, char *const *layers, struct wr_error **err)
+{
+    for (size_t i = 0; layers && layers[i]; i++) {
+        _cleanup_free_ char *dir = snapshot_disk_of(vmm, layers[i]);
+        if (!dir)
+            continue;
+        _cleanup_free_ char *image = wr_asprintf("%s.img", dir);
+        if (vmm_disk_mount(image, dir, true, err) < 0)
+            return -(*err)->status;
+    }
+    return 0;
+}
+
+int vmm__spec_disks_ready(struct vmm *vmm, struct spec_storage *s, bool create,
+                          struct wr_error **err)
+{
+    if (s->disk_image) {
+        _cleanup_free_ char *templates = wr_path_join(vmm->state_dir, "disks");
+        int r = create ? wr_mkdir_p(s->dir, 0755) : 0;
+        if (r < 0)
+            return wr_error_set_errno(err, -r, "creating %s", s->dir);
+        if (create && vmm_disk_create(templates, s->disk_image, s->disk_mib, err) < 0)
+            return -(*err)->status;
+        if (vmm_disk_mount(s->disk_image, s->disk_dir, false, err) < 0)
+            return -(*err)->status;
+    }
+    if (mount_snapshot_disks(vmm, s->root_lowers, err) < 0 ||
+        mount_snapshot_disks(vmm, s->ws_lowers, err) < 0)
+        return -(*err)->status;
+    return 0;
+}
+
+uint64_t vmm__disk_used(const struct vmm *vmm, const struct store_sandbox *row)
+{
+    if (!row->disk_mib)
+        return 0;
+    _cleanup_free_ char *dir =
+        wr_asprintf("%s/sandboxes/%s/" VMM_DISK_MOUNT, vmm->state_dir, row->id);
+    uint64_t used = 0;
+    if (vmm_disk_used(dir, &used) < 0) {
+        /* Not mounted (after a host reboot, until it boots): what the image holds. */
+        _cleanup_free_ char *image = wr_asprintf("%s.img", dir);
+        struct stat st;
+        used = stat(image, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+    }
+    return used;
+}
+
+int vmm__spec_make_dirs(const struct spec_storage *s, struct wr_error **err)
+{
+    const char *dirs[] = {s->root_upper, s->root_work, s->ws_upper, s->ws_work};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(dirs); i++) {
+        int r = wr_mkdir_p(dirs[i], 0755);
+        if (r < 0)
+            return wr_error_set_errno(err, -r, "creating %s", dirs[i]);
+    }
     return 0;
 }

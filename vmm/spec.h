@@ -24,3 +24,16 @@ void vmm__spec_load_git_objects(struct spec_storage *s);
 /* VM backends: finds the guest kernel and builds (or reuses) the initramfs. Blocking:
  * call from the thread pool. */
 int vmm__spec_boot_files(struct vmm *vmm, struct spec_storage *s, struct wr_error **err);
+
+/* The mount point of a snapshot's disk (<state>/layers/snap/<id>/disk, its image beside it
+ * as disk.img); the caller frees it. */
+char *vmm__snapshot_disk_dir(const struct vmm *vmm, const char *snapshot_id);
+/* Mounts what the sandbox's spec stands on: its own disk (made first when create) and,
+ * read-only, the disks of the snapshot layers in its chains. Mounts already there stay;
+ * after a host reboot this sets them up again. Blocking: call from the thread pool. */
+int vmm__spec_disks_ready(struct vmm *vmm, struct spec_storage *s, bool create,
+                          struct wr_error **err);
+/* Bytes in use on a sandbox's disk (0 without one). Cheap: no spec is built. */
+uint64_t vmm__disk_used(const struct vmm *vmm, const struct store_sandbox *row);
+/* Creates the sandbox's upper and work directories (on its disk, mounted, when it has one). */
+int vmm__spec_make_dirs(const struct spec_storage *s, struct wr_error **err);

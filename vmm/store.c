@@ -216,6 +216,10 @@ static const char *const migrations[] = {
     /* 5: network is 0 (none), 1 (NAT) or 2 (allow-list); the allow-list's policy as JSON
      * ({"allow": [...], "deny": [...]}, vmm/net/policy.h), NULL in the other modes. */
     "ALTER TABLE sandboxes ADD COLUMN network_policy TEXT;",
+    /* 6: the size of the sandbox's disk (vmm/disk.h), which holds its uppers; 0 for a
+     * sandbox without one (made before disks, or where disks cannot be made): its uppers
+     * are plain directories of the state directory and nothing caps them. */
+    "ALTER TABLE sandboxes ADD COLUMN disk_mib INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -388,7 +392,7 @@ void store_sandbox_clear(struct store_sandbox *s)
 #define SANDBOX_COLUMNS                                                                            \
     "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "           \
     "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
-    "pid, pid_start, pool, network_policy"
+    "pid, pid_start, pool, network_policy, disk_mib"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
@@ -408,6 +412,7 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
     sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->pid_start);
     bind_text(stmt, i++, s->pool);
     bind_text(stmt, i++, s->network_policy);
+    sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->disk_mib);
 }
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
@@ -428,6 +433,7 @@ static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
     s->pid_start = (uint64_t)sqlite3_column_int64(stmt, i++);
     s->pool = column_strdup(stmt, i++);
     s->network_policy = column_strdup(stmt, i++);
+    s->disk_mib = (uint64_t)sqlite3_column_int64(stmt, i++);
 }
 
 /* Turns a failed insert into the error a client reads: a taken name is EEXIST with a
@@ -450,7 +456,7 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
     int r = prepare(st,
                     "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &stmt, err);
     if (r < 0)
         return r;

@@ -40,6 +40,8 @@ struct store_sandbox {
     /* A warm pool's sandbox (vmm/pool.c): the pool it waits in; NULL for every sandbox
      * a client created or claimed. */
     char *pool;
+    /* The size of its disk (vmm/disk.h); 0: none, its writes are not capped. */
+    uint64_t disk_mib;
 };
 
 void store_sandbox_clear(struct store_sandbox *s);

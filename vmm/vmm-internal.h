@@ -15,8 +15,10 @@
  *   reclaim.c    an idle VM's balloon inflated, deflated before work
  *   state.c      liveness: a sandbox whose processes died is marked stopped or failed
  *   conn.c       this process's record of each sandbox and its agent connection
- *   spec.c       the backend of a sandbox and the spec it is started from
- *   store.c, agent.c, helper.c   the state store, the agent client, helper processes
+ *   spec.c       the backend of a sandbox and the spec it is started from, its disk and
+ *                the snapshot disks below it mounted
+ *   store.c, agent.c, helper.c, disk.c   the state store, the agent client, helper
+ *                processes, disk images on loop devices
  *
  * Nothing calls upward: a lower file that must wait for a higher one takes a callback. */
 #pragma once
@@ -58,6 +60,8 @@ struct vmm {
     char *registry_auth;        /* containers auth.json ($WARREN_REGISTRY_AUTH); NULL: default */
     struct pool *pools;         /* --pool IMAGE=N (vmm/pool.c) */
     struct vmm_egress_hosts *egress_hosts; /* names the egress proxy resolves itself */
+    uint64_t max_disk_mib;      /* --max-disk-mib; 0: disks cannot be made here */
+    char *no_disk_reason;       /* why not (vmm_disk_available), or NULL */
 };
 
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */
@@ -65,6 +69,10 @@ struct spec_storage {
     struct vmm_sandbox_spec spec;
     const struct vmm_backend_ops *ops; /* the backend the sandbox was created on */
     char *dir, *root_upper, *root_work, *ws_upper, *ws_work, *agent_socket, *log_path;
+    /* A sandbox with a disk (row->disk_mib): <dir>/disk.img, mounted on <dir>/disk, which
+     * holds the uppers and work directories above; NULL for one without. */
+    char *disk_image, *disk_dir;
+    uint64_t disk_mib;
     char *image_base;      /* "host" or the OCI image the sandbox's image is built on */
     char *git_objects;     /* read from <dir>/git-objects, written at create */
     char *kernel, *initrd; /* VM backends, filled by vmm__spec_boot_files */
@@ -73,6 +81,12 @@ struct spec_storage {
 };
 
 #define VMM_POOL_HOSTNAME "sandbox"
+
+/* The disk a create gets when it asks for none: 0 where disks cannot be made. */
+static inline uint64_t vmm__default_disk_mib(const struct vmm *vmm)
+{
+    return vmm->max_disk_mib < VMM_DISK_MIB_DEFAULT ? vmm->max_disk_mib : VMM_DISK_MIB_DEFAULT;
+}
 
 /* Completion of an internal step: err (owned by the callee) or NULL. */
 typedef void (*vmm_done_cb)(void *data, struct wr_error *err);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "disk.h"
 #include "network.h"
 #include "pool.h"
 #include "reaper.h"
@@ -59,6 +60,14 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
                                                                     : (const char *const[]){NULL});
     const char *auth = getenv("WARREN_REGISTRY_AUTH");
     v->registry_auth = auth && auth[0] ? wr_strdup(auth) : NULL;
+    _cleanup_error_ struct wr_error *no_disks = NULL;
+    if (vmm_disk_available(&no_disks)) {
+        v->max_disk_mib = opts->max_disk_mib ? opts->max_disk_mib : VMM_DISK_MIB_MAX_DEFAULT;
+    } else {
+        v->no_disk_reason = wr_strdup(no_disks->msg);
+        log_warning("%s; sandboxes' writes are limited only by the host's free space",
+                    no_disks->msg);
+    }
     if (access(v->guest_init_path, X_OK) < 0) {
         r = wr_error_set_errno(err, errno, "guest-init not found at %s (build it with cmake)",
                                v->guest_init_path);
@@ -97,6 +106,7 @@ void vmm_close(struct vmm *vmm)
     free(vmm->guest_kernel_dir);
     wr_strv_free(vmm->insecure_registries);
     free(vmm->registry_auth);
+    free(vmm->no_disk_reason);
     free(vmm);
 }
 
@@ -112,6 +122,21 @@ const char *vmm_state_dir(const struct vmm *vmm)
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm)
 {
     return vmm->max_exec_timeout_s;
+}
+
+uint64_t vmm_max_disk_mib(const struct vmm *vmm)
+{
+    return vmm->max_disk_mib;
+}
+
+uint64_t vmm_default_disk_mib(const struct vmm *vmm)
+{
+    return vmm__default_disk_mib(vmm);
+}
+
+const char *vmm_disk_unavailable_reason(const struct vmm *vmm)
+{
+    return vmm->no_disk_reason;
 }
 
 void vmm_sandbox_info_clear(struct vmm_sandbox_info *info)

@@ -17,6 +17,11 @@ struct vmm;
 
 #define VMM_DEFAULT_EXEC_TIMEOUT_S 120
 #define VMM_MAX_FILE_BYTES (32u * 1024u * 1024u) /* largest read or write in one call */
+/* A sandbox's disk (disk_mib): the least a create may ask for, the size it gets when it
+ * asks for none, and the cap when --max-disk-mib is not given. */
+#define VMM_DISK_MIB_MIN 64
+#define VMM_DISK_MIB_DEFAULT 10240
+#define VMM_DISK_MIB_MAX_DEFAULT 102400
 
 struct vmm_options {
     uv_loop_t *loop;
@@ -37,6 +42,8 @@ struct vmm_options {
     /* A hosts(5) file the egress proxy resolves names from before the host's resolver
      * (allow-list sandboxes), or NULL. */
     const char *egress_hosts;
+    /* The largest disk_mib a create may ask for; 0: VMM_DISK_MIB_MAX_DEFAULT. */
+    uint64_t max_disk_mib;
 };
 
 int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error **err);
@@ -46,6 +53,11 @@ void vmm_close(struct vmm *vmm);
 const char *vmm_backend_name(const struct vmm *vmm);
 const char *vmm_state_dir(const struct vmm *vmm);
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm);
+/* The largest disk_mib a create may ask for, and the default one; 0 for both when this
+ * warren cannot cap disks (not root): then why says so. */
+uint64_t vmm_max_disk_mib(const struct vmm *vmm);
+uint64_t vmm_default_disk_mib(const struct vmm *vmm);
+const char *vmm_disk_unavailable_reason(const struct vmm *vmm);
 /* When the idle policy pauses / stops a sandbox last used at last_used (0: never). */
 int64_t vmm_idle_pause_at(const struct vmm *vmm, int64_t last_used);
 int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used);
@@ -59,6 +71,10 @@ struct vmm_create_request {
     const char *image;   /* NULL: "host" */
     unsigned cpus;       /* 0: 1 */
     uint64_t memory_mib; /* 0: 512 */
+    /* The sandbox's disk: what its root and /workspace may take beyond their read-only
+     * layers (vmm/disk.h). 0: vmm_default_disk_mib. From VMM_DISK_MIB_MIN to
+     * vmm_max_disk_mib; refused (ENOTSUP) where disks cannot be capped. */
+    uint64_t disk_mib;
     struct vmm_net_policy network; /* zero: none */
     const char *const *env; /* "K=V", or NULL */
     int64_t ttl_seconds;
@@ -69,6 +85,7 @@ struct vmm_sandbox_info {
     struct store_sandbox row;
     uint64_t memory_usage_bytes; /* host memory held now; 0 when not running */
     uint64_t balloon_bytes;      /* memory the balloon took back from the guest */
+    uint64_t disk_used_bytes;    /* in use on its disk now (0 when it has none) */
 };
 void vmm_sandbox_info_clear(struct vmm_sandbox_info *info);
 

@@ -69,6 +69,8 @@ cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *in
     cJSON_AddNumberToObject(m, "configured_mib", (double)r->memory_mib);
     cJSON_AddNumberToObject(m, "usage_bytes", (double)info->memory_usage_bytes);
     cJSON_AddNumberToObject(m, "balloon_bytes", (double)info->balloon_bytes);
+    cJSON_AddNumberToObject(o, "disk_mib", (double)r->disk_mib);
+    cJSON_AddNumberToObject(o, "disk_used_bytes", (double)info->disk_used_bytes);
     return o;
 }
 

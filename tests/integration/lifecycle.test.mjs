@@ -22,7 +22,7 @@ sweepSandboxesAtEnd(stateDir);
 const repo = makeGitRepo({ "README.md": "hello\n" });
 const client = await connectStdio({ stateDir });
 const sb = await callTool(client, "sandbox_create", { name: "life", repo });
-const upper = join(stateDir, "sandboxes", sb.id, "workspace", "upper");
+const upper = join(stateDir, "sandboxes", sb.id, "disk", "workspace", "upper");
 const tick = () => readFileSync(join(upper, "tick"), "utf8");
 const state = async () =>
   (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id).state;

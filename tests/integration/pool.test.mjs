@@ -174,7 +174,7 @@ test("qemu: a pooled VM takes the repo and name when claimed", async () => {
   });
   assert.equal(r.stdout, "vm-claimed\nhello\nwarren/vm-claimed\n", r.stderr);
   // The write went to the sandbox's workspace upper on the host, not to the pool's share.
-  assert.equal(readFileSync(join(vmState, "sandboxes", v.id, "workspace/upper/written.txt"), "utf8"), "w\n");
+  assert.equal(readFileSync(join(vmState, "sandboxes", v.id, "disk/workspace/upper/written.txt"), "utf8"), "w\n");
   await callTool(vm, "sandbox_destroy", { id: v.id });
   // The pool refills; a server stopped mid-boot would leave that VM to the next one.
   await waitFor("the pool refilled", async () => (await pools(vm))[0].ready === 1, 180_000);

@@ -18,7 +18,6 @@ import {
   connectStdio,
   git,
   makeGitRepo,
-  mountedBelow,
   onCleanup,
   processRuns,
   skip,
@@ -37,6 +36,13 @@ const guestDir = process.env.WARREN_GUEST_DIR || join(process.env.WARREN_BUILD_D
 if (!existsSync(join(guestDir, "vmlinuz"))) skip(`no guest kernel in ${guestDir} (run tools/build-guest-kernel.sh)`);
 
 const BOOT_TIMEOUT_MS = 120_000;
+// A sandbox's disk stays mounted on <state>/sandboxes/<id>/disk until it is destroyed;
+// nothing else may be.
+const mountedBesidesDisk = (dir) =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => (line.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))
+    .some((p) => (p === dir || p.startsWith(dir + "/")) && !/\/sandboxes\/[0-9a-f]{16}\/disk$/.test(p));
 const stateDir = tempStateDir();
 const repo = makeGitRepo({ "README.md": "qemu\n", "src/main.c": "int main(void) { return 0; }\n" });
 const repoReadme = readFileSync(join(repo, "README.md"), "utf8");
@@ -95,7 +101,7 @@ test("writes land in the sandbox's upper layer, not in the repo; list shows memo
   const f = await callTool(client, "sandbox_read_file", { id: sb.id, path: "README.md" });
   assert.equal(f.content, `${repoReadme}changed\n`);
 
-  const upper = join(stateDir, "sandboxes", sb.id, "workspace", "upper");
+  const upper = join(stateDir, "sandboxes", sb.id, "disk", "workspace", "upper");
   assert.equal(readFileSync(join(upper, "notes/new.txt"), "utf8"), "from the host\n");
   assert.equal(readFileSync(join(upper, "README.md"), "utf8"), `${repoReadme}changed\n`);
   assert.equal(readFileSync(join(repo, "README.md"), "utf8"), repoReadme);
@@ -107,8 +113,8 @@ test("writes land in the sandbox's upper layer, not in the repo; list shows memo
   assert.ok(listed.pid > 0 && processRuns(listed.pid));
   const memory = listed.memory?.usage_bytes;
   assert.ok(memory > 16 << 20, `memory in ${JSON.stringify(listed)}`);
-  // Nothing of the VM's shares is mounted in the host's namespace.
-  assert.equal(mountedBelow(join(stateDir, "sandboxes", sb.id)), false);
+  // Nothing of the VM's shares is mounted in the host's namespace (its disk is).
+  assert.equal(mountedBesidesDisk(join(stateDir, "sandboxes", sb.id)), false);
 });
 
 test("the VM's root is copy-on-write over the host image: dpkg installs, /etc takes edits, the host does not change", async () => {
@@ -122,7 +128,7 @@ test("the VM's root is copy-on-write over the host image: dpkg installs, /etc ta
   }, { timeout: BOOT_TIMEOUT_MS });
   assert.equal(r.exit_code, 0, r.stderr);
   assert.match(r.stdout, /^hello from a package\n203\.0\.113\.9\s+vm\.internal\nok\n$/);
-  const upper = join(stateDir, "sandboxes", sb.id, "root", "upper");
+  const upper = join(stateDir, "sandboxes", sb.id, "disk", "root", "upper");
   assert.ok(existsSync(join(upper, "usr/share", pkg, "hello")), "the package is not in the sandbox's upper");
   assert.equal(existsSync(`/usr/share/${pkg}`), false);
   assert.deepEqual(readFileSync("/var/lib/dpkg/status"), hostStatus);
@@ -211,10 +217,10 @@ test("killing QEMU mid-exec fails the exec, marks the sandbox failed, leaves not
   });
   assert.match(listed.state, /failed|stopped/);
   // Files kept: written after the snapshot, so in the sandbox's own upper.
-  assert.equal(readFileSync(join(dir, "workspace", "upper", "after.txt"), "utf8"), "after\n");
+  assert.equal(readFileSync(join(dir, "disk", "workspace", "upper", "after.txt"), "utf8"), "after\n");
   // virtiofsd exits when QEMU goes; the vmfs supervisor follows it.
   await waitFor("the VM's processes to exit", () => sandboxProcesses(dir).length === 0, 10_000);
-  assert.equal(mountedBelow(dir), false);
+  assert.equal(mountedBesidesDisk(dir), false);
 
   const d = await callTool(client, "sandbox_destroy", { id: sb.id });
   assert.equal(d.destroyed, true);
@@ -273,6 +279,6 @@ test("a guest that cannot mount its filesystems fails the create with its consol
   const listed = (await callTool(c, "sandbox_list")).sandboxes[0];
   assert.equal(listed.state, "failed");
   await waitFor("the failed VM's processes to exit", () => sandboxProcesses(join(dir, "sandboxes")).length === 0, 10_000);
-  assert.equal(mountedBelow(dir), false);
+  assert.equal(mountedBesidesDisk(dir), false);
   await callTool(c, "sandbox_destroy", { id: listed.id });
 }, { timeoutMs: 180_000 });

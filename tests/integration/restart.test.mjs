@@ -98,7 +98,7 @@ test("a sandbox whose PID 1 is killed is listed stopped, keeps its files, refuse
   assert.equal((await callTool(client, "sandbox_exec", { id: b.id, command: "cat kept.txt" })).stdout, "file in b\n");
 
   // Files are kept in the upper layer on the host.
-  const upper = join(stateDir, "sandboxes", a.id, "workspace", "upper");
+  const upper = join(stateDir, "sandboxes", a.id, "disk", "workspace", "upper");
   assert.ok(existsSync(upper), `${upper} missing`);
   assert.equal(readFileSync(join(upper, "kept.txt"), "utf8"), "file in a\n");
   assert.equal(readFileSync(join(upper, "after-restart.txt"), "utf8"), "second server\n");

@@ -97,6 +97,13 @@ static int real_subdir(const char *base, const char *rel, bool create, char **re
     return 1;
 }
 
+/* The length of path's directory part ("a/b/work" -> 3). */
+static size_t dirname_len(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? (size_t)(slash - path) : 0;
+}
+
 int vmm_root_dir(const char *rootfs, const char *name, char **ret, struct wr_error **err)
 {
     return real_subdir(rootfs, name, true, ret, err) < 0 ? -(*err)->status : 0;
@@ -212,7 +219,9 @@ static int mount_host_dir(const struct vmm_sandbox_spec *spec, const char *rootf
     for (char *c = name; *c; c++)
         if (*c == '/')
             *c = '-';
-    _cleanup_free_ char *work = wr_asprintf("%s/root/hostwork/%s", spec->dir, name);
+    /* Beside root_work, on the upper's filesystem (the sandbox's disk when it has one). */
+    _cleanup_free_ char *work =
+        wr_asprintf("%.*s/hostwork/%s", (int)dirname_len(spec->root_work), spec->root_work, name);
     int r = wr_rm_rf(work);
     if (r == 0)
         r = wr_mkdir_p(work, 0755);

@@ -51,6 +51,7 @@
 #include "hostview.h"
 #include "vmfs.h"
 #include "vmm/backends/jail/jailer.h"
+#include "vmm/disk.h"
 #include "vmm/helper.h"
 
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
@@ -131,7 +132,13 @@ static int build_shares(const struct vmm_sandbox_spec *spec, struct wr_error **e
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return wr_error_set_errno(err, errno, "making mounts private");
     int r = build_root_share(spec, err);
-    return r < 0 ? r : build_workspace_share(spec, err);
+    if (r >= 0)
+        r = build_workspace_share(spec, err);
+    /* The shares hold what they need of this sandbox's disk; this namespace's copies of
+     * every disk (the other sandboxes' too) would otherwise live as long as the VM. */
+    if (r >= 0)
+        vmm_disk_detach_all();
+    return r;
 }
 
 /* The capabilities a virtiofsd starts with (see the top of this file): what it keeps to

@@ -99,8 +99,8 @@ static void commit_done(uv_work_t *w, int status)
 /* The sandbox's workspace layers above its checkout, bottom first. */
 static char **layers_bottom_up(struct vmm *vmm, const struct store_sandbox *row)
 {
-    _cleanup_free_ char *upper =
-        wr_asprintf("%s/sandboxes/%s/workspace/upper", vmm->state_dir, row->id);
+    _cleanup_free_ char *upper = wr_asprintf("%s/sandboxes/%s/%sworkspace/upper", vmm->state_dir,
+                                             row->id, row->disk_mib ? "disk/" : "");
     char **top_first = vmm__layer_chain(row->ws_layers, upper);
     size_t n = wr_strv_len((const char *const *)top_first);
     for (size_t i = 0; i < n / 2; i++) {
@@ -216,6 +216,20 @@ static int commit_inside(struct commit_op *op, struct wr_error **err)
     return vmm_exec(op->vmm, op->row.id, &req, &handlers, op, &exec, err);
 }
 
+/* A stopped sandbox's disks are unmounted after a host reboot until it boots: mount them
+ * so that its layers can be read. Blocks the loop for a mount or two, only then (a disk
+ * that is mounted costs a stat). */
+static void disks_ready(struct vmm *vmm, const struct store_sandbox *row)
+{
+    struct spec_storage spec;
+    _cleanup_error_ struct wr_error *err = NULL;
+    if (vmm__spec_build(vmm, row, &spec, &err) == 0) {
+        if (vmm__spec_disks_ready(vmm, &spec, false, &err) < 0)
+            log_warning("sandbox '%s': %s", row->name, err->msg);
+        vmm__spec_clear(&spec);
+    }
+}
+
 /* True when a workspace layer holds a .git/HEAD: the sandbox has a history of its own. */
 static bool has_own_git(char *const *uppers)
 {
@@ -259,6 +273,8 @@ int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
     op->paths = req->paths ? wr_strv_copy(req->paths) : NULL;
     bool live = !strcmp(op->row.state, "running") || !strcmp(op->row.state, "paused");
     int r = 0;
+    if (!live)
+        disks_ready(vmm, &op->row);
     if (live)
         r = commit_inside(op, err);
     else if (has_own_git(op->uppers))

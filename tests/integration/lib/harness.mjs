@@ -82,10 +82,28 @@ export function mountedBelow(dir) {
   });
 }
 
+/**
+ * Unmounts the sandbox and snapshot disks (ext4 on a loop device, on a directory named
+ * disk) below dir: a snapshot keeps its disk mounted read-only in warren's namespace for as
+ * long as it exists, and a test may leave snapshots behind. Lazily, so that the loop
+ * devices go once nothing holds them.
+ */
+export function unmountDisksBelow(dir) {
+  const unescape = (s) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const point = unescape(line.split(" ")[4] ?? "");
+    if (!point.startsWith(dir + "/") || !point.endsWith("/disk") || !/ - ext4 \/dev\/loop/.test(line)) continue;
+    try {
+      execFileSync("umount", ["-l", point], { stdio: "ignore" });
+    } catch {}
+  }
+}
+
 function tempDir(prefix) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   onCleanup(() => {
     if (keepTemp) return console.error(`kept ${dir}`);
+    unmountDisksBelow(dir);
     if (mountedBelow(dir)) return console.error(`not removing ${dir}: something is mounted below it`);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -44,6 +44,7 @@ static struct store_sandbox sample(const char *id, const char *name, int64_t cre
         .error = NULL,
         .cpus = 2,
         .memory_mib = 1ull << 33, /* larger than 32 bits on purpose */
+        .disk_mib = 10240,
         .network = 2, /* an allow-list */
         .network_policy = "{\"allow\":[\"pypi.org\"],\"deny\":[]}",
         .ttl_seconds = 3600,
@@ -85,6 +86,7 @@ static void test_insert_get(void)
     ASSERT(out.error == NULL);
     ASSERT_EQ(out.cpus, 2u);
     ASSERT_EQ(out.memory_mib, 1ull << 33);
+    ASSERT_EQ(out.disk_mib, 10240);
     ASSERT_EQ(out.network, 2);
     ASSERT_STREQ(out.network_policy, in.network_policy);
     ASSERT_EQ(out.ttl_seconds, 3600);
@@ -314,7 +316,7 @@ static void test_reopen_and_modes(void)
     ASSERT_EQ(out.memory_mib, 1ull << 33);
     store_sandbox_clear(&out);
     store_close(st);
-    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 5);
+    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 6);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 

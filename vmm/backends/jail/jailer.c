@@ -33,6 +33,7 @@
 #include "jailer.h"
 #include "vmm/backends/hostview.h"
 #include "vmm/backends/net.h"
+#include "vmm/disk.h"
 
 #define SPEC_MAX_BYTES (1u << 20)
 #define LAYERS_MAX 128
@@ -559,6 +560,12 @@ static int build_root(const struct jail *jail, const char *rootfs, struct wr_err
         r = mount_dev(jail, rootfs, err);
     if (r >= 0)
         r = mount_tmp(jail, rootfs, err);
+    /* The root holds what it needs of this sandbox's disk. The namespace's copies of every
+     * disk go now: after pivot_root the detached old root stays pinned by guest-init's
+     * executable, and with it whatever is still mounted below it, which would keep other
+     * sandboxes' disks alive for as long as this one runs. */
+    if (r >= 0)
+        vmm_disk_detach_all();
     return r;
 }
 
