@@ -78,6 +78,8 @@ struct http_conn {
     bool chunked;                   /* the SSE response in progress uses chunked framing */
     bool reading;                   /* uv_read_start is in effect */
     bool served;                    /* a whole request arrived: a client, not a half-open */
+    size_t incomplete;              /* bytes held for a request not whole yet (its share of
+                                     * the server's incomplete_bytes) */
     int open_handles;               /* freed when both handles are closed */
     const struct http_route *route; /* of the request being received or answered */
     const char *reject_message;     /* why the request was refused at its headers */
@@ -92,6 +94,7 @@ struct http_route_entry {
 
 struct http_server {
     uv_loop_t *loop;
+    size_t incomplete_bytes; /* memory held by requests still arriving, all connections */
     uv_tcp_t listener;
     char *token;
     char *authority; /* "127.0.0.1:8080" with the bound port */

@@ -30,6 +30,8 @@ struct conn_write {
 
 static void conn_process_input(struct http_conn *c);
 static int conn_start_reading(struct http_conn *c);
+static void account_incomplete(struct http_conn *c);
+static void shed_incomplete(struct http_server *server);
 static void conn_set_timer(struct http_conn *c, enum http_timer_mode mode);
 
 static void server_handle_closed(struct http_server *server)
@@ -82,6 +84,8 @@ void http_conn_close(struct http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->server->conn_count--;
+    c->server->incomplete_bytes -= c->incomplete;
+    c->incomplete = 0;
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 }
@@ -503,6 +507,45 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->reading = false;
     }
     conn_process_input(c);
+    struct http_server *server = c->server;
+    if (c->state != HTTP_CONN_CLOSED)
+        account_incomplete(c);
+    shed_incomplete(server);
+}
+
+/* What c holds for a request still arriving (its buffers' allocations), kept in the
+ * server's total. */
+static void account_incomplete(struct http_conn *c)
+{
+    size_t now = c->state == HTTP_CONN_READING ? c->input.cap + c->parser.req.body.cap : 0;
+    c->server->incomplete_bytes = c->server->incomplete_bytes - c->incomplete + now;
+    c->incomplete = now;
+}
+
+/* Over HTTP_MAX_INCOMPLETE_BYTES: the connection holding the most for an incomplete
+ * request is refused (503) and its buffers freed, until the total fits again. */
+static void shed_incomplete(struct http_server *server)
+{
+    while (server->incomplete_bytes > HTTP_MAX_INCOMPLETE_BYTES) {
+        struct http_conn *big = NULL;
+        for (struct http_conn *c = server->conns; c; c = c->next)
+            if (c->incomplete > 0 && (!big || c->incomplete > big->incomplete))
+                big = c;
+        if (!big)
+            return;
+        log_warning("http: %zu bytes held by requests still arriving: refusing the largest "
+                    "(%zu bytes)",
+                    server->incomplete_bytes, big->incomplete);
+        wr_buf_free(&big->input);
+        wr_buf_free(&big->parser.req.body);
+        server->incomplete_bytes -= big->incomplete;
+        big->incomplete = 0;
+        big->parser.status = 503;
+        big->reject_message = "the server holds too much unfinished request data; retry later";
+        uv_read_stop((uv_stream_t *)&big->tcp);
+        big->reading = false;
+        conn_reject(big);
+    }
 }
 
 /* uv_read_start wants an alloc callback; conn_process_input restarts reads with this. */
