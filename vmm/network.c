@@ -1,6 +1,7 @@
 /* A sandbox's network mode at run time (see network.h). */
 #include <cjson/cJSON.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "helper.h"
@@ -39,6 +40,11 @@ char **vmm__net_env(const struct store_sandbox *row)
 
 int vmm__net_check(const char *backend, const struct vmm_net_policy *p, struct wr_error **err)
 {
+    if (p->mode != VMM_NET_NONE && geteuid() != 0)
+        return wr_error_set(err, ENOTSUP,
+                            "network: true and allow-lists need warren to run as root (the "
+                            "sandbox's network is joined and firewalled from the host's "
+                            "namespaces); without root sandboxes have network: false");
     if (p->mode != VMM_NET_NONE && !strcmp(backend, "cloud-hypervisor"))
         return wr_error_set(err, ENOTSUP,
                             "cloud-hypervisor sandboxes have no network yet (no tap device is "
