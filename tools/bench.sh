@@ -18,3 +18,5 @@ if [ -e build/guest/vmlinuz ] && command -v qemu-system-x86_64 >/dev/null; then
     build/tests/bench_pool build/warren qemu
 fi
 build/tests/bench_net build/warren
+build/tests/bench_egress build/warren
+build/tests/bench_cpu build/warren
