@@ -136,3 +136,26 @@ int wr_run(const char *const *argv, void (*line)(void *data, const char *text), 
     *ret_status = status;
     return 0;
 }
+
+int wr_child_setup_wait(int sync_fd, pid_t child, const char *what, struct wr_error **err)
+{
+    char msg[4096];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(sync_fd, msg + len, sizeof(msg) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || (len += (size_t)n) == sizeof(msg) - 1)
+            break;
+    }
+    msg[len] = 0;
+    int status;
+    if (len > 0) {
+        (void)waitpid(child, &status, 0);
+        return wr_error_set(err, EIO, "%s", msg);
+    }
+    /* EOF without a message also happens when the child dies before exec. */
+    if (waitpid(child, &status, WNOHANG) == child)
+        return wr_error_set(err, EIO, "%s exited during setup (status %d)", what, status);
+    return 0;
+}

@@ -191,6 +191,11 @@ void wr_format_time(int64_t t, char out[static 32]);
 /* Waits until pid has exited (a zombie counts: whoever reaps it may not be us). True when
  * it did within timeout_ms. */
 bool wr_wait_exit(pid_t pid, int timeout_ms);
+/* The parent's half of a setup handshake: child writes why its setup failed to a pipe
+ * whose write end closes on exec (or at exit), and nothing when it succeeds. Reads
+ * sync_fd to EOF: 0 when nothing came and child still runs; else an EIO error with the
+ * child's message, or "<what> exited during setup", and a failed child is reaped. */
+int wr_child_setup_wait(int sync_fd, pid_t child, const char *what, struct wr_error **err);
 /* Resident memory of a process, shared pages (a VM's memfd RAM) included. 0 or -errno. */
 int wr_process_rss(pid_t pid, uint64_t *ret_bytes);
 /* The last `max` bytes of a file (a log), from a line start, as valid UTF-8; NULL when

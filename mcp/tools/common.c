@@ -119,3 +119,12 @@ int mcp_arg_network(const cJSON *args, struct vmm_net_policy *ret, bool *present
         return 0;
     return vmm_net_policy_from_json(v, ret, err);
 }
+
+void mcp_sandbox_done(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
+{
+    struct mcp_call *call = data;
+    if (err)
+        mcp_call_fail_error(call, err);
+    else
+        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
+}

@@ -21,6 +21,9 @@ size_t mcp_fit_text(const char *s, size_t n, size_t budget);
 
 /* vmm gives the idle policy's times. */
 cJSON *mcp_sandbox_json(const struct vmm *vmm, const struct vmm_sandbox_info *info);
+/* A vmm_sandbox_cb (data: the mcp_call) that answers the call with the sandbox's JSON, or
+ * fails it with err. */
+void mcp_sandbox_done(void *data, const struct vmm_sandbox_info *info, struct wr_error *err);
 /* Reads the required "id" argument (a sandbox id or name). */
 int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err);
 /* Reads the optional "network" argument (false, true or an allow-list; absent: none).

@@ -2,15 +2,6 @@
  * again from its files). */
 #include "common.h"
 
-static void done(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
-{
-    struct mcp_call *call = data;
-    if (err)
-        mcp_call_fail_error(call, err);
-    else
-        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
-}
-
 static void call_pause_or_resume(struct mcp_call *call, const cJSON *args, bool pause)
 {
     static const char *const known[] = {"id", NULL};
@@ -20,8 +11,8 @@ static void call_pause_or_resume(struct mcp_call *call, const cJSON *args, bool 
         mcp_call_fail_error(call, err);
         return;
     }
-    int r = pause ? vmm_sandbox_pause(mcp_call_vmm(call), id, done, call, &err)
-                  : vmm_sandbox_resume(mcp_call_vmm(call), id, done, call, &err);
+    int r = pause ? vmm_sandbox_pause(mcp_call_vmm(call), id, mcp_sandbox_done, call, &err)
+                  : vmm_sandbox_resume(mcp_call_vmm(call), id, mcp_sandbox_done, call, &err);
     if (r < 0)
         mcp_call_fail_error(call, err);
 }

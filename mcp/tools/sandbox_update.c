@@ -1,15 +1,6 @@
 /* sandbox_update: a sandbox's network policy and ttl, changed at once. */
 #include "common.h"
 
-static void updated(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
-{
-    struct mcp_call *call = data;
-    if (err)
-        mcp_call_fail_error(call, err);
-    else
-        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
-}
-
 static void call(struct mcp_call *call, const cJSON *args)
 {
     static const char *const known[] = {"id", "network", "ttl_seconds", NULL};
@@ -31,7 +22,7 @@ static void call(struct mcp_call *call, const cJSON *args)
     };
     if (!req.network && !req.set_ttl)
         mcp_call_fail(call, "nothing to update: pass network, ttl_seconds or both");
-    else if (vmm_sandbox_update(mcp_call_vmm(call), id, &req, updated, call, &err) < 0)
+    else if (vmm_sandbox_update(mcp_call_vmm(call), id, &req, mcp_sandbox_done, call, &err) < 0)
         mcp_call_fail_error(call, err);
     vmm_net_policy_clear(&network);
 }

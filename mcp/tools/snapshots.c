@@ -43,15 +43,6 @@ static void call_snapshot(struct mcp_call *call, const cJSON *args)
         mcp_call_fail_error(call, err);
 }
 
-static void restored(void *data, const struct vmm_sandbox_info *info, struct wr_error *err)
-{
-    struct mcp_call *call = data;
-    if (err)
-        mcp_call_fail_error(call, err);
-    else
-        mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
-}
-
 static void call_restore(struct mcp_call *call, const cJSON *args)
 {
     static const char *const known[] = {"snapshot", "name", NULL};
@@ -60,7 +51,7 @@ static void call_restore(struct mcp_call *call, const cJSON *args)
     if (mcp_args_check_known(args, known, &err) < 0 ||
         mcp_arg_string(args, "snapshot", true, 128, &snapshot, &err) < 0 ||
         mcp_arg_string(args, "name", false, 63, &name, &err) < 0 ||
-        vmm_snapshot_restore(mcp_call_vmm(call), snapshot, name, restored, call, &err) < 0)
+        vmm_snapshot_restore(mcp_call_vmm(call), snapshot, name, mcp_sandbox_done, call, &err) < 0)
         mcp_call_fail_error(call, err);
 }
 

@@ -20,8 +20,7 @@ static double cpu_share(struct bench_server *s, int cpus)
     const char *id = cJSON_GetObjectItem(sb, "id")->valuestring;
     char cmd[256];
     snprintf(cmd, sizeof(cmd),
-             "for i in 1 2; do timeout %d sh -c 'while :; do :; done' & done; wait; times",
-             WALL_S);
+             "for i in 1 2; do timeout %d sh -c 'while :; do :; done' & done; wait; times", WALL_S);
     cJSON *r = bench_tool(s, "sandbox_exec", bench_exec_args(id, cmd));
     const char *out = cJSON_GetObjectItem(r, "stdout")->valuestring;
     /* The second line of `times`: the children's user and system time. */

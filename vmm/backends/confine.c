@@ -32,7 +32,6 @@
 #define SPEC_MAX_BYTES (256u << 10)
 #define LIST_MAX 32
 #define ARGS_MAX 256
-#define ERROR_MAX 4096
 #define LAUNCH_TIMEOUT_MS 20000
 #define ROOT_NAME "vmm-root"
 #define HIGH_FD 64    /* where the launcher parks fds before handing them over */
@@ -545,24 +544,7 @@ static void set_rlimits(void)
 static int wait_for_child(struct launch *l, pid_t child, struct wr_error **err)
 {
     close(TAKE_FD(l->sync_fd[1]));
-    char msg[ERROR_MAX];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(l->sync_fd[0], msg + len, sizeof(msg) - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || (len += (size_t)n) == sizeof(msg) - 1)
-            break;
-    }
-    msg[len] = 0;
-    int status;
-    if (len > 0) {
-        (void)waitpid(child, &status, 0);
-        return wr_error_set(err, EIO, "%s", msg);
-    }
-    if (waitpid(child, &status, WNOHANG) == child)
-        return wr_error_set(err, EIO, "the VMM exited during setup (status %d)", status);
-    return 0;
+    return wr_child_setup_wait(l->sync_fd[0], child, "the VMM", err);
 }
 
 /* The namespaces the child is born into. The network helper, forked before, stays in the

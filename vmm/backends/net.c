@@ -1,5 +1,6 @@
 /* A sandbox's outbound network: slirp4netns plus nftables in its namespace (see net.h). */
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -7,13 +8,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <cjson/cJSON.h>
-#include <stdlib.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "net.h"
@@ -156,8 +156,8 @@ static _Noreturn void exec_slirp(pid_t target, int log_fd, int ready_fd, int exi
  * network namespace of process target, waits until it is configured, and loads the rules
  * there with nft. slirp4netns exits when exit_fd (a pipe's read end; -1: none) reports
  * hang-up, or when it is killed with the sandbox's cgroup. Output goes to log_fd. */
-static int net_attach(pid_t target, int log_fd, int exit_fd, const char *pid_file,
-                      pid_t *ret_slirp, struct wr_error **err)
+static int net_attach(pid_t target, int log_fd, int exit_fd, const char *pid_file, pid_t *ret_slirp,
+                      struct wr_error **err)
 {
     _cleanup_strv_ char **addrs = vmm_net_host_addresses(err);
     if (!addrs)
@@ -373,8 +373,14 @@ int vmm_net_cut(pid_t target, struct wr_error **err)
      * guest through QEMU's user network) sees the connection end. */
     char ns[64];
     snprintf(ns, sizeof(ns), "--net=/proc/%d/ns/net", (int)target);
-    const char *const argv[] = {"/usr/bin/nsenter", ns, "/usr/bin/ss", "-K", "-t", "-n",
-                                "not dst 127.0.0.0/8 and not dst [::1]", NULL};
+    const char *const argv[] = {"/usr/bin/nsenter",
+                                ns,
+                                "/usr/bin/ss",
+                                "-K",
+                                "-t",
+                                "-n",
+                                "not dst 127.0.0.0/8 and not dst [::1]",
+                                NULL};
     struct wr_buf out;
     wr_buf_init(&out, 4096);
     int status = 0, r = wr_run(argv, NULL, NULL, &out, &status);

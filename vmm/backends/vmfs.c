@@ -29,13 +29,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -55,7 +55,6 @@
 #include "vmm/helper.h"
 
 #define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
-#define LAUNCHER_OUTPUT_MAX 4096
 #define READY_TIMEOUT_MS 10000
 #define LAUNCH_TIMEOUT_MS 20000
 #define STOP_TIMEOUT_MS 3000
@@ -110,8 +109,8 @@ static int build_workspace_share(const struct vmm_sandbox_spec *spec, struct wr_
     if (spec->pooled) {
         /* A pool's VM: an empty, shared tmpfs, so that the workspace vmm_vmfs_attach mounts
          * under it later reaches the virtiofsd's namespace (a slave of this one). */
-        int r = vmm_mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755",
-                          err);
+        int r =
+            vmm_mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755", err);
         if (r < 0)
             return r;
         if (mount(NULL, target, NULL, MS_SHARED, NULL) < 0)
@@ -144,8 +143,8 @@ static int build_shares(const struct vmm_sandbox_spec *spec, struct wr_error **e
 /* The capabilities a virtiofsd starts with (see the top of this file): what it keeps to
  * serve files, and what its own sandbox setup needs before it drops them. */
 static const int virtiofsd_caps[] = {
-    CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,    CAP_SETGID,       CAP_SETUID,
-    CAP_MKNOD,  CAP_SETFCAP,      CAP_SYS_ADMIN, CAP_SETPCAP, CAP_SYS_RESOURCE,
+    CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER,    CAP_FSETID,  CAP_SETGID,       CAP_SETUID,
+    CAP_MKNOD, CAP_SETFCAP,      CAP_SYS_ADMIN, CAP_SETPCAP, CAP_SYS_RESOURCE,
 };
 
 static int bound_capabilities(void)
@@ -372,25 +371,7 @@ static _Noreturn void run_supervisor(const struct vmm_sandbox_spec *spec, int sy
 /* The launcher's half of the handshake: EOF with nothing written means ready. */
 static int wait_for_supervisor(int sync_fd, pid_t child, struct wr_error **err)
 {
-    char msg[LAUNCHER_OUTPUT_MAX];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(sync_fd, msg + len, sizeof(msg) - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || (len += (size_t)n) == sizeof(msg) - 1)
-            break;
-    }
-    msg[len] = 0;
-    int status;
-    if (len > 0) {
-        (void)waitpid(child, &status, 0);
-        return wr_error_set(err, EIO, "%s", msg);
-    }
-    if (waitpid(child, &status, WNOHANG) == child)
-        return wr_error_set(err, EIO, "the vmfs supervisor exited during setup (status %d)",
-                            status);
-    return 0;
+    return wr_child_setup_wait(sync_fd, child, "the vmfs supervisor", err);
 }
 
 static int launch(const char *spec_path, pid_t *ret_pid, struct wr_error **err)

@@ -42,7 +42,6 @@
 #define CPUS_MAX 1024
 #define PIDS_MAX 4096
 #define NOFILE_MAX 65536
-#define ERROR_MAX 4096
 
 /* ---- the spec file ------------------------------------------------------------------- */
 
@@ -724,25 +723,7 @@ static int unshare_namespaces(const struct jail *jail, struct wr_error **err)
 static int wait_for_child(struct jail *jail, pid_t child, struct wr_error **err)
 {
     close(jail->sync_fd[1]);
-    char msg[ERROR_MAX];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(jail->sync_fd[0], msg + len, sizeof(msg) - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || (len += (size_t)n) == sizeof(msg) - 1)
-            break;
-    }
-    msg[len] = 0;
-    int status;
-    if (len > 0) {
-        (void)waitpid(child, &status, 0);
-        return wr_error_set(err, EIO, "%s", msg);
-    }
-    /* EOF without a message also happens when the child dies before exec. */
-    if (waitpid(child, &status, WNOHANG) == child)
-        return wr_error_set(err, EIO, "the sandbox's init exited during setup (status %d)", status);
-    return 0;
+    return wr_child_setup_wait(jail->sync_fd[0], child, "the sandbox's init", err);
 }
 
 static int jail_run(struct jail *jail, pid_t *ret_pid, struct wr_error **err)
@@ -762,7 +743,8 @@ static int jail_run(struct jail *jail, pid_t *ret_pid, struct wr_error **err)
      * (slirp4netns dies with the sandbox). */
     struct vmm_net_helper net = {0};
     const int keep[] = {jail->log_fd};
-    if (network && (r = vmm_net_helper_start(&net, jail->log_fd, -1, jail->spec->dir, keep, 1, err)) < 0)
+    if (network &&
+        (r = vmm_net_helper_start(&net, jail->log_fd, -1, jail->spec->dir, keep, 1, err)) < 0)
         return r;
     if ((r = unshare_namespaces(jail, err)) < 0) {
         if (network)
