@@ -89,9 +89,15 @@ test("create a VM with a repo; exec sees the guest kernel and the repo", async (
   assert.ok(kernel && guestVersion.includes(kernel.replace(/-cloud-amd64$/, "")), `guest kernel ${kernel} vs ${guestVersion}`);
   assert.notEqual(kernel, readFileSync("/proc/sys/kernel/osrelease", "utf8").trim());
   assert.equal(rest.join("\n"), `${repoReadme}main.c\n`);
-  // network: false (the default): no NIC at all, only the loopback.
-  const nets = await callTool(client, "sandbox_exec", { id: sb.id, command: "ls /sys/class/net" });
-  assert.equal(nets.stdout, "lo\n");
+  // network: false (the default): the NIC is there (every VM has one, so that sandbox_update
+  // can switch modes), but QEMU's network namespace has nothing behind it: the gateway
+  // (that namespace's loopback) refuses, nothing else answers.
+  const nets = await callTool(client, "sandbox_exec", {
+    id: sb.id,
+    command: "ls /sys/class/net; bash -c '(exec 3<>/dev/tcp/10.0.2.2/80) 2>/dev/null && echo open || echo closed; " +
+      "timeout 5 bash -c \"exec 3<>/dev/tcp/203.0.113.10/80\" 2>/dev/null && echo out || echo no way out'",
+  });
+  assert.equal(nets.stdout, "eth0\nlo\nclosed\nno way out\n");
 }, { timeoutMs: BOOT_TIMEOUT_MS + 30_000 });
 
 test("writes land in the sandbox's upper layer, not in the repo; list shows memory", async () => {
