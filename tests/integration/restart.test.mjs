@@ -1,7 +1,8 @@
 // Sandboxes outlive the server: after `kill -9` of warren, a new warren on the same state
 // directory lists them running and uses them; a sandbox whose PID 1 died is listed as
 // stopped with its files kept, refuses exec with a clear message, and can be destroyed;
-// two warren processes share one state directory.
+// two warren processes share one state directory. An allow-list sandbox's egress proxy is
+// served again by the new server, and its snapshot's forks keep the policy.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,7 +34,7 @@ let b;
 test("create two sandboxes and write a file in each", async () => {
   first = await connectStdio({ stateDir });
   a = await callTool(first, "sandbox_create", { name: "restart-a", repo });
-  b = await callTool(first, "sandbox_create", { name: "restart-b" });
+  b = await callTool(first, "sandbox_create", { name: "restart-b", network: { allow: ["listed.test"] } });
   await callTool(first, "sandbox_write_file", { id: a.id, path: "kept.txt", content: "file in a\n" });
   await callTool(first, "sandbox_write_file", { id: b.id, path: "kept.txt", content: "file in b\n" });
   // A process started in the sandbox survives the server too.
@@ -42,7 +43,15 @@ test("create two sandboxes and write a file in each", async () => {
   // And so does a snapshot (b restarts around it: take its new pid).
   await callTool(first, "sandbox_snapshot", { id: b.id, name: "restart-snap" });
   b = (await callTool(first, "sandbox_list")).sandboxes.find((s) => s.id === b.id);
+  assert.equal(await proxyAnswer(first, b.id), "403");
 });
+
+// The egress proxy's answer to a name off the list (403), or 000 when nothing listens.
+async function proxyAnswer(client, id) {
+  const r = await callTool(client, "sandbox_exec", {
+    id, command: "curl -s -m 5 -o /dev/null -w '%{http_code}' http://unlisted.test/" });
+  return r.stdout;
+}
 
 test("kill -9 the server; a new one on the same state dir uses both sandboxes", async () => {
   const serverPid = first.transport.pid;
@@ -69,8 +78,11 @@ test("kill -9 the server; a new one on the same state dir uses both sandboxes", 
   }
   const { snapshots } = await callTool(second, "snapshot_list");
   assert.deepEqual(snapshots.map((x) => x.name), ["restart-snap"]);
+  assert.equal(await proxyAnswer(second, b.id), "403", "the new server serves b's egress proxy");
   const fork = await callTool(second, "sandbox_restore", { snapshot: "restart-snap" });
   assert.equal((await callTool(second, "sandbox_exec", { id: fork.id, command: "cat kept.txt" })).stdout, "file in b\n");
+  assert.deepEqual(fork.network, { allow: ["listed.test"], deny: [] });
+  assert.equal(await proxyAnswer(second, fork.id), "403");
   await callTool(second, "sandbox_destroy", { id: fork.id });
   const ps = await callTool(second, "sandbox_exec", { id: a.id, command: "ps -eo args" });
   assert.match(ps.stdout, /sleep 600/);
