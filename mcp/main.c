@@ -10,6 +10,7 @@
 
 #include "mcp.h"
 #include "mcp/http/http.h"
+#include "mcp/web/web.h"
 #include "vmm/backends/confine.h"
 #include "vmm/backends/jail/jailer.h"
 #include "vmm/backends/net.h"
@@ -46,7 +47,7 @@ static void usage(FILE *f)
           "       warren version\n"
           "\n"
           "  mcp            MCP over stdio for one client (what Claude Code / Cursor launch)\n"
-          "  serve          MCP Streamable HTTP at /mcp for many clients\n"
+          "  serve          MCP Streamable HTTP at /mcp for many clients, and the web UI at /\n"
           "\n"
           "options:\n"
           "  --backend B           auto (default), cloud-hypervisor, qemu or jail\n"
@@ -238,6 +239,7 @@ struct app {
     struct mcp_server *server;
     struct http_server *listener; /* serve: the one HTTP listener, with /mcp on it */
     struct mcp_http *http;
+    struct mcp_web *web; /* serve: the web UI on the same listener */
     uv_signal_t sigint, sigterm;
     bool stopping;
 };
@@ -247,7 +249,9 @@ static void app_stop(struct app *app)
     if (app->stopping)
         return;
     app->stopping = true;
-    /* The listener first: no request reaches a front door that is going away. */
+    /* The UI's event streams end cleanly, then the listener: no request reaches a front
+     * door that is going away. */
+    mcp_web_stop(TAKE_PTR(app->web));
     http_server_stop(TAKE_PTR(app->listener));
     mcp_http_stop(TAKE_PTR(app->http));
     uv_signal_stop(&app->sigint);
@@ -321,6 +325,8 @@ static int run(struct cli *c)
             r = http_server_start(&ho, &app.listener, &err);
         if (r == 0)
             r = mcp_http_start(app.server, app.listener, NULL, &app.http, &err);
+        if (r == 0)
+            r = mcp_web_start(app.vmm, app.listener, &app.web, &err);
     }
     if (r < 0) {
         log_error("%s", err->msg);

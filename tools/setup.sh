@@ -16,7 +16,7 @@ cd "$top"
 APT_PACKAGES=(
     build-essential cmake pkg-config git
     libuv1-dev libcjson-dev libsqlite3-dev libseccomp-dev libgit2-dev libssh2-1-dev
-    libhttp-parser-dev libssl-dev openssh-server openssh-client
+    libhttp-parser-dev libssl-dev libwslay-dev openssh-server openssh-client
     qemu-system-x86 qemu-system-common
     skopeo libarchive-tools
     # network: true: user-mode NAT into the sandbox's namespace, and its firewall rules
@@ -27,6 +27,8 @@ APT_PACKAGES=(
     kmod iproute2
     # the tests' own registry and images: docker-registry, umoci, mmdebstrap, busybox-static
     docker-registry umoci mmdebstrap busybox-static
+    # the web UI's browser tests (driven by playwright-core from npm)
+    chromium
 )
 
 as_root() {

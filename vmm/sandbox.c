@@ -333,3 +333,14 @@ int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind
     store_sandbox_clear(&row);
     return r;
 }
+
+int vmm_events_since(struct vmm *vmm, int64_t after_id, size_t limit,
+                     struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
+{
+    return store_events_since(vmm->store, after_id, limit, ret, ret_n, err);
+}
+
+int64_t vmm_events_last_id(struct vmm *vmm)
+{
+    return store_event_last_id(vmm->store);
+}

@@ -682,6 +682,7 @@ void store_event_clear(struct store_event_row *e)
 {
     free(e->kind);
     free(e->detail);
+    free(e->sandbox_id);
     *e = (struct store_event_row){0};
 }
 
@@ -722,6 +723,53 @@ int store_event_list(struct store *st, const char *sandbox_id, const char *kind,
     *ret = v;
     *ret_n = n;
     return 0;
+}
+
+int store_events_since(struct store *st, int64_t after_id, size_t limit,
+                       struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "SELECT id, at, kind, detail, sandbox_id FROM events WHERE id > ?1 "
+                    "ORDER BY id LIMIT ?2",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    sqlite3_bind_int64(stmt, 1, after_id);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
+    struct store_event_row *v = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        v = wr_realloc(v, (n + 1) * sizeof(*v));
+        v[n++] = (struct store_event_row){
+            .id = sqlite3_column_int64(stmt, 0),
+            .at = sqlite3_column_int64(stmt, 1),
+            .kind = column_strdup(stmt, 2),
+            .detail = column_strdup(stmt, 3),
+            .sandbox_id = column_strdup(stmt, 4),
+        };
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_event_clear(&v[i]);
+        free(v);
+        return store_fail(st, rc, err, "listing events");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+int64_t store_event_last_id(struct store *st)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    if (prepare(st, "SELECT coalesce(max(id), 0) FROM events", &stmt, NULL) < 0 ||
+        sqlite3_step(stmt) != SQLITE_ROW)
+        return 0;
+    return sqlite3_column_int64(stmt, 0);
 }
 
 int store_sandbox_set_layers(struct store *st, const char *id, const char *ws_layers,

@@ -86,6 +86,7 @@ int store_event(struct store *st, const char *sandbox_id, const char *kind, cons
 struct store_event_row {
     int64_t id, at; /* at: unix seconds */
     char *kind, *detail;
+    char *sandbox_id; /* store_events_since only */
 };
 void store_event_clear(struct store_event_row *e);
 /* A sandbox's newest events (at most limit), oldest first; kind NULL for all, else that
@@ -93,6 +94,11 @@ void store_event_clear(struct store_event_row *e);
  * with store_event_clear and the array with free. */
 int store_event_list(struct store *st, const char *sandbox_id, const char *kind, size_t limit,
                      struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
+/* Every sandbox's events after after_id, oldest first, at most limit. */
+int store_events_since(struct store *st, int64_t after_id, size_t limit,
+                       struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
+/* The newest event's id (0: none). */
+int64_t store_event_last_id(struct store *st);
 
 /* Replaces a sandbox's snapshot layer chains (JSON arrays, may be NULL). */
 int store_sandbox_set_layers(struct store *st, const char *id, const char *ws_layers,

@@ -115,6 +115,12 @@ int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb c
 int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind, size_t limit,
                        struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
 
+/* Every sandbox's events after after_id (a live feed: the web UI's event stream), and the
+ * newest event's id. */
+int vmm_events_since(struct vmm *vmm, int64_t after_id, size_t limit,
+                     struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
+int64_t vmm_events_last_id(struct vmm *vmm);
+
 /* Changes a sandbox's settings at once (sandbox_update). network: the new policy, applied
  * to a running or paused sandbox now (connections it no longer allows are cut: NAT's with
  * its slirp4netns, the proxy's by host) and to a stopped one at its next boot. ttl: the

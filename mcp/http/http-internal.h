@@ -53,6 +53,7 @@ enum http_conn_state {
     HTTP_CONN_STREAMING, /* an SSE response */
     HTTP_CONN_FINISHING, /* the last response is being written; input is ignored */
     HTTP_CONN_LINGERING, /* the last response is out; draining input until the peer closes */
+    HTTP_CONN_UPGRADED,  /* switched protocols: bytes go to the front door's handlers */
     HTTP_CONN_CLOSED,
 };
 
@@ -85,6 +86,9 @@ struct http_conn {
     const char *reject_message;     /* why the request was refused at its headers */
     void (*on_close)(void *data);   /* the front door's hook (http_conn_on_close) */
     void *on_close_data;
+    struct http_upgrade_handlers upgrade; /* HTTP_CONN_UPGRADED */
+    void *upgrade_data;
+    bool paused; /* upgraded: the front door stopped reading */
 };
 
 struct http_route_entry {
@@ -105,7 +109,15 @@ struct http_server {
     struct http_conn *conns;
     struct http_route_entry *routes, **routes_tail;
     char *not_found; /* "not found: this server answers /mcp, ..." */
+    struct http_signin *signins; /* signed-in browsers (signin.c) */
+    size_t signin_count;
 };
+
+/* signin.c: whether a request without the bearer token is a signed-in browser's (and,
+ * when it changes state, carries the session's CSRF token and an Origin). */
+bool http__signin_allows(struct http_server *s, const struct http_request *req,
+                         const char **ret_message);
+void http__signins_free(struct http_server *s);
 
 /* The route serving path, or NULL. */
 const struct http_route *http__route_find(const struct http_server *server, const char *path);

@@ -71,6 +71,9 @@ struct http_route {
      * frees, and its media type in *ret_content_type. Without it: {"error": message}. */
     char *(*error_body)(void *data, int status, const char *message, const char **ret_content_type);
     void *data;
+    /* Served without the token or a sign-in: the web UI's page, its assets and the
+     * sign-in itself. Host and Origin are still checked. */
+    bool public;
 };
 
 struct http_server_options {
@@ -85,6 +88,7 @@ int http_server_start(const struct http_server_options *opts, struct http_server
 /* Adds a route (copied; its path and data must outlive the server). Routes are matched in the
  * order added; the first whose path matches wins. */
 void http_server_route(struct http_server *server, const struct http_route *route);
+uv_loop_t *http_server_loop(const struct http_server *server);
 /* "127.0.0.1:8080" with the port actually bound. */
 const char *http_server_authority(const struct http_server *server);
 /* Closes every connection (their close hooks run) and the listener; the server is freed
@@ -122,6 +126,49 @@ void http_conn_close(struct http_conn *c);
  * handle callback; clear it (cb NULL) when letting go of c. Answering (http_respond,
  * http_sse_end) clears it too. */
 void http_conn_on_close(struct http_conn *c, void (*cb)(void *data), void *data);
+
+/* ---- upgraded connections (WebSocket) ------------------------------------------------ */
+
+/* Below this many queued bytes an upgraded connection's writer is told to go on. */
+#define HTTP_UPGRADE_LOW_WATER (256u * 1024u)
+
+struct http_upgrade_handlers {
+    void (*on_data)(void *data, const char *buf, size_t len); /* bytes from the peer */
+    void (*on_drain)(void *data); /* optional: the write queue fell below the low water */
+};
+/* Answers 101 Switching Protocols (with extra_headers, e.g. "Upgrade: websocket\r\n...")
+ * and from then on hands the connection's bytes to h, with no timeouts. The close hook
+ * (http_conn_on_close) still says when the peer goes; http_conn_close ends it. */
+void http_upgrade(struct http_conn *c, const char *extra_headers,
+                  const struct http_upgrade_handlers *h, void *data);
+/* Queues raw bytes on an upgraded connection. */
+void http_upgraded_write(struct http_conn *c, const void *buf, size_t len);
+/* Ends an upgraded connection once what is queued for the peer is written. */
+void http_upgraded_end(struct http_conn *c);
+/* Bytes queued for the peer and not yet written. */
+size_t http_conn_write_queue(const struct http_conn *c);
+/* Stops (pause true) or resumes reading an upgraded connection (flow control). */
+void http_upgraded_pause(struct http_conn *c, bool pause);
+
+/* ---- browser sign-in (signin.c) ---------------------------------------------------- */
+
+/* A browser that signed in with the server's token gets a session cookie (HttpOnly,
+ * SameSite=Strict) that stands for the bearer token on every route; its requests that
+ * change state (not GET or HEAD) must also carry the session's CSRF token in an
+ * X-CSRF-Token header and an Origin of this server. */
+#define HTTP_SIGNIN_COOKIE "warren_session"
+
+/* True when token is the server's (constant time); false with --auth none. */
+bool http_server_token_ok(const struct http_server *s, const char *token);
+/* False with --auth none: every request is allowed, nobody needs to sign in. */
+bool http_server_needs_signin(const struct http_server *s);
+/* A new session: its "Set-Cookie: ...\r\n" header line and its CSRF token (the caller
+ * frees both). 0 or -errno. */
+int http_signin_create(struct http_server *s, char **ret_set_cookie, char **ret_csrf);
+/* The CSRF token of the session req's cookie names, or NULL when it names none. */
+const char *http_signin_csrf(struct http_server *s, const struct http_request *req);
+/* Ends the session of req's cookie (if any); returns the Set-Cookie line that clears it. */
+const char *http_signin_end(struct http_server *s, const struct http_request *req);
 
 /* ---- header values (pure functions) ------------------------------------------------ */
 

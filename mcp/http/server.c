@@ -45,6 +45,7 @@ static void server_handle_closed(struct http_server *server)
     }
     free(server->not_found);
     free(server->token);
+    http__signins_free(server);
     free(server->authority);
     free(server);
 }
@@ -128,6 +129,11 @@ static void conn_write_done(uv_write_t *req, int status)
         http_conn_close(c);
         return;
     }
+    if (c->state == HTTP_CONN_UPGRADED) {
+        if (c->upgrade.on_drain && http_conn_write_queue(c) < HTTP_UPGRADE_LOW_WATER)
+            c->upgrade.on_drain(c->upgrade_data);
+        return;
+    }
     if (close_after)
         conn_linger(c);
     else
@@ -208,6 +214,70 @@ void http_respond(struct http_conn *c, const struct http_response *r)
     conn_request_done(c, close);
     conn_write(c, &b, close);
     wr_buf_free(&b);
+}
+
+void http_upgrade(struct http_conn *c, const char *extra_headers,
+                  const struct http_upgrade_handlers *h, void *data)
+{
+    if (!conn_answering(c))
+        return;
+    struct wr_buf b;
+    wr_buf_init(&b, SIZE_MAX);
+    wr_buf_printf(&b, "HTTP/1.1 101 Switching Protocols\r\n%s\r\n",
+                  extra_headers ? extra_headers : "");
+    c->state = HTTP_CONN_UPGRADED;
+    c->upgrade = *h;
+    c->upgrade_data = data;
+    c->server->incomplete_bytes -= c->incomplete;
+    c->incomplete = 0;
+    conn_set_timer(c, HTTP_TIMER_NONE);
+    conn_write(c, &b, false);
+    wr_buf_free(&b);
+    /* Bytes the peer sent right behind its request are the new protocol's. */
+    if (c->state == HTTP_CONN_UPGRADED && c->input.len > 0) {
+        struct wr_buf rest = c->input;
+        wr_buf_init(&c->input, SIZE_MAX);
+        h->on_data(data, rest.data, rest.len);
+        wr_buf_free(&rest);
+    }
+    if (c->state == HTTP_CONN_UPGRADED && !c->reading && !c->paused)
+        c->reading = conn_start_reading(c) == 0;
+}
+
+void http_upgraded_write(struct http_conn *c, const void *buf, size_t len)
+{
+    if (c->state != HTTP_CONN_UPGRADED)
+        return;
+    struct wr_buf b;
+    wr_buf_init(&b, SIZE_MAX);
+    wr_buf_append(&b, buf, len);
+    conn_write(c, &b, false);
+    wr_buf_free(&b);
+}
+
+void http_upgraded_end(struct http_conn *c)
+{
+    if (c->state != HTTP_CONN_UPGRADED)
+        return;
+    c->on_close = NULL;
+    conn_linger(c);
+}
+
+size_t http_conn_write_queue(const struct http_conn *c)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+void http_upgraded_pause(struct http_conn *c, bool pause)
+{
+    if (c->state != HTTP_CONN_UPGRADED || c->paused == pause)
+        return;
+    c->paused = pause;
+    if (pause && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    } else if (!pause && !c->reading)
+        c->reading = conn_start_reading(c) == 0;
 }
 
 /* "Allow: GET, POST\r\n" for a route's methods. */
@@ -432,8 +502,11 @@ static int check_headers(void *data, struct http_request *req)
         return reject(c, 403, "Host header is not this server");
     if (req->origin && !http_origin_allowed(req->origin, server->authority))
         return reject(c, 403, "Origin not allowed");
-    if (server->token && !http_token_matches(req->authorization, server->token))
-        return reject(c, 401, "missing or wrong bearer token");
+    const char *why = NULL;
+    if (server->token && !(route && route->public) &&
+        !http_token_matches(req->authorization, server->token) &&
+        !http__signin_allows(server, req, &why))
+        return reject(c, why && strstr(why, "CSRF") ? 403 : 401, why);
     if (!route)
         return reject(c, 404, server->not_found ? server->not_found : "not found");
     if (!(route->methods & HTTP_METHOD_BIT(req->method)))
@@ -499,6 +572,10 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
          * spec); their answers are dropped when they come. */
         if (nread < 0)
             http_conn_close(c);
+        return;
+    }
+    if (c->state == HTTP_CONN_UPGRADED) {
+        c->upgrade.on_data(c->upgrade_data, buf->base, (size_t)nread);
         return;
     }
     wr_buf_append(&c->input, buf->base, (size_t)nread);
@@ -717,6 +794,11 @@ void http_server_route(struct http_server *server, const struct http_route *rout
     server->not_found = was ? wr_asprintf("%s, %s", was, route->path)
                             : wr_asprintf("not found: this server answers %s", route->path);
     free(was);
+}
+
+uv_loop_t *http_server_loop(const struct http_server *server)
+{
+    return server->loop;
 }
 
 const char *http_server_authority(const struct http_server *server)

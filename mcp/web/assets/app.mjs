@@ -1,0 +1,578 @@
+// warren's web UI: sign-in, the sandboxes table, the create form and a page per sandbox
+// (terminal, files, changes, snapshots, activity, metrics). Everything it does to
+// sandboxes goes through MCP tools (mcp.mjs); live updates come from /api/events.
+import { html, render, useEffect, useRef, useState, useCallback } from "vendor/preact-htm";
+import { setCsrf, tool } from "mcp";
+import { TerminalTab } from "terminal";
+
+// ---- small helpers ----------------------------------------------------------------------
+
+const fmtBytes = (n) => {
+  if (n == null) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  return `${n < 10 && i ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
+};
+const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "–");
+const ago = (t) => {
+  if (!t) return "–";
+  const s = Math.round((Date.parse(t) - Date.now()) / 1000);
+  const a = Math.abs(s);
+  const text = a < 60 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min` : `${Math.round(a / 3600)} h`;
+  return s >= 0 ? `in ${text}` : `${text} ago`;
+};
+const netText = (n) => (n === true ? "NAT" : n === false || n == null ? "none" : `allow ${n.allow.join(", ") || "(nothing)"}`);
+
+function route() {
+  const m = location.hash.match(/^#\/sandbox\/([^/]+)(?:\/(\w+))?/);
+  return m ? { page: "sandbox", id: decodeURIComponent(m[1]), tab: m[2] ?? "terminal" } : { page: "list" };
+}
+
+// One EventSource for the page: every sandbox event bumps a counter that views watch.
+let eventListeners = new Set();
+function startEvents() {
+  const es = new EventSource("/api/events");
+  es.onmessage = (e) => {
+    let ev = null;
+    try { ev = JSON.parse(e.data); } catch {}
+    for (const f of eventListeners) f(ev);
+  };
+  return es;
+}
+function useEvents(fn) {
+  useEffect(() => {
+    eventListeners.add(fn);
+    return () => eventListeners.delete(fn);
+  }, [fn]);
+}
+
+function ErrorLine({ error }) {
+  return error ? html`<p class="error" role="alert">${String(error.message ?? error)}</p>` : null;
+}
+
+function confirmDo(text, fn) {
+  if (confirm(text)) fn();
+}
+
+// ---- sign-in ----------------------------------------------------------------------------------
+
+function SignIn({ onSignedIn }) {
+  const [token, setToken] = useState("");
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    const r = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }) });
+    if (!r.ok) {
+      setError(r.status === 429 ? "Too many attempts: wait a minute." : "That token is not this server's.");
+      return;
+    }
+    onSignedIn((await r.json()).csrf);
+  };
+  return html`<main class="signin">
+    <h1>warren</h1>
+    <form onSubmit=${submit}>
+      <label for="token">Server token</label>
+      <input id="token" name="token" type="password" autocomplete="current-password" autofocus
+        value=${token} onInput=${(e) => setToken(e.target.value)} />
+      <p class="hint">The token is in <code>&lt;state-dir&gt;/token</code> (or <code>$WARREN_TOKEN</code>) on the server.</p>
+      <button type="submit">Sign in</button>
+      <${ErrorLine} error=${error} />
+    </form>
+  </main>`;
+}
+
+// ---- the sandboxes table -------------------------------------------------------------------------
+
+const CREATE_DEFAULTS = { name: "", repo: "", ref: "", image: "", cpus: 1, memory_mib: 512, disk_mib: "", network: "false", allow: "", env: "", ttl_seconds: 0 };
+
+function CreateForm({ onCreated }) {
+  const [f, setF] = useState(CREATE_DEFAULTS);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const set = (k) => (e) => setF({ ...f, [k]: e.target.type === "number" ? Number(e.target.value) : e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const args = { cpus: f.cpus, memory_mib: f.memory_mib };
+      for (const k of ["name", "repo", "ref", "image"]) if (f[k]) args[k] = f[k];
+      if (f.disk_mib) args.disk_mib = Number(f.disk_mib);
+      if (f.ttl_seconds) args.ttl_seconds = f.ttl_seconds;
+      if (f.network === "true") args.network = true;
+      if (f.network === "allow") args.network = { allow: f.allow.split(/[\s,]+/).filter(Boolean) };
+      if (f.env.trim())
+        args.env = Object.fromEntries(f.env.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+      const sb = await tool("sandbox_create", args);
+      setF(CREATE_DEFAULTS);
+      onCreated(sb);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<details class="create" open=${false}>
+    <summary>New sandbox</summary>
+    <form onSubmit=${submit} class="grid">
+      <label>Name <input name="name" value=${f.name} onInput=${set("name")} placeholder="generated" /></label>
+      <label>Repository (host path) <input name="repo" value=${f.repo} onInput=${set("repo")} placeholder="/home/me/src/app" /></label>
+      <label>Ref <input name="ref" value=${f.ref} onInput=${set("ref")} placeholder="HEAD" /></label>
+      <label>Image <input name="image" value=${f.image} onInput=${set("image")} placeholder="host" /></label>
+      <label>CPUs <input name="cpus" type="number" min="1" max="64" value=${f.cpus} onInput=${set("cpus")} /></label>
+      <label>Memory (MiB) <input name="memory_mib" type="number" min="64" value=${f.memory_mib} onInput=${set("memory_mib")} /></label>
+      <label>Disk (MiB) <input name="disk_mib" type="number" min="64" value=${f.disk_mib} onInput=${set("disk_mib")} placeholder="server default" /></label>
+      <label>TTL (s, 0: none) <input name="ttl_seconds" type="number" min="0" value=${f.ttl_seconds} onInput=${set("ttl_seconds")} /></label>
+      <label>Network
+        <select name="network" value=${f.network} onChange=${set("network")}>
+          <option value="false">none</option><option value="true">NAT (internet)</option><option value="allow">allow-list</option>
+        </select></label>
+      ${f.network === "allow" && html`<label>Allowed hosts <input name="allow" value=${f.allow} onInput=${set("allow")} placeholder="deb.debian.org *.pythonhosted.org" /></label>`}
+      <label class="wide">Environment (KEY=value per line) <textarea name="env" rows="2" value=${f.env} onInput=${set("env")}></textarea></label>
+      <div class="wide"><button type="submit" disabled=${busy}>${busy ? "Creating…" : "Create"}</button></div>
+      <${ErrorLine} error=${error} />
+    </form>
+  </details>`;
+}
+
+function SandboxList() {
+  const [data, setData] = useState(null);
+  const [error, setError] = useState(null);
+  const [filter, setFilter] = useState("all");
+  const [selected, setSelected] = useState(new Set());
+  const load = useCallback(async () => {
+    try {
+      setData(await tool("sandbox_list"));
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+  }, []);
+  useEffect(() => {
+    load();
+    const t = setInterval(load, 5000); // memory and timers move without events
+    return () => clearInterval(t);
+  }, [load]);
+  useEvents(load);
+  const rows = (data?.sandboxes ?? []).filter((s) => filter === "all" || s.state === filter);
+  const toggle = (id) => {
+    const n = new Set(selected);
+    n.has(id) ? n.delete(id) : n.add(id);
+    setSelected(n);
+  };
+  const bulk = async (what) => {
+    const ids = [...selected];
+    const run = async () => {
+      for (const id of ids) {
+        try { await tool(what, { id }); } catch (e) { setError(e); }
+      }
+      setSelected(new Set());
+      load();
+    };
+    if (what === "sandbox_destroy") confirmDo(`Destroy ${ids.length} sandbox(es)? Their files are deleted.`, run);
+    else run();
+  };
+  return html`<main>
+    <${CreateForm} onCreated=${(sb) => { load(); location.hash = `#/sandbox/${sb.id}`; }} />
+    <div class="toolbar">
+      <label>State <select value=${filter} onChange=${(e) => setFilter(e.target.value)} aria-label="filter by state">
+        ${["all", "running", "paused", "stopped", "failed", "creating"].map((s) => html`<option value=${s}>${s}</option>`)}
+      </select></label>
+      <span class="grow"></span>
+      <button disabled=${!selected.size} onClick=${() => bulk("sandbox_pause")}>Pause</button>
+      <button disabled=${!selected.size} onClick=${() => bulk("sandbox_resume")}>Resume</button>
+      <button class="danger" disabled=${!selected.size} onClick=${() => bulk("sandbox_destroy")}>Destroy</button>
+    </div>
+    <${ErrorLine} error=${error} />
+    <table class="sandboxes">
+      <thead><tr><th></th><th>Name</th><th>State</th><th>Backend</th><th>Image</th><th>Repository</th><th>CPUs</th>
+        <th>Memory used / configured</th><th>Balloon</th><th>Disk</th><th>Network</th><th>Idle pause</th><th>TTL</th></tr></thead>
+      <tbody>
+        ${rows.map((s) => html`<tr key=${s.id} class=${`state-${s.state}`}>
+          <td><input type="checkbox" aria-label=${`select ${s.name}`} checked=${selected.has(s.id)} onChange=${() => toggle(s.id)} /></td>
+          <td><a href=${`#/sandbox/${s.id}`}>${s.name}</a></td>
+          <td><span class="state">${s.state}</span></td>
+          <td>${s.backend}</td><td>${s.image}</td>
+          <td>${s.repo ? html`${s.repo} <code>${(s.commit ?? "").slice(0, 8)}</code>` : "–"}</td>
+          <td>${s.cpus}</td>
+          <td>${fmtBytes(s.memory?.usage_bytes)} / ${s.memory?.configured_mib} MiB</td>
+          <td>${fmtBytes(s.memory?.balloon_bytes)}</td>
+          <td>${s.disk_mib ? `${fmtBytes(s.disk_used_bytes)} / ${s.disk_mib} MiB` : "–"}</td>
+          <td>${netText(s.network)}</td>
+          <td>${ago(s.idle_policy?.pause_at)}</td>
+          <td>${s.expires_at ? ago(s.expires_at) : "–"}</td>
+        </tr>`)}
+        ${data && !rows.length && html`<tr><td colspan="13" class="empty">No sandboxes${filter === "all" ? "" : ` ${filter}`}.</td></tr>`}
+      </tbody>
+    </table>
+    ${data?.pools?.length ? html`<h2>Warm pools</h2><ul>${data.pools.map((p) => html`<li>${p.image} (${p.backend}): ${p.ready}/${p.size} ready${p.error ? ` – ${p.error}` : ""}</li>`)}</ul>` : null}
+  </main>`;
+}
+
+// ---- the sandbox page -------------------------------------------------------------------------------
+
+const TABS = [["terminal", "Terminal"], ["files", "Files"], ["changes", "Changes"], ["snapshots", "Snapshots"], ["activity", "Activity"], ["metrics", "Metrics"]];
+
+function SandboxPage({ id, tab }) {
+  const [sb, setSb] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const load = useCallback(async () => {
+    try {
+      const { sandboxes } = await tool("sandbox_list");
+      const s = sandboxes.find((x) => x.id === id || x.name === id);
+      setSb(s ?? null);
+      setError(s ? null : new Error(`No sandbox ${id}: it may have been destroyed.`));
+    } catch (e) {
+      setError(e);
+    }
+  }, [id]);
+  useEffect(() => { load(); }, [load]);
+  useEvents(useCallback((ev) => { if (!ev || ev.sandbox_id === sb?.id || ev.kind === "hello") load(); }, [sb?.id, load]));
+  const act = async (name, args, after) => {
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await tool(name, { id: sb.id, ...args });
+      after?.(r);
+      load();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (!sb) return html`<main><p><a href="#/">← Sandboxes</a></p><${ErrorLine} error=${error} />${!error && html`<p>Loading…</p>`}</main>`;
+  const running = sb.state === "running";
+  return html`<main class="sandbox">
+    <p><a href="#/">← Sandboxes</a></p>
+    <header class="sbhead">
+      <h1>${sb.name} <span class=${`state state-${sb.state}`}>${sb.state}</span></h1>
+      <p class="meta">${sb.backend} · ${sb.image} · ${sb.cpus} CPU · ${sb.memory?.configured_mib} MiB · network ${netText(sb.network)}
+        ${sb.repo ? html` · ${sb.repo} @ <code>${(sb.commit ?? "").slice(0, 12)}</code>` : ""}</p>
+      <div class="actions">
+        ${running && html`<button disabled=${busy} onClick=${() => act("sandbox_pause")}>Pause</button>`}
+        ${!running && html`<button disabled=${busy} onClick=${() => act("sandbox_resume")}>${sb.state === "paused" ? "Resume" : "Start"}</button>`}
+        <button disabled=${busy} onClick=${() => confirmDo("Restart? Its processes end; its files stay.", () => act("sandbox_snapshot", { name: `restart-${Date.now()}` }))} title="a snapshot restarts the sandbox's processes">Snapshot & restart</button>
+        <button disabled=${busy} onClick=${() => act("sandbox_snapshot", {})}>Snapshot</button>
+        <button class="danger" disabled=${busy} onClick=${() => confirmDo(`Destroy ${sb.name}? Its files are deleted.`, () => act("sandbox_destroy", {}, () => (location.hash = "#/")))}>Destroy</button>
+      </div>
+    </header>
+    <${ErrorLine} error=${error} />
+    <nav class="tabs" role="tablist">
+      ${TABS.map(([k, label]) => html`<a role="tab" aria-selected=${tab === k} class=${tab === k ? "on" : ""} href=${`#/sandbox/${sb.id}/${k}`}>${label}</a>`)}
+    </nav>
+    <section class="tab">
+      ${tab === "terminal" && html`<${TerminalTab} sandbox=${sb} />`}
+      ${tab === "files" && html`<${FilesTab} sandbox=${sb} />`}
+      ${tab === "changes" && html`<${ChangesTab} sandbox=${sb} />`}
+      ${tab === "snapshots" && html`<${SnapshotsTab} sandbox=${sb} />`}
+      ${tab === "activity" && html`<${ActivityTab} sandbox=${sb} />`}
+      ${tab === "metrics" && html`<${MetricsTab} sandbox=${sb} />`}
+    </section>
+  </main>`;
+}
+
+// ---- files ------------------------------------------------------------------------------------------
+
+const UPLOAD_MAX = 32 * 1024 * 1024;
+const EDIT_MAX = 1024 * 1024;
+const b64 = (buf) => {
+  let s = "";
+  const bytes = new Uint8Array(buf);
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+};
+
+function FilesTab({ sandbox }) {
+  const [dir, setDir] = useState("/workspace");
+  const [listing, setListing] = useState(null);
+  const [open, setOpen] = useState(null); // {path, text?, image?, size}
+  const [draft, setDraft] = useState("");
+  const [error, setError] = useState(null);
+  const [note, setNote] = useState("");
+  const load = useCallback(async () => {
+    try {
+      setListing(await tool("sandbox_list_dir", { id: sandbox.id, path: dir }));
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+  }, [sandbox.id, dir]);
+  useEffect(() => { load(); }, [load]);
+  const openFile = async (e) => {
+    setError(null);
+    if (e.type === "dir") return setDir(e.path);
+    const image = /\.(png|jpe?g|gif|webp|svg)$/i.test(e.name);
+    try {
+      const r = await tool("sandbox_read_file", { id: sandbox.id, path: e.path, encoding: image ? "base64" : "utf8", length: EDIT_MAX });
+      setOpen({ path: e.path, size: r.size, truncated: r.truncated, image: image ? `data:image/${e.name.split(".").pop().replace("svg", "svg+xml")};base64,${r.content}` : null, text: image ? null : r.content });
+      setDraft(image ? "" : r.content);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const save = async () => {
+    try {
+      await tool("sandbox_write_file", { id: sandbox.id, path: open.path, content: draft });
+      setNote(`Saved ${open.path}`);
+      setOpen({ ...open, text: draft });
+      load();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const upload = async (files) => {
+    for (const f of files) {
+      if (f.size > UPLOAD_MAX) {
+        setError(new Error(`${f.name} is larger than 32 MiB, the most one upload takes`));
+        continue;
+      }
+      try {
+        await tool("sandbox_write_file", { id: sandbox.id, path: `${dir}/${f.name}`, content: b64(await f.arrayBuffer()), encoding: "base64" });
+        setNote(`Uploaded ${f.name}`);
+      } catch (e) {
+        setError(e);
+      }
+    }
+    load();
+  };
+  const download = async (e) => {
+    try {
+      const r = await tool("sandbox_read_file", { id: sandbox.id, path: e.path, encoding: "base64", length: UPLOAD_MAX });
+      const bytes = Uint8Array.from(atob(r.content), (c) => c.charCodeAt(0));
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([bytes]));
+      a.download = e.name;
+      a.click();
+      URL.revokeObjectURL(a.href);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const mkdir = async () => {
+    const name = prompt("New folder name");
+    if (!name) return;
+    try { await tool("sandbox_make_dir", { id: sandbox.id, path: `${dir}/${name}` }); load(); } catch (e) { setError(e); }
+  };
+  const rename = async (e) => {
+    const to = prompt(`Rename ${e.name} to`, e.name);
+    if (!to || to === e.name) return;
+    try { await tool("sandbox_move", { id: sandbox.id, from: e.path, to: `${dir}/${to}` }); load(); } catch (err) { setError(err); }
+  };
+  const remove = (e) => confirmDo(`Delete ${e.path}${e.type === "dir" ? " and everything in it" : ""}?`, async () => {
+    try { await tool("sandbox_remove", { id: sandbox.id, path: e.path, recursive: e.type === "dir" }); load(); } catch (err) { setError(err); }
+  });
+  const up = dir.replace(/\/[^/]+$/, "") || "/";
+  return html`<div class="files"
+      onDragOver=${(e) => e.preventDefault()} onDrop=${(e) => { e.preventDefault(); upload([...e.dataTransfer.files]); }}>
+    <div class="toolbar">
+      <button onClick=${() => setDir(up)} disabled=${dir === "/"} aria-label="up one folder">↑</button>
+      <code class="path">${dir}</code>
+      <span class="grow"></span>
+      <button onClick=${() => setDir("/")}>/</button>
+      <button onClick=${() => setDir("/workspace")}>/workspace</button>
+      <button onClick=${mkdir}>New folder</button>
+      <label class="button">Upload <input type="file" multiple hidden onChange=${(e) => upload([...e.target.files])} /></label>
+    </div>
+    <${ErrorLine} error=${error} />${note && html`<p class="note">${note}</p>`}
+    <div class="split">
+      <table class="listing">
+        <tbody>
+          ${(listing?.entries ?? []).map((e) => html`<tr key=${e.path}>
+            <td><button class="link" onClick=${() => openFile(e)}>${e.type === "dir" ? "📁 " : ""}${e.name}</button></td>
+            <td class="num">${e.type === "dir" ? "" : fmtBytes(e.size)}</td>
+            <td class="acts">
+              ${e.type !== "dir" && html`<button class="small" onClick=${() => download(e)}>Download</button>`}
+              <button class="small" onClick=${() => rename(e)}>Rename</button>
+              <button class="small danger" onClick=${() => remove(e)}>Delete</button></td>
+          </tr>`)}
+          ${listing && !listing.entries.length && html`<tr><td class="empty">Empty folder. Drop files here to upload.</td></tr>`}
+        </tbody>
+      </table>
+      ${open && html`<div class="viewer">
+        <h3><code>${open.path}</code> <small>${fmtBytes(open.size)}</small></h3>
+        ${open.image ? html`<img src=${open.image} alt=${open.path} />` : html`
+          <div class="editor"><pre class="lines" aria-hidden="true">${draft.split("\n").map((_, i) => `${i + 1}\n`).join("")}</pre>
+          <textarea aria-label="file contents" spellcheck="false" value=${draft} onInput=${(e) => setDraft(e.target.value)} readOnly=${open.truncated}></textarea></div>
+          ${open.truncated ? html`<p class="hint">Only the first MiB is shown; large files are read-only here.</p>` : html`<button onClick=${save} disabled=${draft === open.text}>Save</button>`}`}
+      </div>`}
+    </div>
+  </div>`;
+}
+
+// ---- changes ------------------------------------------------------------------------------------------
+
+function ChangesTab({ sandbox }) {
+  const [diff, setDiff] = useState(null);
+  const [error, setError] = useState(null);
+  const [message, setMessage] = useState("");
+  const [author, setAuthor] = useState({ name: "", email: "" });
+  const [note, setNote] = useState("");
+  const load = useCallback(async () => {
+    try { setDiff(await tool("sandbox_diff", { id: sandbox.id })); setError(null); } catch (e) { setError(e); }
+  }, [sandbox.id]);
+  useEffect(() => { load(); }, [load]);
+  const commit = async (e) => {
+    e.preventDefault();
+    try {
+      const args = { id: sandbox.id, message };
+      if (author.name) args.author_name = author.name;
+      if (author.email) args.author_email = author.email;
+      const r = await tool("sandbox_git_commit", args);
+      setNote(`Committed ${r.commit.slice(0, 12)} on ${r.branch} (${r.files_changed} files)`);
+      setMessage("");
+      load();
+    } catch (err) { setError(err); }
+  };
+  const push = async () => {
+    try { const r = await tool("sandbox_git_push", { id: sandbox.id }); setNote(`Pushed ${r.branch} to ${r.remote} (${r.commit.slice(0, 12)})`); } catch (e) { setError(e); }
+  };
+  if (!sandbox.repo) return html`<p class="hint">This sandbox was created without a repository: there is nothing to compare.</p>`;
+  return html`<div class="changes">
+    <${ErrorLine} error=${error} />${note && html`<p class="note">${note}</p>`}
+    ${diff && html`<p>Against <code>${(diff.base ?? "").slice(0, 12)}</code>: ${diff.files.length} file(s) changed.</p>`}
+    ${diff?.files.map((f) => html`<details class="diff" open key=${f.path}>
+      <summary><span class=${`st st-${f.status}`}>${f.status}</span> <code>${f.old_path && f.old_path !== f.path ? `${f.old_path} → ` : ""}${f.path}</code>
+        <small>${f.binary ? "binary" : `+${f.insertions} −${f.deletions}`}</small></summary>
+      ${!f.binary && html`<pre class="patch">${(f.patch ?? "").split("\n").map((l) => html`<span class=${l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : l.startsWith("@@") ? "hunk" : ""}>${l}\n</span>`)}</pre>`}
+    </details>`)}
+    <form class="commit" onSubmit=${commit}>
+      <label class="wide">Commit message <textarea required rows="2" value=${message} onInput=${(e) => setMessage(e.target.value)}></textarea></label>
+      <label>Author name <input value=${author.name} onInput=${(e) => setAuthor({ ...author, name: e.target.value })} /></label>
+      <label>Author email <input value=${author.email} onInput=${(e) => setAuthor({ ...author, email: e.target.value })} /></label>
+      <div class="wide"><button type="submit">Commit to warren/${sandbox.name}</button> <button type="button" onClick=${push}>Push</button></div>
+    </form>
+  </div>`;
+}
+
+// ---- snapshots --------------------------------------------------------------------------------------------
+
+function SnapshotsTab({ sandbox }) {
+  const [snaps, setSnaps] = useState(null);
+  const [error, setError] = useState(null);
+  const load = useCallback(async () => {
+    try { setSnaps((await tool("snapshot_list", {})).snapshots); setError(null); } catch (e) { setError(e); }
+  }, []);
+  useEffect(() => { load(); }, [load]);
+  useEvents(load);
+  // The tree this sandbox belongs to: its snapshots, what is built on them, and so on.
+  const mine = new Set([sandbox.id, sandbox.name]);
+  const rows = [];
+  const seen = new Set();
+  const walk = (owner, depth) => {
+    for (const s of snaps ?? []) {
+      if (s.sandbox_id !== owner || seen.has(s.snapshot_id)) continue;
+      seen.add(s.snapshot_id);
+      rows.push({ s, depth });
+      for (const u of s.used_by ?? []) {
+        const m = u.match(/sandbox '([^']+)'/);
+        if (m) rows.push({ child: m[1], depth: depth + 1 });
+      }
+    }
+  };
+  walk(sandbox.id, 0);
+  const act = async (name, args) => {
+    try { await tool(name, args); load(); } catch (e) { setError(e); }
+  };
+  return html`<div class="snapshots">
+    <div class="toolbar"><button onClick=${() => act("sandbox_snapshot", { id: sandbox.id })}>Take a snapshot</button></div>
+    <${ErrorLine} error=${error} />
+    <ul class="tree">
+      <li class="self"><strong>${sandbox.name}</strong> (this sandbox)</li>
+      ${rows.map((r) => r.s ? html`<li style=${`margin-left:${r.depth * 1.5 + 1}em`}>
+          📷 <strong>${r.s.name}</strong> <small>${fmtTime(r.s.created_at)} · ${r.s.layers} layer(s)${r.s.used_by?.length ? ` · used by ${r.s.used_by.join(", ")}` : ""}</small>
+          <button class="small" onClick=${() => act("sandbox_restore", { snapshot: r.s.snapshot_id })}>Fork</button>
+          <button class="small danger" onClick=${() => confirmDo(`Delete snapshot ${r.s.name}?`, () => act("snapshot_delete", { snapshot: r.s.snapshot_id }))}>Delete</button>
+        </li>` : html`<li style=${`margin-left:${r.depth * 1.5 + 1}em`}>↳ fork <a href=${`#/sandbox/${encodeURIComponent(r.child)}`}>${r.child}</a></li>`)}
+    </ul>
+    ${snaps && !rows.length && html`<p class="hint">No snapshots of this sandbox yet.</p>`}
+  </div>`;
+}
+
+// ---- activity ------------------------------------------------------------------------------------------------
+
+function ActivityTab({ sandbox }) {
+  const [events, setEvents] = useState(null);
+  const [error, setError] = useState(null);
+  const load = useCallback(async () => {
+    try { setEvents((await tool("sandbox_events", { id: sandbox.id, limit: 500 })).events); } catch (e) { setError(e); }
+  }, [sandbox.id]);
+  useEffect(() => { load(); }, [load]);
+  useEvents(useCallback((ev) => { if (ev?.sandbox_id === sandbox.id) load(); }, [sandbox.id, load]));
+  const detail = (d) => (d == null ? "" : typeof d === "string" ? d : d.kind ? `${d.kind} ${d.host}:${d.port}${d.address ? ` (${d.address})` : ""} ↑${fmtBytes(d.bytes_up)} ↓${fmtBytes(d.bytes_down)} ${d.duration_ms} ms${d.reason ? ` – ${d.reason}` : ""}` : JSON.stringify(d));
+  return html`<div class="activity"><${ErrorLine} error=${error} />
+    <table><thead><tr><th>Time</th><th>Event</th><th>Detail</th></tr></thead><tbody>
+      ${(events ?? []).slice().reverse().map((e, i) => html`<tr key=${i} class=${e.kind.endsWith("refused") || e.kind === "failed" ? "bad" : ""}>
+        <td>${fmtTime(e.at)}</td><td>${e.kind}</td><td>${detail(e.detail)}</td></tr>`)}
+    </tbody></table></div>`;
+}
+
+// ---- metrics --------------------------------------------------------------------------------------------------
+
+function Chart({ title, points, format }) {
+  const w = 360, h = 90;
+  if (!points.length) return html`<figure class="chart"><figcaption>${title}</figcaption><p class="hint">No samples yet.</p></figure>`;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs) || x0 + 1, y1 = Math.max(...ys, 1);
+  const d = points.map(([x, y], i) => `${i ? "L" : "M"}${((x - x0) / Math.max(x1 - x0, 1)) * w},${h - (y / y1) * h}`).join(" ");
+  return html`<figure class="chart"><figcaption>${title}: ${format(ys[ys.length - 1])} (max ${format(y1)})</figcaption>
+    <svg viewBox=${`0 0 ${w} ${h}`} role="img" aria-label=${title}><path d=${d} /></svg></figure>`;
+}
+
+function MetricsTab({ sandbox }) {
+  const [samples, setSamples] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    const load = async () => {
+      try { setSamples((await tool("sandbox_metrics", { id: sandbox.id })).samples); } catch (e) { setError(e); }
+    };
+    load();
+    const t = setInterval(load, 10000);
+    return () => clearInterval(t);
+  }, [sandbox.id]);
+  const s = samples ?? [];
+  const at = (x) => Date.parse(x.at);
+  const cpu = s.slice(1).map((x, i) => [at(x), (x.cpu_seconds - s[i].cpu_seconds) / Math.max((at(x) - at(s[i])) / 1000, 1)]);
+  return html`<div class="metrics"><${ErrorLine} error=${error} />
+    <${Chart} title="Memory used (host)" points=${s.map((x) => [at(x), x.memory_usage_bytes])} format=${fmtBytes} />
+    <${Chart} title="Balloon" points=${s.map((x) => [at(x), x.balloon_bytes])} format=${fmtBytes} />
+    <${Chart} title="CPU (cores)" points=${cpu} format=${(v) => v.toFixed(2)} />
+    <${Chart} title="Disk used" points=${s.map((x) => [at(x), x.disk_used_bytes])} format=${fmtBytes} />
+  </div>`;
+}
+
+// ---- the app ----------------------------------------------------------------------------------------------------
+
+function App() {
+  const [session, setSession] = useState(null);
+  const [where, setWhere] = useState(route());
+  useEffect(() => {
+    const on = () => setWhere(route());
+    addEventListener("hashchange", on);
+    fetch("/api/session").then((r) => r.json()).then((s) => {
+      setCsrf(s.csrf);
+      setSession(s);
+    });
+    return () => removeEventListener("hashchange", on);
+  }, []);
+  useEffect(() => {
+    if (!session?.signed_in) return;
+    const es = startEvents();
+    return () => es.close();
+  }, [session?.signed_in]);
+  if (!session) return html`<p class="boot">Loading…</p>`;
+  if (!session.signed_in)
+    return html`<${SignIn} onSignedIn=${(csrf) => { setCsrf(csrf); setSession({ ...session, signed_in: true, csrf }); }} />`;
+  const signOut = async () => {
+    await fetch("/api/logout", { method: "POST", headers: { "X-CSRF-Token": session.csrf } });
+    setSession({ ...session, signed_in: false });
+  };
+  return html`<header class="top"><a href="#/" class="brand">warren</a><span class="grow"></span>
+      ${session.auth === "token" && html`<button class="link" onClick=${signOut}>Sign out</button>`}</header>
+    ${where.page === "sandbox" ? html`<${SandboxPage} id=${where.id} tab=${where.tab} />` : html`<${SandboxList} />`}`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));
