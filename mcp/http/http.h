@@ -189,5 +189,8 @@ bool http_media_type_is(const char *content_type, const char *type);
 /* True when an Accept list admits `type` ("a/b", "a/ *" or "* / *", without the spaces).
  * A missing header admits everything. */
 bool http_accepts(const char *accept, const char *type);
+/* The value of cookie name in a Cookie header value ("a=1; b=2"), copied into out (at
+ * most size - 1 bytes); false when absent or longer. */
+bool http_cookie_value(const char *header, const char *name, char *out, size_t size);
 /* The standard reason phrase for a status code. */
 const char *http_reason(int status);

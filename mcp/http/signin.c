@@ -34,8 +34,7 @@ bool http_server_needs_signin(const struct http_server *s)
     return s->token != NULL;
 }
 
-/* The value of cookie name in a Cookie header, copied into out (size bytes), or false. */
-static bool cookie_value(const char *header, const char *name, char *out, size_t size)
+bool http_cookie_value(const char *header, const char *name, char *out, size_t size)
 {
     size_t nlen = strlen(name);
     for (const char *p = header; p && *p;) {
@@ -105,7 +104,7 @@ static struct http_signin *find(struct http_server *s, const struct http_request
 {
     const char *header = http_request_header(req, "cookie");
     char id[80];
-    if (!header || !cookie_value(header, HTTP_SIGNIN_COOKIE, id, sizeof(id)))
+    if (!header || !http_cookie_value(header, HTTP_SIGNIN_COOKIE, id, sizeof(id)))
         return NULL;
     expire(s);
     for (struct http_signin *in = s->signins; in; in = in->next)

@@ -826,6 +826,21 @@ static void test_repeated_headers(void)
     http__parser_free(&p);
 }
 
+static void test_cookie_value(void)
+{
+    char v[16];
+    ASSERT(http_cookie_value("a=1; warren_session=abc; b=2", "warren_session", v, sizeof(v)));
+    ASSERT_STREQ(v, "abc");
+    ASSERT(http_cookie_value("warren_session=x", "warren_session", v, sizeof(v)));
+    ASSERT_STREQ(v, "x");
+    ASSERT(http_cookie_value("warren_session=", "warren_session", v, sizeof(v)));
+    ASSERT_STREQ(v, "");
+    /* Names match whole: no prefix or suffix matches; values longer than the room fail. */
+    ASSERT(!http_cookie_value("xwarren_session=a; warren_sessionx=b", "warren_session", v, sizeof(v)));
+    ASSERT(!http_cookie_value("warren_session=0123456789abcdef", "warren_session", v, sizeof(v)));
+    ASSERT(!http_cookie_value("", "warren_session", v, sizeof(v)));
+}
+
 int main(void)
 {
     RUN(test_parser_pipelined);
@@ -840,6 +855,7 @@ int main(void)
     RUN(test_security);
     RUN(test_limits_and_methods);
     RUN(test_keep_alive_and_pipelining);
+    RUN(test_cookie_value);
     RUN(test_expect_continue);
     RUN(test_get_stream_and_delete);
     RUN(test_streamed_and_abandoned_requests);
