@@ -1,0 +1,123 @@
+// The web UI in a real browser: Debian's chromium driven by playwright-core. A person
+// signs in, creates a sandbox with a repository, works in it (terminal, files, changes,
+// snapshots, activity, metrics) and destroys it; the UI's security (sign-in, cookie,
+// CSRF, Origin) is probed with plain HTTP. Screenshots of every view go to
+// <build>/web-screenshots/.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+import {
+  callTool,
+  connectHttp,
+  makeGitRepo,
+  skip,
+  skipUnlessRoot,
+  startHttpServer,
+  sweepSandboxesAtEnd,
+  tempStateDir,
+  test,
+  onCleanup,
+} from "./lib/harness.mjs";
+
+skipUnlessRoot();
+const CHROMIUM = "/usr/bin/chromium";
+if (!existsSync(CHROMIUM)) skip("no /usr/bin/chromium (tools/setup.sh installs it)");
+const { chromium } = await import("playwright-core");
+
+const token = "web-test-token-0123456789";
+const stateDir = tempStateDir();
+sweepSandboxesAtEnd(stateDir);
+const server = await startHttpServer({ stateDir, token });
+const base = server.url.replace(/\/mcp$/, "");
+const shots = join(process.env.WARREN_BUILD_DIR ?? "build", "web-screenshots");
+mkdirSync(shots, { recursive: true });
+const repo = makeGitRepo({ "README.md": "hello from the repo\n", "src/main.c": "int main(void) { return 0; }\n" });
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+onCleanup(() => browser.close());
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
+
+test("without signing in: the page asks for the token; /mcp, events and a foreign Origin are refused", async () => {
+  const r = await fetch(`${base}/mcp`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  assert.equal(r.status, 401);
+  assert.equal((await fetch(`${base}/api/events`)).status, 401);
+  const session = await (await fetch(`${base}/api/session`)).json();
+  assert.deepEqual(session, { auth: "token", signed_in: false });
+  const wrong = await fetch(`${base}/api/login`, { method: "POST", body: JSON.stringify({ token: "nope" }) });
+  assert.equal(wrong.status, 401);
+  assert.ok(!wrong.headers.get("set-cookie"));
+  assert.doesNotMatch(await wrong.text(), /web-test-token/);
+  const foreign = await fetch(`${base}/api/login`, { method: "POST", headers: { Origin: "http://evil.example" }, body: JSON.stringify({ token }) });
+  assert.equal(foreign.status, 403);
+
+  await page.goto(base);
+  await page.getByLabel("Server token").waitFor();
+  await shot("signin");
+  await page.getByLabel("Server token").fill("wrong");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("not this server's").waitFor();
+});
+
+test("sign in: an HttpOnly SameSite=Strict cookie; state changes need the CSRF token", async () => {
+  await page.getByLabel("Server token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("New sandbox").waitFor();
+  const [cookie] = await context.cookies();
+  assert.equal(cookie.name, "warren_session");
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, "Strict");
+  // The cookie alone does not change state: a POST without the CSRF header is refused.
+  const r = await fetch(`${base}/mcp`, {
+    method: "POST",
+    headers: { Cookie: `warren_session=${cookie.value}`, "Content-Type": "application/json", Origin: base },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: {} }),
+  });
+  assert.equal(r.status, 403);
+  await shot("sandboxes-empty");
+});
+
+let sbName = "web-demo";
+test("create a sandbox with a repository from the form; it shows live in the table", async () => {
+  await page.getByText("New sandbox").click();
+  await page.getByLabel("Name").fill(sbName);
+  await page.getByLabel("Repository (host path)").fill(repo);
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: new RegExp(sbName) }).waitFor();
+  // A sandbox made by another client appears in the table without a reload.
+  await page.goto(`${base}/#/`);
+  const agent = await connectHttp(server.url, token);
+  await callTool(agent, "sandbox_create", { name: "from-an-agent" });
+  await page.getByRole("link", { name: "from-an-agent" }).waitFor({ timeout: 10_000 });
+  await shot("sandboxes");
+  await agent.close();
+});
+
+test("activity and snapshots: snapshot, fork, see the fork in the tree", async () => {
+  await page.getByRole("link", { name: sbName }).click();
+  await page.getByRole("tab", { name: "Activity" }).click();
+  await page.getByRole("cell", { name: "created" }).first().waitFor();
+  await shot("activity");
+  await page.getByRole("tab", { name: "Snapshots" }).click();
+  await page.getByRole("button", { name: "Take a snapshot" }).click();
+  await page.getByRole("button", { name: "Fork" }).waitFor();
+  await page.getByRole("button", { name: "Fork" }).click();
+  await page.getByText("↳ fork").waitFor({ timeout: 20_000 });
+  await shot("snapshots");
+});
+
+test("pause and resume, then destroy with confirmation", async () => {
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.locator(".sbhead .state", { hasText: "paused" }).waitFor();
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.locator(".sbhead .state", { hasText: "running" }).waitFor();
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Destroy" }).click();
+  await page.getByText("New sandbox").waitFor();
+  assert.deepEqual(consoleErrors.filter((e) => !/favicon/.test(e)), []);
+});
