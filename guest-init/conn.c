@@ -291,6 +291,14 @@ static start_fn request_handler(uint16_t type)
         return gi_shutdown_request;
     case GI_ATTACH:
         return gi_attach;
+    case GI_PTY_OPEN:
+        return gi_pty_open;
+    case GI_PTY_ATTACH:
+        return gi_pty_attach;
+    case GI_PTY_CLOSE:
+        return gi_pty_close;
+    case GI_PTY_LIST:
+        return gi_pty_list;
     default:
         return NULL;
     }
@@ -298,7 +306,8 @@ static start_fn request_handler(uint16_t type)
 
 static bool is_follow_up(uint16_t type)
 {
-    return type == GI_STDIN || type == GI_SIGNAL || type == GI_DATA || type == GI_WRITE_END;
+    return type == GI_STDIN || type == GI_SIGNAL || type == GI_DATA || type == GI_WRITE_END ||
+           type == GI_PTY_INPUT || type == GI_PTY_RESIZE || type == GI_PTY_ACK;
 }
 
 static void send_hello(struct gi_conn *c);
@@ -524,9 +533,10 @@ void gi_conn_close_all(void)
 uint64_t gi_timers_run(uint64_t now)
 {
     uint64_t next = gi_exec_timers(now);
-    uint64_t t = gi_transport_timers(now);
-    if (t && (!next || t < next))
-        next = t;
+    uint64_t timers[] = {gi_pty_timers(now), gi_transport_timers(now)};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(timers); i++)
+        if (timers[i] && (!next || timers[i] < next))
+            next = timers[i];
     for (struct gi_conn *c = conns, *n; c; c = n) {
         n = c->next;
         if (c->in_len >= GI_FRAME_HEADER_SIZE)

@@ -21,16 +21,6 @@ static const char *const default_env[] = {
     NULL,
 };
 
-struct exec_spec {
-    char **argv;
-    char **env;
-    char *cwd;
-    uint64_t timeout_ms;
-    bool stdin_open;
-    char *user;        /* USER as given, or NULL: root */
-    struct gi_user as; /* resolved from user before the fork */
-};
-
 struct gi_exec {
     struct gi_req req;
     struct gi_exec *next_all; /* every running exec, for reaping and timers */
@@ -96,14 +86,15 @@ static void child_oom_score(void)
     }
 }
 
-__attribute__((noreturn)) static void run_child(const struct exec_spec *s, int cwd_fd, int in_fd,
-                                                int out_fd, int err_fd)
+void gi_child_prepare(void)
 {
-    extern char **environ;
     child_oom_score();
     child_reset_signals();
-    setsid();
-    child_stdio(in_fd, out_fd, err_fd);
+}
+
+void gi_child_exec(const struct gi_exec_spec *s, int cwd_fd)
+{
+    extern char **environ;
     if (s->user && gi_become_user(&s->as) < 0) {
         dprintf(2, "warren-guest-init: becoming user '%s': %s\n", s->user, strerror(errno));
         _exit(126);
@@ -121,9 +112,18 @@ __attribute__((noreturn)) static void run_child(const struct exec_spec *s, int c
     _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
+__attribute__((noreturn)) static void run_child(const struct gi_exec_spec *s, int cwd_fd, int in_fd,
+                                                int out_fd, int err_fd)
+{
+    gi_child_prepare();
+    setsid();
+    child_stdio(in_fd, out_fd, err_fd);
+    gi_child_exec(s, cwd_fd);
+}
+
 /* ---- parsing ------------------------------------------------------------------------ */
 
-static void spec_free(struct exec_spec *s)
+void gi_exec_spec_free(struct gi_exec_spec *s)
 {
     wr_strv_free(s->argv);
     wr_strv_free(s->env);
@@ -144,7 +144,7 @@ static void strv_push(char ***v, size_t *n, const struct gi_tlv *t)
 }
 
 /* Returns <0 for a malformed payload, 0 with *bad set for invalid contents. */
-static int parse_tlv(struct exec_spec *s, const struct gi_tlv *t, size_t *n_args, size_t *n_env,
+static int parse_tlv(struct gi_exec_spec *s, const struct gi_tlv *t, size_t *n_args, size_t *n_env,
                      const char **bad)
 {
     uint64_t v;
@@ -181,7 +181,8 @@ static int parse_tlv(struct exec_spec *s, const struct gi_tlv *t, size_t *n_args
     }
 }
 
-static int parse_spec(const uint8_t *payload, size_t len, struct exec_spec *s, const char **bad)
+int gi_exec_spec_parse(const uint8_t *payload, size_t len, bool need_argv, struct gi_exec_spec *s,
+                       const char **bad)
 {
     struct gi_reader rd;
     struct gi_tlv t;
@@ -196,7 +197,7 @@ static int parse_spec(const uint8_t *payload, size_t len, struct exec_spec *s, c
     }
     if (r < 0)
         return r;
-    if (n_args == 0 && !*bad)
+    if (n_args == 0 && need_argv && !*bad)
         *bad = "no command given (ARG missing)";
     if (!s->env)
         s->env = wr_strv_copy(default_env);
@@ -512,7 +513,7 @@ static struct gi_exec *exec_new(struct gi_conn *c, uint32_t stream)
 }
 
 /* Forks the child; on success e owns the parent ends of the pipes. */
-static int spawn(struct gi_exec *e, const struct exec_spec *s, int cwd_fd)
+static int spawn(struct gi_exec *e, const struct gi_exec_spec *s, int cwd_fd)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     int r = 0;
@@ -538,7 +539,7 @@ fail:
     return r;
 }
 
-static int open_cwd(struct gi_conn *c, uint32_t stream, struct exec_spec *s)
+static int open_cwd(struct gi_conn *c, uint32_t stream, struct gi_exec_spec *s)
 {
     if (!s->cwd)
         s->cwd = wr_strdup(GI_WORKSPACE);
@@ -555,7 +556,7 @@ static int open_cwd(struct gi_conn *c, uint32_t stream, struct exec_spec *s)
 }
 
 /* A command run as another user gets that user's home in place of the default /root. */
-static void home_for_user(struct exec_spec *s)
+static void home_for_user(struct gi_exec_spec *s)
 {
     if (s->as.uid == 0 || !s->as.home[0])
         return;
@@ -567,33 +568,38 @@ static void home_for_user(struct exec_spec *s)
     }
 }
 
+int gi_exec_spec_prepare(struct gi_conn *c, uint32_t stream, struct gi_exec_spec *s,
+                         const char *what)
+{
+    const char *why = NULL;
+    if (s->user && gi_resolve_user(s->user, &s->as, &why) < 0) {
+        gi_conn_send_error(c, stream, EINVAL, "%s: user '%s': %s", what, s->user, why);
+        return -EINVAL;
+    }
+    if (s->user)
+        home_for_user(s);
+    return open_cwd(c, stream, s);
+}
+
 int gi_exec_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len)
 {
-    struct exec_spec s = {0};
+    struct gi_exec_spec s = {0};
     const char *bad = NULL;
-    int r = parse_spec(payload, len, &s, &bad);
+    int r = gi_exec_spec_parse(payload, len, true, &s, &bad);
     if (r < 0 || bad) {
-        spec_free(&s);
+        gi_exec_spec_free(&s);
         return r < 0 ? r : gi_conn_send_error(c, stream, EINVAL, "exec: %s", bad);
     }
-    const char *why = NULL;
-    if (s.user && gi_resolve_user(s.user, &s.as, &why) < 0) {
-        gi_conn_send_error(c, stream, EINVAL, "exec: user '%s': %s", s.user, why);
-        spec_free(&s);
-        return 0;
-    }
-    if (s.user)
-        home_for_user(&s);
-    _cleanup_close_ int cwd_fd = open_cwd(c, stream, &s);
+    _cleanup_close_ int cwd_fd = gi_exec_spec_prepare(c, stream, &s, "exec");
     if (cwd_fd < 0) {
-        spec_free(&s);
+        gi_exec_spec_free(&s);
         return 0;
     }
     struct gi_exec *e = exec_new(c, stream);
     r = spawn(e, &s, cwd_fd);
     if (r < 0) {
         gi_conn_send_error(c, stream, -r, "exec '%s': %s", s.argv[0], strerror(-r));
-        spec_free(&s);
+        gi_exec_spec_free(&s);
         wr_buf_free(&e->stdin_queue);
         free(e);
         return 0;
@@ -601,7 +607,7 @@ int gi_exec_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, si
     /* Timeouts past a year are no timeout (and cannot overflow the clock). */
     if (s.timeout_ms && s.timeout_ms < 366ull * 86400 * 1000)
         e->deadline = wr_now_ms() + s.timeout_ms;
-    spec_free(&s);
+    gi_exec_spec_free(&s);
     e->next_all = all_execs;
     all_execs = e;
     gi_req_add(c, &e->req);

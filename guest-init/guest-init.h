@@ -102,6 +102,29 @@ bool gi_conn_congested(const struct gi_conn *c);
 /* Stop/restart reading requests (stdin backpressure). */
 void gi_conn_pause_input(struct gi_conn *c, bool pause);
 
+/* ---- users (user.c) ------------------------------------------------------------------ */
+
+/* One /etc/passwd line (or /etc/group line: uid is then its gid). */
+struct gi_passwd {
+    char name[64];
+    uint32_t uid, gid;
+    char home[256];
+    char shell[128]; /* "" when absent */
+};
+/* 0 and *ret for a well-formed line, -1 otherwise. */
+int gi_parse_passwd_line(const char *line, struct gi_passwd *ret);
+
+struct gi_user {
+    uint32_t uid, gid;
+    char home[256];  /* "" when unknown */
+    char shell[128]; /* the login shell, "" when unknown */
+};
+/* Resolves "name", "uid", "name:group" or "uid:gid" against /etc/passwd and /etc/group;
+ * -1 and *why when it cannot. */
+int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why);
+/* setgroups, setgid, setuid; 0 or -errno. */
+int gi_become_user(const struct gi_user *u);
+
 /* ---- requests (exec.c, files.c) ----------------------------------------------------- */
 
 /* Handlers of the request-starting frame types. They answer on the stream themselves
@@ -115,6 +138,43 @@ int gi_sync(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t l
 int gi_drop_caches(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_shutdown_request(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+
+/* PTY sessions (pty.c): requests, and the follow-ups on an attach stream. */
+int gi_pty_open(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_pty_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_pty_close(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_pty_list(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+/* A child was reaped; true when it was the leader of a terminal session. */
+bool gi_pty_reaped(pid_t pid, int status);
+uint64_t gi_pty_timers(uint64_t now);
+/* SIGKILLs the process group of every terminal session (shutdown). */
+void gi_pty_kill_all(void);
+
+/* What EXEC and PTY_OPEN share: the command, its environment, directory and user. */
+struct gi_exec_spec {
+    char **argv;
+    char **env;
+    char *cwd;
+    uint64_t timeout_ms;
+    bool stdin_open;
+    char *user;        /* USER as given, or NULL: root */
+    struct gi_user as; /* resolved from user before the fork */
+};
+/* Parses ARG, ENV, CWD, USER, TIMEOUT_MS, STDIN_OPEN (other tags are skipped). Returns <0
+ * for a malformed payload, 0 with *bad set for invalid contents. Without ENV the default
+ * environment is filled in. */
+int gi_exec_spec_parse(const uint8_t *payload, size_t len, bool need_argv, struct gi_exec_spec *s,
+                       const char **bad);
+void gi_exec_spec_free(struct gi_exec_spec *s);
+/* Resolves USER (HOME follows it) and opens CWD: the directory's fd, or <0 with the
+ * ERROR already sent (what names the request in its message). */
+int gi_exec_spec_prepare(struct gi_conn *c, uint32_t stream, struct gi_exec_spec *s,
+                         const char *what);
+/* In a forked child: OOM score raised, signal dispositions and mask reset. */
+void gi_child_prepare(void);
+/* In a forked child with its stdio in place: becomes the user, enters the directory and
+ * execs; a failure is reported on fd 2 and exits 127 / 126 like a shell. */
+__attribute__((noreturn)) void gi_child_exec(const struct gi_exec_spec *s, int cwd_fd);
 
 /* A child was reaped; returns true when it was the leader of one of our execs. */
 bool gi_exec_reaped(pid_t pid, int status);
@@ -180,24 +240,3 @@ int gi_mount_basics(struct wr_error **err);
 /* Kills every process, syncs, and powers off (VM PID 1) or exits. Never returns. */
 __attribute__((noreturn)) void gi_shutdown(void);
 extern bool gi_jail_mode;
-
-/* ---- users (user.c) ------------------------------------------------------------------ */
-
-/* One /etc/passwd line (or /etc/group line: uid is then its gid). */
-struct gi_passwd {
-    char name[64];
-    uint32_t uid, gid;
-    char home[256];
-};
-/* 0 and *ret for a well-formed line, -1 otherwise. */
-int gi_parse_passwd_line(const char *line, struct gi_passwd *ret);
-
-struct gi_user {
-    uint32_t uid, gid;
-    char home[256]; /* "" when unknown */
-};
-/* Resolves "name", "uid", "name:group" or "uid:gid" against /etc/passwd and /etc/group;
- * -1 and *why when it cannot. */
-int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why);
-/* setgroups, setgid, setuid; 0 or -errno. */
-int gi_become_user(const struct gi_user *u);

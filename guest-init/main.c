@@ -101,7 +101,7 @@ static void reap_children(void)
     for (int n = 0; n < REAP_BATCH; n++) {
         if ((pid = waitpid(-1, &status, WNOHANG)) <= 0)
             return;
-        if (!gi_exec_reaped(pid, status))
+        if (!gi_exec_reaped(pid, status) && !gi_pty_reaped(pid, status))
             log_debug("reaped orphan %d", pid);
     }
     gi_loop_soon(reap_children);

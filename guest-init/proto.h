@@ -36,6 +36,15 @@ enum gi_frame_type {
     GI_SHUTDOWN = 39,    /* h: -> RESULT, then the agent kills every process and powers off */
     GI_DROP_CACHES = 40, /* h: sync + drop page cache (before reclaiming memory) -> RESULT */
     GI_ATTACH = 41,      /* h: VM only: bind PATH on /workspace, set HOSTNAME -> RESULT */
+    /* Terminal sessions (PROTOCOL.md, "PTY sessions"): they outlive the connection. */
+    GI_PTY_OPEN = 48,   /* h: ARG..., ENV..., CWD, USER, ROWS, COLS -> RESULT{PTY_ID, PID} */
+    GI_PTY_ATTACH = 49, /* h: PTY_ID -> PTY_OUTPUT... then EXIT, RESULT{PTY_END} or ERROR */
+    GI_PTY_INPUT = 50,  /* h, on an attach stream: raw bytes for the terminal; empty: detach */
+    GI_PTY_OUTPUT = 51, /* g, on an attach stream: raw terminal output */
+    GI_PTY_RESIZE = 52, /* h, on an attach stream: ROWS, COLS */
+    GI_PTY_ACK = 53,    /* h, on an attach stream: BYTES of output consumed */
+    GI_PTY_CLOSE = 54,  /* h: PTY_ID -> RESULT: the session's process group is killed */
+    GI_PTY_LIST = 55,   /* h: -> RESULT{PTY_ENTRY...} */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -71,7 +80,26 @@ enum gi_tag {
     GI_T_MEM_FREE = 49,
     GI_T_MEM_AVAILABLE = 50,
     GI_T_MEM_CACHED = 51,
+    GI_T_PTY_ID = 56,      /* u64: a terminal session */
+    GI_T_ROWS = 57,        /* u64: 1..1000 */
+    GI_T_COLS = 58,        /* u64: 1..1000 */
+    GI_T_PTY_ENTRY = 59,   /* bytes: one session of a PTY_LIST RESULT, itself a TLV list */
+    GI_T_PTY_RUNNING = 60, /* u64: 1 while the session's process runs */
+    GI_T_CREATED = 61,     /* i64: seconds since the epoch */
+    GI_T_PTY_END = 62,     /* u64: why an attachment ended without EXIT (GI_PTY_END_*) */
 };
+
+/* GI_T_PTY_END values. */
+#define GI_PTY_END_DETACHED 1 /* the host sent an empty PTY_INPUT */
+#define GI_PTY_END_REPLACED 2 /* another PTY_ATTACH took the session over */
+#define GI_PTY_END_CLOSED 3   /* PTY_CLOSE ended the session */
+
+/* Terminal sessions: at most this many per sandbox, each keeping this much recent output,
+ * and sending at most a window of output the host has not acknowledged. */
+#define GI_PTY_MAX 16
+#define GI_PTY_RING_SIZE (64u * 1024u)
+#define GI_PTY_WINDOW (256u * 1024u)
+#define GI_PTY_DIM_MAX 1000
 
 /* GI_T_FLAGS bits of a WRITE. */
 #define GI_WRITE_APPEND 1u

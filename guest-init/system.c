@@ -57,6 +57,7 @@ void gi_shutdown(void)
 {
     log_info("shutting down");
     gi_exec_kill_all();
+    gi_pty_kill_all();
     /* kill(-1) from a PID 1 reaches every other process of the VM or pid namespace; from
      * any other pid (a test run) it would reach the caller's whole session. */
     if (getpid() == 1)

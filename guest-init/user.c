@@ -55,6 +55,8 @@ int gi_parse_passwd_line(const char *line, struct gi_passwd *ret)
         ret->gid = 0;
     if (k >= 6 && n[5] < sizeof(ret->home))
         memcpy(ret->home, f[5], n[5]);
+    if (k >= 7 && n[6] < sizeof(ret->shell))
+        memcpy(ret->shell, f[6], n[6]);
     return 0;
 }
 
@@ -98,11 +100,13 @@ int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why)
         if (lookup("/etc/passwd", NULL, id, &pw) == 0) {
             ret->gid = pw.gid;
             memcpy(ret->home, pw.home, sizeof(ret->home));
+            memcpy(ret->shell, pw.shell, sizeof(ret->shell));
         }
     } else if (lookup("/etc/passwd", user, 0, &pw) == 0) {
         ret->uid = pw.uid;
         ret->gid = pw.gid;
         memcpy(ret->home, pw.home, sizeof(ret->home));
+        memcpy(ret->shell, pw.shell, sizeof(ret->shell));
     } else {
         *why = "no such user in the sandbox's /etc/passwd";
         return -1;

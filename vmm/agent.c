@@ -9,6 +9,7 @@
  * Lifetime: the caller owns the conn from the connect callback until it calls
  * agent_conn_close, also after the connection broke (on_close). The struct is freed
  * once the caller closed it and libuv closed both handles. */
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,7 +23,17 @@
 
 enum conn_state { CONN_CONNECTING, CONN_HELLO, CONN_READY, CONN_BROKEN };
 
-enum req_kind { REQ_EXEC, REQ_READ, REQ_WRITE, REQ_STAT, REQ_MEMSTATS, REQ_SIMPLE };
+enum req_kind {
+    REQ_EXEC,
+    REQ_READ,
+    REQ_WRITE,
+    REQ_STAT,
+    REQ_MEMSTATS,
+    REQ_SIMPLE,
+    REQ_PTY_OPEN,
+    REQ_PTY_ATTACH,
+    REQ_PTY_LIST,
+};
 
 struct send;
 
@@ -39,6 +50,9 @@ struct agent_req {
         agent_stat_cb stat;
         agent_memstats_cb memstats;
         agent_simple_cb simple;
+        agent_pty_open_cb pty_open;
+        struct agent_pty_handlers pty;
+        agent_pty_list_cb pty_list;
     } cb;
     struct wr_buf read_buf; /* READ: the data so far, capped at the requested length */
     /* WRITE: the uv_write still referencing the caller's buffer. The answer is held
@@ -49,8 +63,11 @@ struct agent_req {
     struct wr_error *error;
 };
 
-/* The public handle of an exec is its request. */
+/* The public handles of an exec and of a terminal attachment are their requests. */
 struct agent_exec {
+    struct agent_req req;
+};
+struct agent_pty {
     struct agent_req req;
 };
 
@@ -161,6 +178,15 @@ static void req_complete(struct agent_req *r, struct wr_error *err)
         break;
     case REQ_SIMPLE:
         r->cb.simple(r->data, err);
+        break;
+    case REQ_PTY_OPEN:
+        r->cb.pty_open(r->data, 0, 0, err);
+        break;
+    case REQ_PTY_ATTACH:
+        r->cb.pty.end(r->data, NULL, err);
+        break;
+    case REQ_PTY_LIST:
+        r->cb.pty_list(r->data, NULL, 0, err);
         break;
     }
     req_free(r);
@@ -568,6 +594,151 @@ int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, stru
     return simple_request(conn, GI_SHUTDOWN, cb, data, err);
 }
 
+/* ---- terminals ---------------------------------------------------------------------- */
+
+int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
+                   agent_pty_open_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    if (req->rows < 1 || req->rows > GI_PTY_DIM_MAX || req->cols < 1 || req->cols > GI_PTY_DIM_MAX)
+        return wr_error_set(err, EINVAL, "terminal size %ux%u: rows and cols must be 1 to %d",
+                            req->rows, req->cols, GI_PTY_DIM_MAX);
+    struct agent_req *q = req_new(conn, REQ_PTY_OPEN, sizeof(*q), data);
+    q->cb.pty_open = cb;
+    struct gi_writer *w = &conn->writer;
+    gi_writer_start(w, GI_PTY_OPEN, q->stream);
+    for (const char *const *a = req->argv; a && *a; a++)
+        gi_writer_str(w, GI_T_ARG, *a);
+    for (const char *const *e = req->env; e && *e; e++)
+        gi_writer_str(w, GI_T_ENV, *e);
+    if (req->cwd)
+        gi_writer_str(w, GI_T_CWD, req->cwd);
+    if (req->user)
+        gi_writer_str(w, GI_T_USER, req->user);
+    gi_writer_u64(w, GI_T_ROWS, req->rows);
+    gi_writer_u64(w, GI_T_COLS, req->cols);
+    return start_simple(q, err);
+}
+
+int agent_pty_attach(struct agent_conn *conn, uint64_t pty_id,
+                     const struct agent_pty_handlers *handlers, void *data,
+                     struct agent_pty **ret_pty, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_PTY_ATTACH, sizeof(struct agent_pty), data);
+    q->cb.pty = *handlers;
+    gi_writer_start(&conn->writer, GI_PTY_ATTACH, q->stream);
+    gi_writer_u64(&conn->writer, GI_T_PTY_ID, pty_id);
+    if ((r = start_simple(q, err)) < 0)
+        return r;
+    *ret_pty = (struct agent_pty *)q;
+    return 0;
+}
+
+/* Sends data in frames of type on stream (copied, at most GI_CHUNK_SIZE per frame); an
+ * empty buffer is one empty frame. */
+static int send_raw_frames(struct agent_conn *c, uint16_t type, uint32_t stream, const void *buf,
+                           size_t len, struct wr_error **err)
+{
+    size_t chunks = len ? (len + GI_CHUNK_SIZE - 1) / GI_CHUNK_SIZE : 1;
+    struct send *s = wr_calloc(1, sizeof(*s) + chunks * GI_FRAME_HEADER_SIZE + len);
+    uint8_t *p = s->frames;
+    size_t off = 0;
+    for (size_t i = 0; i < chunks; i++) {
+        size_t n = WR_MIN(GI_CHUNK_SIZE, len - off);
+        struct gi_frame_header h = {.length = (uint32_t)n, .type = type, .stream = stream};
+        gi_header_encode(&h, p);
+        if (n)
+            memcpy(p + GI_FRAME_HEADER_SIZE, (const uint8_t *)buf + off, n);
+        p += GI_FRAME_HEADER_SIZE + n;
+        off += n;
+    }
+    uv_buf_t *b = wr_malloc(sizeof(*b));
+    *b = uv_buf_init((char *)s->frames, (unsigned)(p - s->frames));
+    return send_bufs(c, s, b, 1, err);
+}
+
+int agent_pty_input(struct agent_pty *pty, const void *buf, size_t len, struct wr_error **err)
+{
+    struct agent_conn *c = pty->req.conn;
+    int r = check_ready(c, err);
+    if (r < 0 || len == 0) /* an empty frame would detach */
+        return r;
+    return send_raw_frames(c, GI_PTY_INPUT, pty->req.stream, buf, len, err);
+}
+
+int agent_pty_detach(struct agent_pty *pty, struct wr_error **err)
+{
+    struct agent_conn *c = pty->req.conn;
+    int r = check_ready(c, err);
+    return r < 0 ? r : send_raw_frames(c, GI_PTY_INPUT, pty->req.stream, NULL, 0, err);
+}
+
+int agent_pty_resize(struct agent_pty *pty, unsigned rows, unsigned cols, struct wr_error **err)
+{
+    struct agent_conn *c = pty->req.conn;
+    int r = check_ready(c, err);
+    if (r < 0)
+        return r;
+    if (rows < 1 || rows > GI_PTY_DIM_MAX || cols < 1 || cols > GI_PTY_DIM_MAX)
+        return wr_error_set(err, EINVAL, "terminal size %ux%u: rows and cols must be 1 to %d", rows,
+                            cols, GI_PTY_DIM_MAX);
+    gi_writer_start(&c->writer, GI_PTY_RESIZE, pty->req.stream);
+    gi_writer_u64(&c->writer, GI_T_ROWS, rows);
+    gi_writer_u64(&c->writer, GI_T_COLS, cols);
+    return send_writer(c, err);
+}
+
+int agent_pty_ack(struct agent_pty *pty, uint64_t bytes, struct wr_error **err)
+{
+    struct agent_conn *c = pty->req.conn;
+    int r = check_ready(c, err);
+    if (r < 0)
+        return r;
+    gi_writer_start(&c->writer, GI_PTY_ACK, pty->req.stream);
+    gi_writer_u64(&c->writer, GI_T_BYTES, bytes);
+    return send_writer(c, err);
+}
+
+int agent_pty_signal(struct agent_pty *pty, int signum, struct wr_error **err)
+{
+    struct agent_conn *c = pty->req.conn;
+    int r = check_ready(c, err);
+    if (r < 0)
+        return r;
+    gi_writer_start(&c->writer, GI_SIGNAL, pty->req.stream);
+    gi_writer_u64(&c->writer, GI_T_SIGNUM, (uint64_t)signum);
+    return send_writer(c, err);
+}
+
+int agent_pty_close(struct agent_conn *conn, uint64_t pty_id, agent_simple_cb cb, void *data,
+                    struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_SIMPLE, sizeof(*q), data);
+    q->cb.simple = cb;
+    gi_writer_start(&conn->writer, GI_PTY_CLOSE, q->stream);
+    gi_writer_u64(&conn->writer, GI_T_PTY_ID, pty_id);
+    return start_simple(q, err);
+}
+
+int agent_pty_list(struct agent_conn *conn, agent_pty_list_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_PTY_LIST, sizeof(*q), data);
+    q->cb.pty_list = cb;
+    gi_writer_start(&conn->writer, GI_PTY_LIST, q->stream);
+    return start_simple(q, err);
+}
+
 /* ---- receiving ---------------------------------------------------------------------- */
 
 /* Integer fields of a RESULT/EXIT/HELLO payload, indexed by tag (tags < 64). */
@@ -625,6 +796,59 @@ static void finish(struct agent_req *r, struct wr_error *err)
     req_complete(r, err);
 }
 
+static void finish_pty_end(struct agent_req *r, enum agent_pty_end_reason reason,
+                           const struct fields *f)
+{
+    struct agent_pty_end end = {.reason = reason};
+    if (reason == AGENT_PTY_EXITED)
+        end.exit = (struct agent_exit){.exit_code = (int)(int64_t)f->v[GI_T_EXIT_CODE],
+                                       .signal = (int)f->v[GI_T_SIGNAL]};
+    req_unlink(r);
+    r->cb.pty.end(r->data, &end, NULL);
+    req_free(r);
+}
+
+static void pty_info_from(struct agent_pty_info *e, const struct fields *f)
+{
+    *e = (struct agent_pty_info){.id = f->v[GI_T_PTY_ID],
+                                 .pid = f->v[GI_T_PID],
+                                 .rows = (unsigned)f->v[GI_T_ROWS],
+                                 .cols = (unsigned)f->v[GI_T_COLS],
+                                 .running = f->v[GI_T_PTY_RUNNING] != 0,
+                                 .exit_code = (int)(int64_t)f->v[GI_T_EXIT_CODE],
+                                 .signal = (int)f->v[GI_T_SIGNAL],
+                                 .created = (int64_t)f->v[GI_T_CREATED]};
+    if (f->has[GI_T_ARG])
+        snprintf(e->argv0, sizeof(e->argv0), "%.*s", (int)f->str_len[GI_T_ARG],
+                 (const char *)f->str[GI_T_ARG]);
+}
+
+/* A PTY_LIST RESULT: one PTY_ENTRY (itself a TLV list) per session. */
+static int finish_pty_list(struct agent_req *r, const uint8_t *p, size_t n)
+{
+    struct agent_pty_info list[GI_PTY_MAX];
+    size_t count = 0;
+    struct gi_reader rd;
+    struct gi_tlv t;
+    struct fields f;
+    int ret;
+    gi_reader_init(&rd, p, n);
+    while ((ret = gi_reader_next(&rd, &t)) > 0) {
+        if (t.tag != GI_T_PTY_ENTRY || count == GI_PTY_MAX)
+            continue;
+        memset(f.v, 0, sizeof(f.v));
+        if (parse_fields(t.value, t.len, &f) < 0)
+            return -EPROTO;
+        pty_info_from(&list[count++], &f);
+    }
+    if (ret < 0)
+        return ret;
+    req_unlink(r);
+    r->cb.pty_list(r->data, list, count, NULL);
+    req_free(r);
+    return 0;
+}
+
 static void finish_result(struct agent_req *r, const struct fields *f)
 {
     if (r->kind == REQ_STAT) {
@@ -642,6 +866,14 @@ static void finish_result(struct agent_req *r, const struct fields *f)
         req_unlink(r);
         r->cb.memstats(r->data, &m, NULL);
         req_free(r);
+    } else if (r->kind == REQ_PTY_OPEN) {
+        req_unlink(r);
+        r->cb.pty_open(r->data, f->v[GI_T_PTY_ID], f->v[GI_T_PID], NULL);
+        req_free(r);
+    } else if (r->kind == REQ_PTY_ATTACH) {
+        uint64_t why = f->has[GI_T_PTY_END] ? f->v[GI_T_PTY_END] : 0;
+        finish_pty_end(
+            r, why >= 1 && why <= 3 ? (enum agent_pty_end_reason)why : AGENT_PTY_DETACHED, f);
     } else {
         r->bytes = r->kind == REQ_READ ? f->v[GI_T_SIZE] : f->v[GI_T_BYTES];
         finish(r, NULL);
@@ -670,6 +902,13 @@ static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type
     }
     if (type == GI_DATA && r->kind == REQ_READ)
         return wr_buf_append(&r->read_buf, p, n) < 0 ? -EPROTO : 0;
+    if (type == GI_PTY_OUTPUT && r->kind == REQ_PTY_ATTACH) {
+        if (r->cb.pty.output)
+            r->cb.pty.output(r->data, (const char *)p, n);
+        return 0;
+    }
+    if (type == GI_RESULT && r->kind == REQ_PTY_LIST)
+        return finish_pty_list(r, p, n);
     if (type != GI_ERROR && type != GI_RESULT && type != GI_EXIT)
         return 0; /* a frame this version does not know for this request */
     if (parse_fields(p, n, &f) < 0)
@@ -678,6 +917,8 @@ static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type
         finish(r, error_from_frame(&f));
     else if (type == GI_EXIT && r->kind == REQ_EXEC)
         finish_exit(r, &f);
+    else if (type == GI_EXIT && r->kind == REQ_PTY_ATTACH)
+        finish_pty_end(r, AGENT_PTY_EXITED, &f);
     else if (type == GI_RESULT && r->kind != REQ_EXEC)
         finish_result(r, &f);
     return 0;

@@ -124,3 +124,75 @@ int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, stru
  * hostname: a warm pool's VM given to the create that claimed it. */
 int agent_attach(struct agent_conn *conn, const char *dir, const char *hostname, agent_simple_cb cb,
                  void *data, struct wr_error **err);
+
+/* ---- terminals (PTY sessions) ---------------------------------------------------------- */
+
+/* Terminal sessions live in guest-init independently of this connection (PROTOCOL.md, "PTY
+ * sessions"): open one, then attach a stream to it; a closed connection detaches it. */
+struct agent_pty_request {
+    const char *const *argv; /* NULL: the user's login shell */
+    const char *const *env;  /* "K=V"; TERM is always xterm-256color */
+    const char *cwd;         /* NULL: /workspace */
+    const char *user;        /* as for exec; NULL: root */
+    unsigned rows, cols;     /* 1..GI_PTY_DIM_MAX */
+};
+/* Exactly once: the session's id and its process's pid, or err (owned by the callee). */
+typedef void (*agent_pty_open_cb)(void *data, uint64_t pty_id, uint64_t pid, struct wr_error *err);
+int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
+                   agent_pty_open_cb cb, void *data, struct wr_error **err);
+
+/* Why an attachment ended. */
+enum agent_pty_end_reason {
+    AGENT_PTY_EXITED = 0,   /* the process exited: exit is filled in */
+    AGENT_PTY_DETACHED = 1, /* agent_pty_detach: the session runs on */
+    AGENT_PTY_REPLACED = 2, /* another attach took the session over */
+    AGENT_PTY_CLOSED = 3,   /* agent_pty_close ended the session */
+};
+struct agent_pty_end {
+    enum agent_pty_end_reason reason;
+    struct agent_exit exit; /* AGENT_PTY_EXITED only */
+};
+
+struct agent_pty_handlers {
+    /* Terminal output (first the session's recent output, then live). Every byte must be
+     * acknowledged with agent_pty_ack once consumed: guest-init sends at most
+     * GI_PTY_WINDOW bytes ahead of the acknowledgements. */
+    void (*output)(void *data, const char *buf, size_t len);
+    /* Exactly once: end filled in, or end NULL and err (owned by the callee): no such
+     * session, or the connection closed (ECANCELED) or broke (ECONNRESET). */
+    void (*end)(void *data, const struct agent_pty_end *end, struct wr_error *err);
+};
+
+struct agent_pty;
+
+/* Attaches to session pty_id (detaching whoever was attached). *ret_pty stays valid until
+ * handlers->end has run. */
+int agent_pty_attach(struct agent_conn *conn, uint64_t pty_id,
+                     const struct agent_pty_handlers *handlers, void *data,
+                     struct agent_pty **ret_pty, struct wr_error **err);
+/* Input for the terminal (copied; split into frames of at most GI_CHUNK_SIZE). */
+int agent_pty_input(struct agent_pty *pty, const void *buf, size_t len, struct wr_error **err);
+int agent_pty_resize(struct agent_pty *pty, unsigned rows, unsigned cols, struct wr_error **err);
+/* Acknowledges bytes of output consumed, letting guest-init send that much more. */
+int agent_pty_ack(struct agent_pty *pty, uint64_t bytes, struct wr_error **err);
+/* Sends signum to the session's process group. */
+int agent_pty_signal(struct agent_pty *pty, int signum, struct wr_error **err);
+/* Detaches, leaving the session running; end runs later with AGENT_PTY_DETACHED. */
+int agent_pty_detach(struct agent_pty *pty, struct wr_error **err);
+/* Kills the session's process group and forgets the session (ENOENT when unknown). */
+int agent_pty_close(struct agent_conn *conn, uint64_t pty_id, agent_simple_cb cb, void *data,
+                    struct wr_error **err);
+
+struct agent_pty_info {
+    uint64_t id, pid;
+    char argv0[256];
+    unsigned rows, cols;
+    bool running;
+    int exit_code, signal; /* when not running */
+    int64_t created;       /* seconds since the epoch */
+};
+/* list (n entries, owned by the agent client, valid during the call) or err. */
+typedef void (*agent_pty_list_cb)(void *data, const struct agent_pty_info *list, size_t n,
+                                  struct wr_error *err);
+int agent_pty_list(struct agent_conn *conn, agent_pty_list_cb cb, void *data,
+                   struct wr_error **err);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "network.h"
+#include "ops.h"
 #include "ready.h"
 #include "state.h"
 #include "vmm/images/images.h"
@@ -33,10 +34,8 @@ static void env_put(char ***env, size_t *n, const char *entry)
     (*env)[*n] = NULL;
 }
 
-/* The environment of one exec: base, then the image's, the network mode's (the proxy),
- * the sandbox's, then the call's. */
-static char **exec_env(const struct store_sandbox *row, const char *const *image_env,
-                       const char *const *call_env)
+char **vmm__exec_env(const struct store_sandbox *row, const char *const *image_env,
+                     const char *const *call_env)
 {
     char **env = wr_calloc(1, sizeof(char *));
     size_t n = 0;
@@ -149,7 +148,7 @@ int vmm_exec(struct vmm *vmm, const char *id_or_name, const struct agent_exec_re
     _cleanup_free_ char *workdir = NULL, *user = NULL;
     vmm__image_exec_config(vmm, row.image, &image_env, &workdir, &user);
     op->user = req->user ? wr_strdup(req->user) : TAKE_PTR(user);
-    op->env = exec_env(&row, (const char *const *)image_env, req->env);
+    op->env = vmm__exec_env(&row, (const char *const *)image_env, req->env);
     op->cwd = wr_strdup(req->cwd ? req->cwd : workdir ? workdir : "/workspace");
     if (req->stdin_len) {
         op->stdin_data = wr_malloc(req->stdin_len);

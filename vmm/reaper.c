@@ -3,6 +3,7 @@
  * VM sandbox hands memory back (vmm/reclaim.c). */
 #include <string.h>
 
+#include "conn.h"
 #include "lifecycle.h"
 #include "pool.h"
 #include "reaper.h"
@@ -42,9 +43,15 @@ int64_t vmm_idle_stop_at(const struct vmm *vmm, int64_t last_used)
     return vmm->idle_stop_s ? last_used + vmm->idle_stop_s : 0;
 }
 
-/* Long idle: stopped (files kept); idle: paused; idle VMs: memory handed back first. */
+/* Long idle: stopped (files kept); idle: paused; idle VMs: memory handed back first. A
+ * sandbox with a terminal attached is in use: the idle clock starts when it is left. */
 static void idle_policy(struct vmm *vmm, const struct store_sandbox *r, int64_t now)
 {
+    struct sandbox_rt *rt = vmm__rt_get(vmm, r->id, false);
+    if (rt && rt->terminals > 0) {
+        store_sandbox_touch(vmm->store, r->id, now, NULL);
+        return;
+    }
     bool running = !strcmp(r->state, "running"), is_paused = !strcmp(r->state, "paused");
     int64_t stop_at = vmm_idle_stop_at(vmm, r->last_used_at);
     int64_t pause_at = vmm_idle_pause_at(vmm, r->last_used_at);

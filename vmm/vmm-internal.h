@@ -6,6 +6,7 @@
  *   pool.c       warm pools: sandbox_create served by a started sandbox, refills
  *   snapshot.c   snapshot, restore (a fork), list, delete
  *   sandbox.c    create, list, destroy
+ *   pty.c        terminal sessions: open, attach, input, resize, list, close
  *   ops.c        exec and file operations; git/ builds on ready.c the same way
  *   ready.c      a sandbox ready for work: resumed, balloon deflated, agent connected
  *   update.c     sandbox_update: network policy and ttl of a sandbox
@@ -38,7 +39,8 @@ struct sandbox_rt {
     uint64_t balloon_bytes; /* what this process inflated the balloon to; 0: deflated */
     bool reclaiming;        /* a reclaim (drop caches, memstats, inflate) is under way */
     bool deflating;
-    bool touched; /* used while a reclaim was under way: do not inflate */
+    bool touched;              /* used while a reclaim was under way: do not inflate */
+    unsigned terminals;        /* terminals attached through this process (vmm/pty.c) */
     struct vmm_egress *egress; /* allow-list sandboxes: the proxy in its namespace */
     struct sandbox_rt *next;
 };

@@ -76,7 +76,7 @@ struct vmm_create_request {
      * vmm_max_disk_mib; refused (ENOTSUP) where disks cannot be capped. */
     uint64_t disk_mib;
     struct vmm_net_policy network; /* zero: none */
-    const char *const *env; /* "K=V", or NULL */
+    const char *const *env;        /* "K=V", or NULL */
     int64_t ttl_seconds;
 };
 
@@ -240,6 +240,73 @@ int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, co
 /* Checks a path a client gave for a file inside the sandbox: non-empty, at most 4096
  * bytes, no NUL, no ".." component. Relative paths are relative to /workspace. */
 int vmm_path_check(const char *path, struct wr_error **err);
+
+/* ---- terminals ------------------------------------------------------------------------ */
+
+/* Terminal sessions (vmm/pty.c) live in the sandbox's guest-init: they outlive the
+ * attachment, the agent connection and this process, and keep their recent output, so a
+ * client reattaches to the same shell. At most GI_PTY_MAX per sandbox. */
+#define VMM_PTY_DIM_MAX 1000            /* rows and cols are 1..VMM_PTY_DIM_MAX */
+#define VMM_PTY_MAX_INPUT (64u * 1024u) /* the largest vmm_pty_write */
+#define VMM_PTY_WINDOW (256u * 1024u)   /* output sent ahead of vmm_pty_ack, at most */
+
+struct vmm_pty_request {
+    const char *const *argv; /* NULL: the login shell of the sandbox's user */
+    const char *const *env;  /* "K=V" over the sandbox's environment, or NULL */
+    const char *cwd;         /* NULL: the image's working directory, else /workspace */
+    unsigned rows, cols;
+};
+
+struct vmm_pty_handlers {
+    /* The terminal is attached to session pty_id (the id vmm_pty_attach takes later).
+     * Output and end follow. May be NULL. */
+    void (*attached)(void *data, uint64_t pty_id);
+    /* Output: first the session's recent output (up to 64 KiB), then live. Each byte
+     * must be acknowledged with vmm_pty_ack once passed on: the sandbox sends at most
+     * VMM_PTY_WINDOW bytes ahead of the acknowledgements. */
+    void (*output)(void *data, const char *buf, size_t len);
+    /* Exactly once, last: end says why the attachment ended (the process exited, or it
+     * was detached, taken over by another attach, or closed), or end is NULL and err
+     * (owned by the callee) says what failed: the open or the attach (ENOENT: no such
+     * session), or the connection to the sandbox (the session may still be there: attach
+     * again). The handle is freed after it. */
+    void (*end)(void *data, const struct agent_pty_end *end, struct wr_error *err);
+};
+
+struct vmm_pty; /* one attachment to a terminal session */
+
+/* Opens a session in a running (or paused: resumed) sandbox and attaches to it.
+ * *ret_pty is valid until handlers->end has run. */
+int vmm_pty_open(struct vmm *vmm, const char *id_or_name, const struct vmm_pty_request *req,
+                 const struct vmm_pty_handlers *handlers, void *data, struct vmm_pty **ret_pty,
+                 struct wr_error **err);
+/* Attaches to an existing session (the one attached before, if any, ends REPLACED). */
+int vmm_pty_attach(struct vmm *vmm, const char *id_or_name, uint64_t pty_id,
+                   const struct vmm_pty_handlers *handlers, void *data, struct vmm_pty **ret_pty,
+                   struct wr_error **err);
+/* Input for the terminal (copied; at most VMM_PTY_MAX_INPUT bytes). EAGAIN before the
+ * attached handler ran. Counts as use of the sandbox for the idle policy. */
+int vmm_pty_write(struct vmm_pty *pty, const void *buf, size_t len, struct wr_error **err);
+/* Before attached, the size is kept and applied once attached. */
+int vmm_pty_resize(struct vmm_pty *pty, unsigned rows, unsigned cols, struct wr_error **err);
+/* bytes of output passed on since the last call. */
+int vmm_pty_ack(struct vmm_pty *pty, uint64_t bytes, struct wr_error **err);
+/* Signals the session's process group (e.g. SIGINT, SIGHUP). */
+int vmm_pty_signal(struct vmm_pty *pty, int signum, struct wr_error **err);
+/* Leaves the session running; end follows (AGENT_PTY_DETACHED, or ECANCELED when it
+ * was not attached yet). */
+void vmm_pty_detach(struct vmm_pty *pty);
+
+typedef void (*vmm_pty_close_cb)(void *data, struct wr_error *err);
+/* Ends a session: its process group is killed and it is forgotten (ENOENT if unknown). */
+int vmm_pty_close(struct vmm *vmm, const char *id_or_name, uint64_t pty_id, vmm_pty_close_cb cb,
+                  void *data, struct wr_error **err);
+/* list (n entries, valid during the call) or err (owned by the callee). */
+typedef void (*vmm_pty_list_cb)(void *data, const struct agent_pty_info *list, size_t n,
+                                struct wr_error *err);
+/* The sandbox's sessions, running and exited. */
+int vmm_pty_list(struct vmm *vmm, const char *id_or_name, vmm_pty_list_cb cb, void *data,
+                 struct wr_error **err);
 
 /* ---- git ---------------------------------------------------------------------------- */
 
