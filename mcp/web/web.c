@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "terminal.h"
 #include "web.h"
 
 #define EVENTS_TICK_MS 1000
@@ -311,6 +312,24 @@ static void tick(uv_timer_t *t)
     free(ev);
 }
 
+/* ---- /sandboxes/<id>/... ---------------------------------------------------------------- */
+
+static void handle_sandbox_path(void *data, struct http_conn *c, struct http_request *req)
+{
+    struct mcp_web *w = data;
+    const char *rest = req->path + strlen("/sandboxes/");
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest || (size_t)(slash - rest) > 63) {
+        http_respond_error(c, 404, "not found");
+        return;
+    }
+    _cleanup_free_ char *sandbox = wr_strndup(rest, (size_t)(slash - rest));
+    if (!strcmp(slash, "/terminal"))
+        mcp_web_terminal(w->vmm, c, req, sandbox);
+    else
+        http_respond_error(c, 404, "not found: /sandboxes/<id> serves /terminal");
+}
+
 /* ---- start and stop ------------------------------------------------------------------------- */
 
 static void web_free(uv_handle_t *h)
@@ -364,6 +383,7 @@ int mcp_web_start(struct vmm *vmm, struct http_server *listener, struct mcp_web 
          .public = true},
         {.path = "/api/logout", .methods = post, .handle = handle_logout, .data = w},
         {.path = "/api/events", .methods = get, .handle = handle_events, .data = w},
+        {.path = "/sandboxes/", .methods = get, .handle = handle_sandbox_path, .data = w},
         /* Last: "/" is a prefix that matches every path the routes above do not. */
         {.path = "/", .methods = get, .handle = handle_index, .data = w, .public = true},
     };
