@@ -291,6 +291,14 @@ static start_fn request_handler(uint16_t type)
         return gi_shutdown_request;
     case GI_ATTACH:
         return gi_attach;
+    case GI_LIST_DIR:
+        return gi_list_dir;
+    case GI_MKDIR:
+        return gi_mkdir;
+    case GI_RENAME:
+        return gi_rename;
+    case GI_REMOVE:
+        return gi_remove;
     default:
         return NULL;
     }

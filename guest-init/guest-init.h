@@ -102,7 +102,7 @@ bool gi_conn_congested(const struct gi_conn *c);
 /* Stop/restart reading requests (stdin backpressure). */
 void gi_conn_pause_input(struct gi_conn *c, bool pause);
 
-/* ---- requests (exec.c, files.c) ----------------------------------------------------- */
+/* ---- requests (exec.c, files.c, dirs.c) ----------------------------------------------- */
 
 /* Handlers of the request-starting frame types. They answer on the stream themselves
  * (ERROR for failures); <0 means a malformed payload, which closes the connection. */
@@ -115,6 +115,11 @@ int gi_sync(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t l
 int gi_drop_caches(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_shutdown_request(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+/* dirs.c */
+int gi_list_dir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_mkdir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_rename(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_remove(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 
 /* A child was reaped; returns true when it was the leader of one of our execs. */
 bool gi_exec_reaped(pid_t pid, int status);

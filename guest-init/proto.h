@@ -36,6 +36,12 @@ enum gi_frame_type {
     GI_SHUTDOWN = 39,    /* h: -> RESULT, then the agent kills every process and powers off */
     GI_DROP_CACHES = 40, /* h: sync + drop page cache (before reclaiming memory) -> RESULT */
     GI_ATTACH = 41,      /* h: VM only: bind PATH on /workspace, set HOSTNAME -> RESULT */
+    /* Directories and names (PROTOCOL.md, "Directories"). */
+    GI_LIST_DIR = 56,    /* h: PATH, DEPTH, MAX_ENTRIES -> DIR_ENTRIES... then RESULT{TRUNCATED} */
+    GI_DIR_ENTRIES = 57, /* g: entries of a LIST_DIR: ENTRY, FILE_TYPE, SIZE, MODE, MTIME... */
+    GI_MKDIR = 58,       /* h: PATH, MODE, FLAGS (MKDIR_PARENTS) -> RESULT */
+    GI_RENAME = 59,      /* h: PATH, NEW_PATH, FLAGS (RENAME_OVERWRITE) -> RESULT */
+    GI_REMOVE = 60,      /* h: PATH, FLAGS (REMOVE_RECURSIVE) -> RESULT */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -71,11 +77,29 @@ enum gi_tag {
     GI_T_MEM_FREE = 49,
     GI_T_MEM_AVAILABLE = 50,
     GI_T_MEM_CACHED = 51,
+    GI_T_DEPTH = 64,       /* LIST_DIR: levels below PATH to list (1: its entries only) */
+    GI_T_MAX_ENTRIES = 65, /* LIST_DIR: at most this many entries */
+    GI_T_ENTRY = 66,       /* DIR_ENTRIES: starts an entry: its path relative to PATH */
+    GI_T_TRUNCATED = 67,   /* LIST_DIR RESULT: 1 when entries were left out */
+    GI_T_LINK_TARGET = 68, /* DIR_ENTRIES: a symlink's target */
+    GI_T_NEW_PATH = 69,    /* RENAME: the new name */
 };
+
+/* The highest tag this version knows (receivers index fields by tag below it). */
+#define GI_T_LAST 71
 
 /* GI_T_FLAGS bits of a WRITE. */
 #define GI_WRITE_APPEND 1u
 #define GI_WRITE_CREATE_DIRS 2u
+/* GI_T_FLAGS bits of MKDIR, RENAME and REMOVE. */
+#define GI_MKDIR_PARENTS 1u
+#define GI_RENAME_OVERWRITE 1u
+#define GI_REMOVE_RECURSIVE 1u
+/* LIST_DIR limits: DEPTH and MAX_ENTRIES are capped at these, and the entries sent at
+ * GI_LIST_MAX_BYTES of payload in all (RESULT then says TRUNCATED). */
+#define GI_LIST_MAX_DEPTH 5u
+#define GI_LIST_MAX_ENTRIES 10000u
+#define GI_LIST_MAX_BYTES (8u << 20)
 
 struct gi_frame_header {
     uint32_t length; /* payload bytes that follow the header */
