@@ -231,6 +231,29 @@ int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, co
                    size_t len, uint32_t mode, uint32_t flags, agent_write_cb cb, void *data,
                    struct wr_error **err);
 
+/* Directories and names inside a running sandbox (guest-init's LIST_DIR, MKDIR, RENAME,
+ * REMOVE and STAT; paths as for files). Each cb runs exactly once, unless the call
+ * returns <0 (then never). */
+#define VMM_LIST_MAX_DEPTH 5u
+#define VMM_LIST_MAX_ENTRIES 10000u
+/* Lists path depth-first (depth 1..VMM_LIST_MAX_DEPTH; 1: its entries only), at most
+ * max_entries (1..VMM_LIST_MAX_ENTRIES), symlinks reported and not followed. */
+int vmm_list_dir(struct vmm *vmm, const char *id_or_name, const char *path, unsigned depth,
+                 size_t max_entries, agent_list_dir_cb cb, void *data, struct wr_error **err);
+/* mkdir (0755), or mkdir -p with parents. */
+int vmm_make_dir(struct vmm *vmm, const char *id_or_name, const char *path, bool parents,
+                 agent_simple_cb cb, void *data, struct wr_error **err);
+/* rename(2) from to; without overwrite an existing `to` is EEXIST. */
+int vmm_move(struct vmm *vmm, const char *id_or_name, const char *from, const char *to,
+             bool overwrite, agent_simple_cb cb, void *data, struct wr_error **err);
+/* Removes a file or symlink (never its target), or with recursive a directory and what it
+ * holds. "/" and /workspace are refused (EPERM). */
+int vmm_remove(struct vmm *vmm, const char *id_or_name, const char *path, bool recursive,
+               agent_simple_cb cb, void *data, struct wr_error **err);
+/* stat(2) (symlinks followed). */
+int vmm_stat(struct vmm *vmm, const char *id_or_name, const char *path, agent_stat_cb cb,
+             void *data, struct wr_error **err);
+
 /* Checks a path a client gave for a file inside the sandbox: non-empty, at most 4096
  * bytes, no NUL, no ".." component. Relative paths are relative to /workspace. */
 int vmm_path_check(const char *path, struct wr_error **err);
