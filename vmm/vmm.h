@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "store.h"
 #include "util/util.h"
+#include "vmm/git/diff.h"
 #include "vmm/net/policy.h"
 
 struct vmm;
@@ -282,6 +283,21 @@ typedef void (*vmm_git_commit_cb)(void *data, const struct vmm_git_commit_result
 int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
                            const struct vmm_git_commit_request *req, vmm_git_commit_cb cb,
                            void *data, struct wr_error **err);
+
+/* sandbox_diff: the sandbox's workspace against its start commit: the agent's own commits
+ * inside it and what is not committed yet, i.e. what sandbox_git_commit would bring onto
+ * warren/<name> (vmm/git/diff.h). Nothing is written to the repository. */
+#define VMM_DIFF_MAX_FILES 10000u
+#define VMM_DIFF_MAX_BYTES (4u << 20)
+struct vmm_diff_request {
+    const char *const *paths; /* NULL: every change; else only under these paths */
+    unsigned context_lines;
+    size_t max_bytes; /* patch text in all, at most VMM_DIFF_MAX_BYTES */
+};
+/* result (vmm/git/diff.h) is valid during the call; err is owned by the callee. */
+typedef void (*vmm_diff_cb)(void *data, const struct gitdiff_result *result, struct wr_error *err);
+int vmm_sandbox_diff(struct vmm *vmm, const char *id_or_name, const struct vmm_diff_request *req,
+                     vmm_diff_cb cb, void *data, struct wr_error **err);
 
 struct vmm_git_push_request {
     const char *remote; /* NULL: "origin" */

@@ -98,6 +98,7 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
     "image_pull",
     "sandbox_create",
     "sandbox_destroy",
+    "sandbox_diff",
     "sandbox_events",
     "sandbox_exec",
     "sandbox_git_commit",
