@@ -140,6 +140,24 @@ struct vmm_pool_info {
 /* Every pool; free the array with free. */
 int vmm_pool_list(struct vmm *vmm, struct vmm_pool_info **ret, size_t *ret_n);
 
+/* Metrics (vmm/metrics.c): every VMM_METRICS_INTERVAL_S this process samples each running
+ * sandbox and keeps the last VMM_METRICS_SAMPLES (an hour) in memory; a restart loses
+ * them, and a sandbox that is not running gets none. */
+#define VMM_METRICS_INTERVAL_S 10
+#define VMM_METRICS_SAMPLES 360
+struct vmm_metrics_sample {
+    int64_t at;                  /* unix time */
+    uint64_t memory_usage_bytes; /* host memory held (sandbox_list's) */
+    uint64_t balloon_bytes;      /* what the balloon took back */
+    double cpu_seconds;          /* cumulative CPU of the sandbox (jail cgroup; VMM process) */
+    uint64_t disk_used_bytes;    /* on its disk, or in its upper directories without one */
+};
+/* The samples taken at or after since (unix time), oldest first; the caller frees *ret. */
+int vmm_sandbox_metrics(struct vmm *vmm, const char *id_or_name, int64_t since,
+                        struct vmm_metrics_sample **ret, size_t *ret_n, struct wr_error **err);
+/* The sampling interval (VMM_METRICS_INTERVAL_S, unless a test shortened it). */
+uint32_t vmm_metrics_interval_ms(const struct vmm *vmm);
+
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 struct vmm_snapshot_info {

@@ -96,7 +96,7 @@ test("SDK client: initialize, tools, create with repo, exec with progress over S
   assert.equal(client.getServerVersion().name, "warren");
   assert.ok(client.transport.sessionId, "no session id");
   const { tools } = await client.listTools();
-  assert.equal(tools.length, 26);
+  assert.equal(tools.length, 27);
 
   const sb = await callTool(client, "sandbox_create", { name: "http-main", repo });
   assert.equal(sb.state, "running");

@@ -106,6 +106,7 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
     "sandbox_list",
     "sandbox_list_dir",
     "sandbox_make_dir",
+    "sandbox_metrics",
     "sandbox_move",
     "sandbox_pause",
     "sandbox_read_file",
