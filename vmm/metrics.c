@@ -96,7 +96,7 @@ static void tick(uv_timer_t *t)
             sample_extra(vmm, info, &s);
             ring_push(ring, &s);
         }
-        vmm_sandbox_info_clear(info);
+        store_sandbox_clear(&info->row); /* vmm_sandbox_info_clear, which lives above */
     }
     free(infos);
     forget_gone(vmm);
