@@ -153,9 +153,11 @@ test("metrics: samples of memory, cpu and disk", async () => {
   assert.ok(last.disk_used_bytes > 0);
   assert.match(last.at, /^\d{4}-\d\d-\d\dT/);
   await callTool(client, "sandbox_pause", { id: plain.id });
-  await new Promise((r) => setTimeout(r, 1500));
-  const paused = await callTool(client, "sandbox_metrics", { id: plain.id, since_seconds: 1 });
-  assert.equal(paused.samples.length, 0, "a sandbox that is not running has no new samples");
+  await new Promise((r) => setTimeout(r, 600)); // a tick under way at the pause may still land
+  const before = await callTool(client, "sandbox_metrics", { id: plain.id, since_seconds: 600 });
+  await new Promise((r) => setTimeout(r, 1500)); // three sampling intervals
+  const after = await callTool(client, "sandbox_metrics", { id: plain.id, since_seconds: 600 });
+  assert.equal(after.samples.length, before.samples.length, "a sandbox that is not running has no new samples");
   await callTool(client, "sandbox_resume", { id: plain.id });
   assert.match(await callToolError(client, "sandbox_metrics", { id: "nope" }), /nope/);
 });
