@@ -299,6 +299,14 @@ static start_fn request_handler(uint16_t type)
         return gi_pty_close;
     case GI_PTY_LIST:
         return gi_pty_list;
+    case GI_LIST_DIR:
+        return gi_list_dir;
+    case GI_MKDIR:
+        return gi_mkdir;
+    case GI_RENAME:
+        return gi_rename;
+    case GI_REMOVE:
+        return gi_remove;
     default:
         return NULL;
     }

@@ -125,7 +125,7 @@ int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why);
 /* setgroups, setgid, setuid; 0 or -errno. */
 int gi_become_user(const struct gi_user *u);
 
-/* ---- requests (exec.c, files.c) ----------------------------------------------------- */
+/* ---- requests (exec.c, files.c, dirs.c) --------------------------------------------------- */
 
 /* Handlers of the request-starting frame types. They answer on the stream themselves
  * (ERROR for failures); <0 means a malformed payload, which closes the connection. */
@@ -138,6 +138,11 @@ int gi_sync(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t l
 int gi_drop_caches(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_shutdown_request(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+/* dirs.c */
+int gi_list_dir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_mkdir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_rename(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+int gi_remove(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 
 /* PTY sessions (pty.c): requests, and the follow-ups on an attach stream. */
 int gi_pty_open(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);

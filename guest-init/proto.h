@@ -45,6 +45,12 @@ enum gi_frame_type {
     GI_PTY_ACK = 53,    /* h, on an attach stream: BYTES of output consumed */
     GI_PTY_CLOSE = 54,  /* h: PTY_ID -> RESULT: the session's process group is killed */
     GI_PTY_LIST = 55,   /* h: -> RESULT{PTY_ENTRY...} */
+    /* Directories and names (PROTOCOL.md, "Directories"). */
+    GI_LIST_DIR = 56,    /* h: PATH, DEPTH, MAX_ENTRIES -> DIR_ENTRIES... then RESULT{TRUNCATED} */
+    GI_DIR_ENTRIES = 57, /* g: entries of a LIST_DIR: ENTRY, FILE_TYPE, SIZE, MODE, MTIME... */
+    GI_MKDIR = 58,       /* h: PATH, MODE, FLAGS (MKDIR_PARENTS) -> RESULT */
+    GI_RENAME = 59,      /* h: PATH, NEW_PATH, FLAGS (RENAME_OVERWRITE) -> RESULT */
+    GI_REMOVE = 60,      /* h: PATH, FLAGS (REMOVE_RECURSIVE) -> RESULT */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -87,6 +93,12 @@ enum gi_tag {
     GI_T_PTY_RUNNING = 60, /* u64: 1 while the session's process runs */
     GI_T_CREATED = 61,     /* i64: seconds since the epoch */
     GI_T_PTY_END = 62,     /* u64: why an attachment ended without EXIT (GI_PTY_END_*) */
+    GI_T_DEPTH = 64,       /* LIST_DIR: levels below PATH to list (1: its entries only) */
+    GI_T_MAX_ENTRIES = 65, /* LIST_DIR: at most this many entries */
+    GI_T_ENTRY = 66,       /* DIR_ENTRIES: starts an entry: its path relative to PATH */
+    GI_T_TRUNCATED = 67,   /* LIST_DIR RESULT: 1 when entries were left out */
+    GI_T_LINK_TARGET = 68, /* DIR_ENTRIES: a symlink's target */
+    GI_T_NEW_PATH = 69,    /* RENAME: the new name */
 };
 
 /* GI_T_PTY_END values. */
@@ -101,9 +113,21 @@ enum gi_tag {
 #define GI_PTY_WINDOW (256u * 1024u)
 #define GI_PTY_DIM_MAX 1000
 
+/* The highest tag this version knows (receivers index fields by tag below it). */
+#define GI_T_LAST 71
+
 /* GI_T_FLAGS bits of a WRITE. */
 #define GI_WRITE_APPEND 1u
 #define GI_WRITE_CREATE_DIRS 2u
+/* GI_T_FLAGS bits of MKDIR, RENAME and REMOVE. */
+#define GI_MKDIR_PARENTS 1u
+#define GI_RENAME_OVERWRITE 1u
+#define GI_REMOVE_RECURSIVE 1u
+/* LIST_DIR limits: DEPTH and MAX_ENTRIES are capped at these, and the entries sent at
+ * GI_LIST_MAX_BYTES of payload in all (RESULT then says TRUNCATED). */
+#define GI_LIST_MAX_DEPTH 5u
+#define GI_LIST_MAX_ENTRIES 10000u
+#define GI_LIST_MAX_BYTES (8u << 20)
 
 struct gi_frame_header {
     uint32_t length; /* payload bytes that follow the header */

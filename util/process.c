@@ -159,3 +159,24 @@ int wr_child_setup_wait(int sync_fd, pid_t child, const char *what, struct wr_er
         return wr_error_set(err, EIO, "%s exited during setup (status %d)", what, status);
     return 0;
 }
+
+int wr_process_cpu_usec(pid_t pid, uint64_t *ret_usec)
+{
+    char path[64];
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int r = wr_read_file(path, 4096, &text, &len);
+    if (r < 0)
+        return r;
+    /* Fields after the command (which may hold spaces and parentheses): state is field 3,
+     * utime 14, stime 15. */
+    const char *p = strrchr(text, ')');
+    unsigned long long utime = 0, stime = 0;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        return -EINVAL;
+    long hz = sysconf(_SC_CLK_TCK);
+    *ret_usec = (utime + stime) * 1000000ull / (uint64_t)(hz > 0 ? hz : 100);
+    return 0;
+}

@@ -198,6 +198,8 @@ bool wr_wait_exit(pid_t pid, int timeout_ms);
 int wr_child_setup_wait(int sync_fd, pid_t child, const char *what, struct wr_error **err);
 /* Resident memory of a process, shared pages (a VM's memfd RAM) included. 0 or -errno. */
 int wr_process_rss(pid_t pid, uint64_t *ret_bytes);
+/* CPU time a process used (utime + stime of /proc/PID/stat), in microseconds. 0 or -errno. */
+int wr_process_cpu_usec(pid_t pid, uint64_t *ret_usec);
 /* The last `max` bytes of a file (a log), from a line start, as valid UTF-8; NULL when
  * empty or missing. The caller frees it. */
 char *wr_file_tail(const char *path, size_t max);

@@ -33,7 +33,11 @@ enum req_kind {
     REQ_PTY_OPEN,
     REQ_PTY_ATTACH,
     REQ_PTY_LIST,
+    REQ_LIST,
 };
+
+/* A listing's entries kept at most: GI_LIST_MAX_BYTES from the guest, and some room. */
+#define LIST_MAX_BYTES (2u * GI_LIST_MAX_BYTES)
 
 struct send;
 
@@ -53,8 +57,13 @@ struct agent_req {
         agent_pty_open_cb pty_open;
         struct agent_pty_handlers pty;
         agent_pty_list_cb pty_list;
+        agent_list_dir_cb list;
     } cb;
     struct wr_buf read_buf; /* READ: the data so far, capped at the requested length */
+    /* LIST_DIR: the entries so far, capped at the requested number and LIST_MAX_BYTES. */
+    struct agent_dir_entry *entries;
+    size_t n_entries, max_entries, entry_bytes;
+    bool list_cut;
     /* WRITE: the uv_write still referencing the caller's buffer. The answer is held
      * back until it completes, so that the caller cannot free the buffer under it. */
     struct send *inflight;
@@ -151,6 +160,11 @@ static void req_free(struct agent_req *r)
     if (r->inflight)
         r->inflight->owner = NULL;
     wr_buf_free(&r->read_buf);
+    for (size_t i = 0; i < r->n_entries; i++) {
+        free(r->entries[i].path);
+        free(r->entries[i].link_target);
+    }
+    free(r->entries);
     wr_error_free(r->error);
     free(r);
 }
@@ -187,6 +201,9 @@ static void req_complete(struct agent_req *r, struct wr_error *err)
         break;
     case REQ_PTY_LIST:
         r->cb.pty_list(r->data, NULL, 0, err);
+        break;
+    case REQ_LIST:
+        r->cb.list(r->data, err ? NULL : r->entries, err ? 0 : r->n_entries, r->list_cut, err);
         break;
     }
     req_free(r);
@@ -739,14 +756,71 @@ int agent_pty_list(struct agent_conn *conn, agent_pty_list_cb cb, void *data, st
     return start_simple(q, err);
 }
 
+/* ---- directories ---------------------------------------------------------------------- */
+
+int agent_list_dir(struct agent_conn *conn, const char *path, unsigned depth, size_t max_entries,
+                   agent_list_dir_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_LIST, sizeof(*q), data);
+    q->cb.list = cb;
+    q->max_entries = WR_MIN(max_entries, (size_t)GI_LIST_MAX_ENTRIES);
+    gi_writer_start(&conn->writer, GI_LIST_DIR, q->stream);
+    gi_writer_str(&conn->writer, GI_T_PATH, path);
+    gi_writer_u64(&conn->writer, GI_T_DEPTH, depth);
+    gi_writer_u64(&conn->writer, GI_T_MAX_ENTRIES, q->max_entries);
+    return start_simple(q, err);
+}
+
+/* A request on a path whose answer is an empty RESULT: MKDIR, RENAME, REMOVE. */
+static int path_request(struct agent_conn *conn, uint16_t type, const char *path,
+                        const char *new_path, uint32_t flags, const uint32_t *mode,
+                        agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_SIMPLE, sizeof(*q), data);
+    q->cb.simple = cb;
+    gi_writer_start(&conn->writer, type, q->stream);
+    gi_writer_str(&conn->writer, GI_T_PATH, path);
+    if (new_path)
+        gi_writer_str(&conn->writer, GI_T_NEW_PATH, new_path);
+    if (mode)
+        gi_writer_u64(&conn->writer, GI_T_MODE, *mode);
+    gi_writer_u64(&conn->writer, GI_T_FLAGS, flags);
+    return start_simple(q, err);
+}
+
+int agent_mkdir(struct agent_conn *conn, const char *path, uint32_t mode, uint32_t flags,
+                agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    return path_request(conn, GI_MKDIR, path, NULL, flags, &mode, cb, data, err);
+}
+
+int agent_rename(struct agent_conn *conn, const char *from, const char *to, uint32_t flags,
+                 agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    return path_request(conn, GI_RENAME, from, to, flags, NULL, cb, data, err);
+}
+
+int agent_remove(struct agent_conn *conn, const char *path, uint32_t flags, agent_simple_cb cb,
+                 void *data, struct wr_error **err)
+{
+    return path_request(conn, GI_REMOVE, path, NULL, flags, NULL, cb, data, err);
+}
+
 /* ---- receiving ---------------------------------------------------------------------- */
 
-/* Integer fields of a RESULT/EXIT/HELLO payload, indexed by tag (tags < 64). */
+/* Integer fields of a RESULT/EXIT/HELLO payload, indexed by tag (tags up to GI_T_LAST). */
+#define FIELD_TAGS (GI_T_LAST + 1)
 struct fields {
-    uint64_t v[64];
-    bool has[64];
-    const uint8_t *str[64];
-    uint32_t str_len[64];
+    uint64_t v[FIELD_TAGS];
+    bool has[FIELD_TAGS];
+    const uint8_t *str[FIELD_TAGS];
+    uint32_t str_len[FIELD_TAGS];
 };
 
 static int parse_fields(const uint8_t *p, size_t n, struct fields *f)
@@ -757,7 +831,7 @@ static int parse_fields(const uint8_t *p, size_t n, struct fields *f)
     memset(f->has, 0, sizeof(f->has));
     gi_reader_init(&rd, p, n);
     while ((r = gi_reader_next(&rd, &t)) > 0) {
-        if (t.tag >= 64)
+        if (t.tag >= FIELD_TAGS)
             continue;
         f->has[t.tag] = true;
         f->str[t.tag] = t.value;
@@ -876,8 +950,62 @@ static void finish_result(struct agent_req *r, const struct fields *f)
             r, why >= 1 && why <= 3 ? (enum agent_pty_end_reason)why : AGENT_PTY_DETACHED, f);
     } else {
         r->bytes = r->kind == REQ_READ ? f->v[GI_T_SIZE] : f->v[GI_T_BYTES];
+        if (r->kind == REQ_LIST && f->v[GI_T_TRUNCATED])
+            r->list_cut = true;
         finish(r, NULL);
     }
+}
+
+/* Appends the entry the TLV of tag ENTRY starts (its fields follow until the next ENTRY). */
+static void list_add(struct agent_req *r, const struct gi_tlv *t)
+{
+    if (r->n_entries >= r->max_entries || r->entry_bytes + t->len > LIST_MAX_BYTES ||
+        memchr(t->value, 0, t->len)) {
+        r->list_cut = true;
+        return;
+    }
+    if (r->n_entries % 256 == 0)
+        r->entries = wr_realloc(r->entries, (r->n_entries + 256) * sizeof(*r->entries));
+    r->entries[r->n_entries++] = (struct agent_dir_entry){
+        .path = wr_strndup((const char *)t->value, t->len)};
+    r->entry_bytes += t->len + sizeof(struct agent_dir_entry);
+}
+
+/* DIR_ENTRIES: ENTRY starts an entry, the tags after it fill it in. */
+static int list_entries(struct agent_req *r, const uint8_t *p, size_t n)
+{
+    struct gi_reader rd;
+    struct gi_tlv t;
+    int ret;
+    bool current = false; /* the last ENTRY was kept: its fields go into the last entry */
+    gi_reader_init(&rd, p, n);
+    while ((ret = gi_reader_next(&rd, &t)) > 0) {
+        if (t.tag == GI_T_ENTRY) {
+            size_t before = r->n_entries;
+            list_add(r, &t);
+            current = r->n_entries > before;
+            continue;
+        }
+        if (!current)
+            continue;
+        struct agent_dir_entry *e = &r->entries[r->n_entries - 1];
+        uint64_t v = 0;
+        if (t.tag == GI_T_LINK_TARGET && !e->link_target && t.len < 4096 &&
+            !memchr(t.value, 0, t.len)) {
+            e->link_target = wr_strndup((const char *)t.value, t.len);
+            r->entry_bytes += t.len;
+        } else if (t.len == 8 && gi_tlv_u64(&t, &v) == 0) {
+            if (t.tag == GI_T_FILE_TYPE)
+                e->type = (uint32_t)v;
+            else if (t.tag == GI_T_SIZE)
+                e->size = v;
+            else if (t.tag == GI_T_MODE)
+                e->mode = (uint32_t)v;
+            else if (t.tag == GI_T_MTIME)
+                e->mtime = (int64_t)v;
+        }
+    }
+    return ret < 0 ? -EPROTO : 0;
 }
 
 static void finish_exit(struct agent_req *r, const struct fields *f)
@@ -902,6 +1030,8 @@ static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type
     }
     if (type == GI_DATA && r->kind == REQ_READ)
         return wr_buf_append(&r->read_buf, p, n) < 0 ? -EPROTO : 0;
+    if (type == GI_DIR_ENTRIES && r->kind == REQ_LIST)
+        return list_entries(r, p, n);
     if (type == GI_PTY_OUTPUT && r->kind == REQ_PTY_ATTACH) {
         if (r->cb.pty.output)
             r->cb.pty.output(r->data, (const char *)p, n);

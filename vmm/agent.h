@@ -120,6 +120,33 @@ int agent_sync(struct agent_conn *conn, agent_simple_cb cb, void *data, struct w
 int agent_drop_caches(struct agent_conn *conn, agent_simple_cb cb, void *data,
                       struct wr_error **err);
 int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, struct wr_error **err);
+/* Directories (LIST_DIR, MKDIR, RENAME, REMOVE). An entry of a listing: path relative to
+ * the listed directory; type is (st_mode & S_IFMT) >> 12 (DT_REG 8, DT_DIR 4, DT_LNK 10). */
+struct agent_dir_entry {
+    char *path;
+    uint32_t type;
+    uint64_t size;
+    uint32_t mode; /* st_mode, type bits included */
+    int64_t mtime;
+    char *link_target; /* a symlink's target, or NULL */
+};
+/* entries (owned by the agent client, valid during the call) in the guest's order:
+ * depth-first, each directory's names sorted; truncated when some were left out. */
+typedef void (*agent_list_dir_cb)(void *data, const struct agent_dir_entry *entries, size_t n,
+                                  bool truncated, struct wr_error *err);
+/* Lists path down to depth levels (1..GI_LIST_MAX_DEPTH), at most max_entries entries
+ * (up to GI_LIST_MAX_ENTRIES). Symlinks are not followed. */
+int agent_list_dir(struct agent_conn *conn, const char *path, unsigned depth, size_t max_entries,
+                   agent_list_dir_cb cb, void *data, struct wr_error **err);
+/* flags: GI_MKDIR_PARENTS. */
+int agent_mkdir(struct agent_conn *conn, const char *path, uint32_t mode, uint32_t flags,
+                agent_simple_cb cb, void *data, struct wr_error **err);
+/* flags: GI_RENAME_OVERWRITE (else an existing `to` is EEXIST). */
+int agent_rename(struct agent_conn *conn, const char *from, const char *to, uint32_t flags,
+                 agent_simple_cb cb, void *data, struct wr_error **err);
+/* flags: GI_REMOVE_RECURSIVE (a directory needs it). "/" and /workspace are refused. */
+int agent_remove(struct agent_conn *conn, const char *path, uint32_t flags, agent_simple_cb cb,
+                 void *data, struct wr_error **err);
 /* ATTACH (VMs): guest-init binds dir (below /workspace; NULL: none) on /workspace and takes
  * hostname: a warm pool's VM given to the create that claimed it. */
 int agent_attach(struct agent_conn *conn, const char *dir, const char *hostname, agent_simple_cb cb,

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "guest-init/proto.h"
 #include "network.h"
 #include "ops.h"
 #include "ready.h"
@@ -256,4 +257,143 @@ int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, co
                            .write_cb = cb,
                            .data = data};
     return file_start(vmm, id_or_name, op, err);
+}
+
+/* ---- directories and stat --------------------------------------------------------- */
+
+enum path_op_kind { PATH_LIST, PATH_MKDIR, PATH_RENAME, PATH_REMOVE, PATH_STAT };
+
+struct path_op {
+    enum path_op_kind kind;
+    char *path, *new_path;
+    unsigned depth;
+    size_t max_entries;
+    uint32_t mode, flags;
+    agent_list_dir_cb list_cb;
+    agent_simple_cb simple_cb;
+    agent_stat_cb stat_cb;
+    void *data;
+};
+
+static void path_op_free(struct path_op *op)
+{
+    free(op->path);
+    free(op->new_path);
+    free(op);
+}
+
+static void path_op_fail(struct path_op *op, struct wr_error *err)
+{
+    if (op->kind == PATH_LIST)
+        op->list_cb(op->data, NULL, 0, false, err);
+    else if (op->kind == PATH_STAT)
+        op->stat_cb(op->data, NULL, err);
+    else
+        op->simple_cb(op->data, err);
+}
+
+static int path_op_send(struct path_op *op, struct agent_conn *conn, struct wr_error **err)
+{
+    switch (op->kind) {
+    case PATH_LIST:
+        return agent_list_dir(conn, op->path, op->depth, op->max_entries, op->list_cb, op->data,
+                              err);
+    case PATH_MKDIR:
+        return agent_mkdir(conn, op->path, op->mode, op->flags, op->simple_cb, op->data, err);
+    case PATH_RENAME:
+        return agent_rename(conn, op->path, op->new_path, op->flags, op->simple_cb, op->data,
+                            err);
+    case PATH_REMOVE:
+        return agent_remove(conn, op->path, op->flags, op->simple_cb, op->data, err);
+    case PATH_STAT:
+        return agent_stat(conn, op->path, op->stat_cb, op->data, err);
+    }
+    return wr_error_set(err, EINVAL, "unknown operation");
+}
+
+static void path_on_conn(void *data, struct agent_conn *conn, struct wr_error *err)
+{
+    struct path_op *op = data;
+    if (conn)
+        path_op_send(op, conn, &err);
+    if (err)
+        path_op_fail(op, err);
+    path_op_free(op);
+}
+
+/* Takes op; on failure nothing has been called back. */
+static int path_start(struct vmm *vmm, const char *id_or_name, struct path_op *op,
+                      struct wr_error **err)
+{
+    struct store_sandbox row;
+    if (vmm_path_check(op->path, err) < 0 ||
+        (op->new_path && vmm_path_check(op->new_path, err) < 0) ||
+        vmm__sandbox_running(vmm, id_or_name, &row, err) < 0) {
+        path_op_free(op);
+        return -(*err)->status;
+    }
+    store_sandbox_touch(vmm->store, row.id, wr_unix_time(), NULL);
+    vmm__with_conn(vmm, &row, 0, path_on_conn, op);
+    store_sandbox_clear(&row);
+    return 0;
+}
+
+static struct path_op *path_op_new(enum path_op_kind kind, const char *path, void *data)
+{
+    struct path_op *op = wr_calloc(1, sizeof(*op));
+    op->kind = kind;
+    op->path = wr_strdup(path);
+    op->data = data;
+    return op;
+}
+
+int vmm_list_dir(struct vmm *vmm, const char *id_or_name, const char *path, unsigned depth,
+                 size_t max_entries, agent_list_dir_cb cb, void *data, struct wr_error **err)
+{
+    if (depth < 1 || depth > VMM_LIST_MAX_DEPTH)
+        return wr_error_set(err, EINVAL, "depth must be 1 to %u", VMM_LIST_MAX_DEPTH);
+    if (max_entries < 1 || max_entries > VMM_LIST_MAX_ENTRIES)
+        return wr_error_set(err, EINVAL, "max_entries must be 1 to %u", VMM_LIST_MAX_ENTRIES);
+    struct path_op *op = path_op_new(PATH_LIST, path, data);
+    op->depth = depth;
+    op->max_entries = max_entries;
+    op->list_cb = cb;
+    return path_start(vmm, id_or_name, op, err);
+}
+
+int vmm_make_dir(struct vmm *vmm, const char *id_or_name, const char *path, bool parents,
+                 agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    struct path_op *op = path_op_new(PATH_MKDIR, path, data);
+    op->mode = 0755;
+    op->flags = parents ? GI_MKDIR_PARENTS : 0;
+    op->simple_cb = cb;
+    return path_start(vmm, id_or_name, op, err);
+}
+
+int vmm_move(struct vmm *vmm, const char *id_or_name, const char *from, const char *to,
+             bool overwrite, agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    struct path_op *op = path_op_new(PATH_RENAME, from, data);
+    op->new_path = wr_strdup(to);
+    op->flags = overwrite ? GI_RENAME_OVERWRITE : 0;
+    op->simple_cb = cb;
+    return path_start(vmm, id_or_name, op, err);
+}
+
+int vmm_remove(struct vmm *vmm, const char *id_or_name, const char *path, bool recursive,
+               agent_simple_cb cb, void *data, struct wr_error **err)
+{
+    struct path_op *op = path_op_new(PATH_REMOVE, path, data);
+    op->flags = recursive ? GI_REMOVE_RECURSIVE : 0;
+    op->simple_cb = cb;
+    return path_start(vmm, id_or_name, op, err);
+}
+
+int vmm_stat(struct vmm *vmm, const char *id_or_name, const char *path, agent_stat_cb cb,
+             void *data, struct wr_error **err)
+{
+    struct path_op *op = path_op_new(PATH_STAT, path, data);
+    op->stat_cb = cb;
+    return path_start(vmm, id_or_name, op, err);
 }

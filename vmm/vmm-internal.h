@@ -2,6 +2,7 @@
  * ones below it (the functions are declared in one header per file):
  *
  *   vmm.c        open and close: the store, the backend, the reaper
+ *   metrics.c    the metrics sampler: a ring of samples per running sandbox
  *   reaper.c     the housekeeping timer: ttl, idle pause and stop, memory reclaim
  *   pool.c       warm pools: sandbox_create served by a started sandbox, refills
  *   snapshot.c   snapshot, restore (a fork), list, delete
@@ -64,6 +65,9 @@ struct vmm {
     struct vmm_egress_hosts *egress_hosts; /* names the egress proxy resolves itself */
     uint64_t max_disk_mib;      /* --max-disk-mib; 0: disks cannot be made here */
     char *no_disk_reason;       /* why not (vmm_disk_available), or NULL */
+    struct metrics_ring *metrics; /* samples per running sandbox (vmm/metrics.c) */
+    uv_timer_t *metrics_timer;
+    uint32_t metrics_interval_ms;
 };
 
 /* The strings behind a vmm_sandbox_spec, derived from the store row and state dir. */

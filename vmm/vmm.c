@@ -7,6 +7,7 @@
 #include "disk.h"
 #include "network.h"
 #include "pool.h"
+#include "metrics.h"
 #include "reaper.h"
 #include "spec.h"
 #include "vmm/backends/guest-image.h"
@@ -87,6 +88,7 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
         return r;
     }
     vmm__reaper_start(v);
+    vmm__metrics_start(v);
     *ret = v;
     return 0;
 }
@@ -96,6 +98,7 @@ void vmm_close(struct vmm *vmm)
     if (!vmm)
         return;
     vmm__reaper_stop(vmm);
+    vmm__metrics_stop(vmm);
     vmm__pools_close(vmm);
     while (vmm->rts)
         vmm__rt_forget(vmm, vmm->rts->id);

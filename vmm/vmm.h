@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "store.h"
 #include "util/util.h"
+#include "vmm/git/diff.h"
 #include "vmm/net/policy.h"
 
 struct vmm;
@@ -145,6 +146,24 @@ struct vmm_pool_info {
 /* Every pool; free the array with free. */
 int vmm_pool_list(struct vmm *vmm, struct vmm_pool_info **ret, size_t *ret_n);
 
+/* Metrics (vmm/metrics.c): every VMM_METRICS_INTERVAL_S this process samples each running
+ * sandbox and keeps the last VMM_METRICS_SAMPLES (an hour) in memory; a restart loses
+ * them, and a sandbox that is not running gets none. */
+#define VMM_METRICS_INTERVAL_S 10
+#define VMM_METRICS_SAMPLES 360
+struct vmm_metrics_sample {
+    int64_t at;                  /* unix time */
+    uint64_t memory_usage_bytes; /* host memory held (sandbox_list's) */
+    uint64_t balloon_bytes;      /* what the balloon took back */
+    double cpu_seconds;          /* cumulative CPU of the sandbox (jail cgroup; VMM process) */
+    uint64_t disk_used_bytes;    /* on its disk, or in its upper directories without one */
+};
+/* The samples taken at or after since (unix time), oldest first; the caller frees *ret. */
+int vmm_sandbox_metrics(struct vmm *vmm, const char *id_or_name, int64_t since,
+                        struct vmm_metrics_sample **ret, size_t *ret_n, struct wr_error **err);
+/* The sampling interval (VMM_METRICS_INTERVAL_S, unless a test shortened it). */
+uint32_t vmm_metrics_interval_ms(const struct vmm *vmm);
+
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 struct vmm_snapshot_info {
@@ -236,6 +255,29 @@ int vmm_read_file(struct vmm *vmm, const char *id_or_name, const char *path, uin
 int vmm_write_file(struct vmm *vmm, const char *id_or_name, const char *path, const void *buf,
                    size_t len, uint32_t mode, uint32_t flags, agent_write_cb cb, void *data,
                    struct wr_error **err);
+
+/* Directories and names inside a running sandbox (guest-init's LIST_DIR, MKDIR, RENAME,
+ * REMOVE and STAT; paths as for files). Each cb runs exactly once, unless the call
+ * returns <0 (then never). */
+#define VMM_LIST_MAX_DEPTH 5u
+#define VMM_LIST_MAX_ENTRIES 10000u
+/* Lists path depth-first (depth 1..VMM_LIST_MAX_DEPTH; 1: its entries only), at most
+ * max_entries (1..VMM_LIST_MAX_ENTRIES), symlinks reported and not followed. */
+int vmm_list_dir(struct vmm *vmm, const char *id_or_name, const char *path, unsigned depth,
+                 size_t max_entries, agent_list_dir_cb cb, void *data, struct wr_error **err);
+/* mkdir (0755), or mkdir -p with parents. */
+int vmm_make_dir(struct vmm *vmm, const char *id_or_name, const char *path, bool parents,
+                 agent_simple_cb cb, void *data, struct wr_error **err);
+/* rename(2) from to; without overwrite an existing `to` is EEXIST. */
+int vmm_move(struct vmm *vmm, const char *id_or_name, const char *from, const char *to,
+             bool overwrite, agent_simple_cb cb, void *data, struct wr_error **err);
+/* Removes a file or symlink (never its target), or with recursive a directory and what it
+ * holds. "/" and /workspace are refused (EPERM). */
+int vmm_remove(struct vmm *vmm, const char *id_or_name, const char *path, bool recursive,
+               agent_simple_cb cb, void *data, struct wr_error **err);
+/* stat(2) (symlinks followed). */
+int vmm_stat(struct vmm *vmm, const char *id_or_name, const char *path, agent_stat_cb cb,
+             void *data, struct wr_error **err);
 
 /* Checks a path a client gave for a file inside the sandbox: non-empty, at most 4096
  * bytes, no NUL, no ".." component. Relative paths are relative to /workspace. */
@@ -332,6 +374,21 @@ typedef void (*vmm_git_commit_cb)(void *data, const struct vmm_git_commit_result
 int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
                            const struct vmm_git_commit_request *req, vmm_git_commit_cb cb,
                            void *data, struct wr_error **err);
+
+/* sandbox_diff: the sandbox's workspace against its start commit: the agent's own commits
+ * inside it and what is not committed yet, i.e. what sandbox_git_commit would bring onto
+ * warren/<name> (vmm/git/diff.h). Nothing is written to the repository. */
+#define VMM_DIFF_MAX_FILES 10000u
+#define VMM_DIFF_MAX_BYTES (4u << 20)
+struct vmm_diff_request {
+    const char *const *paths; /* NULL: every change; else only under these paths */
+    unsigned context_lines;
+    size_t max_bytes; /* patch text in all, at most VMM_DIFF_MAX_BYTES */
+};
+/* result (vmm/git/diff.h) is valid during the call; err is owned by the callee. */
+typedef void (*vmm_diff_cb)(void *data, const struct gitdiff_result *result, struct wr_error *err);
+int vmm_sandbox_diff(struct vmm *vmm, const char *id_or_name, const struct vmm_diff_request *req,
+                     vmm_diff_cb cb, void *data, struct wr_error **err);
 
 struct vmm_git_push_request {
     const char *remote; /* NULL: "origin" */

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
@@ -127,4 +128,58 @@ void mcp_sandbox_done(void *data, const struct vmm_sandbox_info *info, struct wr
         mcp_call_fail_error(call, err);
     else
         mcp_call_succeed(call, mcp_sandbox_json(mcp_call_vmm(call), info));
+}
+
+void mcp_add_file_fields(cJSON *o, uint32_t dt_type, uint64_t size, uint32_t mode, int64_t mtime)
+{
+    const char *type = dt_type == 8 ? "file" : dt_type == 4 ? "dir" : dt_type == 10 ? "symlink" : "other";
+    char octal[16];
+    snprintf(octal, sizeof(octal), "%04o", mode & 07777);
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "size", (double)size);
+    cJSON_AddStringToObject(o, "mode", octal);
+    add_time(o, "mtime", mtime);
+}
+
+void mcp_fail_path(struct mcp_call *call, struct wr_error *err, const char *what, const char *path)
+{
+    if (err->status == ENOENT)
+        wr_error_wrap(&err, "%s '%s': no such file or directory in the sandbox (relative paths "
+                      "start at /workspace)", what, path);
+    else
+        wr_error_wrap(&err, "%s '%s'", what, path);
+    mcp_call_fail_error(call, err);
+}
+
+struct mcp_path_call *mcp_path_call_new(struct mcp_call *call, const char *what, const char *path,
+                                        const char *to)
+{
+    struct mcp_path_call *pc = wr_calloc(1, sizeof(*pc));
+    pc->call = call;
+    pc->what = what;
+    pc->path = wr_strdup(path);
+    pc->to = to ? wr_strdup(to) : NULL;
+    return pc;
+}
+
+void mcp_path_call_free(struct mcp_path_call *pc)
+{
+    free(pc->path);
+    free(pc->to);
+    free(pc);
+}
+
+void mcp_path_call_done(void *data, struct wr_error *err)
+{
+    struct mcp_path_call *pc = data;
+    if (err) {
+        mcp_fail_path(pc->call, err, pc->what, pc->path);
+    } else {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, pc->to ? "from" : "path", pc->path);
+        if (pc->to)
+            cJSON_AddStringToObject(r, "to", pc->to);
+        mcp_call_succeed(pc->call, r);
+    }
+    mcp_path_call_free(pc);
 }

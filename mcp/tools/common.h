@@ -30,3 +30,24 @@ int mcp_arg_sandbox(const cJSON *args, const char **ret, struct wr_error **err);
  * *present tells whether it was given (may be NULL). */
 int mcp_arg_network(const cJSON *args, struct vmm_net_policy *ret, bool *present,
                     struct wr_error **err);
+
+/* The fields a file listing and a stat share: type ("file", "dir", "symlink", "other"
+ * from the DT_* value), size, mode (permission bits as an octal string, "0644") and mtime
+ * (ISO 8601). */
+void mcp_add_file_fields(cJSON *o, uint32_t dt_type, uint64_t size, uint32_t mode, int64_t mtime);
+/* "no such file or directory '<path>' in the sandbox ..." for ENOENT, else "<what> '<path>'",
+ * wrapped around err; then the call fails with it. */
+void mcp_fail_path(struct mcp_call *call, struct wr_error *err, const char *what, const char *path);
+
+/* A call on one or two paths whose answer is the paths themselves: sandbox_make_dir and
+ * sandbox_remove ({path}), sandbox_move ({from, to}). */
+struct mcp_path_call {
+    struct mcp_call *call;
+    const char *what; /* "creating directory", "removing", "moving": for messages */
+    char *path, *to;  /* to: NULL unless a move */
+};
+struct mcp_path_call *mcp_path_call_new(struct mcp_call *call, const char *what, const char *path,
+                                        const char *to);
+void mcp_path_call_free(struct mcp_path_call *pc);
+/* An agent_simple_cb (data: the mcp_path_call, freed): answers and ends the call. */
+void mcp_path_call_done(void *data, struct wr_error *err);

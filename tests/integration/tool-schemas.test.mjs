@@ -96,7 +96,9 @@ test("the examples' arguments are accepted by the real tools", async () => {
   // Calls that need no repository, remote or earlier state: they must succeed as given.
   const created = await callTool(client, "sandbox_create", { name: "fix-tests", ttl_seconds: 3600 });
   assert.equal(created.state, "running");
-  for (const name of ["sandbox_write_file", "sandbox_exec", "sandbox_list", "snapshot_list"]) {
+  for (const name of ["sandbox_write_file", "sandbox_exec", "sandbox_list", "snapshot_list",
+    "sandbox_list_dir", "sandbox_stat", "sandbox_make_dir", "sandbox_move", "sandbox_remove",
+    "sandbox_metrics"]) {
     for (const ex of definitions.find((d) => d.name === name).examples) {
       if (name === "sandbox_exec" && ex.arguments.argv) continue; // the example runs make
       await callTool(client, name, ex.arguments);

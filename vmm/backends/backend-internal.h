@@ -71,6 +71,9 @@ struct vmm_backend_ops {
     int (*stop)(const struct vmm_sandbox_spec *spec, pid_t pid, struct wr_error **err);
     /* Host memory the sandbox holds now (cgroup usage, VMM RSS). */
     int (*memory_usage)(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_bytes);
+    /* CPU time the sandbox used, in microseconds (the jail's cgroup). NULL: the utime and
+     * stime of pid (a VM's VMM process). */
+    int (*cpu_usage)(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_usec);
     /* Connects to the sandbox's guest-init. NULL means: a unix socket at
      * spec->agent_socket where guest-init accepts connections (agent_connect_unix). */
     int (*agent_connect)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, uint32_t timeout_ms,

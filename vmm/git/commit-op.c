@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "commit.h"
+#include "layers-op.h"
 #include "vmm/ready.h"
 #include "vmm/spec.h"
 #include "vmm/state.h"
@@ -96,8 +97,7 @@ static void commit_done(uv_work_t *w, int status)
     commit_op_free(op);
 }
 
-/* The sandbox's workspace layers above its checkout, bottom first. */
-static char **layers_bottom_up(struct vmm *vmm, const struct store_sandbox *row)
+char **vmm__git_layers_bottom_up(struct vmm *vmm, const struct store_sandbox *row)
 {
     _cleanup_free_ char *upper = wr_asprintf("%s/sandboxes/%s/%sworkspace/upper", vmm->state_dir,
                                              row->id, row->disk_mib ? "disk/" : "");
@@ -216,10 +216,7 @@ static int commit_inside(struct commit_op *op, struct wr_error **err)
     return vmm_exec(op->vmm, op->row.id, &req, &handlers, op, &exec, err);
 }
 
-/* A stopped sandbox's disks are unmounted after a host reboot until it boots: mount them
- * so that its layers can be read. Blocks the loop for a mount or two, only then (a disk
- * that is mounted costs a stat). */
-static void disks_ready(struct vmm *vmm, const struct store_sandbox *row)
+void vmm__git_disks_ready(struct vmm *vmm, const struct store_sandbox *row)
 {
     struct spec_storage spec;
     _cleanup_error_ struct wr_error *err = NULL;
@@ -265,7 +262,7 @@ int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
     op->vmm = vmm;
     op->cb = cb;
     op->data = data;
-    op->uppers = layers_bottom_up(vmm, &op->row);
+    op->uppers = vmm__git_layers_bottom_up(vmm, &op->row);
     op->branch = req->branch ? wr_strdup(req->branch) : wr_asprintf("warren/%s", op->row.name);
     op->message = wr_strdup(req->message);
     op->author_name = req->author_name ? wr_strdup(req->author_name) : NULL;
@@ -274,7 +271,7 @@ int vmm_sandbox_git_commit(struct vmm *vmm, const char *id_or_name,
     bool live = !strcmp(op->row.state, "running") || !strcmp(op->row.state, "paused");
     int r = 0;
     if (!live)
-        disks_ready(vmm, &op->row);
+        vmm__git_disks_ready(vmm, &op->row);
     if (live)
         r = commit_inside(op, err);
     else if (has_own_git(op->uppers))

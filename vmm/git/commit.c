@@ -299,6 +299,16 @@ static int commit_tree(struct builder *b, const git_oid *tree_oid, struct gitcom
     return r;
 }
 
+int vmm__git_workspace_tree(git_repository *repo, const struct gitcommit_request *req,
+                            git_oid *ret_tree, struct wr_error **err)
+{
+    struct builder b = {.repo = repo, .req = req};
+    int r = build_tree(&b, ret_tree, err);
+    git_index_free(b.index);
+    free(b.written);
+    return r < 0 ? r : 0;
+}
+
 int gitcommit_create(const struct gitcommit_request *req, struct gitcommit_result *ret,
                      struct wr_error **err)
 {

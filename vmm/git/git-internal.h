@@ -18,3 +18,11 @@ int vmm__git_open_existing(const char *path, git_repository **ret, struct wr_err
 /* Opens the non-bare repository holding path. Returns 1 and *ret (caller frees), 0 when
  * path is in no repository, or a negative value with err set. */
 int vmm__git_open_repository(const char *path, git_repository **ret, struct wr_error **err);
+
+struct gitcommit_request;
+/* The tree of a sandbox's workspace (vmm/git/commit.c): the start commit's tree
+ * (req->base_commit) with req->uppers applied bottom up, limited to req->paths; only
+ * req->base_commit, uppers and paths are read. Its blobs and trees are written to repo's
+ * object database: give it an in-memory backend first to leave the repository alone. */
+int vmm__git_workspace_tree(git_repository *repo, const struct gitcommit_request *req,
+                            git_oid *ret_tree, struct wr_error **err);

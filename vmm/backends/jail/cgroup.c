@@ -202,6 +202,30 @@ int vmm_cgroup_memory_usage(const char *id, uint64_t *ret_bytes)
     return 0;
 }
 
+int vmm_cgroup_cpu_usage(const char *id, uint64_t *ret_usec)
+{
+    if (!wr_id_valid(id))
+        return -EINVAL;
+    _cleanup_free_ char *text = NULL;
+    if (vmm_cgroup_is_unified()) {
+        _cleanup_free_ char *dir = cgroup_dir("cpu", id);
+        int r = read_value(dir, "cpu.stat", &text);
+        if (r < 0)
+            return r;
+        const char *v = strstr(text, "usage_usec ");
+        if (!v)
+            return -ENODATA;
+        *ret_usec = strtoull(v + strlen("usage_usec "), NULL, 10);
+        return 0;
+    }
+    _cleanup_free_ char *dir = cgroup_dir("cpu", id);
+    int r = read_value(dir, "cpuacct.usage", &text); /* a combined cpu,cpuacct mount */
+    if (r < 0)
+        return r;
+    *ret_usec = strtoull(text, NULL, 10) / 1000;
+    return 0;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};

@@ -33,6 +33,9 @@ bool vmm_cgroup_contains(const char *id, pid_t pid);
 /* Memory charged to the sandbox now (v2 memory.current, v1 memory.usage_in_bytes).
  * Returns 0 or -errno (-ENOENT: no such cgroup). */
 int vmm_cgroup_memory_usage(const char *id, uint64_t *ret_bytes);
+/* CPU time the sandbox's processes used, in microseconds (v2 cpu.stat usage_usec, v1
+ * cpuacct.usage where cpu and cpuacct are mounted together). 0 or -errno. */
+int vmm_cgroup_cpu_usage(const char *id, uint64_t *ret_usec);
 /* Freezes / thaws every process of the sandbox (v2 cgroup.freeze, v1 freezer.state) and
  * waits (bounded, about 1 s) until the kernel reports the new state. */
 int vmm_cgroup_freeze(const char *id, struct wr_error **err);

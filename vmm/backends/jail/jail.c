@@ -181,6 +181,14 @@ static int jail_memory_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uin
     return r;
 }
 
+static int jail_cpu_usage(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_usec)
+{
+    int r = vmm_cgroup_cpu_usage(spec->id, ret_usec);
+    if (r < 0 && pid > 1)
+        return wr_process_cpu_usec(pid, ret_usec);
+    return r;
+}
+
 /* The cgroup freezer works synchronously enough (it waits for FROZEN/THAWED): report at
  * once. */
 static int jail_freeze(const struct vmm_sandbox_spec *spec, bool freeze,
@@ -230,6 +238,7 @@ const struct vmm_backend_ops vmm_backend_jail = {
     .start = jail_start,
     .stop = jail_stop,
     .memory_usage = jail_memory_usage,
+    .cpu_usage = jail_cpu_usage,
     .pause = jail_pause,
     .resume = jail_resume,
     .attach = jail_attach,
