@@ -5,6 +5,7 @@
  * acknowledgements: past that the master is not read, so the child blocks on a full pty
  * rather than guest-init or warren growing. Detached, the master is read into the ring
  * alone, so a child never blocks for lack of a reader. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,6 +60,35 @@ static void kill_group(struct pty_session *s, int sig)
         return;
     if (kill(-s->pid, sig) < 0 && errno == ESRCH)
         kill(s->pid, sig);
+}
+
+/* SIGKILLs every process of the terminal's session (its leader's pid is the session id):
+ * a job-control shell puts each job in a process group of its own. Processes that left
+ * the session (setsid) are not found. */
+static void kill_session(struct pty_session *s)
+{
+    kill_group(s, SIGKILL);
+    DIR *d = opendir("/proc");
+    for (struct dirent *de; d && (de = readdir(d));) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1)
+            continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
+        if (n <= 0)
+            continue;
+        stat[n] = '\0';
+        /* pid (comm) state ppid pgrp session ...: comm may hold anything, even ')'. */
+        const char *p = strrchr(stat, ')');
+        int sid = 0;
+        if (p && sscanf(p + 1, " %*c %*d %*d %d", &sid) == 1 && sid == s->pid)
+            kill((pid_t)pid, SIGKILL);
+    }
+    if (d)
+        closedir(d);
 }
 
 static struct pty_session *find(uint64_t id)
@@ -419,9 +449,8 @@ int gi_pty_close(struct gi_conn *c, uint32_t stream, const uint8_t *payload, siz
                                   (unsigned long long)id);
     if (s->att)
         attach_end_result(s->att, GI_PTY_END_CLOSED);
-    /* The group's leader is reaped later like any orphan; closing the master hangs the
-     * terminal up, which sends SIGHUP to its foreground group too. */
-    kill_group(s, SIGKILL);
+    /* The leader is reaped later like any orphan. */
+    kill_session(s);
     session_free(s);
     gi_conn_send_empty_result(c, stream);
     return 0;

@@ -206,7 +206,7 @@ int agent_pty_ack(struct agent_pty *pty, uint64_t bytes, struct wr_error **err);
 int agent_pty_signal(struct agent_pty *pty, int signum, struct wr_error **err);
 /* Detaches, leaving the session running; end runs later with AGENT_PTY_DETACHED. */
 int agent_pty_detach(struct agent_pty *pty, struct wr_error **err);
-/* Kills the session's process group and forgets the session (ENOENT when unknown). */
+/* Kills every process of the terminal session and forgets it (ENOENT when unknown). */
 int agent_pty_close(struct agent_conn *conn, uint64_t pty_id, agent_simple_cb cb, void *data,
                     struct wr_error **err);
 

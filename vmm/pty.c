@@ -142,7 +142,7 @@ static void on_opened(void *data, uint64_t id, uint64_t pid, struct wr_error *er
     }
     p->id = id;
     _cleanup_free_ char *detail =
-        wr_asprintf("terminal %llu: %s (pid %llu)", (unsigned long long)id,
+        wr_asprintf("terminal %llu: %.200s (pid %llu)", (unsigned long long)id,
                     p->argv ? p->argv[0] : "login shell", (unsigned long long)pid);
     store_event(p->vmm->store, p->sandbox_id, "terminal-opened", detail, NULL);
     /* The answer came on conn, which is therefore still open. */

@@ -340,7 +340,8 @@ int vmm_pty_signal(struct vmm_pty *pty, int signum, struct wr_error **err);
 void vmm_pty_detach(struct vmm_pty *pty);
 
 typedef void (*vmm_pty_close_cb)(void *data, struct wr_error *err);
-/* Ends a session: its process group is killed and it is forgotten (ENOENT if unknown). */
+/* Ends a session: every process of its terminal session is killed and it is forgotten
+ * (ENOENT if unknown). */
 int vmm_pty_close(struct vmm *vmm, const char *id_or_name, uint64_t pty_id, vmm_pty_close_cb cb,
                   void *data, struct wr_error **err);
 /* list (n entries, valid during the call) or err (owned by the callee). */

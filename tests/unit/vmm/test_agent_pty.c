@@ -371,6 +371,41 @@ static void test_resize(void)
     detach(&t);
     term_free(&t);
     ASSERT(!close_pty(id));
+    /* The foreground process group gets SIGWINCH. */
+    id = open_pty(
+        ARGV("sh", "-c", "trap 'echo got-winch' WINCH; echo armed; while :; do sleep 0.05; done"));
+    attach_on(conn, &t, id, true);
+    wait_output(&t, "armed");
+    ASSERT_EQ(agent_pty_resize(t.pty, 40, 120, &err), 0);
+    wait_output(&t, "got-winch");
+    term_free(&t);
+    ASSERT(!close_pty(id));
+}
+
+static bool process_gone(pid_t pid)
+{
+    for (int i = 0; i < 200; i++) {
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* Closing kills every process of the terminal's session, also jobs in process groups of
+ * their own. */
+static void test_close_kills_session(void)
+{
+    uint64_t id = open_pty(ARGV("sh", "-c", "set -m; sleep 100 & echo bg=$!; wait"));
+    struct term t;
+    attach_on(conn, &t, id, true);
+    wait_output(&t, "\r\n");
+    pid_t bg = (pid_t)atoi(strstr(t.out.data, "bg=") + 3);
+    ASSERT(bg > 0);
+    ASSERT(getpgid(bg) == bg); /* a group of its own */
+    ASSERT(!close_pty(id));
+    ASSERT(process_gone(bg));
+    term_free(&t);
 }
 
 static void test_detach_reattach(void)
@@ -666,6 +701,7 @@ int main(void)
     conn = connect_agent();
     RUN(test_echo);
     RUN(test_resize);
+    RUN(test_close_kills_session);
     RUN(test_detach_reattach);
     RUN(test_survives_connection);
     RUN(test_flow_control);

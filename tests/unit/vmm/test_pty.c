@@ -1,14 +1,18 @@
-/* The vmm's terminal API (vmm/pty.c) on a real jail sandbox: open, type, resize, detach
- * and reattach, reattach from a second vmm on the same state directory (a restarted
- * warren), the idle policy around an attached terminal, events, close and list. Needs
- * root for the jail (skipped otherwise). */
+/* The vmm's terminal API (vmm/pty.c) on a real sandbox: open, type, resize, detach and
+ * reattach, reattach from a second vmm on the same state directory (a restarted warren),
+ * the idle policy around an attached terminal, events, close and list. A jail sandbox
+ * (needs root, skipped otherwise); WARREN_TEST_PTY_BACKEND=qemu runs the same on a VM
+ * (the virtio-serial channel; slow under TCG). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
 #include "test.h"
+#include "vmm/backends/confine.h"
 #include "vmm/backends/jail/jailer.h"
+#include "vmm/backends/net.h"
+#include "vmm/backends/vmfs.h"
 #include "vmm/vmm.h"
 
 static uv_loop_t *loop;
@@ -16,6 +20,7 @@ static char state_dir[] = "/tmp/warren-test-pty-vmm-XXXXXX";
 static char guest_init[4096];
 static struct vmm *vmm;
 static char sandbox[64];
+static const char *backend = "jail";
 
 static void run_until(const bool *flag)
 {
@@ -49,7 +54,7 @@ static struct vmm *open_vmm(void)
     struct wr_error *err = NULL;
     struct vmm_options o = {.loop = loop,
                             .state_dir = state_dir,
-                            .backend = "jail",
+                            .backend = backend,
                             .guest_init_path = guest_init,
                             .idle_reclaim_s = -1,
                             .idle_pause_s = 1,
@@ -355,18 +360,31 @@ static void test_destroy(void)
 
 int main(int argc, char **argv)
 {
-    /* The jail backend runs its jailer from /proc/self/exe: this binary, here. Any other
-     * helper must not run the tests again. */
+    /* The backends run their helpers from /proc/self/exe: this binary, here, which must
+     * dispatch them as warren's main() does (and never run the tests again). */
     if (argc >= 2 && !strcmp(argv[1], "__jail"))
         return vmm_jailer_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__confine"))
+        return vmm_confine_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__netattach"))
+        return vmm_netattach_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "__vmfs"))
+        return vmm_vmfs_main(argc, argv);
     if (argc >= 2)
         return 2;
+    if (getenv("WARREN_TEST_PTY_BACKEND"))
+        backend = getenv("WARREN_TEST_PTY_BACKEND");
     const char *dir = getenv("WARREN_BUILD_DIR");
     snprintf(guest_init, sizeof(guest_init), "%s/guest-init", dir ? dir : ".");
     if (access(guest_init, X_OK) != 0)
         SKIP("guest-init binary not built (set WARREN_BUILD_DIR)");
     if (geteuid() != 0)
-        SKIP("the jail backend needs root here");
+        SKIP("the sandbox backends need root here");
+    if (dir && !getenv("WARREN_GUEST_DIR")) {
+        char guest[4096];
+        snprintf(guest, sizeof(guest), "%s/guest", dir);
+        setenv("WARREN_GUEST_DIR", guest, 0); /* VM backends: the kernel next to warren */
+    }
     signal(SIGPIPE, SIG_IGN);
     ASSERT(mkdtemp(state_dir));
     loop = uv_default_loop();
