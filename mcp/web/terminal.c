@@ -19,6 +19,8 @@ struct term {
     char *sandbox;
     uint64_t pty_id;
     bool reattach, attached;
+    bool starting; /* inside vmm_pty_open/attach: callbacks may run before it returns */
+    bool ended;    /* the pty's end ran */
 };
 
 static void term_free(struct term *t)
@@ -69,9 +71,11 @@ static void pty_end(void *data, const struct agent_pty_end *end, struct wr_error
 {
     struct term *t = data;
     t->pty = NULL;
+    t->ended = true;
     if (!t->ws) { /* the browser went first: nothing more to tell */
         wr_error_free(err);
-        term_free(t);
+        if (!t->starting)
+            term_free(t);
         return;
     }
     struct ws *ws = t->ws;
@@ -154,7 +158,7 @@ static void ws_closed(void *data)
     t->ws = NULL;
     if (t->pty)
         vmm_pty_detach(t->pty); /* the session runs on; pty_end frees t */
-    else
+    else if (!t->starting)
         term_free(t);
 }
 
@@ -191,34 +195,41 @@ void mcp_web_terminal(struct vmm *vmm, struct http_conn *c, struct http_request 
     unsigned rows = query_uint(req->url, "rows", 24), cols = query_uint(req->url, "cols", 80);
     rows = rows < 1 ? 1 : rows > VMM_PTY_DIM_MAX ? VMM_PTY_DIM_MAX : rows;
     cols = cols < 1 ? 1 : cols > VMM_PTY_DIM_MAX ? VMM_PTY_DIM_MAX : cols;
-    static const struct vmm_pty_handlers handlers = {
-        .attached = pty_attached, .output = pty_output, .end = pty_end};
-    struct wr_error *err = NULL;
-    int r;
     const char *pty = query_value(req->url, "pty");
-    if (pty) {
-        t->reattach = true;
-        uint64_t id = strtoull(pty, NULL, 10);
-        r = vmm_pty_attach(vmm, sandbox, id, &handlers, t, &t->pty, &err);
-        if (r == 0)
-            (void)vmm_pty_resize(t->pty, rows, cols, NULL);
-    } else {
-        struct vmm_pty_request pr = {.rows = rows, .cols = cols};
-        r = vmm_pty_open(vmm, sandbox, &pr, &handlers, t, &t->pty, &err);
-    }
-    if (r < 0) {
-        http_respond_error(c, err->status == ENOENT ? 404 : 409, err->msg);
-        wr_error_free(err);
-        term_free(t);
-        return;
-    }
+    /* The WebSocket first: the session's first messages may come at once. */
     static const struct ws_handlers ws_handlers = {
         .on_text = ws_text, .on_binary = ws_binary, .on_close = ws_closed};
     t->ws = ws_accept(c, req, &ws_handlers, t);
     if (!t->ws) {
-        if (t->pty)
-            vmm_pty_detach(t->pty);
-        else
-            term_free(t);
+        term_free(t);
+        return;
     }
+    static const struct vmm_pty_handlers handlers = {
+        .attached = pty_attached, .output = pty_output, .end = pty_end};
+    struct wr_error *err = NULL;
+    int r;
+    struct vmm_pty *p = NULL;
+    t->starting = true;
+    if (pty) {
+        t->reattach = true;
+        r = vmm_pty_attach(vmm, sandbox, strtoull(pty, NULL, 10), &handlers, t, &p, &err);
+        if (r == 0 && !t->ended)
+            (void)vmm_pty_resize(p, rows, cols, NULL);
+    } else {
+        struct vmm_pty_request pr = {.rows = rows, .cols = cols};
+        r = vmm_pty_open(vmm, sandbox, &pr, &handlers, t, &p, &err);
+    }
+    t->starting = false;
+    if (r < 0) {
+        send_error(t, err->msg, err->status == ENOENT);
+        wr_error_free(err);
+        ws_close(t->ws, 4404, "no terminal"); /* ws_closed frees t */
+        return;
+    }
+    if (t->ended) { /* it ended already: the socket is closed or closing */
+        if (!t->ws)
+            term_free(t);
+        return;
+    }
+    t->pty = p;
 }

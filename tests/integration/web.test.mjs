@@ -26,6 +26,7 @@ if (!existsSync(CHROMIUM)) skip("no /usr/bin/chromium (tools/setup.sh installs i
 const { chromium } = await import("playwright-core");
 
 const token = "web-test-token-0123456789";
+process.env.WARREN_METRICS_INTERVAL_MS = "500"; // the server samples metrics twice a second
 const stateDir = tempStateDir();
 sweepSandboxesAtEnd(stateDir);
 const server = await startHttpServer({ stateDir, token });
@@ -119,11 +120,46 @@ test("terminal: a shell in the sandbox; a reload reattaches to it with its outpu
   await page.reload();
   await page.locator(".xterm").first().waitFor();
   await waitForTerm(/done-42/, "the reattached terminal shows the earlier output");
+  await shot("terminal-reattached");
   await page.getByText("reattached").waitFor();
   // The same shell: its history has the command.
   await page.locator(".xterm-helper-textarea").first().focus();
   await page.keyboard.type("history | tail -n 3; cat greeting.txt\n");
   await waitForTerm(/echo hello > greeting.txt[\s\S]*hello/, "the same shell");
+});
+
+test("files: the terminal's file is there; view, edit, save, new folder, upload", async () => {
+  await page.getByRole("tab", { name: "Files" }).click();
+  await page.getByRole("button", { name: "greeting.txt" }).click();
+  const editor = page.getByLabel("file contents");
+  await editor.waitFor();
+  assert.equal(await editor.inputValue(), "hello\n");
+  await editor.fill("hello from the browser\n");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved").waitFor();
+  page.once("dialog", (d) => d.accept("notes"));
+  await page.getByRole("button", { name: "New folder" }).click();
+  await page.getByRole("button", { name: "📁 notes" }).waitFor();
+  await page.locator('input[type="file"]').setInputFiles({ name: "upload.bin", mimeType: "application/octet-stream", buffer: Buffer.from([0, 1, 2, 255]) });
+  await page.getByText("Uploaded upload.bin").waitFor();
+  await page.getByRole("button", { name: "upload.bin" }).waitFor();
+  await shot("files");
+});
+
+test("changes: the diff against the start commit, then a commit from the form", async () => {
+  await page.getByRole("tab", { name: "Changes" }).click();
+  await page.getByText("greeting.txt").first().waitFor();
+  await page.getByText("+hello from the browser").waitFor();
+  await shot("changes");
+  await page.getByLabel("Commit message").fill("Greeting from the web UI");
+  await page.getByRole("button", { name: /Commit to warren\// }).click();
+  await page.getByText(/Committed [0-9a-f]{12} on warren\/web-demo/).waitFor();
+});
+
+test("metrics: memory, CPU and disk charts from the server's samples", async () => {
+  await page.getByRole("tab", { name: "Metrics" }).click();
+  await page.locator("figure.chart svg").first().waitFor({ timeout: 20_000 });
+  await shot("metrics");
 });
 
 test("activity and snapshots: snapshot, fork, see the fork in the tree", async () => {
