@@ -4,7 +4,7 @@
 // CSRF, Origin) is probed with plain HTTP. Screenshots of every view go to
 // <build>/web-screenshots/.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import {
@@ -128,6 +128,59 @@ test("terminal: a shell in the sandbox; a reload reattaches to it with its outpu
   await waitForTerm(/echo hello > greeting.txt[\s\S]*hello/, "the same shell");
 });
 
+// A WebSocket opened by the page (so it carries the cookie and the Origin), driven by a
+// script: the messages it got, and how it closed.
+async function wsSession(path, steps) {
+  return page.evaluate(async ({ path, steps }) => {
+    const ws = new WebSocket(`ws://${location.host}${path}`);
+    ws.binaryType = "arraybuffer";
+    const got = { texts: [], bytes: 0, closed: null };
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string") got.texts.push(JSON.parse(e.data));
+      else {
+        got.bytes += e.data.byteLength;
+        ws.send(JSON.stringify({ type: "ack", bytes: e.data.byteLength }));
+      }
+    };
+    const closed = new Promise((r) => (ws.onclose = (e) => r((got.closed = { code: e.code, reason: e.reason }))));
+    await new Promise((r) => { ws.onopen = r; ws.onerror = r; });
+    for (const s of steps) {
+      if (s.send) ws.send(typeof s.send === "string" ? s.send : new TextEncoder().encode(s.input));
+      if (s.input) ws.send(new TextEncoder().encode(s.input));
+      if (s.waitBytes) { const t0 = Date.now(); while (got.bytes < s.waitBytes && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 50)); }
+      if (s.wait) await new Promise((r) => setTimeout(r, s.wait));
+    }
+    if (!got.closed) { ws.close(); await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]); }
+    return got;
+  }, { path, steps });
+}
+const rssMiB = () => Number(readFileSync(`/proc/${server.process.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+
+test("terminal protocol: an unknown sandbox, a bad control message, a flood through a bounded pipe", async () => {
+  const unknown = await wsSession("/sandboxes/no-such-sandbox/terminal", [{ wait: 500 }]);
+  assert.equal(unknown.closed?.code, 4404, JSON.stringify(unknown));
+  assert.match(unknown.texts[0]?.message ?? "", /no-such-sandbox/);
+  assert.equal(unknown.texts[0]?.gone, true);
+
+  const bad = await wsSession(`/sandboxes/${sbName}/terminal?cols=80&rows=24`, [
+    { wait: 500 }, { send: "not json" }, { send: JSON.stringify({ type: "resize", cols: 0, rows: 5 }) }, { wait: 500 },
+    { send: JSON.stringify({ type: "close" }) }, { wait: 1000 }]);
+  const errors = bad.texts.filter((m) => m.type === "error").map((m) => m.message);
+  assert.ok(errors.some((m) => /JSON with a type/.test(m)) && errors.some((m) => /rows and cols/.test(m)), JSON.stringify(bad));
+  assert.equal(bad.texts[0].type, "ready");
+  assert.equal(bad.closed?.code, 1000, "close ends the session and the socket");
+
+  // 50 MB through the terminal: the browser acknowledges as it draws; warren holds at most a
+  // window per terminal, so its memory does not grow with the flood.
+  const before = rssMiB();
+  const flood = await wsSession(`/sandboxes/${sbName}/terminal?cols=200&rows=50`, [
+    { wait: 300 }, { input: "yes | head -c 50000000; echo flood-done\n" }, { waitBytes: 50_000_000 }, { wait: 500 }]);
+  const grew = rssMiB() - before;
+  console.log(`50 MB through the terminal: ${flood.bytes} bytes arrived; warren's RSS grew ${grew.toFixed(1)} MiB`);
+  assert.ok(flood.bytes >= 50_000_000, `only ${flood.bytes} bytes`);
+  assert.ok(grew < 48, `warren grew by ${grew} MiB`);
+});
+
 test("files: the terminal's file is there; view, edit, save, new folder, upload", async () => {
   await page.getByRole("tab", { name: "Files" }).click();
   await page.getByRole("button", { name: "greeting.txt" }).click();
@@ -172,6 +225,21 @@ test("activity and snapshots: snapshot, fork, see the fork in the tree", async (
   await page.getByRole("button", { name: "Fork" }).click();
   await page.getByText("↳ fork").waitFor({ timeout: 20_000 });
   await shot("snapshots");
+});
+
+test("a sandbox destroyed while its terminal is open: the terminal says so, nothing is left running", async () => {
+  const agent = await connectHttp(server.url, token);
+  const doomed = await callTool(agent, "sandbox_create", { name: "doomed" });
+  await page.goto(`${base}/#/sandbox/${doomed.id}/terminal`);
+  await page.locator(".xterm").first().waitFor();
+  await page.locator(".xterm-helper-textarea").first().focus();
+  await page.keyboard.type("echo alive-$((1+1))\n");
+  await waitForTerm(/alive-2/, "the doomed sandbox's shell");
+  await callTool(agent, "sandbox_destroy", { id: doomed.id });
+  await page.locator(".termstatus").filter({ hasText: /ended|disconnected|closed|connection/ }).first().waitFor();
+  await agent.close();
+  await page.goto(`${base}/#/sandbox/${sbName}`);
+  await page.getByRole("heading", { name: new RegExp(sbName) }).waitFor();
 });
 
 test("pause and resume, then destroy with confirmation", async () => {

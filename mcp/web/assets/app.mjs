@@ -265,7 +265,7 @@ function SandboxPage({ id, tab }) {
       ${TABS.map(([k, label]) => html`<a role="tab" aria-selected=${tab === k} class=${tab === k ? "on" : ""} href=${`#/sandbox/${sb.id}/${k}`}>${label}</a>`)}
     </nav>
     <section class="tab">
-      ${tab === "terminal" && html`<${TerminalTab} sandbox=${sb} />`}
+      ${tab === "terminal" && html`<${TerminalTab} key=${sb.id} sandbox=${sb} />`}
       ${tab === "files" && html`<${FilesTab} sandbox=${sb} />`}
       ${tab === "changes" && html`<${ChangesTab} sandbox=${sb} />`}
       ${tab === "snapshots" && html`<${SnapshotsTab} sandbox=${sb} />`}
@@ -572,7 +572,7 @@ function App() {
   };
   return html`<header class="top"><a href="#/" class="brand">warren</a><span class="grow"></span>
       ${session.auth === "token" && html`<button class="link" onClick=${signOut}>Sign out</button>`}</header>
-    ${where.page === "sandbox" ? html`<${SandboxPage} id=${where.id} tab=${where.tab} />` : html`<${SandboxList} />`}`;
+    ${where.page === "sandbox" ? html`<${SandboxPage} key=${where.id} id=${where.id} tab=${where.tab} />` : html`<${SandboxList} />`}`;
 }
 
 render(html`<${App} />`, document.getElementById("app"));
