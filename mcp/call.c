@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mcp-internal.h"
+#include "vmm/vmm.h"
 
 /* Clients reset their idle timers on progress; more than a few a second only costs. */
 #define PROGRESS_MIN_INTERVAL_MS 200
@@ -74,7 +75,67 @@ static void call_free(struct mcp_call *call)
 {
     cJSON_Delete(call->request);
     free(call->id_key);
+    free(call->client_name);
     free(call);
+}
+
+/* The sandbox's activity log: every tool call on a sandbox, from any client, is an event
+ * of that sandbox (kind "tool"): client, tool, a short summary of the arguments, outcome,
+ * duration; for exec, the exit code and the first lines of output. */
+static void record(struct mcp_call *call, const cJSON *structured, const char *error)
+{
+    struct vmm *vmm = call->vmm;
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(call->request, "params"), "arguments");
+    const char *sandbox = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "id"));
+    const char *made = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(structured, "id"));
+    if (!vmm || (!sandbox && !(made && !strncmp(call->tool->name, "sandbox_", 8))))
+        return;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "client", call->client_name ? call->client_name : "");
+    cJSON_AddStringToObject(d, "tool", call->tool->name);
+    /* The arguments, each value cut to 80 characters (file contents are not kept). */
+    cJSON *summary = cJSON_AddObjectToObject(d, "args");
+    const cJSON *a;
+    cJSON_ArrayForEach(a, args)
+    {
+        if (!strcmp(a->string, "id") || !strcmp(a->string, "content"))
+            continue;
+        char *text = cJSON_PrintUnformatted(a);
+        size_t n = text ? strlen(text) : 0;
+        _cleanup_free_ char *cut = wr_utf8_sanitize(text ? text : "", n > 80 ? 80 : n);
+        cJSON_AddStringToObject(summary, a->string, cut);
+        free(text);
+    }
+    cJSON_AddBoolToObject(d, "ok", error == NULL);
+    if (error) {
+        _cleanup_free_ char *cut = wr_utf8_sanitize(error, strnlen(error, 300));
+        cJSON_AddStringToObject(d, "error", cut);
+    }
+    uint64_t now = uv_now(call->loop);
+    cJSON_AddNumberToObject(d, "duration_ms", (double)(now - call->started_ms));
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(structured, "exit_code");
+    if (cJSON_IsNumber(code)) {
+        cJSON_AddNumberToObject(d, "exit_code", code->valuedouble);
+        const char *out =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(structured, "stdout"));
+        const char *err =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(structured, "stderr"));
+        for (int k = 0; k < 2; k++) {
+            const char *text = k ? err : out;
+            if (!text || !*text)
+                continue;
+            /* The first five lines, 400 bytes at most. */
+            size_t n = 0;
+            for (int lines = 0; text[n] && n < 400 && lines < 5; n++)
+                lines += text[n] == '\n';
+            _cleanup_free_ char *head = wr_utf8_sanitize(text, n);
+            cJSON_AddStringToObject(d, k ? "stderr_head" : "stdout_head", head);
+        }
+    }
+    _cleanup_free_ char *detail = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    vmm_record_activity(vmm, sandbox ? sandbox : made, detail);
 }
 
 void mcp__call_detach(struct mcp_call *call, bool cancel)
@@ -126,6 +187,7 @@ static void response_send(struct mcp_session *s, struct mcp_call *call, struct w
 
 void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 {
+    record(call, structured, NULL);
     struct mcp_session *s = call_end_begin(call);
     if (s) {
         /* One buffer, no intermediate copies (results can carry tens of megabytes):
@@ -149,6 +211,7 @@ void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 
 static void fail_text(struct mcp_call *call, const char *text)
 {
+    record(call, NULL, text);
     struct mcp_session *s = call_end_begin(call);
     if (s) {
         cJSON *r = cJSON_CreateObject();
@@ -234,6 +297,10 @@ void mcp__tools_call(struct mcp_session *s, cJSON *msg)
         cJSON_DeleteItemFromObjectCaseSensitive(p, "arguments");
         a = cJSON_AddObjectToObject(p, "arguments");
     }
+    call->started_ms = uv_now(s->server->loop);
+    call->vmm = s->server->vmm;
+    call->loop = s->server->loop;
+    call->client_name = s->client_name ? wr_strdup(s->client_name) : NULL;
     call->next = s->calls;
     s->calls = call;
     if (!s->server->vmm) {

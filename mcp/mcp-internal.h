@@ -37,6 +37,7 @@ struct mcp_session {
     void *transport_data;
     bool initialized;
     char *protocol_version;
+    char *client_name;      /* clientInfo.name of initialize (64 bytes at most), or NULL */
     int log_level;          /* index into the syslog level names; messages below it are not sent */
     struct mcp_call *calls; /* in flight */
     struct mcp_session *next;
@@ -54,6 +55,10 @@ struct mcp_call {
     bool ended;
     void (*cancel_cb)(void *data);
     void *cancel_data;
+    uint64_t started_ms;
+    char *client_name; /* copied from the session: the call may outlive it */
+    struct vmm *vmm;   /* for the activity log, also once the session is gone */
+    uv_loop_t *loop;
     struct mcp_call *next;
 };
 

@@ -89,6 +89,7 @@ void mcp_session_free(struct mcp_session *s)
         }
     }
     free(s->protocol_version);
+    free(s->client_name);
     free(s);
 }
 
@@ -123,6 +124,10 @@ static void handle_initialize(struct mcp_session *s, const cJSON *id, const cJSO
     free(s->protocol_version);
     s->protocol_version = wr_strdup(version);
     s->initialized = true;
+    const char *client = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(params, "clientInfo"), "name"));
+    free(s->client_name);
+    s->client_name = client ? wr_utf8_sanitize(client, strnlen(client, 64)) : NULL;
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "protocolVersion", version);
     cJSON *caps = cJSON_AddObjectToObject(r, "capabilities");

@@ -334,8 +334,8 @@ int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind
     return r;
 }
 
-int vmm_events_since(struct vmm *vmm, int64_t after_id, size_t limit,
-                     struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
+int vmm_events_since(struct vmm *vmm, int64_t after_id, size_t limit, struct store_event_row **ret,
+                     size_t *ret_n, struct wr_error **err)
 {
     return store_events_since(vmm->store, after_id, limit, ret, ret_n, err);
 }
@@ -343,4 +343,19 @@ int vmm_events_since(struct vmm *vmm, int64_t after_id, size_t limit,
 int64_t vmm_events_last_id(struct vmm *vmm)
 {
     return store_event_last_id(vmm->store);
+}
+
+#define ACTIVITY_KEEP 200000 /* events kept in all (the oldest go first) */
+#define ACTIVITY_PRUNE_EVERY 1000
+
+void vmm_record_activity(struct vmm *vmm, const char *id_or_name, const char *detail)
+{
+    struct store_sandbox row = {0};
+    /* A sandbox destroyed by the call is still known by its id. */
+    bool known = store_sandbox_get(vmm->store, id_or_name, &row, NULL) == 0;
+    if (known || wr_id_valid(id_or_name))
+        (void)store_event(vmm->store, known ? row.id : id_or_name, "tool", detail, NULL);
+    store_sandbox_clear(&row);
+    if (++vmm->activity_records % ACTIVITY_PRUNE_EVERY == 0)
+        (void)store_events_prune(vmm->store, ACTIVITY_KEEP);
 }

@@ -379,10 +379,10 @@ void store_sandbox_clear(struct store_sandbox *s)
 {
     if (!s)
         return;
-    char **strings[] = {&s->id,    &s->name,      &s->backend,     &s->state,    &s->image,
-                        &s->repo,  &s->ref,       &s->commit_id,   &s->ws_lower, &s->env_json,
-                        &s->error, &s->ws_layers, &s->root_layers, &s->pool,
-                        &s->network_policy};
+    char **strings[] = {&s->id,          &s->name,     &s->backend,       &s->state,
+                        &s->image,       &s->repo,     &s->ref,           &s->commit_id,
+                        &s->ws_lower,    &s->env_json, &s->error,         &s->ws_layers,
+                        &s->root_layers, &s->pool,     &s->network_policy};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -760,6 +760,18 @@ int store_events_since(struct store *st, int64_t after_id, size_t limit,
     *ret = v;
     *ret_n = n;
     return 0;
+}
+
+int store_events_prune(struct store *st, int64_t keep)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1", &stmt,
+                    NULL);
+    if (r < 0)
+        return r;
+    sqlite3_bind_int64(stmt, 1, keep);
+    return sqlite3_step(stmt) == SQLITE_DONE ? 0 : -EIO;
 }
 
 int64_t store_event_last_id(struct store *st)

@@ -97,6 +97,8 @@ int store_event_list(struct store *st, const char *sandbox_id, const char *kind,
 /* Every sandbox's events after after_id, oldest first, at most limit. */
 int store_events_since(struct store *st, int64_t after_id, size_t limit,
                        struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
+/* Deletes all but the newest keep events. */
+int store_events_prune(struct store *st, int64_t keep);
 /* The newest event's id (0: none). */
 int64_t store_event_last_id(struct store *st);
 

@@ -63,6 +63,7 @@ struct vmm {
     char *registry_auth;        /* containers auth.json ($WARREN_REGISTRY_AUTH); NULL: default */
     struct pool *pools;         /* --pool IMAGE=N (vmm/pool.c) */
     struct vmm_egress_hosts *egress_hosts; /* names the egress proxy resolves itself */
+    uint64_t activity_records;             /* tool calls logged (vmm_record_activity) */
     uint64_t max_disk_mib;      /* --max-disk-mib; 0: disks cannot be made here */
     char *no_disk_reason;       /* why not (vmm_disk_available), or NULL */
     struct metrics_ring *metrics; /* samples per running sandbox (vmm/metrics.c) */

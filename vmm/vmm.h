@@ -116,6 +116,10 @@ int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb c
 int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind, size_t limit,
                        struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
 
+/* The activity log: a tool call on sandbox id_or_name (detail: JSON text), kept as its
+ * event "tool". The events table keeps the newest 200,000 events in all. */
+void vmm_record_activity(struct vmm *vmm, const char *id_or_name, const char *detail);
+
 /* Every sandbox's events after after_id (a live feed: the web UI's event stream), and the
  * newest event's id. */
 int vmm_events_since(struct vmm *vmm, int64_t after_id, size_t limit,

@@ -218,6 +218,9 @@ test("metrics: memory, CPU and disk charts from the server's samples", async () 
 test("activity and snapshots: snapshot, fork, see the fork in the tree", async () => {
   await page.getByRole("tab", { name: "Activity" }).click();
   await page.getByRole("cell", { name: "created" }).first().waitFor();
+  // Every tool call on the sandbox, from the UI's own MCP client: the commit made before.
+  await page.getByRole("cell", { name: "sandbox_git_commit" }).first().waitFor();
+  await page.getByRole("cell", { name: "warren-web" }).first().waitFor();
   await shot("activity");
   await page.getByRole("tab", { name: "Snapshots" }).click();
   await page.getByRole("button", { name: "Take a snapshot" }).click();

@@ -502,11 +502,25 @@ function ActivityTab({ sandbox }) {
   }, [sandbox.id]);
   useEffect(() => { load(); }, [load]);
   useEvents(useCallback((ev) => { if (ev?.sandbox_id === sandbox.id) load(); }, [sandbox.id, load]));
-  const detail = (d) => (d == null ? "" : typeof d === "string" ? d : d.kind ? `${d.kind} ${d.host}:${d.port}${d.address ? ` (${d.address})` : ""} ↑${fmtBytes(d.bytes_up)} ↓${fmtBytes(d.bytes_down)} ${d.duration_ms} ms${d.reason ? ` – ${d.reason}` : ""}` : JSON.stringify(d));
+  const row = (e) => {
+    const d = e.detail;
+    if (e.kind === "tool" && d && typeof d === "object") {
+      const args = Object.entries(d.args ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+      const out = [d.stdout_head, d.stderr_head].filter(Boolean).join("\n");
+      return { client: d.client || "–", what: d.tool, summary: args, outcome: d.ok ? (d.exit_code != null ? `exit ${d.exit_code}` : "ok") : d.error, bad: !d.ok || (d.exit_code ?? 0) !== 0, ms: d.duration_ms, out };
+    }
+    if (d && typeof d === "object" && d.host)
+      return { client: "sandbox", what: e.kind, summary: `${d.kind} ${d.host}:${d.port}${d.address ? ` (${d.address})` : ""} ↑${fmtBytes(d.bytes_up)} ↓${fmtBytes(d.bytes_down)}`, outcome: d.reason ?? (d.allowed ? "allowed" : "refused"), bad: !d.allowed, ms: d.duration_ms };
+    return { client: "warren", what: e.kind, summary: typeof d === "string" ? d : d ? JSON.stringify(d) : "", outcome: "", bad: e.kind === "failed" };
+  };
   return html`<div class="activity"><${ErrorLine} error=${error} />
-    <table><thead><tr><th>Time</th><th>Event</th><th>Detail</th></tr></thead><tbody>
-      ${(events ?? []).slice().reverse().map((e, i) => html`<tr key=${i} class=${e.kind.endsWith("refused") || e.kind === "failed" ? "bad" : ""}>
-        <td>${fmtTime(e.at)}</td><td>${e.kind}</td><td>${detail(e.detail)}</td></tr>`)}
+    <table><thead><tr><th>Time</th><th>Client</th><th>Call or event</th><th>Arguments / detail</th><th>Outcome</th><th>ms</th></tr></thead><tbody>
+      ${(events ?? []).slice().reverse().map((e, i) => {
+        const r = row(e);
+        return html`<tr key=${i} class=${r.bad ? "bad" : ""}>
+          <td>${fmtTime(e.at)}</td><td>${r.client}</td><td>${r.what}</td>
+          <td>${r.summary}${r.out ? html`<pre class="out">${r.out}</pre>` : null}</td><td>${r.outcome}</td><td class="num">${r.ms ?? ""}</td></tr>`;
+      })}
     </tbody></table></div>`;
 }
 
