@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// Figures for the web UI (a benchmark, not a test): the first load of / (bytes transferred,
+// gzip), how long the sandbox table takes to show 200 sandboxes, and the terminal's
+// keystroke echo round trip against sandbox_exec of /bin/true. Needs root, a build, and
+// Debian's chromium; run from the repository: node tools/bench-web.mjs [build dir]
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const build = resolve(process.argv[2] ?? "build");
+const require = createRequire(resolve("tests/integration/package.json"));
+const { chromium } = require("playwright-core");
+const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
+const { StreamableHTTPClientTransport } = require("@modelcontextprotocol/sdk/client/streamableHttp.js");
+
+const state = mkdtempSync(join(tmpdir(), "warren-bench-web-"));
+const token = "bench-web-token";
+const server = spawn(join(build, "warren"), ["serve", "--listen", "127.0.0.1:0", "--backend", "jail",
+  "--state-dir", state, "--idle-pause-seconds", "0"], { env: { ...process.env, WARREN_TOKEN: token }, stdio: ["ignore", "ignore", "pipe"] });
+const url = await new Promise((ok) => {
+  let text = "";
+  server.stderr.on("data", (d) => {
+    text += d;
+    const m = text.match(/listening on (http:\/\/\S+\/mcp)/);
+    if (m) ok(m[1]);
+  });
+});
+const base = url.replace(/\/mcp$/, "");
+const mcp = new Client({ name: "bench-web", version: "1" });
+await mcp.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+const call = async (name, args) => (await mcp.callTool({ name, arguments: args })).structuredContent;
+const p50 = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+const N = 200;
+let first;
+for (let i = 0; i < N; i++) {
+  const sb = await call("sandbox_create", { name: `bench-${i}` });
+  first ??= sb;
+}
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+await page.goto(base);
+await page.getByLabel("Server token").fill(token);
+await page.getByRole("button", { name: "Sign in" }).click();
+await page.getByText("New sandbox").waitFor();
+// A fresh load, signed in: the bytes of everything / loads, and the table of 200.
+const ctx = page.context();
+const fresh = await ctx.newPage();
+const started = Date.now();
+await fresh.goto(base);
+await fresh.locator("table.sandboxes tbody tr").nth(N - 1).waitFor({ timeout: 60_000 });
+const tableMs = Date.now() - started;
+const bytes = await fresh.evaluate(() => performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"))
+  .filter((e) => !e.name.includes("/mcp") && !e.name.includes("/api/")).reduce((n, e) => n + e.transferSize, 0));
+// Back to the table from another view: the list fetched through /mcp and drawn, in the page.
+const renderMs = await fresh.evaluate(async () => {
+  location.hash = "#/sandbox/none";
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = performance.now();
+  location.hash = "#/";
+  await new Promise((r) => {
+    const check = () => (document.querySelectorAll("table.sandboxes tbody tr").length >= 200 ? r() : requestAnimationFrame(check));
+    check();
+  });
+  return performance.now() - t0;
+});
+
+// Terminal echo: a key typed until its echo is drawn.
+await fresh.goto(`${base}/#/sandbox/${first.id}/terminal`);
+await fresh.locator(".xterm").first().waitFor();
+await fresh.waitForTimeout(1000);
+const echo = [];
+for (let i = 0; i < 40; i++) {
+  const before = await fresh.locator(".xterm-rows").first().innerText();
+  const t0 = performance.now();
+  await fresh.keyboard.type("x");
+  await fresh.waitForFunction((b) => document.querySelector(".xterm-rows").innerText !== b, before, { polling: "raf" });
+  echo.push(performance.now() - t0);
+}
+const exec = [];
+for (let i = 0; i < 40; i++) {
+  const t0 = performance.now();
+  await call("sandbox_exec", { id: first.id, argv: ["/bin/true"] });
+  exec.push(performance.now() - t0);
+}
+console.log(`first load of / (signed in): ${(bytes / 1024).toFixed(1)} KiB transferred (target < 300 KB)`);
+console.log(`sandbox table with ${N} sandboxes: ${tableMs} ms from navigation to the last row (list fetched and drawn); back to the table from another view (list fetched and drawn) ${renderMs.toFixed(0)} ms (target < 100 ms)`);
+console.log(`terminal keystroke echo p50 ${p50(echo).toFixed(1)} ms; sandbox_exec /bin/true p50 ${p50(exec).toFixed(1)} ms: ${(p50(echo) / p50(exec)).toFixed(2)}x (target <= 2x)`);
+await browser.close();
+for (let i = 0; i < N; i++) await call("sandbox_destroy", { id: `bench-${i}` });
+await mcp.close();
+server.kill("SIGTERM");
+await new Promise((r) => server.once("exit", r));
+rmSync(state, { recursive: true, force: true });
