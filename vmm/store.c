@@ -686,6 +686,34 @@ void store_event_clear(struct store_event_row *e)
     *e = (struct store_event_row){0};
 }
 
+/* Steps stmt (columns id, at, kind, detail[, sandbox_id]) into *ret / *ret_n. */
+static int read_events(struct store *st, sqlite3_stmt *stmt, bool with_sandbox,
+                       struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
+{
+    struct store_event_row *v = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        v = wr_realloc(v, (n + 1) * sizeof(*v));
+        v[n++] = (struct store_event_row){
+            .id = sqlite3_column_int64(stmt, 0),
+            .at = sqlite3_column_int64(stmt, 1),
+            .kind = column_strdup(stmt, 2),
+            .detail = column_strdup(stmt, 3),
+            .sandbox_id = with_sandbox ? column_strdup(stmt, 4) : NULL,
+        };
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_event_clear(&v[i]);
+        free(v);
+        return store_fail(st, rc, err, "listing events");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
 int store_event_list(struct store *st, const char *sandbox_id, const char *kind, size_t limit,
                      struct store_event_row **ret, size_t *ret_n, struct wr_error **err)
 {
@@ -702,27 +730,7 @@ int store_event_list(struct store *st, const char *sandbox_id, const char *kind,
     bind_text(stmt, 1, sandbox_id);
     bind_text(stmt, 2, kind);
     sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
-    struct store_event_row *v = NULL;
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        v = wr_realloc(v, (n + 1) * sizeof(*v));
-        v[n++] = (struct store_event_row){
-            .id = sqlite3_column_int64(stmt, 0),
-            .at = sqlite3_column_int64(stmt, 1),
-            .kind = column_strdup(stmt, 2),
-            .detail = column_strdup(stmt, 3),
-        };
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_event_clear(&v[i]);
-        free(v);
-        return store_fail(st, rc, err, "listing events");
-    }
-    *ret = v;
-    *ret_n = n;
-    return 0;
+    return read_events(st, stmt, false, ret, ret_n, err);
 }
 
 int store_events_since(struct store *st, int64_t after_id, size_t limit,
@@ -738,28 +746,7 @@ int store_events_since(struct store *st, int64_t after_id, size_t limit,
         return r;
     sqlite3_bind_int64(stmt, 1, after_id);
     sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
-    struct store_event_row *v = NULL;
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        v = wr_realloc(v, (n + 1) * sizeof(*v));
-        v[n++] = (struct store_event_row){
-            .id = sqlite3_column_int64(stmt, 0),
-            .at = sqlite3_column_int64(stmt, 1),
-            .kind = column_strdup(stmt, 2),
-            .detail = column_strdup(stmt, 3),
-            .sandbox_id = column_strdup(stmt, 4),
-        };
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_event_clear(&v[i]);
-        free(v);
-        return store_fail(st, rc, err, "listing events");
-    }
-    *ret = v;
-    *ret_n = n;
-    return 0;
+    return read_events(st, stmt, true, ret, ret_n, err);
 }
 
 int store_events_prune(struct store *st, int64_t keep)
