@@ -9,6 +9,7 @@
  *   sandbox.c    create, list, destroy
  *   pty.c        terminal sessions: open, attach, input, resize, list, close
  *   ops.c        exec and file operations; git/ builds on ready.c the same way
+ *   ports.c      a connection to a port inside a sandbox (the web UI's ports)
  *   ready.c      a sandbox ready for work: resumed, balloon deflated, agent connected
  *   update.c     sandbox_update: network policy and ttl of a sandbox
  *   lifecycle.c  boot, pause and resume, restart, stopping an idle sandbox

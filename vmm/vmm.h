@@ -116,6 +116,14 @@ int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb c
 int vmm_sandbox_events(struct vmm *vmm, const char *id_or_name, const char *kind, size_t limit,
                        struct store_event_row **ret, size_t *ret_n, struct wr_error **err);
 
+/* A TCP connection, from the host, to port of a running sandbox (a paused one is resumed):
+ * a server a process inside listens on at its loopback (the web UI's ports). cb gets a
+ * connected socket (blocking; the callee owns it), or -1 and err (ECONNREFUSED: nothing
+ * listens there). */
+typedef void (*vmm_port_cb)(void *data, int fd, struct wr_error *err);
+int vmm_port_connect(struct vmm *vmm, const char *id_or_name, uint16_t port, vmm_port_cb cb,
+                     void *data, struct wr_error **err);
+
 /* The activity log: a tool call on sandbox id_or_name (detail: JSON text), kept as its
  * event "tool". The events table keeps the newest 200,000 events in all. */
 void vmm_record_activity(struct vmm *vmm, const char *id_or_name, const char *detail);

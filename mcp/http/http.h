@@ -89,6 +89,7 @@ int http_server_start(const struct http_server_options *opts, struct http_server
  * order added; the first whose path matches wins. */
 void http_server_route(struct http_server *server, const struct http_route *route);
 uv_loop_t *http_server_loop(const struct http_server *server);
+uv_loop_t *http_conn_loop(const struct http_conn *c);
 /* "127.0.0.1:8080" with the port actually bound. */
 const char *http_server_authority(const struct http_server *server);
 /* Closes every connection (their close hooks run) and the listener; the server is freed
@@ -136,8 +137,9 @@ struct http_upgrade_handlers {
     void (*on_data)(void *data, const char *buf, size_t len); /* bytes from the peer */
     void (*on_drain)(void *data); /* optional: the write queue fell below the low water */
 };
-/* Answers 101 Switching Protocols (with extra_headers, e.g. "Upgrade: websocket\r\n...")
- * and from then on hands the connection's bytes to h, with no timeouts. The close hook
+/* Answers 101 Switching Protocols (with extra_headers, e.g. "Upgrade: websocket\r\n...";
+ * NULL: answers nothing, the front door relays another server's answer) and from then on
+ * hands the connection's bytes to h, with no timeouts. The close hook
  * (http_conn_on_close) still says when the peer goes; http_conn_close ends it. */
 void http_upgrade(struct http_conn *c, const char *extra_headers,
                   const struct http_upgrade_handlers *h, void *data);
@@ -167,6 +169,11 @@ bool http_server_needs_signin(const struct http_server *s);
 int http_signin_create(struct http_server *s, char **ret_set_cookie, char **ret_csrf);
 /* The CSRF token of the session req's cookie names, or NULL when it names none. */
 const char *http_signin_csrf(struct http_server *s, const struct http_request *req);
+/* What the listener checks on routes that are not public, for a public route that serves
+ * some paths to signed-in clients only: the bearer token, or a signed-in browser's
+ * cookie (with the CSRF token and Origin when the method changes state). True with
+ * --auth none. */
+bool http_request_authenticated(struct http_server *s, const struct http_request *req);
 /* Ends the session of req's cookie (if any); returns the Set-Cookie line that clears it. */
 const char *http_signin_end(struct http_server *s, const struct http_request *req);
 

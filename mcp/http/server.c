@@ -223,15 +223,16 @@ void http_upgrade(struct http_conn *c, const char *extra_headers,
         return;
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
-    wr_buf_printf(&b, "HTTP/1.1 101 Switching Protocols\r\n%s\r\n",
-                  extra_headers ? extra_headers : "");
+    if (extra_headers)
+        wr_buf_printf(&b, "HTTP/1.1 101 Switching Protocols\r\n%s\r\n", extra_headers);
     c->state = HTTP_CONN_UPGRADED;
     c->upgrade = *h;
     c->upgrade_data = data;
     c->server->incomplete_bytes -= c->incomplete;
     c->incomplete = 0;
     conn_set_timer(c, HTTP_TIMER_NONE);
-    conn_write(c, &b, false);
+    if (b.len)
+        conn_write(c, &b, false);
     wr_buf_free(&b);
     /* Bytes the peer sent right behind its request are the new protocol's. */
     if (c->state == HTTP_CONN_UPGRADED && c->input.len > 0) {
@@ -794,6 +795,11 @@ void http_server_route(struct http_server *server, const struct http_route *rout
     server->not_found = was ? wr_asprintf("%s, %s", was, route->path)
                             : wr_asprintf("not found: this server answers %s", route->path);
     free(was);
+}
+
+uv_loop_t *http_conn_loop(const struct http_conn *c)
+{
+    return c->server->loop;
 }
 
 uv_loop_t *http_server_loop(const struct http_server *server)

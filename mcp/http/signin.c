@@ -165,3 +165,10 @@ bool http__signin_allows(struct http_server *s, const struct http_request *req,
     }
     return true;
 }
+
+bool http_request_authenticated(struct http_server *s, const struct http_request *req)
+{
+    const char *why = NULL;
+    return !s->token || http_token_matches(req->authorization, s->token) ||
+           http__signin_allows(s, req, &why);
+}

@@ -7,13 +7,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ports.h"
 #include "terminal.h"
 #include "web.h"
 
 #define EVENTS_TICK_MS 1000
 #define EVENTS_BATCH 200
 #define LOGIN_BODY_MAX 4096
-#define LOGIN_FAILURES_MAX 20 /* per minute, then 429 */
+#define LOGIN_FAILURES_MAX 20     /* per minute, then 429 */
+#define PORT_BODY_MAX (32u << 20) /* a request body relayed to a sandbox's port */
 
 extern const struct wr_embedded_file mcp_web_assets[];
 extern const struct wr_embedded_file mcp_web_assets_gz[];
@@ -30,6 +32,18 @@ struct sse_client {
     struct http_conn *conn;
 };
 
+/* A link to a port inside a sandbox: /sandboxes/<id>/ports/<port>/<token>/... The token
+ * is what lets a request through (the pages behind it run in an origin of their own and
+ * carry no cookie, see ports.c); it is handed to signed-in clients only. */
+struct port_grant {
+    char token[33];
+    char *sandbox; /* the id */
+    uint16_t port;
+    uint64_t expires_ms;
+};
+#define PORT_GRANTS_MAX 256
+#define PORT_GRANT_TTL_MS (12ull * 3600 * 1000)
+
 struct mcp_web {
     struct vmm *vmm;
     struct http_server *listener;
@@ -41,6 +55,8 @@ struct mcp_web {
     struct sse_client *clients;
     uint64_t failures_window_ms;
     unsigned failures;
+    struct port_grant grants[PORT_GRANTS_MAX];
+    size_t next_grant;
 };
 
 static const char *media_type(const char *name)
@@ -312,6 +328,65 @@ static void tick(uv_timer_t *t)
     free(ev);
 }
 
+/* ---- ports -------------------------------------------------------------------------------- */
+
+static void handle_port_grant(void *data, struct http_conn *c, struct http_request *req)
+{
+    struct mcp_web *w = data;
+    cJSON *body = cJSON_ParseWithLength(req->body.data ? req->body.data : "", req->body.len);
+    const char *sandbox = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "sandbox"));
+    double port = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(body, "port"));
+    _cleanup_free_ char *id = NULL;
+    struct vmm_sandbox_info *list = NULL;
+    size_t n = 0;
+    if (sandbox && vmm_sandbox_list(w->vmm, &list, &n, NULL) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (!id && (!strcmp(list[i].row.id, sandbox) || !strcmp(list[i].row.name, sandbox)))
+                id = wr_strdup(list[i].row.id);
+            vmm_sandbox_info_clear(&list[i]);
+        }
+        free(list);
+    }
+    cJSON_Delete(body);
+    if (!(port >= 1 && port <= 65535)) {
+        http_respond_error(c, 400, "give {\"sandbox\": id or name, \"port\": 1-65535}");
+        return;
+    }
+    if (!id) {
+        http_respond_error(c, 404, "no such sandbox");
+        return;
+    }
+    struct port_grant *g = &w->grants[w->next_grant++ % PORT_GRANTS_MAX];
+    free(g->sandbox);
+    unsigned char raw[16];
+    if (wr_random_bytes(raw, sizeof(raw)) < 0) {
+        http_respond_error(c, 500, "no randomness");
+        return;
+    }
+    wr_hex_encode(raw, sizeof(raw), g->token);
+    g->sandbox = wr_strdup(id);
+    g->port = (uint16_t)port;
+    g->expires_ms = uv_now(http_server_loop(w->listener)) + PORT_GRANT_TTL_MS;
+    cJSON *o = cJSON_CreateObject();
+    _cleanup_free_ char *url = wr_asprintf("/sandboxes/%s/ports/%u/%s/", id, g->port, g->token);
+    cJSON_AddStringToObject(o, "url", url);
+    respond_json(c, 200, o, "Cache-Control: no-store\r\n");
+}
+
+/* The grant a /sandboxes/<sandbox>/ports/<port>/<token>/ path names, or NULL. */
+static const struct port_grant *grant_find(struct mcp_web *w, const char *sandbox, uint16_t port,
+                                           const char *token)
+{
+    uint64_t now = uv_now(http_server_loop(w->listener));
+    for (size_t i = 0; i < PORT_GRANTS_MAX; i++) {
+        const struct port_grant *g = &w->grants[i];
+        if (g->sandbox && g->port == port && g->expires_ms > now && !strcmp(g->sandbox, sandbox) &&
+            strlen(token) == 32 && !memcmp(g->token, token, 32))
+            return g;
+    }
+    return NULL;
+}
+
 /* ---- /sandboxes/<id>/... ---------------------------------------------------------------- */
 
 static void handle_sandbox_path(void *data, struct http_conn *c, struct http_request *req)
@@ -324,10 +399,29 @@ static void handle_sandbox_path(void *data, struct http_conn *c, struct http_req
         return;
     }
     _cleanup_free_ char *sandbox = wr_strndup(rest, (size_t)(slash - rest));
-    if (!strcmp(slash, "/terminal"))
+    if (!strncmp(slash, "/ports/", 7)) {
+        /* <port>/<token>/<path> */
+        char *end;
+        unsigned long port = strtoul(slash + 7, &end, 10);
+        char token[33] = "";
+        if (*end == '/' && strlen(end + 1) >= 32 && (end[33] == '/' || end[33] == 0))
+            memcpy(token, end + 1, 32);
+        if (port < 1 || port > 65535 || !grant_find(w, sandbox, (uint16_t)port, token)) {
+            http_respond_error(c, 403,
+                               "this port link is not valid (any more): open the port again "
+                               "from the sandbox's page");
+            return;
+        }
+        mcp_web_port(w->vmm, c, req, sandbox, (uint16_t)port, end + 33);
+    } else if (!strcmp(slash, "/terminal") && req->method == HTTP_GET) {
+        if (!http_request_authenticated(w->listener, req)) {
+            http_respond_error(c, 401, "sign in first");
+            return;
+        }
         mcp_web_terminal(w->vmm, c, req, sandbox);
-    else
-        http_respond_error(c, 404, "not found: /sandboxes/<id> serves /terminal");
+    } else
+        http_respond_error(c, 404,
+                           "not found: /sandboxes/<id> serves /terminal and /ports/<port>/");
 }
 
 /* ---- start and stop ------------------------------------------------------------------------- */
@@ -335,6 +429,8 @@ static void handle_sandbox_path(void *data, struct http_conn *c, struct http_req
 static void web_free(uv_handle_t *h)
 {
     struct mcp_web *w = h->data;
+    for (size_t i = 0; i < PORT_GRANTS_MAX; i++)
+        free(w->grants[i].sandbox);
     for (size_t i = 0; i < w->n_assets; i++)
         free(w->assets[i].url);
     free(w->assets);
@@ -383,7 +479,18 @@ int mcp_web_start(struct vmm *vmm, struct http_server *listener, struct mcp_web 
          .public = true},
         {.path = "/api/logout", .methods = post, .handle = handle_logout, .data = w},
         {.path = "/api/events", .methods = get, .handle = handle_events, .data = w},
-        {.path = "/sandboxes/", .methods = get, .handle = handle_sandbox_path, .data = w},
+        {.path = "/api/ports",
+         .methods = post,
+         .body_max = LOGIN_BODY_MAX,
+         .handle = handle_port_grant,
+         .data = w},
+        /* Public: a terminal checks the sign-in itself; a port link carries its token. */
+        {.path = "/sandboxes/",
+         .methods = ~0u,
+         .body_max = PORT_BODY_MAX,
+         .handle = handle_sandbox_path,
+         .data = w,
+         .public = true},
         /* Last: "/" is a prefix that matches every path the routes above do not. */
         {.path = "/", .methods = get, .handle = handle_index, .data = w, .public = true},
     };

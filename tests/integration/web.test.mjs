@@ -215,6 +215,35 @@ test("metrics: memory, CPU and disk charts from the server's samples", async () 
   await shot("metrics");
 });
 
+test("ports: a server inside opens in a new tab through warren, in an origin of its own; links are capabilities", async () => {
+  const agent = await connectHttp(server.url, token);
+  const sb = (await callTool(agent, "sandbox_list")).sandboxes.find((s) => s.name === sbName);
+  await callTool(agent, "sandbox_exec", { id: sb.id,
+    command: "setsid python3 -m http.server 8000 --bind 127.0.0.1 >/tmp/http.log 2>&1 < /dev/null & sleep 1; echo started" });
+  await page.getByRole("tab", { name: "Ports" }).click();
+  await page.getByLabel("Port").fill("8000");
+  const [tab] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open in a new tab" }).click()]);
+  await tab.waitForLoadState();
+  await tab.getByText("greeting.txt").waitFor();
+  const url = tab.url();
+  assert.match(url, new RegExp(`/sandboxes/${sb.id}/ports/8000/[0-9a-f]{32}/$`));
+  await tab.screenshot({ path: join(shots, "port.png") });
+  // The page's origin is opaque: it cannot read warren's API with the sign-in.
+  const probe = await tab.evaluate(async () => {
+    try { return (await fetch("/api/session")).status; } catch (e) { return String(e); }
+  });
+  assert.notEqual(probe, 200, "a port's page reached warren's API");
+  const r = await fetch(`${base}${new URL(url).pathname}greeting.txt`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-security-policy") ?? "", /sandbox/);
+  assert.equal(await r.text(), "hello from the browser\n");
+  // Without the link's token, or for another port: refused.
+  assert.equal((await fetch(`${base}/sandboxes/${sb.id}/ports/8000/`)).status, 403);
+  assert.equal((await fetch(`${base}${new URL(url).pathname.replace("/8000/", "/8001/")}`)).status, 403);
+  await tab.close();
+  await agent.close();
+});
+
 test("activity and snapshots: snapshot, fork, see the fork in the tree", async () => {
   await page.getByRole("tab", { name: "Activity" }).click();
   await page.getByRole("cell", { name: "created" }).first().waitFor();

@@ -74,6 +74,11 @@ struct vmm_backend_ops {
     /* CPU time the sandbox used, in microseconds (the jail's cgroup). NULL: the utime and
      * stime of pid (a VM's VMM process). */
     int (*cpu_usage)(const struct vmm_sandbox_spec *spec, pid_t pid, uint64_t *ret_usec);
+    /* Optional (VMs): makes guest_port of the guest reachable at 127.0.0.1:*ret_port in the
+     * network namespace of process pid (the VMM's). Blocking: the thread pool. Without
+     * it, a port inside the sandbox is the sandbox namespace's own 127.0.0.1:port. */
+    int (*port_forward)(const struct vmm_sandbox_spec *spec, pid_t pid, uint16_t guest_port,
+                        uint16_t *ret_port, struct wr_error **err);
     /* Connects to the sandbox's guest-init. NULL means: a unix socket at
      * spec->agent_socket where guest-init accepts connections (agent_connect_unix). */
     int (*agent_connect)(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, uint32_t timeout_ms,

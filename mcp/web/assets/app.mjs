@@ -2,7 +2,7 @@
 // (terminal, files, changes, snapshots, activity, metrics). Everything it does to
 // sandboxes goes through MCP tools (mcp.mjs); live updates come from /api/events.
 import { html, render, useEffect, useRef, useState, useCallback } from "vendor/preact-htm";
-import { setCsrf, tool } from "mcp";
+import { currentCsrf, setCsrf, tool } from "mcp";
 import { TerminalTab } from "terminal";
 
 // ---- small helpers ----------------------------------------------------------------------
@@ -213,7 +213,7 @@ function SandboxList() {
 
 // ---- the sandbox page -------------------------------------------------------------------------------
 
-const TABS = [["terminal", "Terminal"], ["files", "Files"], ["changes", "Changes"], ["snapshots", "Snapshots"], ["activity", "Activity"], ["metrics", "Metrics"]];
+const TABS = [["terminal", "Terminal"], ["files", "Files"], ["changes", "Changes"], ["snapshots", "Snapshots"], ["activity", "Activity"], ["metrics", "Metrics"], ["ports", "Ports"]];
 
 function SandboxPage({ id, tab }) {
   const [sb, setSb] = useState(null);
@@ -271,6 +271,7 @@ function SandboxPage({ id, tab }) {
       ${tab === "snapshots" && html`<${SnapshotsTab} sandbox=${sb} />`}
       ${tab === "activity" && html`<${ActivityTab} sandbox=${sb} />`}
       ${tab === "metrics" && html`<${MetricsTab} sandbox=${sb} />`}
+      ${tab === "ports" && html`<${PortsTab} sandbox=${sb} />`}
     </section>
   </main>`;
 }
@@ -555,6 +556,35 @@ function MetricsTab({ sandbox }) {
     <${Chart} title="Balloon" points=${s.map((x) => [at(x), x.balloon_bytes])} format=${fmtBytes} />
     <${Chart} title="CPU (cores)" points=${cpu} format=${(v) => v.toFixed(2)} />
     <${Chart} title="Disk used" points=${s.map((x) => [at(x), x.disk_used_bytes])} format=${fmtBytes} />
+  </div>`;
+}
+
+// ---- ports ------------------------------------------------------------------------------------------------------
+
+function PortsTab({ sandbox }) {
+  const [port, setPort] = useState(8000);
+  const [links, setLinks] = useState([]);
+  const [error, setError] = useState(null);
+  const open = async (e) => {
+    e.preventDefault();
+    setError(null);
+    const r = await fetch("/api/ports", {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": currentCsrf() },
+      body: JSON.stringify({ sandbox: sandbox.id, port: Number(port) }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) return setError(new Error(body.error ?? `HTTP ${r.status}`));
+    setLinks([{ port, url: body.url }, ...links.filter((l) => l.port !== port)]);
+    window.open(body.url, "_blank", "noopener");
+  };
+  return html`<div class="ports">
+    <form class="toolbar" onSubmit=${open}>
+      <label>Port <input type="number" min="1" max="65535" value=${port} onInput=${(e) => setPort(Number(e.target.value))} /></label>
+      <button type="submit">Open in a new tab</button>
+    </form>
+    <${ErrorLine} error=${error} />
+    <p class="hint">A server a process in the sandbox listens on (its loopback or any address), through warren. Its pages run in an origin of their own: they cannot use your sign-in.</p>
+    <ul>${links.map((l) => html`<li><a href=${l.url} target="_blank" rel="noopener">port ${l.port}</a></li>`)}</ul>
   </div>`;
 }
 

@@ -9,6 +9,10 @@ export function setCsrf(token) {
   csrf = token ?? "";
 }
 
+export function currentCsrf() {
+  return csrf;
+}
+
 async function post(message) {
   const headers = {
     "Content-Type": "application/json",

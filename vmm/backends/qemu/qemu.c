@@ -171,8 +171,7 @@ static void add_boot(struct argv_builder *b, const struct vmm_sandbox_spec *spec
                          "warren.root=%s warren.workspace=%s warren.net=user",
                          AGENT_PORT_NAME, spec->hostname, VMM_VMFS_TAG_ROOT,
                          VMM_VMFS_TAG_WORKSPACE));
-    add_args(b, "-add-fd",
-             wr_asprintf("fd=%d,set=1,opaque=%s/serial.log", SERIAL_FD, spec->dir));
+    add_args(b, "-add-fd", wr_asprintf("fd=%d,set=1,opaque=%s/serial.log", SERIAL_FD, spec->dir));
     add_args(b, "-chardev", wr_strdup("file,id=serial,path=/dev/fdset/1"));
     add_args(b, "-serial", wr_strdup("chardev:serial"));
 }
@@ -294,8 +293,8 @@ static void on_qemu_launched(void *data, pid_t pid, struct wr_error *err)
     /* The QMP socket has listened since before QEMU ran: a QEMU that dies closes it and
      * the handshake fails at once. */
     _cleanup_free_ char *qmp_path = wr_path_join(st->dir, "qmp.sock");
-    if (qmp_connect(st->loop, qmp_path, QMP_CONNECT_TIMEOUT_MS, on_qmp_ready, st, &st->qmp,
-                    &err) < 0)
+    if (qmp_connect(st->loop, qmp_path, QMP_CONNECT_TIMEOUT_MS, on_qmp_ready, st, &st->qmp, &err) <
+        0)
         start_done(st, err);
 }
 
@@ -309,7 +308,7 @@ static int launch_qemu(struct qemu_start *st, struct wr_error **err)
     const char *files[] = {st->kernel_path, st->initrd_path, NULL};
     const char *sockets[] = {fs_root, fs_workspace, NULL};
     const char *listen[] = {qmp_path, st->agent_socket, NULL}; /* QMP_FD, AGENT_FD */
-    const char *outputs[] = {serial_path, NULL};                /* SERIAL_FD */
+    const char *outputs[] = {serial_path, NULL};               /* SERIAL_FD */
     struct vmm_confine_spec confine = {
         .id = st->id,
         .dir = st->dir,
@@ -573,6 +572,33 @@ static int qemu_agent_connect(uv_loop_t *loop, const struct vmm_sandbox_spec *sp
     return r;
 }
 
+/* A forward on QEMU's user network, from the 127.0.0.1 of QEMU's own network namespace:
+ * port 40000 + guest_port % 20000 there (below the ephemeral range; only warren connects
+ * in that namespace). Adding it again is harmless: QEMU refuses the duplicate, the first
+ * one serves. */
+static int qemu_port_forward(const struct vmm_sandbox_spec *spec, pid_t pid, uint16_t guest_port,
+                             uint16_t *ret_port, struct wr_error **err)
+{
+    (void)pid;
+    uint16_t host_port = (uint16_t)(40000 + guest_port % 20000);
+    _cleanup_free_ char *qmp_path = wr_path_join(spec->dir, "qmp.sock");
+    _cleanup_free_ char *line =
+        wr_asprintf("hostfwd_add net0 tcp:127.0.0.1:%u-:%u", host_port, guest_port);
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "command-line", line);
+    _cleanup_free_ char *out = NULL;
+    int r = qmp_execute_sync_args(qmp_path, "human-monitor-command", args, QMP_CONNECT_TIMEOUT_MS,
+                                  &out, err);
+    cJSON_Delete(args);
+    if (r < 0)
+        return r;
+    /* The monitor answers text: empty when added, an error sentence otherwise. */
+    if (out && strlen(out) > 2 && !strstr(out, "already") && !strstr(out, "Could not set up"))
+        return wr_error_set(err, EIO, "forwarding port %u of the VM: %s", guest_port, out);
+    *ret_port = host_port;
+    return 0;
+}
+
 const struct vmm_backend_ops vmm_backend_qemu = {
     .name = "qemu",
     .vm = true,
@@ -585,4 +611,5 @@ const struct vmm_backend_ops vmm_backend_qemu = {
     .pause = qemu_pause,
     .resume = qemu_resume,
     .attach = vmm_vmfs_attach,
+    .port_forward = qemu_port_forward,
 };

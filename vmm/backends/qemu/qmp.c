@@ -477,10 +477,16 @@ static int sync_read_message(struct sync_conn *c, cJSON **ret, struct wr_error *
 }
 
 /* Sends a command and reads up to its reply, skipping events. */
-static int sync_call(struct sync_conn *c, const char *command, cJSON **ret_reply,
-                     struct wr_error **err)
+static int sync_call(struct sync_conn *c, const char *command, const cJSON *arguments,
+                     cJSON **ret_reply, struct wr_error **err)
 {
-    _cleanup_free_ char *line = wr_asprintf("{\"execute\":\"%s\"}\n", command);
+    cJSON *msg_out = cJSON_CreateObject();
+    cJSON_AddStringToObject(msg_out, "execute", command);
+    if (arguments)
+        cJSON_AddItemToObject(msg_out, "arguments", cJSON_Duplicate(arguments, true));
+    _cleanup_free_ char *text = cJSON_PrintUnformatted(msg_out);
+    cJSON_Delete(msg_out);
+    _cleanup_free_ char *line = wr_asprintf("%s\n", text);
     if (wr_write_all(c->fd, line, strlen(line)) < 0)
         return wr_error_set_errno(err, errno, "QMP %s: write", c->path);
     for (;;) {
@@ -512,7 +518,7 @@ static int sync_connect(struct sync_conn *c, struct wr_error **err)
     if (r < 0)
         return r;
     _cleanup_json_ cJSON *reply = NULL;
-    r = sync_call(c, "qmp_capabilities", &reply, err);
+    r = sync_call(c, "qmp_capabilities", NULL, &reply, err);
     if (r >= 0 && !cJSON_GetObjectItemCaseSensitive(reply, "return"))
         r = wr_error_set(err, EPROTO, "QMP %s: capabilities refused", c->path);
     return r;
@@ -538,13 +544,19 @@ static int sync_reply_to(const char *socket_path, const char *command, const cJS
 int qmp_execute_sync(const char *socket_path, const char *command, uint32_t timeout_ms,
                      char **ret_json, struct wr_error **err)
 {
+    return qmp_execute_sync_args(socket_path, command, NULL, timeout_ms, ret_json, err);
+}
+
+int qmp_execute_sync_args(const char *socket_path, const char *command, const cJSON *arguments,
+                          uint32_t timeout_ms, char **ret_json, struct wr_error **err)
+{
     struct sync_conn c = {.fd = -1, .deadline_ms = wr_now_ms() + timeout_ms, .path = socket_path};
     wr_buf_init(&c.in, QMP_LINE_MAX);
     _cleanup_json_ cJSON *reply = NULL;
     _cleanup_error_ struct wr_error *call_err = NULL;
     int r = sync_connect(&c, err);
     if (r >= 0) {
-        r = sync_call(&c, command, &reply, &call_err);
+        r = sync_call(&c, command, arguments, &reply, &call_err);
         /* QEMU may close the connection on quit before its reply reaches us. */
         if (r == -ECONNRESET && !strcmp(command, "quit"))
             r = 0;

@@ -58,3 +58,6 @@ void qmp_close(struct qmp *qmp);
  * value printed as JSON (caller frees). */
 int qmp_execute_sync(const char *socket_path, const char *command, uint32_t timeout_ms,
                      char **ret_json, struct wr_error **err);
+/* The same with arguments (not taken over). */
+int qmp_execute_sync_args(const char *socket_path, const char *command, const cJSON *arguments,
+                          uint32_t timeout_ms, char **ret_json, struct wr_error **err);
