@@ -21,14 +21,17 @@ static double cpu_share(struct bench_server *s, int cpus)
     char cmd[256];
     snprintf(cmd, sizeof(cmd),
              "for i in 1 2; do timeout %d sh -c 'while :; do :; done' & done; wait; times", WALL_S);
-    cJSON *r = bench_tool(s, "sandbox_exec", bench_exec_args(id, cmd));
+    cJSON *r = bench_tool(s, "sandbox_exec", bench_shell_args(id, cmd));
     const char *out = cJSON_GetObjectItem(r, "stdout")->valuestring;
     /* The second line of `times`: the children's user and system time. */
     const char *line = strchr(out, '\n');
     int um = 0, sm = 0;
     double us = 0, ss = 0;
-    if (!line || sscanf(line + 1, "%dm%lfs %dm%lfs", &um, &us, &sm, &ss) != 4)
+    if (!line || sscanf(line + 1, "%dm%lfs %dm%lfs", &um, &us, &sm, &ss) != 4) {
+        fprintf(stderr, "bench_cpu: the exec printed: %s\n%s\n", out,
+                cJSON_GetObjectItem(r, "stderr")->valuestring);
         bench_die("reading the shell's times");
+    }
     double used = um * 60 + us + sm * 60 + ss;
     cJSON_Delete(r);
     cJSON_Delete(bench_destroy(s, id));

@@ -83,7 +83,7 @@ static double sandbox_speed(struct bench_server *s, const char *id, const char *
     for (int i = 0; i < ROUNDS; i++) {
         _cleanup_free_ char *cmd =
             wr_asprintf("curl -sf -o /dev/null -w '%%{speed_download}' %s", url);
-        cJSON *args = bench_exec_args(id, cmd);
+        cJSON *args = bench_shell_args(id, cmd);
         cJSON_AddNumberToObject(args, "timeout_seconds", 600);
         cJSON *r = bench_tool(s, "sandbox_exec", args);
         const cJSON *out = cJSON_GetObjectItem(r, "stdout");

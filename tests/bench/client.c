@@ -113,6 +113,14 @@ cJSON *bench_exec_args(const char *id, const char *cmd)
     return a;
 }
 
+cJSON *bench_shell_args(const char *id, const char *command)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "id", id);
+    cJSON_AddStringToObject(a, "command", command);
+    return a;
+}
+
 char *bench_make_repo(void)
 {
     char tmpl[] = "/tmp/warren-bench-repo-XXXXXX";

@@ -33,6 +33,8 @@ cJSON *bench_destroy(struct bench_server *s, const char *id);
 /* Sends a serialized request line; returns the response line (valid until the next call). */
 const char *bench_rpc_raw(struct bench_server *s, const char *line, size_t len);
 cJSON *bench_exec_args(const char *id, const char *cmd);
+/* sandbox_exec arguments running command through /bin/sh -c. */
+cJSON *bench_shell_args(const char *id, const char *command);
 /* A small git repository in /tmp (caller frees the path). */
 char *bench_make_repo(void);
 /* Runs a shell command; a failure ends the program. */
