@@ -45,8 +45,10 @@ await page.goto(base);
 await page.getByLabel("Server token").fill(token);
 await page.getByRole("button", { name: "Sign in" }).click();
 await page.getByText("New sandbox").waitFor();
-// A fresh load, signed in: the bytes of everything / loads, and the table of 200.
-const ctx = page.context();
+// A fresh load in a new browser context (nothing cached) with the sign-in's cookie: the
+// bytes of everything / loads, and the table of 200.
+const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+await ctx.addCookies(await page.context().cookies());
 const fresh = await ctx.newPage();
 const started = Date.now();
 await fresh.goto(base);
@@ -67,18 +69,29 @@ const renderMs = await fresh.evaluate(async () => {
   return performance.now() - t0;
 });
 
-// Terminal echo: a key typed until its echo is drawn.
-await fresh.goto(`${base}/#/sandbox/${first.id}/terminal`);
-await fresh.locator(".xterm").first().waitFor();
-await fresh.waitForTimeout(1000);
-const echo = [];
-for (let i = 0; i < 40; i++) {
-  const before = await fresh.locator(".xterm-rows").first().innerText();
-  const t0 = performance.now();
-  await fresh.keyboard.type("x");
-  await fresh.waitForFunction((b) => document.querySelector(".xterm-rows").innerText !== b, before, { polling: "raf" });
-  echo.push(performance.now() - t0);
-}
+// Terminal echo, measured in the page: a key sent on the terminal's WebSocket until its
+// echo comes back (the shell's line editor echoes it through the PTY).
+const echo = await fresh.evaluate(async (id) => {
+  const ws = new WebSocket(`ws://${location.host}/sandboxes/${id}/terminal?cols=80&rows=24`);
+  ws.binaryType = "arraybuffer";
+  let waiting = null;
+  ws.onmessage = (e) => {
+    if (typeof e.data === "string") return;
+    ws.send(JSON.stringify({ type: "ack", bytes: e.data.byteLength }));
+    if (waiting && new TextDecoder().decode(e.data).includes(waiting.key)) waiting.done();
+  };
+  await new Promise((r) => (ws.onopen = r));
+  await new Promise((r) => setTimeout(r, 1500)); // the shell's prompt
+  const times = [];
+  for (let i = 0; i < 40; i++) {
+    const key = String.fromCharCode(97 + (i % 26));
+    const t0 = performance.now();
+    await new Promise((done) => { waiting = { key, done }; ws.send(new TextEncoder().encode(key)); });
+    times.push(performance.now() - t0);
+  }
+  ws.send(JSON.stringify({ type: "close" }));
+  return times;
+}, first.id);
 const exec = [];
 for (let i = 0; i < 40; i++) {
   const t0 = performance.now();
@@ -87,7 +100,7 @@ for (let i = 0; i < 40; i++) {
 }
 console.log(`first load of / (signed in): ${(bytes / 1024).toFixed(1)} KiB transferred (target < 300 KB)`);
 console.log(`sandbox table with ${N} sandboxes: ${tableMs} ms from navigation to the last row (list fetched and drawn); back to the table from another view (list fetched and drawn) ${renderMs.toFixed(0)} ms (target < 100 ms)`);
-console.log(`terminal keystroke echo p50 ${p50(echo).toFixed(1)} ms; sandbox_exec /bin/true p50 ${p50(exec).toFixed(1)} ms: ${(p50(echo) / p50(exec)).toFixed(2)}x (target <= 2x)`);
+console.log(`terminal keystroke echo (WebSocket round trip in the page) p50 ${p50(echo).toFixed(1)} ms; sandbox_exec /bin/true p50 ${p50(exec).toFixed(1)} ms: ${(p50(echo) / p50(exec)).toFixed(2)}x (target <= 2x)`);
 await browser.close();
 for (let i = 0; i < N; i++) await call("sandbox_destroy", { id: `bench-${i}` });
 await mcp.close();
