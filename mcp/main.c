@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "mcp.h"
+#include "mcp/e2b/e2b.h"
 #include "mcp/http/http.h"
 #include "mcp/web/web.h"
 #include "vmm/backends/confine.h"
@@ -239,6 +240,7 @@ struct app {
     struct mcp_server *server;
     struct http_server *listener; /* serve: the one HTTP listener, with /mcp on it */
     struct mcp_http *http;
+    struct mcp_e2b *e2b; /* serve: the E2B-compatible API on the same listener */
     struct mcp_web *web; /* serve: the web UI on the same listener */
     uv_signal_t sigint, sigterm;
     bool stopping;
@@ -252,6 +254,7 @@ static void app_stop(struct app *app)
     /* The UI's event streams end cleanly, then the listener: no request reaches a front
      * door that is going away. */
     mcp_web_stop(TAKE_PTR(app->web));
+    mcp_e2b_stop(TAKE_PTR(app->e2b));
     http_server_stop(TAKE_PTR(app->listener));
     mcp_http_stop(TAKE_PTR(app->http));
     uv_signal_stop(&app->sigint);
@@ -325,6 +328,9 @@ static int run(struct cli *c)
             r = http_server_start(&ho, &app.listener, &err);
         if (r == 0)
             r = mcp_http_start(app.server, app.listener, NULL, &app.http, &err);
+        struct mcp_e2b_options eo = {.vmm = app.vmm, .listener = app.listener, .token = token};
+        if (r == 0)
+            r = mcp_e2b_start(&eo, &app.e2b, &err);
         if (r == 0)
             r = mcp_web_start(app.vmm, app.listener, &app.web, &err);
     }

@@ -119,5 +119,7 @@ bool http__signin_allows(struct http_server *s, const struct http_request *req,
                          const char **ret_message);
 void http__signins_free(struct http_server *s);
 
-/* The route serving path, or NULL. */
-const struct http_route *http__route_find(const struct http_server *server, const char *path);
+/* The route serving path (and req, when routes match on headers; NULL: before the headers
+ * are in), or NULL. */
+const struct http_route *http__route_find(const struct http_server *server, const char *path,
+                                          const struct http_request *req);

@@ -57,6 +57,9 @@ const char *http_request_header(const struct http_request *req, const char *name
 
 struct http_route {
     const char *path; /* exact path ("/mcp"), or a prefix when it ends in '/' */
+    /* Optional: the route serves a request on its path only when this says so, from the
+     * request line and headers (the E2B API is told from the UI by its headers). */
+    bool (*match)(void *data, const struct http_request *req);
     unsigned methods; /* HTTP_METHOD_BITs it serves; other methods get 405 with Allow */
     size_t body_max;  /* larger bodies get 413 before a byte of them is read */
     /* Optional: checks once the headers are in (after routing, Host, Origin and the token),
@@ -120,6 +123,12 @@ void http_sse_begin(struct http_conn *c, const char *extra_headers);
 void http_sse_event(struct http_conn *c, uint64_t id, const char *data, size_t len);
 /* Ends the SSE response; the connection is ready for the next request or closes. */
 void http_sse_end(struct http_conn *c);
+/* A streamed response of any media type (a Connect server stream), chunked like SSE but
+ * without the listener's keep-alive comments: the front door keeps it alive itself. */
+void http_stream_begin(struct http_conn *c, int status, const char *content_type,
+                       const char *extra_headers);
+void http_stream_write(struct http_conn *c, const void *buf, size_t len);
+void http_stream_end(struct http_conn *c);
 /* Closes the connection now. */
 void http_conn_close(struct http_conn *c);
 /* cb(data) runs once if the connection closes while the front door still holds it (the

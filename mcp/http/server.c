@@ -301,7 +301,7 @@ static const struct http_route *conn_route(struct http_conn *c)
     if (c->route || !c->parser.req.url)
         return c->route;
     _cleanup_free_ char *path = http__url_path(c->parser.req.url);
-    return http__route_find(c->server, path);
+    return http__route_find(c->server, path, NULL);
 }
 
 void http_respond_error(struct http_conn *c, int status, const char *message)
@@ -331,28 +331,40 @@ void http_respond_error(struct http_conn *c, int status, const char *message)
     http_respond(c, &r);
 }
 
-void http_sse_begin(struct http_conn *c, const char *extra_headers)
+/* Starts a streamed response: chunked for HTTP/1.1 (the connection can carry further
+ * requests after it), close-delimited for 1.0. */
+static void stream_begin(struct http_conn *c, int status, const char *content_type,
+                         const char *extra_headers, enum http_timer_mode timer)
 {
     if (!conn_answering(c))
         return;
-    /* Chunked framing lets the connection carry further requests after the stream; an
-     * HTTP/1.0 client gets a stream that ends with the connection. */
     c->chunked = c->parser.req.http_major == 1 && c->parser.req.http_minor >= 1;
     bool close = !c->chunked || !c->keep_alive;
     struct wr_buf b;
     wr_buf_init(&b, SIZE_MAX);
-    put_status_line(&b, 200, close);
-    wr_buf_printf(&b, "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n");
+    put_status_line(&b, status, close);
+    wr_buf_printf(&b, "Content-Type: %s\r\nCache-Control: no-store\r\n", content_type);
     if (extra_headers)
         wr_buf_printf(&b, "%s", extra_headers);
     wr_buf_printf(&b, "%s\r\n", c->chunked ? "Transfer-Encoding: chunked\r\n" : "");
     c->state = HTTP_CONN_STREAMING;
-    conn_set_timer(c, HTTP_TIMER_PING);
+    conn_set_timer(c, timer);
     conn_write(c, &b, false);
     wr_buf_free(&b);
 }
 
-/* Writes SSE text, framed as one chunk when the response is chunked. */
+void http_sse_begin(struct http_conn *c, const char *extra_headers)
+{
+    stream_begin(c, 200, "text/event-stream", extra_headers, HTTP_TIMER_PING);
+}
+
+void http_stream_begin(struct http_conn *c, int status, const char *content_type,
+                       const char *extra_headers)
+{
+    stream_begin(c, status, content_type, extra_headers, HTTP_TIMER_NONE);
+}
+
+/* Writes stream bytes, framed as one chunk when the response is chunked. */
 static void sse_write(struct http_conn *c, struct wr_buf *text)
 {
     if (!c->chunked) {
@@ -388,7 +400,18 @@ void http_sse_event(struct http_conn *c, uint64_t id, const char *json, size_t l
     wr_buf_free(&b);
 }
 
-void http_sse_end(struct http_conn *c)
+void http_stream_write(struct http_conn *c, const void *buf, size_t len)
+{
+    if (c->state != HTTP_CONN_STREAMING || len == 0)
+        return;
+    struct wr_buf b;
+    wr_buf_init(&b, SIZE_MAX);
+    wr_buf_append(&b, buf, len);
+    sse_write(c, &b);
+    wr_buf_free(&b);
+}
+
+void http_stream_end(struct http_conn *c)
 {
     if (c->state != HTTP_CONN_STREAMING)
         return;
@@ -403,6 +426,11 @@ void http_sse_end(struct http_conn *c)
     else if (close)
         conn_linger(c);
     wr_buf_free(&b);
+}
+
+void http_sse_end(struct http_conn *c)
+{
+    http_stream_end(c);
 }
 
 /* ---- timers ------------------------------------------------------------------------- */
@@ -476,14 +504,20 @@ static int reject(struct http_conn *c, int status, const char *message)
     return status;
 }
 
-const struct http_route *http__route_find(const struct http_server *server, const char *path)
+const struct http_route *http__route_find(const struct http_server *server, const char *path,
+                                          const struct http_request *req)
 {
     for (const struct http_route_entry *e = server->routes; path && e; e = e->next) {
         const char *p = e->route.path;
         size_t n = strlen(p);
         bool prefix = n > 0 && p[n - 1] == '/';
-        if (prefix ? strncmp(path, p, n) == 0 : strcmp(path, p) == 0)
-            return &e->route;
+        if (!(prefix ? strncmp(path, p, n) == 0 : strcmp(path, p) == 0))
+            continue;
+        /* A route that also looks at the headers: without them (an error before they were
+         * complete) it is not the request's. */
+        if (e->route.match && !(req && e->route.match(e->route.data, req)))
+            continue;
+        return &e->route;
     }
     return NULL;
 }
@@ -492,7 +526,7 @@ static int check_headers(void *data, struct http_request *req)
 {
     struct http_conn *c = data;
     struct http_server *server = c->server;
-    const struct http_route *route = http__route_find(server, req->path);
+    const struct http_route *route = http__route_find(server, req->path, req);
     c->route = route;
     http__parser_set_body_max(&c->parser, route ? route->body_max : 0);
     if (http__parser_declared_too_big(&c->parser))

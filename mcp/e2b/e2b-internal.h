@@ -1,0 +1,79 @@
+/* Shared by the E2B front door's parts: e2b.c (routes, auth, dispatch), control.c (the
+ * control plane), process.c and filesystem.c (envd's Connect services), files.c (/files). */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "connect.h"
+#include "e2b.h"
+
+/* The envd version warren reports: it steers the SDK (see docs/e2b.md). */
+#define E2B_ENVD_VERSION "0.6.2"
+#define E2B_ENVD_PORT "49983"
+
+struct mcp_e2b {
+    struct vmm *vmm;
+    struct http_server *listener;
+    char *token; /* NULL: --auth none */
+    struct e2b_call *calls; /* calls in flight (streams, async unary calls) */
+    bool stopping;
+};
+
+/* One envd RPC, from dispatch until it is answered. */
+struct e2b_call {
+    struct e2b_call *prev, *next;
+    struct mcp_e2b *e2b;
+    struct http_conn *conn; /* NULL once the client went away */
+    struct http_request *req;
+    char *sandbox;  /* E2b-Sandbox-Id */
+    char *user;     /* from Authorization: Basic, NULL when absent */
+    cJSON *msg;     /* the request message */
+    bool stream;    /* a server-streaming method */
+    const char *method; /* "process.Process/Start" */
+    uint64_t started_ms;
+    /* Runs when the client goes away before the call is answered (conn is NULL by
+     * then); the method cancels its work and later calls e2b_call_done. */
+    void (*on_gone)(struct e2b_call *call);
+    void *data;         /* the method's */
+    cJSON *record_extra; /* fields added to the activity record (exit_code, ...) */
+};
+
+struct e2b_method {
+    const char *name;    /* "Start" */
+    bool server_stream;  /* answered with connect_stream_* */
+    void (*handle)(struct e2b_call *call);
+};
+
+/* Each service's methods, ended by a {NULL} entry. */
+extern const struct e2b_method e2b_process_methods[];
+extern const struct e2b_method e2b_filesystem_methods[];
+
+/* Answers and ends a call. A unary call: reply (consumed) or an error; a stream: its end
+ * (code CONNECT_OK for a clean one). The activity record names the outcome. Frees call. */
+void e2b_call_reply(struct e2b_call *call, cJSON *reply);
+void e2b_call_error(struct e2b_call *call, enum connect_code code, const char *message);
+/* The same for an error from the vmm API (consumed; its status picks the code). */
+void e2b_call_fail(struct e2b_call *call, struct wr_error *err);
+/* A stream's message (consumed); nothing when the client is gone. */
+void e2b_call_send(struct e2b_call *call, cJSON *msg);
+/* Frees a call whose client is gone, once its work has stopped. */
+void e2b_call_free(struct e2b_call *call);
+
+/* Records an E2B call on a sandbox as its activity (event "tool", client "e2b", tool
+ * "e2b <what>"): args (consumed, may be NULL) summarized like a tool call's, the outcome
+ * (error NULL: ok), the duration, and extra's fields (consumed, may be NULL: an exit code,
+ * the first lines of output). envd calls are recorded by e2b_call_reply and _error. */
+void e2b_record(struct mcp_e2b *e, const char *sandbox, const char *what, cJSON *args,
+                const char *error, uint64_t started_ms, cJSON *extra);
+
+/* The envd access token of a sandbox (64 hex + NUL) and whether one is required. */
+bool e2b_access_token(const struct mcp_e2b *e, const char *sandbox, char out[65]);
+
+/* The control plane (control.c) and /files (files.c). */
+void e2b_control_handle(struct mcp_e2b *e, struct http_conn *c, struct http_request *req);
+void e2b_files_handle(struct mcp_e2b *e, struct http_conn *c, struct http_request *req,
+                      const char *sandbox);
+/* An E2B control-plane error: status with {code: status, message} (the body alone: a
+ * string to free). */
+void e2b_respond_error(struct http_conn *c, int status, const char *message);
+char *e2b_error_json(int status, const char *message);
