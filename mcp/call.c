@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mcp-internal.h"
+#include "util/metrics.h"
 #include "vmm/vmm.h"
 
 /* Clients reset their idle timers on progress; more than a few a second only costs. */
@@ -138,6 +139,15 @@ static void record(struct mcp_call *call, const cJSON *structured, const char *e
     vmm_record_activity(vmm, sandbox ? sandbox : made, detail);
 }
 
+/* The call's outcome and latency in the metrics (util/metrics.h). */
+static void count_call(const struct mcp_call *call, bool ok)
+{
+    const char *outcome = call->cancelled ? "cancelled" : ok ? "ok" : "error";
+    double seconds = (double)(uv_hrtime() - call->started_ns) / 1e9;
+    wr_metric_add(&wr_metric_tool_calls, call->tool->name, outcome, 1);
+    wr_metric_observe(&wr_metric_tool_call_seconds, call->tool->name, NULL, seconds);
+}
+
 void mcp__call_detach(struct mcp_call *call, bool cancel)
 {
     struct mcp_session *s = call->session;
@@ -188,6 +198,7 @@ static void response_send(struct mcp_session *s, struct mcp_call *call, struct w
 void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 {
     record(call, structured, NULL);
+    count_call(call, true);
     struct mcp_session *s = call_end_begin(call);
     if (s) {
         /* One buffer, no intermediate copies (results can carry tens of megabytes):
@@ -212,6 +223,7 @@ void mcp_call_succeed(struct mcp_call *call, cJSON *structured)
 static void fail_text(struct mcp_call *call, const char *text)
 {
     record(call, NULL, text);
+    count_call(call, false);
     struct mcp_session *s = call_end_begin(call);
     if (s) {
         cJSON *r = cJSON_CreateObject();
@@ -298,6 +310,7 @@ void mcp__tools_call(struct mcp_session *s, cJSON *msg)
         a = cJSON_AddObjectToObject(p, "arguments");
     }
     call->started_ms = uv_now(s->server->loop);
+    call->started_ns = uv_hrtime();
     call->vmm = s->server->vmm;
     call->loop = s->server->loop;
     call->client_name = s->client_name ? wr_strdup(s->client_name) : NULL;

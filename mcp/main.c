@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 
 #include "mcp.h"
+#include "mcp/cli/cli.h"
 #include "mcp/e2b/e2b.h"
 #include "mcp/http/http.h"
+#include "mcp/metrics/metrics.h"
 #include "mcp/web/web.h"
 #include "vmm/backends/confine.h"
 #include "vmm/backends/jail/jailer.h"
@@ -38,6 +40,7 @@ struct cli {
     const char *pools[17]; /* --pool, NULL-terminated */
     size_t n_pools;
     const char *egress_hosts;
+    long shutdown_timeout_s; /* -1: the default */
 };
 
 static void usage(FILE *f)
@@ -45,10 +48,15 @@ static void usage(FILE *f)
     fputs("usage: warren mcp   [--backend B] [--state-dir D] [options]\n"
           "       warren serve --listen 127.0.0.1:PORT [--auth token|none] [--backend B]\n"
           "                    [--state-dir D] [options]\n"
+          "       warren doctor [--state-dir D] [--listen ADDR] [--json]\n"
+          "       warren mcp-config claude|cursor|vscode|json [--http URL] [--state-dir D]\n"
           "       warren version\n"
           "\n"
           "  mcp            MCP over stdio for one client (what Claude Code / Cursor launch)\n"
-          "  serve          MCP Streamable HTTP at /mcp for many clients, and the web UI at /\n"
+          "  serve          MCP Streamable HTTP at /mcp for many clients, the web UI at /,\n"
+          "                 Prometheus metrics at /metrics\n"
+          "  doctor         checks what warren needs on this host and which backend auto picks\n"
+          "  mcp-config     prints a client configuration (Claude Code, Cursor, VS Code, JSON)\n"
           "\n"
           "options:\n"
           "  --backend B           auto (default), cloud-hypervisor, qemu or jail\n"
@@ -73,6 +81,8 @@ static void usage(FILE *f)
           "                        (repeatable, at most 16 images)\n"
           "  --egress-hosts FILE   names the egress proxy of allow-list sandboxes resolves\n"
           "                        from this hosts(5) file before the host's resolver\n"
+          "  --shutdown-timeout S  on SIGTERM, calls in flight get S seconds to finish before\n"
+          "                        they are cancelled (default 10; 0: stop at once)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -107,13 +117,15 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"insecure-registry", required_argument, NULL, 'r'},
         {"pool", required_argument, NULL, 'P'},
         {"egress-hosts", required_argument, NULL, 'E'},
+        {"shutdown-timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1],
                       .backend = "auto",
                       .listen = "127.0.0.1:8080",
                       .auth = "token",
-                      .log_level = "info"};
+                      .log_level = "info",
+                      .shutdown_timeout_s = -1};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -172,6 +184,16 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         case 'E':
             c->egress_hosts = optarg;
             break;
+        case 'T': {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (!*optarg || *end || n < 0 || n > 3600) {
+                fprintf(stderr, "warren: --shutdown-timeout must be 0 to 3600 seconds\n");
+                return -1;
+            }
+            c->shutdown_timeout_s = n;
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -186,18 +208,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 
 static char *resolve_state_dir(const char *flag)
 {
-    if (flag)
-        return wr_strdup(flag);
-    const char *env = getenv("WARREN_STATE_DIR");
-    if (env && *env)
-        return wr_strdup(env);
-    if (geteuid() == 0)
-        return wr_strdup("/var/lib/warren");
-    const char *xdg = getenv("XDG_STATE_HOME");
-    if (xdg && *xdg)
-        return wr_path_join(xdg, "warren");
-    const char *home = getenv("HOME");
-    return wr_asprintf("%s/.local/state/warren", home ? home : "/tmp");
+    return mcp_cli_state_dir(flag);
 }
 
 /* The bearer token: $WARREN_TOKEN, else <state>/token, created (0600) on first start. */
@@ -243,8 +254,19 @@ struct app {
     struct mcp_e2b *e2b; /* serve: the E2B-compatible API on the same listener */
     struct mcp_web *web; /* serve: the web UI on the same listener */
     uv_signal_t sigint, sigterm;
+    /* Graceful shutdown: the first SIGTERM/SIGINT drains (app_drain), a second one or the
+     * end of the drain stops. */
+    uv_timer_t drain_timer;
+    uint64_t drain_deadline_ms;
+    uint64_t shutdown_timeout_ms;
+    bool draining, calls_cancelled;
     bool stopping;
 };
+
+/* How often a drain checks whether the calls in flight have finished. */
+#define DRAIN_POLL_MS 50
+/* After the calls left are cancelled, their error answers get this long to be written. */
+#define DRAIN_FLUSH_MS 300
 
 static void app_stop(struct app *app)
 {
@@ -261,13 +283,71 @@ static void app_stop(struct app *app)
     uv_signal_stop(&app->sigterm);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->drain_timer, NULL);
     uv_stop(app->loop);
+}
+
+static void drain_tick(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    uint64_t now = uv_now(app->loop);
+    if (app->calls_cancelled) {
+        if (now >= app->drain_deadline_ms)
+            app_stop(app);
+        return;
+    }
+    size_t in_flight = mcp_server_calls_in_flight(app->server);
+    if (in_flight == 0) {
+        log_info("shutdown: no call in flight; stopping");
+        app_stop(app);
+        return;
+    }
+    if (now < app->drain_deadline_ms)
+        return;
+    _cleanup_free_ char *message = wr_asprintf(
+        "the server is shutting down: this call was cancelled after %llu s of grace; its "
+        "sandbox keeps running for the next server",
+        (unsigned long long)(app->shutdown_timeout_ms / 1000));
+    size_t n = mcp_server_cancel_calls(app->server, message);
+    log_info("shutdown: cancelled %zu call(s) still in flight after %llu ms", n,
+             (unsigned long long)app->shutdown_timeout_ms);
+    app->calls_cancelled = true;
+    app->drain_deadline_ms = now + DRAIN_FLUSH_MS;
+}
+
+/* Graceful shutdown: new requests are refused (HTTP 503, or a JSON-RPC error), event
+ * streams end, calls in flight get shutdown_timeout_ms to finish; those left are answered
+ * with a JSON-RPC error and cancelled. Sandboxes keep running. */
+static void app_drain(struct app *app)
+{
+    if (app->draining || app->stopping)
+        return;
+    if (app->shutdown_timeout_ms == 0 || !app->server) {
+        app_stop(app);
+        return;
+    }
+    app->draining = true;
+    mcp_server_drain(app->server);
+    if (app->listener)
+        http_server_drain(app->listener);
+    mcp_http_drain(app->http);
+    log_info("shutdown: %zu call(s) in flight get up to %llu ms to finish",
+             mcp_server_calls_in_flight(app->server),
+             (unsigned long long)app->shutdown_timeout_ms);
+    app->drain_deadline_ms = uv_now(app->loop) + app->shutdown_timeout_ms;
+    uv_timer_start(&app->drain_timer, drain_tick, 0, DRAIN_POLL_MS);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
+    struct app *app = s->data;
+    if (app->draining) {
+        log_info("signal %d again: stopping now (sandboxes keep running)", signum);
+        app_stop(app);
+        return;
+    }
     log_info("signal %d: shutting down (sandboxes keep running)", signum);
-    app_stop(s->data);
+    app_drain(app);
 }
 
 static void on_stdin_closed(void *data)
@@ -288,7 +368,10 @@ static int run(struct cli *c)
     signal(SIGPIPE, SIG_IGN);
     _cleanup_free_ char *state_dir = resolve_state_dir(c->state_dir);
     _cleanup_error_ struct wr_error *err = NULL;
-    struct app app = {.loop = uv_default_loop()};
+    struct app app = {.loop = uv_default_loop(),
+                      .shutdown_timeout_ms =
+                          (uint64_t)(c->shutdown_timeout_s < 0 ? 10 : c->shutdown_timeout_s) *
+                          1000};
     struct vmm_options vo = {.loop = app.loop,
                              .state_dir = state_dir,
                              .backend = c->backend,
@@ -312,6 +395,8 @@ static int run(struct cli *c)
         vmm_close(app.vmm);
         return 1;
     }
+    uv_timer_init(app.loop, &app.drain_timer);
+    app.drain_timer.data = &app;
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sigterm);
     app.sigint.data = app.sigterm.data = &app;
@@ -328,6 +413,8 @@ static int run(struct cli *c)
             r = http_server_start(&ho, &app.listener, &err);
         if (r == 0)
             r = mcp_http_start(app.server, app.listener, NULL, &app.http, &err);
+        if (r == 0)
+            mcp_metrics_route(app.listener, app.vmm);
         struct mcp_e2b_options eo = {.vmm = app.vmm, .listener = app.listener, .token = token};
         if (r == 0)
             r = mcp_e2b_start(&eo, &app.e2b, &err);
@@ -382,6 +469,10 @@ int main(int argc, char **argv)
         printf("warren %s\n", WARREN_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "doctor"))
+        return mcp_cli_doctor(argc, argv);
+    if (!strcmp(argv[1], "mcp-config"))
+        return mcp_cli_client_config(argc, argv);
     struct cli c;
     if (strcmp(argv[1], "mcp") && strcmp(argv[1], "serve")) {
         fprintf(stderr, "warren: unknown command '%s'\n\n", argv[1]);

@@ -19,6 +19,9 @@ enum {
     MCP_ERR_METHOD_NOT_FOUND = -32601,
     MCP_ERR_INVALID_PARAMS = -32602,
     MCP_ERR_INTERNAL = -32603,
+    /* Implementation-defined server error (-32000..-32099): the request was refused or
+     * its call cancelled because the server is shutting down. */
+    MCP_ERR_SHUTTING_DOWN = -32000,
 };
 
 struct mcp_server {
@@ -29,6 +32,7 @@ struct mcp_server {
     const struct mcp_tool *const *tools; /* NULL-terminated, in tools/list order */
     cJSON *tool_list;                    /* their tools/list entries, in the same order */
     struct mcp_session *sessions;
+    bool draining; /* shutting down: new requests are refused (mcp_server_drain) */
 };
 
 struct mcp_session {
@@ -56,6 +60,7 @@ struct mcp_call {
     void (*cancel_cb)(void *data);
     void *cancel_data;
     uint64_t started_ms;
+    uint64_t started_ns; /* uv_hrtime: the latency histogram's start */
     char *client_name; /* copied from the session: the call may outlive it */
     struct vmm *vmm;   /* for the activity log, also once the session is gone */
     uv_loop_t *loop;

@@ -29,6 +29,14 @@ struct mcp_server_options {
 
 int mcp_server_new(const struct mcp_server_options *opts, struct mcp_server **ret,
                    struct wr_error **err);
+/* Graceful shutdown. After mcp_server_drain every new request of every session is
+ * answered with a JSON-RPC error (-32000, "shutting down"; ping still works) while the
+ * calls in flight go on. mcp_server_calls_in_flight counts them;
+ * mcp_server_cancel_calls answers each with that error carrying message, cancels its
+ * work, and returns how many there were. */
+void mcp_server_drain(struct mcp_server *server);
+size_t mcp_server_calls_in_flight(const struct mcp_server *server);
+size_t mcp_server_cancel_calls(struct mcp_server *server, const char *message);
 /* Frees the server; every session must be freed first. */
 void mcp_server_free(struct mcp_server *server);
 
@@ -100,3 +108,6 @@ int mcp_http_start(struct mcp_server *server, struct http_server *listener,
 /* Ends every session (their calls are cancelled). Stop the listener first, so that no
  * request reaches /mcp afterwards. NULL-safe. */
 void mcp_http_stop(struct mcp_http *http);
+/* Graceful shutdown: ends every session's GET event stream (the client sees the stream
+ * end); requests in flight keep their connections until answered. NULL-safe. */
+void mcp_http_drain(struct mcp_http *http);

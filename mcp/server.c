@@ -34,6 +34,38 @@ int mcp_server_new(const struct mcp_server_options *opts, struct mcp_server **re
     return 0;
 }
 
+void mcp_server_drain(struct mcp_server *server)
+{
+    server->draining = true;
+}
+
+size_t mcp_server_calls_in_flight(const struct mcp_server *server)
+{
+    size_t n = 0;
+    for (const struct mcp_session *s = server->sessions; s; s = s->next)
+        for (const struct mcp_call *c = s->calls; c; c = c->next)
+            n++;
+    return n;
+}
+
+size_t mcp_server_cancel_calls(struct mcp_server *server, const char *message)
+{
+    size_t n = 0;
+    for (struct mcp_session *s = server->sessions; s; s = s->next) {
+        while (s->calls) {
+            struct mcp_call *call = s->calls;
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(call->request, "id");
+            _cleanup_free_ char *text = mcp_error_json(id, MCP_ERR_SHUTTING_DOWN, message);
+            mcp__session_send_text(s, text, strlen(text), call->id_key, true);
+            /* Detached and cancelled: the tool stops its work (an exec's process is
+             * killed) and ends the call without answering again. */
+            mcp__call_detach(call, true);
+            n++;
+        }
+    }
+    return n;
+}
+
 void mcp_server_free(struct mcp_server *server)
 {
     if (!server)
@@ -224,7 +256,11 @@ static void handle_request(struct mcp_session *s, cJSON **msgp)
         send_error(s, id, MCP_ERR_INVALID_PARAMS, "params must be an object");
         return;
     }
-    if (!strcmp(method, "initialize"))
+    if (s->server->draining && strcmp(method, "ping") != 0)
+        send_error(s, id, MCP_ERR_SHUTTING_DOWN,
+                   "the server is shutting down: send this request again once it is back "
+                   "(sandboxes keep running)");
+    else if (!strcmp(method, "initialize"))
         handle_initialize(s, id, params);
     else if (!strcmp(method, "ping"))
         send_result(s, id, cJSON_CreateObject());

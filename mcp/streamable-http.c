@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "streamable-http-internal.h"
+#include "util/metrics.h"
 
 /* A session nobody has used for this long is ended; its client gets 404 and starts over. */
 #define SESSION_IDLE_TIMEOUT_MS (60ull * 60ull * 1000ull)
@@ -138,6 +139,7 @@ static struct http_session *session_new(struct mcp_http *http)
         s->next->prev = s;
     http->sessions = s;
     http->session_count++;
+    wr_metric_set(&wr_metric_mcp_sessions, "http", NULL, (double)http->session_count);
     return s;
 }
 
@@ -160,6 +162,7 @@ static void session_free(struct http_session *s)
     if (s->next)
         s->next->prev = s->prev;
     http->session_count--;
+    wr_metric_set(&wr_metric_mcp_sessions, "http", NULL, (double)http->session_count);
     free(s);
 }
 
@@ -474,6 +477,19 @@ int mcp_http_start(struct mcp_server *server, struct http_server *listener,
     fprintf(stderr, "warren: listening on http://%s/mcp\n", http_server_authority(listener));
     *ret = http;
     return 0;
+}
+
+void mcp_http_drain(struct mcp_http *http)
+{
+    if (!http)
+        return;
+    for (struct http_session *s = http->sessions; s; s = s->next) {
+        if (!s->stream)
+            continue;
+        struct http_conn *c = TAKE_PTR(s->stream);
+        http_conn_on_close(c, NULL, NULL);
+        http_sse_end(c);
+    }
 }
 
 static void sweep_closed(uv_handle_t *h)

@@ -8,6 +8,7 @@
 #include "ops.h"
 #include "ready.h"
 #include "state.h"
+#include "util/metrics.h"
 #include "vmm/images/images.h"
 
 static const char *const base_env[] = {
@@ -76,6 +77,7 @@ struct vmm_op {
     void *data;
     struct agent_exec *exec;
     bool cancelled;
+    uint64_t started_ns; /* when the process was asked for: the duration histogram */
 };
 
 static void op_free(struct vmm_op *op)
@@ -100,6 +102,11 @@ static void op_done(void *data, const struct agent_exit *exit, struct wr_error *
 {
     struct vmm_op *op = data;
     op->exec = NULL;
+    const char *outcome = op->cancelled ? "cancelled" : err ? "failed" : "exited";
+    wr_metric_add(&wr_metric_execs, outcome, NULL, 1);
+    if (!err && !op->cancelled)
+        wr_metric_observe(&wr_metric_exec_seconds, NULL, NULL,
+                          (double)(uv_hrtime() - op->started_ns) / 1e9);
     if (err && err->status == ECONNRESET)
         wr_error_wrap(&err, "sandbox '%s' went away while the command ran (check sandbox_list)",
                       op->sandbox_name);
@@ -127,6 +134,7 @@ static void exec_on_conn(void *data, struct agent_conn *conn, struct wr_error *e
         .timeout_ms = op->timeout_ms,
     };
     static const struct agent_exec_handlers handlers = {.output = op_output, .done = op_done};
+    op->started_ns = uv_hrtime();
     if (agent_exec(conn, &req, &handlers, op, &op->exec, &err) < 0) {
         op->handlers.done(op->data, NULL, err);
         op_free(op);

@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "reclaim.h"
 #include "spec.h"
+#include "util/metrics.h"
 
 /* What the guest keeps above its own use: room for a command to start before the next
  * call deflates the balloon. */
@@ -39,8 +40,10 @@ static void reclaim_done(struct reclaim_op *op, struct wr_error *err)
 static void balloon_set_done(void *data, struct wr_error *err)
 {
     struct reclaim_op *op = data;
-    if (!err)
+    if (!err) {
         op->rt->balloon_bytes = op->target;
+        wr_metric_add(&wr_metric_balloon_reclaimed, op->row.backend, NULL, (double)op->target);
+    }
     reclaim_done(op, err);
 }
 

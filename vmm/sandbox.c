@@ -12,6 +12,7 @@
 #include "spec.h"
 #include "state.h"
 #include "vmm/git/checkout.h"
+#include "util/metrics.h"
 #include "vmm/images/images.h"
 
 struct create_op {
@@ -165,6 +166,7 @@ static void create_op_free(struct create_op *op)
 static void create_fail(struct create_op *op, struct wr_error *err)
 {
     wr_error_wrap(&err, "creating sandbox '%s'", op->row.name);
+    wr_metric_add(&wr_metric_create_failures, op->row.backend, NULL, 1);
     if (!op->inserted && op->spec.dir) {
         if (op->spec.disk_dir)
             (void)vmm_disk_unmount(op->spec.disk_dir, false, NULL);
@@ -182,6 +184,7 @@ static void create_booted(void *data, struct wr_error *err)
         return;
     }
     store_event(op->vmm->store, op->row.id, "created", op->row.name, NULL);
+    wr_metric_add(&wr_metric_creates, op->row.backend, NULL, 1);
     struct vmm_sandbox_info info = {.row = op->row};
     info.disk_used_bytes = vmm__disk_used(op->vmm, &op->row);
     op->cb(op->data, &info, NULL);

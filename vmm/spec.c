@@ -15,29 +15,76 @@
 static const struct vmm_backend_ops *const backends[] = {
     &vmm_backend_cloud_hypervisor, &vmm_backend_qemu, &vmm_backend_jail, NULL};
 
+/* Why a backend cannot run, starting with its name (caller frees); NULL when it can. */
+static char *unavailable_reason(const struct vmm_backend_ops *ops)
+{
+    _cleanup_error_ struct wr_error *why = NULL;
+    if (ops->available(&why))
+        return NULL;
+    const char *msg = why ? why->msg : "unavailable";
+    size_t n = strlen(ops->name);
+    if (!strncmp(msg, ops->name, n) && msg[n] == ':')
+        return wr_strdup(msg);
+    return wr_asprintf("%s: %s", ops->name, msg);
+}
+
+const struct vmm_backend_ops *vmm__backend_auto(char **ret_reason)
+{
+    _cleanup_free_ char *no_ch = unavailable_reason(&vmm_backend_cloud_hypervisor);
+    if (!no_ch) {
+        *ret_reason = wr_strdup("KVM works and Cloud Hypervisor and virtiofsd are installed");
+        return &vmm_backend_cloud_hypervisor;
+    }
+    _cleanup_error_ struct wr_error *no_kvm = NULL;
+    _cleanup_free_ char *no_qemu = NULL;
+    if (vmm_kvm_usable(&no_kvm)) {
+        no_qemu = unavailable_reason(&vmm_backend_qemu);
+        if (!no_qemu) {
+            *ret_reason = wr_asprintf("KVM works and QEMU is installed; %s", no_ch);
+            return &vmm_backend_qemu;
+        }
+    } else {
+        /* Software emulation is too slow to pick without being asked. */
+        no_qemu = wr_asprintf("qemu: not without KVM (%s); QEMU under TCG runs only when asked "
+                              "for with --backend qemu",
+                              no_kvm ? no_kvm->msg : "unusable");
+    }
+    _cleanup_free_ char *no_jail = unavailable_reason(&vmm_backend_jail);
+    if (!no_jail) {
+        *ret_reason = wr_asprintf("no VM backend with KVM here (%s; %s)", no_ch, no_qemu);
+        return &vmm_backend_jail;
+    }
+    *ret_reason = wr_asprintf("no sandbox backend can run on this machine (%s; %s; %s)", no_ch,
+                              no_qemu, no_jail);
+    return NULL;
+}
+
 int vmm__backend_choose(const char *name, const struct vmm_backend_ops **ret, struct wr_error **err)
 {
-    bool is_auto = !name || !strcmp(name, "auto");
-    for (size_t i = 0; backends[i]; i++) {
-        if (!is_auto && strcmp(name, backends[i]->name) != 0)
-            continue;
-        if (is_auto && backends[i] == &vmm_backend_qemu && !vmm_kvm_usable(NULL))
-            continue; /* software emulation is too slow to pick without being asked */
-        _cleanup_error_ struct wr_error *why = NULL;
-        if (backends[i]->available(&why)) {
-            *ret = backends[i];
-            return 0;
-        }
-        if (!is_auto)
-            return wr_error_set(err, ENOTSUP, "backend '%s' cannot run here: %s", name,
-                                why ? why->msg : "unavailable");
+    if (!name || !strcmp(name, "auto")) {
+        _cleanup_free_ char *reason = NULL;
+        *ret = vmm__backend_auto(&reason);
+        if (!*ret)
+            return wr_error_set(err, ENOTSUP, "%s", reason);
+        log_info("backend auto: %s, because %s", (*ret)->name, reason);
+        return 0;
     }
-    if (is_auto)
-        return wr_error_set(err, ENOTSUP,
-                            "no sandbox backend can run on this machine "
-                            "(the jail backend needs root or user namespaces)");
+    for (size_t i = 0; backends[i]; i++) {
+        if (strcmp(name, backends[i]->name) != 0)
+            continue;
+        _cleanup_free_ char *why = unavailable_reason(backends[i]);
+        if (why)
+            return wr_error_set(err, ENOTSUP, "backend '%s' cannot run here: %s", name, why);
+        *ret = backends[i];
+        return 0;
+    }
     return wr_error_set(
         err, EINVAL, "unknown backend '%s' (available: auto, cloud-hypervisor, qemu, jail)", name);
+}
+
+const struct vmm_backend_ops *const *vmm__backends(void)
+{
+    return backends;
 }
 
 const struct vmm_backend_ops *vmm__backend_for(const struct vmm *vmm, const char *name)

@@ -3,6 +3,12 @@
 
 #include "vmm-internal.h"
 
+/* The backend --backend auto picks (DESIGN.md: Cloud Hypervisor, then QEMU with KVM, then
+ * the jail; QEMU under TCG only when asked for by name), with why in *ret_reason (the
+ * caller frees it), or NULL with why none can run. `warren doctor` reports the same. */
+const struct vmm_backend_ops *vmm__backend_auto(char **ret_reason);
+/* Every backend, in auto's order of preference, NULL-terminated. */
+const struct vmm_backend_ops *const *vmm__backends(void);
 /* The backend --backend names ("auto" or NULL: the best one that runs here). */
 int vmm__backend_choose(const char *name, const struct vmm_backend_ops **ret,
                         struct wr_error **err);

@@ -100,3 +100,7 @@ static inline uint64_t vmm__default_disk_mib(const struct vmm *vmm)
 typedef void (*vmm_done_cb)(void *data, struct wr_error *err);
 /* An agent connection (owned by the core; valid until the sandbox is forgotten) or err. */
 typedef void (*vmm_conn_cb)(void *data, struct agent_conn *conn, struct wr_error *err);
+
+/* The directory of the running binary: guest-init and guest/ are found next to it
+ * (vmm.c). Caller frees. */
+char *vmm__binary_dir(void);

@@ -13,8 +13,7 @@
 #include "vmm/backends/guest-image.h"
 #include "vmm/net/proxy.h"
 
-/* The directory of the running binary: guest-init and guest/ are found next to it. */
-static char *binary_dir(void)
+char *vmm__binary_dir(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -45,7 +44,7 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
     struct vmm *v = wr_calloc(1, sizeof(*v));
     v->loop = opts->loop;
     v->state_dir = wr_strdup(opts->state_dir);
-    _cleanup_free_ char *bin = binary_dir();
+    _cleanup_free_ char *bin = vmm__binary_dir();
     v->guest_init_path =
         opts->guest_init_path ? wr_strdup(opts->guest_init_path) : wr_path_join(bin, "guest-init");
     v->guest_kernel_dir = vmm_guest_kernel_dir(bin);

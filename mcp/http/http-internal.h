@@ -104,6 +104,7 @@ struct http_server {
     char *authority; /* "127.0.0.1:8080" with the bound port */
     bool loopback;
     bool stopping;
+    bool draining; /* http_server_drain: new requests get 503 */
     int open_handles;
     size_t conn_count;
     struct http_conn *conns;

@@ -95,6 +95,10 @@ uv_loop_t *http_server_loop(const struct http_server *server);
 uv_loop_t *http_conn_loop(const struct http_conn *c);
 /* "127.0.0.1:8080" with the port actually bound. */
 const char *http_server_authority(const struct http_server *server);
+/* Graceful shutdown: from now on every new request is answered 503 (after the Host,
+ * Origin and token checks) and its connection closed; requests already handed to a front
+ * door are answered as usual. */
+void http_server_drain(struct http_server *server);
 /* Closes every connection (their close hooks run) and the listener; the server is freed
  * once libuv has closed its handles. */
 void http_server_stop(struct http_server *server);

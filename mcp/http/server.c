@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "http-internal.h"
+#include "util/metrics.h"
 
 #define MAX_CONNECTIONS 1024u
 #define IDLE_TIMEOUT_MS (60u * 1000u)
@@ -185,6 +186,9 @@ static void conn_request_done(struct http_conn *c, bool close)
 
 static void put_status_line(struct wr_buf *b, int status, bool close)
 {
+    char code[8];
+    snprintf(code, sizeof(code), "%d", status);
+    wr_metric_add(&wr_metric_http_responses, code, NULL, 1);
     wr_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
     wr_buf_printf(b, "Connection: %s\r\n", close ? "close" : "keep-alive");
 }
@@ -542,6 +546,8 @@ static int check_headers(void *data, struct http_request *req)
         !http_token_matches(req->authorization, server->token) &&
         !http__signin_allows(server, req, &why))
         return reject(c, why && strstr(why, "CSRF") ? 403 : 401, why);
+    if (server->draining)
+        return reject(c, 503, "the server is shutting down; try again once it is back");
     if (!route)
         return reject(c, 404, server->not_found ? server->not_found : "not found");
     if (!(route->methods & HTTP_METHOD_BIT(req->method)))
@@ -844,6 +850,11 @@ uv_loop_t *http_server_loop(const struct http_server *server)
 const char *http_server_authority(const struct http_server *server)
 {
     return server->authority;
+}
+
+void http_server_drain(struct http_server *server)
+{
+    server->draining = true;
 }
 
 void http_server_stop(struct http_server *server)

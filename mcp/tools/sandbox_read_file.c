@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "util/metrics.h"
 
 /* The default read of a base64 call: 3 MiB become 4 MiB of base64, 8 MiB in the result. */
 #define DEFAULT_BASE64_LENGTH (3u << 20)
@@ -63,6 +64,7 @@ static cJSON *read_result(struct read_call *rc, const char *buf, size_t len, uin
     cJSON_AddNumberToObject(r, "size", (double)size);
     cJSON_AddNumberToObject(r, "bytes_read", (double)len);
     cJSON_AddBoolToObject(r, "truncated", truncated);
+    wr_metric_add(&wr_metric_file_bytes, "read", NULL, (double)len);
     return r;
 }
 

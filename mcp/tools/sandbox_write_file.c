@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "util/metrics.h"
 #include "guest-init/proto.h"
 
 struct write_call {
@@ -22,6 +23,7 @@ static void done(void *data, uint64_t written, struct wr_error *err)
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "path", wc->path);
         cJSON_AddNumberToObject(r, "bytes_written", (double)written);
+        wr_metric_add(&wr_metric_file_bytes, "write", NULL, (double)written);
         mcp_call_succeed(wc->call, r);
     }
     free(wc->path);

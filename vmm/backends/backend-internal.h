@@ -113,3 +113,13 @@ extern const struct vmm_backend_ops vmm_backend_cloud_hypervisor;
  * the CPU shows vmx/svm, and WARREN_QEMU_ACCEL is not "tcg". Else false, and why in err
  * (may be NULL). */
 bool vmm_kvm_usable(struct wr_error **err);
+/* True when /proc/cpuinfo's flags show vmx or svm (kvm.c). */
+bool vmm_cpu_has_virtualization(void);
+/* The absolute path of qemu-system-x86_64 on $PATH, or NULL (qemu.c). Caller frees. */
+char *vmm_qemu_binary(void);
+/* $WARREN_CLOUD_HYPERVISOR, else `cloud-hypervisor` in PATH, or NULL and why (ch.c).
+ * Caller frees. */
+char *vmm_ch_binary(struct wr_error **err);
+/* overlayfs in /proc/filesystems; unprivileged user namespaces allowed (jail.c). */
+bool vmm_overlay_available(struct wr_error **err);
+bool vmm_userns_usable(struct wr_error **err);

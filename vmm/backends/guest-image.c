@@ -378,6 +378,17 @@ static int load_kernel_files(const char *kernel_dir, struct kernel_files *k, str
     return parse_order(k->order, order, &k->list, err);
 }
 
+int vmm_guest_kernel_check(const char *kernel_dir, char **ret_version, struct wr_error **err)
+{
+    _cleanup_(kernel_files_free) struct kernel_files k = {0};
+    int r = load_kernel_files(kernel_dir, &k, err);
+    if (r < 0)
+        return r;
+    size_t n = strcspn(k.version, "\n");
+    *ret_version = wr_strndup(k.version, n);
+    return 0;
+}
+
 int vmm_guest_image(const char *state_dir, const char *guest_init_path, const char *kernel_dir,
                     char **ret_kernel, char **ret_initrd, struct wr_error **err)
 {

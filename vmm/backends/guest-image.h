@@ -19,6 +19,11 @@
  * to build/warren). Returns a new string the caller frees. */
 char *vmm_guest_kernel_dir(const char *binary_dir);
 
+/* Checks that kernel_dir holds a complete guest kernel (vmlinuz, VERSION, the modules
+ * guest-init loads) the way vmm_guest_image reads it; *ret_version is its VERSION line
+ * (caller frees). 0, or -errno with what to do in err. */
+int vmm_guest_kernel_check(const char *kernel_dir, char **ret_version, struct wr_error **err);
+
 /* Returns in *ret_kernel <kernel_dir>/vmlinuz and in *ret_initrd the path of an
  * initramfs for guest_init_path and kernel_dir's modules, under
  * <state_dir>/guest/initrd-<key>.cpio. Builds it (temp file + rename) when missing and

@@ -11,7 +11,7 @@
  * virtualization. Some nested hosts (PVM guests) provide a /dev/kvm that answers every
  * ioctl and creates VMs, yet hangs a guest kernel as soon as it enters long mode; their
  * CPUs show neither flag, which is what tells them apart. */
-static bool cpu_has_virtualization(void)
+bool vmm_cpu_has_virtualization(void)
 {
     _cleanup_free_ char *text = NULL;
     size_t len;
@@ -41,7 +41,7 @@ bool vmm_kvm_usable(struct wr_error **err)
         return wr_error_set_errno(err, errno, "/dev/kvm") && false;
     if (ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
         return wr_error_set(err, ENODEV, "/dev/kvm speaks another API version") && false;
-    if (!cpu_has_virtualization())
+    if (!vmm_cpu_has_virtualization())
         return wr_error_set(err, ENODEV,
                             "the CPU shows no hardware virtualization (vmx/svm): "
                             "this /dev/kvm cannot run full VMs") &&

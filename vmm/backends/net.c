@@ -24,6 +24,16 @@
 #define NFT "/usr/sbin/nft"
 #define READY_TIMEOUT_MS 10000
 
+bool vmm_net_available(struct wr_error **err)
+{
+    const char *missing = access(SLIRP4NETNS, X_OK) < 0 ? SLIRP4NETNS " (apt-get install slirp4netns)"
+                          : access(NFT, X_OK) < 0     ? NFT " (apt-get install nftables)"
+                                                      : NULL;
+    if (missing)
+        wr_error_set(err, ENOENT, "sandboxes with a network need %s", missing);
+    return !missing;
+}
+
 /* The nftables ruleset of a sandbox's namespace (caller frees). */
 static char *net_rules(const char *const *host_addrs)
 {

@@ -21,6 +21,10 @@
 /* slirp4netns' pid, in the sandbox's directory (what vmm_net_detach stops). */
 #define VMM_NET_SLIRP_PID_FILE "slirp.pid"
 
+/* True when the programs of network: true and allow-list sandboxes are installed
+ * (slirp4netns and nft at the paths warren runs them from); else why in err. */
+bool vmm_net_available(struct wr_error **err);
+
 /* Brings the loopback interface of the current network namespace up. */
 int vmm_net_loopback_up(struct wr_error **err);
 

@@ -54,7 +54,6 @@
 #include "vmm/disk.h"
 #include "vmm/helper.h"
 
-#define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
 #define READY_TIMEOUT_MS 10000
 #define LAUNCH_TIMEOUT_MS 20000
 #define STOP_TIMEOUT_MS 3000
@@ -188,8 +187,8 @@ static _Noreturn void exec_virtiofsd(const char *socket_path, const char *source
      * the share, and cache=auto keeps the guest's page cache coherent on close/open. */
     char *argv[] = {"virtiofsd", socket_arg, "-o", source_arg, "-o", "cache=auto", NULL};
     char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-    execve(VIRTIOFSD_PATH, argv, envp);
-    dprintf(2, "vmfs: executing %s: %s\n", VIRTIOFSD_PATH, strerror(errno));
+    execve(VMM_VIRTIOFSD_PATH, argv, envp);
+    dprintf(2, "vmfs: executing %s: %s\n", VMM_VIRTIOFSD_PATH, strerror(errno));
     _exit(127);
 }
 
@@ -540,8 +539,8 @@ static int check_spec(const struct vmm_sandbox_spec *spec, struct wr_error **err
     _cleanup_free_ char *longest = vmm_vmfs_socket(spec, VMM_VMFS_TAG_WORKSPACE);
     if (strlen(longest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return wr_error_set(err, ENAMETOOLONG, "socket path %s is too long", longest);
-    if (access(VIRTIOFSD_PATH, X_OK) < 0)
-        return wr_error_set_errno(err, errno, "virtiofsd (%s)", VIRTIOFSD_PATH);
+    if (access(VMM_VIRTIOFSD_PATH, X_OK) < 0)
+        return wr_error_set_errno(err, errno, "virtiofsd (%s)", VMM_VIRTIOFSD_PATH);
     return 0;
 }
 

@@ -20,6 +20,8 @@
 #include "backend-internal.h"
 
 /* The virtiofs tags the guest mounts (guest-init's warren.root= / warren.workspace=). */
+/* Debian bookworm's C virtiofsd, the one warren starts for the VM backends. */
+#define VMM_VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
 #define VMM_VMFS_TAG_ROOT "root"
 #define VMM_VMFS_TAG_WORKSPACE "workspace"
 

@@ -42,7 +42,6 @@
 #define STOP_WAIT_MS 2000
 #define LOG_TAIL_BYTES 1536
 /* vmm/backends/vmfs.c runs Debian's C virtiofsd from here. */
-#define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
 
 /* ---- available ------------------------------------------------------------------------- */
 
@@ -60,8 +59,7 @@ static char *find_in_path(const char *name)
     return NULL;
 }
 
-/* $WARREN_CLOUD_HYPERVISOR, else `cloud-hypervisor` in PATH. The caller frees it. */
-static char *ch_binary(struct wr_error **err)
+char *vmm_ch_binary(struct wr_error **err)
 {
     const char *env = getenv("WARREN_CLOUD_HYPERVISOR");
     if (env && *env) {
@@ -82,11 +80,11 @@ static bool ch_available(struct wr_error **err)
 {
     if (!vmm_kvm_usable(err))
         return false;
-    _cleanup_free_ char *binary = ch_binary(err);
+    _cleanup_free_ char *binary = vmm_ch_binary(err);
     if (!binary)
         return false;
-    if (access(VIRTIOFSD_PATH, X_OK) < 0) {
-        wr_error_set_errno(err, errno, "cloud-hypervisor: virtiofsd (%s)", VIRTIOFSD_PATH);
+    if (access(VMM_VIRTIOFSD_PATH, X_OK) < 0) {
+        wr_error_set_errno(err, errno, "cloud-hypervisor: virtiofsd (%s)", VMM_VIRTIOFSD_PATH);
         return false;
     }
     return true;
@@ -398,7 +396,7 @@ static int start_check(const struct vmm_sandbox_spec *spec, struct wr_error **er
 static int ch_start(uv_loop_t *loop, const struct vmm_sandbox_spec *spec, vmm_backend_start_cb cb,
                     void *data, struct wr_error **err)
 {
-    _cleanup_free_ char *binary = ch_binary(err);
+    _cleanup_free_ char *binary = vmm_ch_binary(err);
     struct ch_api_args args = {.spec = spec};
     _cleanup_free_ char *body = binary ? ch_api_body(CH_VM_CREATE, &args, err) : NULL;
     if (!body || start_check(spec, err) < 0)

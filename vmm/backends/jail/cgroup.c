@@ -24,6 +24,51 @@ bool vmm_cgroup_is_unified(void)
     return access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0;
 }
 
+static bool v2_has_controller(const char *controllers, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = controllers; (p = strstr(p, name)); p += n)
+        if ((p == controllers || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || !p[n]))
+            return true;
+    return false;
+}
+
+bool vmm_cgroup_check(char **ret_summary, struct wr_error **err)
+{
+    bool unified = vmm_cgroup_is_unified();
+    /* v2: cgroup.freeze is in every cgroup, memory and pids are controllers; cpu is best
+     * effort in both. */
+    static const char *const v2_controllers[] = {"memory", "pids", "cpu"};
+    const char *const *wanted = unified ? v2_controllers : v1_controllers;
+    size_t n_wanted = unified ? WR_ARRAY_SIZE(v2_controllers) : WR_ARRAY_SIZE(v1_controllers);
+    _cleanup_free_ char *controllers = NULL;
+    size_t len;
+    if (unified && wr_read_file(CGROUP_ROOT "/cgroup.controllers", 4096, &controllers, &len) < 0)
+        controllers = wr_strdup("");
+    struct wr_buf present, missing;
+    wr_buf_init(&present, 256);
+    wr_buf_init(&missing, 256);
+    bool ok = true;
+    for (size_t i = 0; i < n_wanted; i++) {
+        _cleanup_free_ char *dir = wr_path_join(CGROUP_ROOT, wanted[i]);
+        bool there = unified ? v2_has_controller(controllers, wanted[i]) : access(dir, F_OK) == 0;
+        struct wr_buf *b = there ? &present : &missing;
+        wr_buf_printf(b, "%s%s", b->len ? ", " : "", wanted[i]);
+        ok = ok && (there || !strcmp(wanted[i], "cpu"));
+    }
+    *ret_summary = wr_asprintf("cgroup %s%s; controllers %s%s%s%s", unified ? "v2" : "v1",
+                               unified ? "" : " (or hybrid)", present.len ? present.data : "none",
+                               missing.len ? "; missing: " : "", missing.len ? missing.data : "",
+                               ok && missing.len ? " (best effort)" : "");
+    if (!ok)
+        wr_error_set(err, ENODEV,
+                     "the cgroup controllers the jail needs are not all available (%s)",
+                     *ret_summary);
+    wr_buf_free(&present);
+    wr_buf_free(&missing);
+    return ok;
+}
+
 /* The sandbox's directory in one hierarchy; controller is ignored on v2. */
 static char *cgroup_dir(const char *controller, const char *id)
 {

@@ -22,6 +22,12 @@ struct vmm_cgroup_limits {
 /* True on a pure cgroup v2 host (/sys/fs/cgroup/cgroup.controllers exists). */
 bool vmm_cgroup_is_unified(void);
 
+/* True when the controllers the jail needs are there (v2: memory and pids in
+ * cgroup.controllers; v1: the memory, pids and freezer hierarchies; cpu is best effort).
+ * *ret_summary (always set, caller frees) names the version and the controllers present
+ * and missing; err says what is missing when false. */
+bool vmm_cgroup_check(char **ret_summary, struct wr_error **err);
+
 /* Creates the sandbox's cgroup(s) and writes the limits. An existing cgroup of the same
  * id is reused (its limits rewritten). Returns 0 or a negative errno with err set. */
 int vmm_cgroup_create(const char *id, const struct vmm_cgroup_limits *limits,

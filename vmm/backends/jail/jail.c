@@ -40,7 +40,7 @@ static long read_sysctl(const char *path, long missing)
     return strtol(text, NULL, 10);
 }
 
-static bool userns_usable(struct wr_error **err)
+bool vmm_userns_usable(struct wr_error **err)
 {
     if (read_sysctl("/proc/sys/kernel/unprivileged_userns_clone", 1) != 1 ||
         read_sysctl("/proc/sys/user/max_user_namespaces", 1) <= 0 ||
@@ -53,21 +53,23 @@ static bool userns_usable(struct wr_error **err)
     return true;
 }
 
+bool vmm_overlay_available(struct wr_error **err)
+{
+    if (file_contains("/proc/filesystems", "\toverlay\n"))
+        return true;
+    wr_error_set(err, ENODEV, "overlayfs is not available (modprobe overlay)");
+    return false;
+}
+
 static bool jail_available(struct wr_error **err)
 {
-    if (!file_contains("/proc/filesystems", "\toverlay\n")) {
-        wr_error_set(err, ENODEV, "jail: overlayfs is not available (modprobe overlay)");
-        return false;
-    }
+    if (!vmm_overlay_available(err))
+        return wr_error_wrap(err, "jail") && false;
     if (geteuid() != 0)
-        return userns_usable(err);
-    bool memory_controller = vmm_cgroup_is_unified()
-                                 ? file_contains("/sys/fs/cgroup/cgroup.controllers", "memory")
-                                 : access("/sys/fs/cgroup/memory", F_OK) == 0;
-    if (!memory_controller) {
-        wr_error_set(err, ENODEV, "jail: the cgroup memory controller is not available");
-        return false;
-    }
+        return vmm_userns_usable(err);
+    _cleanup_free_ char *summary = NULL;
+    if (!vmm_cgroup_check(&summary, err))
+        return wr_error_wrap(err, "jail") && false;
     return true;
 }
 

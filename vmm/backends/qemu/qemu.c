@@ -33,7 +33,6 @@
 #include "vmm/backends/vmfs.h"
 
 #define QEMU_BINARY "qemu-system-x86_64"
-#define VIRTIOFSD_PATH "/usr/lib/qemu/virtiofsd"
 #define AGENT_PORT_NAME "org.warren.agent"
 #define QMP_CONNECT_TIMEOUT_MS 10000
 #define QMP_QUIT_TIMEOUT_MS 1000
@@ -48,8 +47,7 @@
 
 /* ---- available ----------------------------------------------------------------------- */
 
-/* The absolute path of QEMU on $PATH, or NULL. The caller frees it. */
-static char *find_qemu(void)
+char *vmm_qemu_binary(void)
 {
     const char *path = getenv("PATH");
     _cleanup_free_ char *copy = wr_strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
@@ -65,13 +63,13 @@ static char *find_qemu(void)
 
 static bool qemu_available(struct wr_error **err)
 {
-    _cleanup_free_ char *qemu = find_qemu();
+    _cleanup_free_ char *qemu = vmm_qemu_binary();
     if (!qemu) {
         wr_error_set(err, ENOENT, "qemu: %s is not installed", QEMU_BINARY);
         return false;
     }
-    if (access(VIRTIOFSD_PATH, X_OK) < 0) {
-        wr_error_set(err, ENOENT, "qemu: virtiofsd (%s) is not installed", VIRTIOFSD_PATH);
+    if (access(VMM_VIRTIOFSD_PATH, X_OK) < 0) {
+        wr_error_set(err, ENOENT, "qemu: virtiofsd (%s) is not installed", VMM_VIRTIOFSD_PATH);
         return false;
     }
     if (geteuid() != 0) {
@@ -347,7 +345,7 @@ static int check_spec(const struct vmm_sandbox_spec *spec, char **ret_qemu, stru
                                   spec->initrd_path);
     if (strpbrk(spec->dir, ",") || strpbrk(spec->agent_socket, ","))
         return wr_error_set(err, EINVAL, "qemu: paths with ',' cannot be QEMU options");
-    *ret_qemu = find_qemu();
+    *ret_qemu = vmm_qemu_binary();
     if (!*ret_qemu)
         return wr_error_set(err, ENOENT, "qemu: %s is not installed", QEMU_BINARY);
     return 0;
