@@ -2,6 +2,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
@@ -170,7 +171,12 @@ static int put_value(struct wr_buf *out, double v)
         return wr_buf_printf(out, "NaN");
     if (v == floor(v) && fabs(v) < 1e15)
         return wr_buf_printf(out, "%.0f", v);
-    return wr_buf_printf(out, "%.17g", v);
+    /* The shortest of 15 or 17 digits that reads back as the same double. */
+    char text[40];
+    snprintf(text, sizeof(text), "%.15g", v);
+    if (strtod(text, NULL) != v)
+        snprintf(text, sizeof(text), "%.17g", v);
+    return wr_buf_printf(out, "%s", text);
 }
 
 /* A label value between double quotes: \ " and line feed escaped, as the format says. */
@@ -261,7 +267,7 @@ static int render_histogram(struct wr_buf *out, const struct wr_metric_family *f
     return r;
 }
 
-static int render_family(struct wr_buf *out, const struct wr_metric_family *f)
+int wr_metrics_render_family(struct wr_buf *out, const struct wr_metric_family *f)
 {
     if (!f->n_series)
         return 0;
@@ -282,7 +288,7 @@ int wr_metrics_render(struct wr_buf *out)
     int r = 0;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < WR_ARRAY_SIZE(families) && r >= 0; i++)
-        r = render_family(out, families[i]);
+        r = wr_metrics_render_family(out, families[i]);
     pthread_mutex_unlock(&lock);
     return r;
 }

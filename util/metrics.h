@@ -58,6 +58,8 @@ double wr_metric_value(struct wr_metric_family *f, const char *l1, const char *l
 
 /* Appends every family above that has a series, in the text exposition format. */
 int wr_metrics_render(struct wr_buf *out);
+/* Appends one family (nothing when it has no series yet). */
+int wr_metrics_render_family(struct wr_buf *out, const struct wr_metric_family *f);
 /* For values computed when scraped: the # HELP and # TYPE lines of a family... */
 int wr_metrics_render_header(struct wr_buf *out, const char *name, const char *help,
                              enum wr_metric_kind kind);

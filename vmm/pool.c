@@ -27,6 +27,7 @@
 #include "sandbox.h"
 #include "spec.h"
 #include "state.h"
+#include "util/metrics.h"
 #include "vmm/git/checkout.h"
 #include "vmm/images/images.h"
 
@@ -360,6 +361,7 @@ int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vm
     struct store_sandbox want;
     if (vmm__row_for_request(vmm, req, &want, err) < 0) {
         store_sandbox_clear(&want);
+        wr_metric_add(&wr_metric_create_failures, vmm->backend->name, NULL, 1);
         return -(*err)->status;
     }
     char *pooled_id = NULL;
@@ -369,8 +371,12 @@ int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vm
         store_sandbox_clear(&other); /* vmm__create_from_row says so */
     else
         p = take_ready(vmm, &want, &pooled_id);
-    if (!p)
-        return vmm__create_from_row(vmm, &want, cb, data, err);
+    if (!p) {
+        int r = vmm__create_from_row(vmm, &want, cb, data, err);
+        if (r < 0) /* refused before any work (a taken name); later failures count there */
+            wr_metric_add(&wr_metric_create_failures, vmm->backend->name, NULL, 1);
+        return r;
+    }
     struct claim_op *op = wr_calloc(1, sizeof(*op));
     op->vmm = vmm;
     op->pool = p;
