@@ -331,6 +331,7 @@ static void app_drain(struct app *app)
     if (app->listener)
         http_server_drain(app->listener);
     mcp_http_drain(app->http);
+    mcp_web_drain(app->web);
     log_info("shutdown: %zu call(s) in flight get up to %llu ms to finish",
              mcp_server_calls_in_flight(app->server),
              (unsigned long long)app->shutdown_timeout_ms);

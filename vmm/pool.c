@@ -292,6 +292,7 @@ static void checkout_done(uv_work_t *w, int status)
         /* The create's own fault (a bad repo or ref): the pooled sandbox goes back. */
         ready_push(op->pool, TAKE_PTR(op->pooled_id), true);
         wr_error_wrap(&err, "creating sandbox '%s'", op->want.name);
+        wr_metric_add(&wr_metric_create_failures, op->want.backend, NULL, 1);
         op->cb(op->data, NULL, err);
         claim_free(op);
         return;
@@ -305,6 +306,7 @@ static void checkout_done(uv_work_t *w, int status)
     if (r < 0 && err->status == EEXIST) {
         ready_push(op->pool, TAKE_PTR(op->pooled_id), true);
         wr_error_wrap(&err, "creating sandbox '%s'", op->want.name);
+        wr_metric_add(&wr_metric_create_failures, op->want.backend, NULL, 1);
         op->cb(op->data, NULL, err);
         claim_free(op);
         return;

@@ -501,7 +501,7 @@ int mcp_web_start(struct vmm *vmm, struct http_server *listener, struct mcp_web 
     return 0;
 }
 
-void mcp_web_stop(struct mcp_web *w)
+void mcp_web_drain(struct mcp_web *w)
 {
     if (!w)
         return;
@@ -511,6 +511,13 @@ void mcp_web_stop(struct mcp_web *w)
         http_sse_end(cl->conn);
         client_closed(cl);
     }
+}
+
+void mcp_web_stop(struct mcp_web *w)
+{
+    if (!w)
+        return;
+    mcp_web_drain(w);
     uv_timer_stop(&w->tick);
     /* The timer handle lives in w: w goes once libuv has closed it. */
     uv_close((uv_handle_t *)&w->tick, web_free);

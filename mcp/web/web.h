@@ -13,3 +13,6 @@ int mcp_web_start(struct vmm *vmm, struct http_server *listener, struct mcp_web 
                   struct wr_error **err);
 /* Ends the event streams; call before stopping the listener. NULL-safe. */
 void mcp_web_stop(struct mcp_web *w);
+/* Graceful shutdown: ends the UI's event streams (the browser sees them end); terminals
+ * stay until mcp_web_stop. NULL-safe. */
+void mcp_web_drain(struct mcp_web *w);
