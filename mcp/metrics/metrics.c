@@ -108,20 +108,26 @@ static int render_process(struct wr_buf *out)
     double page = (double)sysconf(_SC_PAGESIZE);
     struct rlimit rl = {0};
     (void)getrlimit(RLIMIT_NOFILE, &rl);
+    uint64_t cpu_usec = 0;
+    (void)wr_process_cpu_usec(getpid(), &cpu_usec);
     struct {
         const char *name, *help;
+        enum wr_metric_kind kind;
         double value;
     } const figures[] = {
-        {"process_resident_memory_bytes", "Resident memory size in bytes.",
+        {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+         WR_METRIC_COUNTER, (double)cpu_usec / 1e6},
+        {"process_resident_memory_bytes", "Resident memory size in bytes.", WR_METRIC_GAUGE,
          (double)pages_resident * page},
-        {"process_virtual_memory_bytes", "Virtual memory size in bytes.",
+        {"process_virtual_memory_bytes", "Virtual memory size in bytes.", WR_METRIC_GAUGE,
          (double)pages_virtual * page},
-        {"process_open_fds", "Number of open file descriptors.", open_fds()},
-        {"process_max_fds", "Maximum number of open file descriptors.", (double)rl.rlim_cur},
+        {"process_open_fds", "Number of open file descriptors.", WR_METRIC_GAUGE, open_fds()},
+        {"process_max_fds", "Maximum number of open file descriptors.", WR_METRIC_GAUGE,
+         (double)rl.rlim_cur},
     };
     int r = 0;
     for (size_t i = 0; i < WR_ARRAY_SIZE(figures) && r >= 0; i++) {
-        r = wr_metrics_render_header(out, figures[i].name, figures[i].help, WR_METRIC_GAUGE);
+        r = wr_metrics_render_header(out, figures[i].name, figures[i].help, figures[i].kind);
         if (r >= 0)
             r = wr_metrics_render_sample(out, figures[i].name, NULL, NULL, NULL, NULL,
                                          figures[i].value);

@@ -229,6 +229,9 @@ test("mcp-config: stdio in each client's format, consistent with examples/", () 
   const example = JSON.parse(readFileSync(join(repoRoot, "examples/cursor-mcp.json"), "utf8"));
   assert.deepEqual(Object.keys(example.mcpServers.warren).sort(), Object.keys(parsed.cursor.mcpServers.warren).sort());
   assert.deepEqual(example.mcpServers.warren.args.slice(0, 2), expectArgs.slice(0, 2));
+  const vscode = JSON.parse(readFileSync(join(repoRoot, "examples/vscode-mcp.json"), "utf8"));
+  assert.deepEqual(Object.keys(vscode.servers.warren).sort(), Object.keys(parsed.vscode.servers.warren).sort());
+  assert.equal(vscode.servers.warren.type, "stdio");
 });
 
 test("mcp-config: --http with the state dir's token; refusals", () => {
@@ -252,6 +255,8 @@ test("mcp-config: --http with the state dir's token; refusals", () => {
   assert.deepEqual(get("json"), { name: "warren", transport: "http", url, headers });
   const example = JSON.parse(readFileSync(join(repoRoot, "examples/cursor-mcp.json"), "utf8"));
   assert.deepEqual(Object.keys(example.mcpServers["warren-http"]).sort(), Object.keys(get("cursor").mcpServers.warren).sort());
+  const vscode = JSON.parse(readFileSync(join(repoRoot, "examples/vscode-mcp.json"), "utf8"));
+  assert.deepEqual(Object.keys(vscode.servers["warren-http"]).sort(), Object.keys(get("vscode").servers.warren).sort());
   // $WARREN_TOKEN wins, as it does for the server.
   const env = warren(["mcp-config", "json", "--http", url, "--state-dir", stateDir], { WARREN_TOKEN: "e".repeat(40) });
   assert.equal(JSON.parse(env.stdout).headers.Authorization, `Bearer ${"e".repeat(40)}`);

@@ -102,6 +102,11 @@ test("the process figures match /proc", async () => {
   const reportedFds = value(m, "process_open_fds");
   // The scrape's own connection comes and goes around the reading.
   assert.ok(Math.abs(reportedFds - fds) <= 2, `open fds ${reportedFds} vs /proc ${fds}`);
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").slice(readFileSync(`/proc/${pid}/stat`, "utf8").lastIndexOf(")") + 2).split(" ");
+  const cpu = (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, USER_HZ = 100
+  const reportedCpu = value(m, "process_cpu_seconds_total");
+  assert.equal(m.families.get("process_cpu_seconds_total").type, "COUNTER");
+  assert.ok(reportedCpu >= 0 && Math.abs(reportedCpu - cpu) < 0.5, `cpu ${reportedCpu} s vs /proc ${cpu} s`);
 });
 
 test("counters move as tools run: create, exec, write, read, a failure, destroy", async () => {
