@@ -49,6 +49,8 @@ int vmm__net_check(const char *backend, const struct vmm_net_policy *p, struct w
         return wr_error_set(err, ENOTSUP,
                             "cloud-hypervisor sandboxes have no network yet (no tap device is "
                             "set up): use network: false, or the jail or qemu backend");
+    if (p->mode != VMM_NET_NONE && !vmm_net_available(err))
+        return wr_error_wrap(err, "network: true and allow-lists cannot run here");
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/statfs.h>
 
 #include "disk.h"
+#include "network.h"
 #include "probe.h"
 #include "spec.h"
 #include "vmm/backends/guest-image.h"
@@ -127,11 +128,16 @@ static void check_jail(struct vmm_host_report *r)
     bool overlay = vmm_overlay_available(&err);
     add_error(r, "overlayfs", overlay, err, "overlayfs is available", "modprobe overlay");
     wr_error_free(TAKE_PTR(err));
-    bool net = vmm_net_available(&err);
+    /* What sandbox_create checks for a sandbox with a network, on the jail. */
+    struct vmm_net_policy policy = {.mode = VMM_NET_ALLOW};
+    bool net = vmm__net_check("jail", &policy, &err) == 0;
     add_error(r, "network", net, err,
               "slirp4netns and nft are installed (network: true and allow-list sandboxes)",
-              "apt-get install --no-install-recommends slirp4netns nftables; without them "
-              "sandboxes run with loopback only");
+              geteuid() != 0
+                  ? "run warren as root for sandboxes with a network; without it they have "
+                    "loopback only"
+                  : "apt-get install --no-install-recommends slirp4netns nftables; without them "
+                    "sandboxes have loopback only");
     wr_error_free(TAKE_PTR(err));
     bool disk = vmm_disk_available(&err);
     add_error(r, "disk-caps", disk, err,

@@ -71,7 +71,7 @@ const truth = {
   kernelDir: process.env.WARREN_GUEST_DIR || join(dirname(binary), "guest"),
   cgroupV2: existsSync("/sys/fs/cgroup/cgroup.controllers"),
   overlay: readFileSync("/proc/filesystems", "utf8").includes("\toverlay\n"),
-  network: existsSync("/usr/bin/slirp4netns") && existsSync("/usr/sbin/nft"),
+  network: isRoot && existsSync("/usr/bin/slirp4netns") && existsSync("/usr/sbin/nft"),
   disk: isRoot && existsSync("/dev/loop-control") && readFileSync("/proc/filesystems", "utf8").includes("\text4\n") &&
     ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", "/usr/bin/mkfs.ext4"].some(existsSync),
 };
@@ -208,6 +208,17 @@ test("doctor exits 1 when no backend can run (overlayfs hidden from it)", () => 
   }
   assert.equal(check(report, "overlayfs").ok, false);
   assert.equal(report.backends.find((b) => b.name === "jail").available, false);
+});
+
+test("doctor: sandboxes with a network fail when nft is hidden, and say what to install", () => {
+  if (!isRoot || !existsSync("/usr/sbin/nft")) return;
+  const script = `mount --bind /dev/null /usr/sbin/nft && exec "$1" doctor --json --state-dir "$2"`;
+  const r = spawnSync("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", binary, tempStateDir()],
+    { encoding: "utf8", timeout: 60_000 });
+  const net = check(JSON.parse(r.stdout), "network");
+  assert.equal(net.ok, false, r.stderr);
+  assert.match(net.detail, /\/usr\/sbin\/nft/);
+  assert.match(net.fix, /nftables/);
 });
 
 // ---- mcp-config ------------------------------------------------------------------------
