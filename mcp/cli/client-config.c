@@ -150,11 +150,14 @@ int mcp_cli_client_config(int argc, char **argv)
     }
     _cleanup_free_ char *state_dir = mcp_cli_state_dir(state_flag);
     if (state_dir[0] != '/') {
-        char *absolute = realpath(state_dir, NULL);
-        if (!absolute) {
-            fprintf(stderr, "warren mcp-config: --state-dir %s: %m\n", state_dir);
+        /* The client starts warren from a directory of its own: the path must not depend
+         * on this one (the directory need not exist yet; warren makes it). */
+        _cleanup_free_ char *cwd = getcwd(NULL, 0);
+        if (!cwd) {
+            fprintf(stderr, "warren mcp-config: the current directory: %m\n");
             return 1;
         }
+        char *absolute = wr_path_join(cwd, state_dir);
         free(state_dir);
         state_dir = absolute;
     }

@@ -236,6 +236,9 @@ test("mcp-config: stdio in each client's format, consistent with examples/", () 
   assert.deepEqual(parsed.cursor, { mcpServers: { warren: { command: binary, args: expectArgs } } });
   assert.deepEqual(parsed.vscode, { servers: { warren: { type: "stdio", command: binary, args: expectArgs } } });
   assert.deepEqual(parsed.json, { name: "warren", transport: "stdio", command: binary, args: expectArgs });
+  // A relative --state-dir becomes absolute (the client starts warren elsewhere).
+  const relative = spawnSync(binary, ["mcp-config", "json", "--state-dir", "rel/state"], { cwd: stateDir, encoding: "utf8" });
+  assert.deepEqual(JSON.parse(relative.stdout).args, ["mcp", "--state-dir", join(stateDir, "rel/state")]);
   // The example Cursor file uses the same keys for its stdio and HTTP entries.
   const example = JSON.parse(readFileSync(join(repoRoot, "examples/cursor-mcp.json"), "utf8"));
   assert.deepEqual(Object.keys(example.mcpServers.warren).sort(), Object.keys(parsed.cursor.mcpServers.warren).sort());
