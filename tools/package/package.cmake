@@ -74,4 +74,5 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "cloud-hypervisor")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   "${pkg_out}/postinst;${pkg_out}/prerm;${pkg_out}/postrm;${pkg_out}/conffiles")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_STRIP_FILES ON)
 include(CPack)

@@ -1,0 +1,327 @@
+// The Debian package on a fresh Debian 12: tools/package/build-deb.sh builds
+// warren_<version>_amd64.deb; a root made by mmdebstrap (cached in
+// $WARREN_BUILD_DIR/package-test/base.tar) resolves its dependencies from the archive;
+// that root boots with systemd-nspawn --boot (systemd as PID 1, its own network
+// namespace) and `apt install ./warren_*.deb` there starts warren.service on
+// 127.0.0.1:8080 with the token in /var/lib/warren/token; the configuration file, a bad
+// configuration file, a restart, a reinstall (the upgrade path), remove and purge.
+//
+// Sandboxes cannot be created inside the booted container on this kind of host: on a
+// cgroup v1 host systemd-nspawn mounts the memory, pids and freezer hierarchies read-only
+// in the container, and the jail and the confined VMMs need a cgroup of their own. So the
+// last case runs the installed binary in the same root through chroot (in a mount
+// namespace of its own, with the host's /proc, /sys and /dev): /etc/warren/warren.conf
+// read by default, guest-init from /usr/libexec/warren, a sandbox kept across a restart
+// of the server, and `dpkg --purge` stopping it and removing the state.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+
+import {
+  callTool,
+  connectHttp,
+  onCleanup,
+  processRuns,
+  repoRoot,
+  skip,
+  skipUnlessRoot,
+  test,
+  waitFor,
+} from "../integration/lib/harness.mjs";
+
+skipUnlessRoot("needs root: mmdebstrap, systemd-nspawn and chroot");
+for (const tool of ["mmdebstrap", "systemd-nspawn", "nsenter", "unshare", "cpack", "dpkg-shlibdeps", "curl"]) {
+  if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) skip(`${tool} is not installed (tools/setup.sh installs it)`);
+}
+
+const buildDir = process.env.WARREN_BUILD_DIR ?? join(repoRoot, "build");
+const cache = join(buildDir, "package-test");
+const archives = join(cache, "archives"); // apt's downloads, kept between runs
+mkdirSync(join(archives, "partial"), { recursive: true });
+const root = join(cache, `root-${process.pid}`);
+const machine = `warren-pkg-${process.pid}`;
+const DEB_IN_ROOT = "/root/warren.deb";
+const STEP_MS = 900_000;
+
+let deb; // path of the package on the host
+let container; // the booted nspawn: {process, leader}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+function run(cmd, args, { input, allowFail = false, timeoutMs = 600_000 } = {}) {
+  const r = spawnSync(cmd, args, { input, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
+  if (!allowFail && r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+  }
+  return r;
+}
+
+/** Runs a shell command inside the booted container (every namespace of its PID 1). */
+function inContainer(script, opts = {}) {
+  return run("nsenter", ["-t", String(container.leader), "-a", "/bin/sh", "-c", script], opts);
+}
+
+/** curl from the host inside the container's network namespace. */
+function curlInContainer(args) {
+  return run("nsenter", ["-t", String(container.leader), "-n", "curl", "-sS", ...args], { allowFail: true });
+}
+
+const INITIALIZE = JSON.stringify({
+  jsonrpc: "2.0", id: 1, method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "package-test", version: "1" } },
+});
+
+/** POSTs initialize to /mcp on port; returns {status, body}. */
+function initialize(port, token) {
+  const auth = token ? ["-H", `Authorization: Bearer ${token}`] : [];
+  const r = curlInContainer(["-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", "POST",
+    "-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream",
+    ...auth, "--data", INITIALIZE, `http://127.0.0.1:${port}/mcp`]);
+  const lines = r.stdout.trimEnd().split("\n");
+  return { status: Number(lines.pop()), body: lines.join("\n") };
+}
+
+function serviceProperty(name) {
+  return inContainer(`systemctl show -p ${name} --value warren.service`).stdout.trim();
+}
+
+function token() {
+  return readFileSync(join(root, "var/lib/warren/token"), "utf8").trim();
+}
+
+async function bootContainer() {
+  const child = spawn("systemd-nspawn", ["-D", root, "--boot", `--machine=${machine}`, "--register=no",
+    "--keep-unit", "--private-network", `--bind=${archives}:/var/cache/apt/archives`],
+  { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  child.stdout.on("data", (d) => { log = (log + d).slice(-20000); });
+  child.stderr.on("data", (d) => { log = (log + d).slice(-20000); });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM"); // nspawn asks the container's systemd to power off
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanup(stop);
+  let leader = 0;
+  await waitFor("the container's systemd", () => {
+    if (child.exitCode !== null) throw new Error(`systemd-nspawn exited ${child.exitCode}\n${log}`);
+    const kids = spawnSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" }).stdout.trim();
+    leader = Number(kids.split("\n")[0]) || 0;
+    if (!leader) return false;
+    const state = spawnSync("nsenter", ["-t", String(leader), "-a", "systemctl", "is-system-running"],
+      { encoding: "utf8" }).stdout.trim();
+    return state === "running" || state === "degraded";
+  }, 120_000);
+  return { process: child, leader, stop, log: () => log };
+}
+
+// ---- the package -----------------------------------------------------------------------
+
+test("build-deb.sh builds warren_<version>_amd64.deb with its runtime dependencies", () => {
+  const out = run(join(repoRoot, "tools/package/build-deb.sh"), [buildDir], { timeoutMs: STEP_MS }).stdout;
+  deb = out.match(/build-deb: (\S+\.deb)$/m)?.[1];
+  assert.ok(deb && existsSync(deb), `no package in:\n${out}`);
+  assert.match(deb, /\/warren_\d+\.\d+\.\d+_amd64\.deb$/);
+  const field = (f) => run("dpkg-deb", ["-f", deb, f]).stdout.trim();
+  const depends = field("Depends");
+  for (const p of ["libuv1", "libcjson1", "libsqlite3-0", "libseccomp2", "libgit2-1.5", "libssl3",
+    "libhttp-parser2.9", "libwslay1", "nftables", "slirp4netns", "e2fsprogs", "kmod"]) {
+    assert.match(depends, new RegExp(`(^|, )${p.replace(/[.+]/g, "\\$&")}( |,|$)`), `Depends lacks ${p}: ${depends}`);
+  }
+  assert.equal(field("Recommends"), "qemu-system-x86, skopeo");
+  const files = run("dpkg-deb", ["-c", deb]).stdout;
+  for (const f of ["./usr/bin/warren", "./usr/libexec/warren/guest-init", "./usr/libexec/warren/fetch-guest-kernel",
+    "./lib/systemd/system/warren.service", "./etc/warren/warren.conf", "./usr/share/doc/warren/copyright",
+    "./usr/share/man/man1/warren.1.gz"]) {
+    assert.ok(files.includes(` ${f}\n`), `${f} missing from the package:\n${files}`);
+  }
+  assert.equal(run("dpkg-deb", ["--ctrl-tarfile", deb]).status, 0);
+  const conffiles = run("sh", ["-c", `dpkg-deb -I "${deb}" conffiles`]).stdout;
+  assert.equal(conffiles.trim(), "/etc/warren/warren.conf");
+}, { timeoutMs: STEP_MS });
+
+test("a fresh Debian 12 root resolves the dependencies, and no front-end or test tooling", () => {
+  const base = join(cache, "base.tar");
+  if (!existsSync(base)) {
+    run("mmdebstrap", ["--variant=apt", "--include=systemd,systemd-sysv,dbus,ca-certificates", "bookworm",
+      `${base}.tmp`, "http://deb.debian.org/debian"], { timeoutMs: STEP_MS });
+    run("mv", [`${base}.tmp`, base]);
+  }
+  mkdirSync(root);
+  onCleanup(() => run("rm", ["-rf", "--one-file-system", root], { allowFail: true }));
+  run("tar", ["-C", root, "-xf", base]);
+  copyFileSync(deb, join(root, DEB_IN_ROOT));
+  // The guest kernel of the build tree, when there is one: postinst then finds it up to
+  // date instead of downloading it again (it does when the mirror has a newer one).
+  const guest = join(buildDir, "guest");
+  if (existsSync(join(guest, "VERSION"))) cpSync(guest, join(root, "var/lib/warren/kernel"), { recursive: true });
+  const nspawn = (script) => run("systemd-nspawn", ["-q", "-D", root, "--register=no", "--keep-unit",
+    `--bind=${archives}:/var/cache/apt/archives`, "/bin/sh", "-c", script], { timeoutMs: STEP_MS });
+  nspawn("apt-get update -q >/dev/null");
+  // What a plain `apt install` would bring (Recommends included), simulated.
+  const simulated = nspawn(`apt-get install -s ${DEB_IN_ROOT}`).stdout;
+  const installs = [...simulated.matchAll(/^Inst (\S+)/gm)].map((m) => m[1]);
+  for (const p of ["warren", "libuv1", "libgit2-1.5", "nftables", "slirp4netns", "qemu-system-x86", "qemu-system-common"]) {
+    assert.ok(installs.includes(p), `apt install would not bring ${p}: ${installs.join(" ")}`);
+  }
+  const forbidden = installs.filter((p) => /^(nodejs|npm|node-|chromium|cmake|gcc|g\+\+|build-essential|make$|docker-registry|umoci|mmdebstrap|busybox-static|clang|.*-dev$)/.test(p));
+  assert.deepEqual(forbidden, [], "front-end, build or test tooling among the dependencies");
+  // The service's own install is done offline later, from these downloads.
+  nspawn(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --download-only --no-install-recommends ${DEB_IN_ROOT} >/dev/null`);
+}, { timeoutMs: STEP_MS });
+
+// ---- the service, under systemd --------------------------------------------------------
+
+test("apt install in the booted root starts warren.service on 127.0.0.1:8080 with the token", async () => {
+  container = await bootContainer();
+  const out = inContainer(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends ${DEB_IN_ROOT} 2>&1`).stdout;
+  assert.match(out, /Setting up warren /);
+  // The guest kernel: up to date, fetched, or a clear word that it could not be.
+  assert.match(out, /build-guest-kernel: (.* is up to date|installed )|could not fetch the VM guest kernel/);
+  assert.equal(inContainer("systemctl is-enabled warren.service").stdout.trim(), "enabled");
+  await waitFor("warren.service to answer", () => initialize(8080, token()).status === 200, 60_000);
+  assert.equal(inContainer("systemctl is-active warren.service").stdout.trim(), "active");
+  const st = statSync(join(root, "var/lib/warren/token"));
+  assert.equal(st.mode & 0o777, 0o600);
+  assert.match(token(), /^[0-9a-f]{64}$/);
+  assert.equal(statSync(join(root, "var/lib/warren")).mode & 0o777, 0o700);
+  const answer = initialize(8080, token());
+  assert.match(answer.body, /"serverInfo":\{"name":"warren"/);
+  assert.equal(initialize(8080, null).status, 401);
+  assert.equal(initialize(8080, "0".repeat(64)).status, 401);
+  // Logs are in the journal.
+  const journal = inContainer("journalctl -u warren.service --no-pager -o cat").stdout;
+  assert.match(journal, /listening on http:\/\/127\.0\.0\.1:8080\/mcp/);
+  assert.match(journal, /backend jail/);
+  // The licence ships as the package's copyright file.
+  assert.deepEqual(readFileSync(join(root, "usr/share/doc/warren/copyright")), readFileSync(join(repoRoot, "LICENSE")));
+  assert.equal(inContainer("systemctl show -p KillMode --value warren.service").stdout.trim(), "process");
+}, { timeoutMs: STEP_MS });
+
+test("systemd-analyze verify accepts the unit", () => {
+  const r = inContainer("systemd-analyze verify /lib/systemd/system/warren.service 2>&1", { allowFail: true });
+  const about = r.stdout.split("\n").filter((l) => /warren/.test(l));
+  assert.equal(r.status, 0, r.stdout);
+  assert.deepEqual(about, [], r.stdout);
+});
+
+test("the configuration file sets the listener; a bad line stops the server with file:line", async () => {
+  const conf = join(root, "etc/warren/warren.conf");
+  const original = readFileSync(conf, "utf8");
+  writeFileSync(conf, `${original}\nlisten = 127.0.0.1:8181\nlog-level = debug\n`);
+  inContainer("systemctl restart warren.service");
+  await waitFor("warren on 8181", () => initialize(8181, token()).status === 200, 30_000);
+  assert.equal(initialize(8080, token()).status, 0, "8080 still answers");
+  const lines = original.split("\n").length;
+  writeFileSync(conf, `${original}\nlisten 127.0.0.1:8282\n`);
+  inContainer("systemctl restart warren.service", { allowFail: true });
+  await waitFor("the bad file to be reported", () => inContainer("journalctl -u warren.service --no-pager -o cat")
+    .stdout.includes(`warren: /etc/warren/warren.conf:${lines + 1}: expected 'key = value'`), 30_000);
+  assert.notEqual(inContainer("systemctl is-active warren.service", { allowFail: true }).stdout.trim(), "active");
+  writeFileSync(conf, original);
+  inContainer("systemctl reset-failed warren.service; systemctl restart warren.service");
+  await waitFor("warren back on 8080", () => initialize(8080, token()).status === 200, 30_000);
+}, { timeoutMs: STEP_MS });
+
+test("systemctl restart and a reinstall (the upgrade path) keep the state and restart the server", async () => {
+  const before = token();
+  const pid1 = serviceProperty("MainPID");
+  inContainer("systemctl restart warren.service");
+  await waitFor("the restarted server", () => initialize(8080, before).status === 200, 30_000);
+  const pid2 = serviceProperty("MainPID");
+  assert.notEqual(pid2, pid1);
+  inContainer(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --reinstall --no-install-recommends ${DEB_IN_ROOT} >/dev/null 2>&1`);
+  await waitFor("the reinstalled server", () => initialize(8080, before).status === 200, 30_000);
+  assert.notEqual(serviceProperty("MainPID"), pid2, "postinst did not restart the service");
+  assert.equal(token(), before);
+}, { timeoutMs: STEP_MS });
+
+test("remove keeps /var/lib/warren; purge removes it", async () => {
+  inContainer("DEBIAN_FRONTEND=noninteractive apt-get remove -q -y warren >/dev/null 2>&1");
+  assert.ok(!existsSync(join(root, "usr/bin/warren")));
+  assert.ok(existsSync(join(root, "var/lib/warren/token")), "remove lost the state directory");
+  assert.ok(existsSync(join(root, "etc/warren/warren.conf")), "remove lost the configuration");
+  assert.notEqual(inContainer("systemctl is-active warren.service", { allowFail: true }).stdout.trim(), "active");
+  assert.notEqual(initialize(8080, token()).status, 200);
+  inContainer("DEBIAN_FRONTEND=noninteractive apt-get purge -q -y warren >/dev/null 2>&1");
+  assert.ok(!existsSync(join(root, "var/lib/warren")), "purge left /var/lib/warren");
+  assert.ok(!existsSync(join(root, "etc/warren")), "purge left /etc/warren");
+  await container.stop();
+}, { timeoutMs: STEP_MS });
+
+// ---- a sandbox, through the installed binary -------------------------------------------
+
+test("the installed binary keeps a sandbox across a restart; purge stops it and removes the state", async () => {
+  // A mount namespace of our own holds the root's /proc, /sys and /dev; every command
+  // below enters it, so nothing is mounted in the host's namespace.
+  const holder = spawn("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+    `mount --rbind /proc "${root}/proc" && mount --rbind /sys "${root}/sys" && mount --rbind /dev "${root}/dev" && exec sleep 3600`],
+  { stdio: "ignore" });
+  onCleanup(() => holder.kill("SIGKILL"));
+  await waitFor("the mount namespace", () =>
+    spawnSync("nsenter", ["-t", String(holder.pid), "-m", "test", "-e", `${root}/proc/self`]).status === 0, 10_000);
+  const inRoot = (args, opts) => run("nsenter", ["-t", String(holder.pid), "-m", "chroot", root, ...args], opts);
+  inRoot(["dpkg", "-i", DEB_IN_ROOT]);
+  // /etc/warren/warren.conf is read without --config.
+  const conf = join(root, "etc/warren/warren.conf");
+  writeFileSync(conf, `${readFileSync(conf, "utf8")}\nbackend = jail\nlisten = 127.0.0.1:0\nidle-pause-seconds = 0\n`);
+  const servers = [];
+  const startServer = async () => {
+    const child = spawn("nsenter", ["-t", String(holder.pid), "-m", "chroot", root, "/usr/bin/warren", "serve"],
+      { stdio: ["ignore", "ignore", "pipe"] });
+    servers.push(child);
+    onCleanup(() => child.kill("SIGKILL"));
+    let log = "";
+    child.stderr.on("data", (d) => { log += d; });
+    const url = await waitFor("the installed warren to listen", () => {
+      if (child.exitCode !== null) throw new Error(`warren exited ${child.exitCode}\n${log}`);
+      return log.match(/warren: listening on (http:\/\/\S+\/mcp)$/m)?.[1];
+    }, 30_000);
+    assert.match(log, /state directory \/var\/lib\/warren, backend jail/);
+    return { child, url };
+  };
+  const stopServer = async (child) => {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+  };
+  let server = await startServer();
+  let client = await connectHttp(server.url, token());
+  const sandbox = await callTool(client, "sandbox_create", { name: "packaged" });
+  let r = await callTool(client, "sandbox_exec", { id: sandbox.id, command: "echo hello from the package" });
+  assert.equal(r.stdout, "hello from the package\n");
+  // The sandbox's PID 1 is the installed guest-init.
+  const listed = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sandbox.id);
+  assert.ok(listed.pid > 0);
+  assert.equal(readlinkSync(`/proc/${listed.pid}/exe`), join(root, "usr/libexec/warren/guest-init"));
+  await client.close();
+  await stopServer(server.child);
+  server = await startServer();
+  client = await connectHttp(server.url, token());
+  const again = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sandbox.id);
+  assert.equal(again?.state, "running");
+  assert.equal(again.pid, listed.pid);
+  r = await callTool(client, "sandbox_exec", { id: sandbox.id, command: "echo still here" });
+  assert.equal(r.stdout, "still here\n");
+  await client.close();
+  await stopServer(server.child);
+  inRoot(["dpkg", "--purge", "warren"]);
+  await waitFor("the sandbox to be stopped by purge", () => !processRuns(listed.pid), 10_000);
+  assert.ok(!existsSync(join(root, "var/lib/warren")), "purge left /var/lib/warren");
+  const mounts = spawnSync("nsenter", ["-t", String(holder.pid), "-m", "cat", "/proc/self/mountinfo"], { encoding: "utf8" }).stdout;
+  assert.ok(!mounts.includes(`${root}/var/lib/warren`), "mounts left below /var/lib/warren");
+  holder.kill("SIGKILL");
+}, { timeoutMs: STEP_MS });
