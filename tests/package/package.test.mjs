@@ -47,7 +47,9 @@ for (const tool of ["mmdebstrap", "systemd-nspawn", "nsenter", "unshare", "cpack
 const buildDir = process.env.WARREN_BUILD_DIR ?? join(repoRoot, "build");
 const cache = join(buildDir, "package-test");
 const archives = join(cache, "archives"); // apt's downloads, kept between runs
+const lists = join(cache, "lists"); // apt's package lists, refreshed each run
 mkdirSync(join(archives, "partial"), { recursive: true });
+const aptBinds = [`--bind=${archives}:/var/cache/apt/archives`, `--bind=${lists}:/var/lib/apt/lists`];
 const root = join(cache, `root-${process.pid}`);
 const machine = `warren-pkg-${process.pid}`;
 const DEB_IN_ROOT = "/root/warren.deb";
@@ -59,7 +61,10 @@ let container; // the booted nspawn: {process, leader}
 // ---- helpers ---------------------------------------------------------------------------
 
 function run(cmd, args, { input, allowFail = false, timeoutMs = 600_000 } = {}) {
+  const started = Date.now();
   const r = spawnSync(cmd, args, { input, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
+  const took = Date.now() - started;
+  if (took > 5000) console.log(`# ${took} ms: ${cmd} ${args.join(" ").slice(-120)}`);
   if (!allowFail && r.status !== 0) {
     throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
   }
@@ -84,7 +89,7 @@ const INITIALIZE = JSON.stringify({
 /** POSTs initialize to /mcp on port; returns {status, body}. */
 function initialize(port, token) {
   const auth = token ? ["-H", `Authorization: Bearer ${token}`] : [];
-  const r = curlInContainer(["-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", "POST",
+  const r = curlInContainer(["-w", "\n%{http_code}", "-X", "POST",
     "-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream",
     ...auth, "--data", INITIALIZE, `http://127.0.0.1:${port}/mcp`]);
   const lines = r.stdout.trimEnd().split("\n");
@@ -101,7 +106,7 @@ function token() {
 
 async function bootContainer() {
   const child = spawn("systemd-nspawn", ["-D", root, "--boot", `--machine=${machine}`, "--register=no",
-    "--keep-unit", "--private-network", `--bind=${archives}:/var/cache/apt/archives`],
+    "--keep-unit", "--private-network", ...aptBinds],
   { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stdout.on("data", (d) => { log = (log + d).slice(-20000); });
@@ -168,19 +173,26 @@ test("a fresh Debian 12 root resolves the dependencies, and no front-end or test
   // date instead of downloading it again (it does when the mirror has a newer one).
   const guest = join(buildDir, "guest");
   if (existsSync(join(guest, "VERSION"))) cpSync(guest, join(root, "var/lib/warren/kernel"), { recursive: true });
-  const nspawn = (script) => run("systemd-nspawn", ["-q", "-D", root, "--register=no", "--keep-unit",
-    `--bind=${archives}:/var/cache/apt/archives`, "/bin/sh", "-c", script], { timeoutMs: STEP_MS });
-  nspawn("apt-get update -q >/dev/null");
-  // What a plain `apt install` would bring (Recommends included), simulated.
-  const simulated = nspawn(`apt-get install -s ${DEB_IN_ROOT}`).stdout;
-  const installs = [...simulated.matchAll(/^Inst (\S+)/gm)].map((m) => m[1]);
+  // The sources of a Debian 12 installation (mmdebstrap writes the release alone), and
+  // apt's lists and downloads kept between runs.
+  writeFileSync(join(root, "etc/apt/sources.list"), [
+    "deb http://deb.debian.org/debian bookworm main",
+    "deb http://deb.debian.org/debian bookworm-updates main",
+    "deb http://deb.debian.org/debian-security bookworm-security main", ""].join("\n"));
+  mkdirSync(join(lists, "partial"), { recursive: true });
+  // One container run: the lists, what a plain `apt install` would bring (Recommends
+  // included, simulated), and the downloads of the service's own install, which is then
+  // done offline in the booted container.
+  const out = run("systemd-nspawn", ["-q", "-D", root, "--register=no", "--keep-unit", ...aptBinds, "/bin/sh", "-c",
+    `apt-get update -q >/dev/null && apt-get install -s ${DEB_IN_ROOT} && ` +
+    `DEBIAN_FRONTEND=noninteractive apt-get install -q -y --download-only --no-install-recommends ${DEB_IN_ROOT} >/dev/null`],
+  { timeoutMs: STEP_MS }).stdout;
+  const installs = [...out.matchAll(/^Inst (\S+)/gm)].map((m) => m[1]);
   for (const p of ["warren", "libuv1", "libgit2-1.5", "nftables", "slirp4netns", "qemu-system-x86", "qemu-system-common"]) {
     assert.ok(installs.includes(p), `apt install would not bring ${p}: ${installs.join(" ")}`);
   }
   const forbidden = installs.filter((p) => /^(nodejs|npm|node-|chromium|cmake|gcc|g\+\+|build-essential|make$|docker-registry|umoci|mmdebstrap|busybox-static|clang|.*-dev$)/.test(p));
   assert.deepEqual(forbidden, [], "front-end, build or test tooling among the dependencies");
-  // The service's own install is done offline later, from these downloads.
-  nspawn(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --download-only --no-install-recommends ${DEB_IN_ROOT} >/dev/null`);
 }, { timeoutMs: STEP_MS });
 
 // ---- the service, under systemd --------------------------------------------------------
@@ -268,7 +280,10 @@ test("the installed binary keeps a sandbox across a restart; purge stops it and 
   // A mount namespace of our own holds the root's /proc, /sys and /dev; every command
   // below enters it, so nothing is mounted in the host's namespace.
   const holder = spawn("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
-    `mount --rbind /proc "${root}/proc" && mount --rbind /sys "${root}/sys" && mount --rbind /dev "${root}/dev" && exec sleep 3600`],
+    // The root is a mount point of its own, as / is on a real system (the jailer makes
+    // the mounts below / private, which needs / to be one).
+    `mount --bind "${root}" "${root}" && mount --rbind /proc "${root}/proc" && ` +
+    `mount --rbind /sys "${root}/sys" && mount --rbind /dev "${root}/dev" && exec sleep 3600`],
   { stdio: "ignore" });
   onCleanup(() => holder.kill("SIGKILL"));
   await waitFor("the mount namespace", () =>
@@ -318,8 +333,8 @@ test("the installed binary keeps a sandbox across a restart; purge stops it and 
   assert.equal(r.stdout, "still here\n");
   await client.close();
   await stopServer(server.child);
-  inRoot(["dpkg", "--purge", "warren"]);
-  await waitFor("the sandbox to be stopped by purge", () => !processRuns(listed.pid), 10_000);
+  const purge = inRoot(["dpkg", "--purge", "warren"]);
+  await waitFor(`the sandbox to be stopped by purge\n${purge.stdout}${purge.stderr}`, () => !processRuns(listed.pid), 10_000);
   assert.ok(!existsSync(join(root, "var/lib/warren")), "purge left /var/lib/warren");
   const mounts = spawnSync("nsenter", ["-t", String(holder.pid), "-m", "cat", "/proc/self/mountinfo"], { encoding: "utf8" }).stdout;
   assert.ok(!mounts.includes(`${root}/var/lib/warren`), "mounts left below /var/lib/warren");
