@@ -4,7 +4,7 @@
 // that root boots with systemd-nspawn --boot (systemd as PID 1, its own network
 // namespace) and `apt install ./warren_*.deb` there starts warren.service on
 // 127.0.0.1:8080 with the token in /var/lib/warren/token; the configuration file, a bad
-// configuration file, a restart, a reinstall (the upgrade path), remove and purge.
+// configuration file, a restart, an upgrade to a newer version, remove and purge.
 //
 // Sandboxes cannot be created inside the booted container on this kind of host: on a
 // cgroup v1 host systemd-nspawn mounts the memory, pids and freezer hierarchies read-only
@@ -53,6 +53,7 @@ const aptBinds = [`--bind=${archives}:/var/cache/apt/archives`, `--bind=${lists}
 const root = join(cache, `root-${process.pid}`);
 const machine = `warren-pkg-${process.pid}`;
 const DEB_IN_ROOT = "/root/warren.deb";
+const UPGRADE_IN_ROOT = "/root/warren-upgrade.deb"; // the same files, a newer version
 const STEP_MS = 900_000;
 
 let deb; // path of the package on the host
@@ -169,6 +170,13 @@ test("a fresh Debian 12 root resolves the dependencies, and no front-end or test
   onCleanup(() => run("rm", ["-rf", "--one-file-system", root], { allowFail: true }));
   run("tar", ["-C", root, "-xf", base]);
   copyFileSync(deb, join(root, DEB_IN_ROOT));
+  // A newer version of the package (the same files, Version + "+1"), for the upgrade.
+  const tree = join(root, "root/upgrade");
+  run("dpkg-deb", ["-R", deb, tree]);
+  const control = join(tree, "DEBIAN/control");
+  writeFileSync(control, readFileSync(control, "utf8").replace(/^Version: (.*)$/m, "Version: $1+1"));
+  run("dpkg-deb", ["--root-owner-group", "-b", tree, join(root, UPGRADE_IN_ROOT)]);
+  run("rm", ["-rf", tree]);
   // The guest kernel of the build tree, when there is one: postinst then finds it up to
   // date instead of downloading it again (it does when the mirror has a newer one).
   const guest = join(buildDir, "guest");
@@ -248,15 +256,16 @@ test("the configuration file sets the listener; a bad line stops the server with
   await waitFor("warren back on 8080", () => initialize(8080, token()).status === 200, 30_000);
 }, { timeoutMs: STEP_MS });
 
-test("systemctl restart and a reinstall (the upgrade path) keep the state and restart the server", async () => {
+test("systemctl restart and an upgrade keep the state and restart the server", async () => {
   const before = token();
   const pid1 = serviceProperty("MainPID");
   inContainer("systemctl restart warren.service");
   await waitFor("the restarted server", () => initialize(8080, before).status === 200, 30_000);
   const pid2 = serviceProperty("MainPID");
   assert.notEqual(pid2, pid1);
-  inContainer(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --reinstall --no-install-recommends ${DEB_IN_ROOT} >/dev/null 2>&1`);
-  await waitFor("the reinstalled server", () => initialize(8080, before).status === 200, 30_000);
+  inContainer(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends ${UPGRADE_IN_ROOT} >/dev/null 2>&1`);
+  assert.match(inContainer("dpkg-query -W -f '${Version}' warren").stdout, /\+1$/);
+  await waitFor("the upgraded server", () => initialize(8080, before).status === 200, 30_000);
   assert.notEqual(serviceProperty("MainPID"), pid2, "postinst did not restart the service");
   assert.equal(token(), before);
 }, { timeoutMs: STEP_MS });
@@ -276,7 +285,7 @@ test("remove keeps /var/lib/warren; purge removes it", async () => {
 
 // ---- a sandbox, through the installed binary -------------------------------------------
 
-test("the installed binary keeps a sandbox across a restart; purge stops it and removes the state", async () => {
+test("the installed binary keeps a sandbox across a restart and an upgrade; purge stops it and removes the state", async () => {
   // A mount namespace of our own holds the root's /proc, /sys and /dev; every command
   // below enters it, so nothing is mounted in the host's namespace.
   const holder = spawn("unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
@@ -324,6 +333,10 @@ test("the installed binary keeps a sandbox across a restart; purge stops it and 
   assert.equal(readlinkSync(`/proc/${listed.pid}/exe`), join(root, "usr/libexec/warren/guest-init"));
   await client.close();
   await stopServer(server.child);
+  // An upgrade while the sandbox runs (the server stopped, as the service's is) leaves
+  // it alone, and the new server reattaches to it.
+  inRoot(["dpkg", "-i", UPGRADE_IN_ROOT]);
+  assert.ok(processRuns(listed.pid), "the upgrade stopped the sandbox");
   server = await startServer();
   client = await connectHttp(server.url, token());
   const again = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sandbox.id);
