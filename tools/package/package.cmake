@@ -27,11 +27,13 @@ file(COPY ${pkg}/prerm DESTINATION ${pkg_out}
   FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
   WORLD_EXECUTE)
 file(WRITE ${pkg_out}/conffiles "${WARREN_SYSCONFDIR}/warren.conf\n")
-# The manual page, gzip'ed as Debian wants it (-n: no timestamp, reproducible).
-add_custom_command(OUTPUT ${pkg_out}/warren.1.gz
-  COMMAND sh -c "gzip -9 -n -c \"$1\" > \"$2\"" gzip ${pkg}/warren.1 ${pkg_out}/warren.1.gz
-  DEPENDS ${pkg}/warren.1 VERBATIM)
-add_custom_target(warren_manpage ALL DEPENDS ${pkg_out}/warren.1.gz)
+# The manual page and the changelog, gzip'ed as Debian wants them (-n: no timestamp).
+foreach(doc warren.1 changelog)
+  add_custom_command(OUTPUT ${pkg_out}/${doc}.gz
+    COMMAND sh -c "gzip -9 -n -c \"$1\" > \"$2\"" gzip ${pkg}/${doc} ${pkg_out}/${doc}.gz
+    DEPENDS ${pkg}/${doc} VERBATIM)
+endforeach()
+add_custom_target(warren_manpage ALL DEPENDS ${pkg_out}/warren.1.gz ${pkg_out}/changelog.gz)
 
 install(TARGETS warren RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS guest-init RUNTIME DESTINATION ${WARREN_LIBEXECDIR})
@@ -42,6 +44,10 @@ install(FILES ${pkg}/warren.conf DESTINATION ${WARREN_SYSCONFDIR})
 install(FILES LICENSE DESTINATION ${WARREN_DOCDIR} RENAME copyright)
 install(FILES README.md DESTINATION ${WARREN_DOCDIR})
 install(FILES ${pkg_out}/warren.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${pkg_out}/changelog.gz DESTINATION ${WARREN_DOCDIR})
+# guest-init is static on purpose (PID 1 of VMs and of sandboxes of any image).
+install(FILES ${pkg}/lintian-overrides DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides
+  RENAME warren)
 
 # `cpack` builds the package from what is built: it does not build the tests first.
 set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
@@ -53,19 +59,21 @@ set(WARREN_PACKAGE_MAINTAINER "warren maintainers <maintainers@users.noreply.b-s
   CACHE STRING "The Maintainer field of the Debian package")
 set(CPACK_PACKAGE_CONTACT ${WARREN_PACKAGE_MAINTAINER})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "MCP server that gives AI agents sandboxes")
-set(CPACK_PACKAGE_DESCRIPTION "warren serves the Model Context Protocol (stdio and \
-Streamable HTTP) and gives each agent session a sandbox: a QEMU or Cloud Hypervisor \
-microVM, or a namespace jail where there is no KVM, with copy-on-write workspaces, \
-snapshots and git commits back to the user's repository.")
+set(CPACK_PACKAGE_DESCRIPTION "warren serves the Model Context Protocol (stdio and
+Streamable HTTP) and gives each agent session a sandbox: a QEMU or Cloud
+Hypervisor microVM, or a namespace jail where there is no KVM, with
+copy-on-write workspaces, snapshots and git commits back to the user's
+repository.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # The libraries come from dpkg-shlibdeps (libuv1, libcjson1, libsqlite3-0, libseccomp2,
 # libgit2-1.5, libssh2-1, libssl3, libhttp-parser2.9, libwslay1, libc6). The programs
 # warren runs: mkfs.ext4 (sandbox disks), nft and slirp4netns (network: true), nsenter and
-# mount (util-linux); the fetch script needs apt, dpkg-deb and modinfo (kmod).
+# mount (util-linux); ss (iproute2); the fetch script needs apt, dpkg-deb and modinfo (kmod).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "e2fsprogs, nftables, slirp4netns, util-linux, iproute2, kmod")
+# (util-linux is Essential: not listed.)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "e2fsprogs, nftables, slirp4netns, iproute2, kmod")
 # The VM backends (QEMU and its virtiofsd) and OCI image pulls (skopeo) are recommended:
 # the jail backend runs without them, and `apt install --no-install-recommends` leaves out
 # QEMU with the graphics and sound libraries its own packages bring.
