@@ -6,13 +6,16 @@
 // 127.0.0.1:8080 with the token in /var/lib/warren/token; the configuration file, a bad
 // configuration file, a restart, an upgrade to a newer version, remove and purge.
 //
-// Sandboxes cannot be created inside the booted container on this kind of host: on a
-// cgroup v1 host systemd-nspawn mounts the memory, pids and freezer hierarchies read-only
-// in the container, and the jail and the confined VMMs need a cgroup of their own. So the
-// last case runs the installed binary in the same root through chroot (in a mount
+// On a cgroup v1 host (these build machines) systemd-nspawn mounts the memory, pids,
+// freezer and cpu hierarchies read-only inside the container, and sandboxes need cgroups
+// of their own: the test hands the container one directory of each hierarchy
+// (/sys/fs/cgroup/<controller>/warren-pkgtest-<pid>, bound over the container's
+// /sys/fs/cgroup/<controller>), so the service's jails run under systemd and
+// `systemctl restart warren`, an upgrade and a purge are checked with a live sandbox.
+// The last case runs the installed binary in the same root through chroot (in a mount
 // namespace of its own, with the host's /proc, /sys and /dev): /etc/warren/warren.conf
 // read by default, guest-init from /usr/libexec/warren, a sandbox kept across a restart
-// of the server, and `dpkg --purge` stopping it and removing the state.
+// of the server and an upgrade, and `dpkg --purge` stopping it and removing the state.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import {
@@ -97,6 +100,33 @@ function initialize(port, token) {
   return { status: Number(lines.pop()), body: lines.join("\n") };
 }
 
+/** An MCP session with the service over curl in the container's network; call() returns structuredContent. */
+function mcpSession(port, bearer) {
+  const post = (message, session) => {
+    const args = ["-i", "-X", "POST", "-H", "Content-Type: application/json",
+      "-H", "Accept: application/json, text/event-stream", "-H", `Authorization: Bearer ${bearer}`];
+    if (session) args.push("-H", `Mcp-Session-Id: ${session}`);
+    const r = curlInContainer([...args, "--data", JSON.stringify(message), `http://127.0.0.1:${port}/mcp`]);
+    const split = r.stdout.indexOf("\r\n\r\n");
+    const head = r.stdout.slice(0, split), body = r.stdout.slice(split + 4).trim();
+    // A JSON body, or an SSE stream whose data lines carry the messages.
+    const messages = body.startsWith("{") ? [JSON.parse(body)]
+      : body.split("\n").filter((l) => l.startsWith("data:")).map((l) => JSON.parse(l.slice(5)));
+    return { session: head.match(/^mcp-session-id: *(\S+)/im)?.[1], reply: messages.find((m) => m.id === message.id) };
+  };
+  const { session } = post(JSON.parse(INITIALIZE));
+  assert.ok(session, "no Mcp-Session-Id");
+  post({ jsonrpc: "2.0", method: "notifications/initialized" }, session);
+  let next = 2;
+  return {
+    call(name, args = {}) {
+      const { reply } = post({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name, arguments: args } }, session);
+      assert.ok(reply?.result && !reply.result.isError, `${name}: ${JSON.stringify(reply)}`);
+      return reply.result.structuredContent;
+    },
+  };
+}
+
 function serviceProperty(name) {
   return inContainer(`systemctl show -p ${name} --value warren.service`).stdout.trim();
 }
@@ -105,9 +135,33 @@ function token() {
   return readFileSync(join(root, "var/lib/warren/token"), "utf8").trim();
 }
 
+// cgroup v1: a directory of each hierarchy for the container's sandboxes, bound at
+// /mnt/cgroup-<controller> in the root (nspawn mounts its own read-only hierarchies over
+// /sys/fs/cgroup later; cgroupsWritable binds these over them once the container runs).
+const CONTROLLERS = ["memory", "pids", "freezer", "cpu"];
+const cgroupV1 = !existsSync("/sys/fs/cgroup/cgroup.controllers");
+const hostCgroup = (c) => `/sys/fs/cgroup/${c}/warren-pkgtest-${process.pid}`;
+
+function cgroupBinds() {
+  if (!cgroupV1) return [];
+  onCleanup(() => {
+    // Deepest first; the directories are empty once the container's processes are gone.
+    for (const c of CONTROLLERS) run("sh", ["-c", `[ -d "$1" ] && find "$1" -depth -type d -exec rmdir {} +`, "sh", hostCgroup(c)], { allowFail: true });
+  });
+  return CONTROLLERS.map((c) => {
+    mkdirSync(hostCgroup(c), { recursive: true });
+    mkdirSync(join(root, `mnt/cgroup-${c}`), { recursive: true });
+    return `--bind=${hostCgroup(c)}:/mnt/cgroup-${c}`;
+  });
+}
+
+function cgroupsWritable() {
+  if (cgroupV1) inContainer(CONTROLLERS.map((c) => `mount --bind /mnt/cgroup-${c} /sys/fs/cgroup/${c}`).join(" && "));
+}
+
 async function bootContainer() {
   const child = spawn("systemd-nspawn", ["-D", root, "--boot", `--machine=${machine}`, "--register=no",
-    "--keep-unit", "--private-network", ...aptBinds],
+    "--keep-unit", "--private-network", ...aptBinds, ...cgroupBinds()],
   { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stdout.on("data", (d) => { log = (log + d).slice(-20000); });
@@ -207,6 +261,7 @@ test("a fresh Debian 12 root resolves the dependencies, and no front-end or test
 
 test("apt install in the booted root starts warren.service on 127.0.0.1:8080 with the token", async () => {
   container = await bootContainer();
+  cgroupsWritable();
   const out = inContainer(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends ${DEB_IN_ROOT} 2>&1`).stdout;
   assert.match(out, /Setting up warren /);
   // The guest kernel: up to date, fetched, or a clear word that it could not be.
@@ -256,18 +311,35 @@ test("the configuration file sets the listener; a bad line stops the server with
   await waitFor("warren back on 8080", () => initialize(8080, token()).status === 200, 30_000);
 }, { timeoutMs: STEP_MS });
 
-test("systemctl restart and an upgrade keep the state and restart the server", async () => {
+let serviceSandbox; // {id, pid}: made by the service, in the container's PID namespace
+
+test("systemctl restart and an upgrade keep a sandbox, the token and the state", async () => {
   const before = token();
+  let mcp = mcpSession(8080, before);
+  const made = mcp.call("sandbox_create", { name: "under-systemd" });
+  serviceSandbox = mcp.call("sandbox_list").sandboxes.find((x) => x.id === made.id);
+  assert.ok(serviceSandbox?.pid > 0, JSON.stringify(serviceSandbox));
+  assert.equal(mcp.call("sandbox_exec", { id: serviceSandbox.id, command: "echo made by the service" }).stdout,
+    "made by the service\n");
   const pid1 = serviceProperty("MainPID");
   inContainer("systemctl restart warren.service");
   await waitFor("the restarted server", () => initialize(8080, before).status === 200, 30_000);
   const pid2 = serviceProperty("MainPID");
   assert.notEqual(pid2, pid1);
+  mcp = mcpSession(8080, before);
+  let listed = mcp.call("sandbox_list").sandboxes.find((x) => x.id === serviceSandbox.id);
+  assert.equal(listed?.state, "running", "systemctl restart lost the sandbox");
+  assert.equal(listed.pid, serviceSandbox.pid);
+  assert.equal(mcp.call("sandbox_exec", { id: serviceSandbox.id, command: "echo after restart" }).stdout, "after restart\n");
   inContainer(`DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends ${UPGRADE_IN_ROOT} >/dev/null 2>&1`);
   assert.match(inContainer("dpkg-query -W -f '${Version}' warren").stdout, /\+1$/);
   await waitFor("the upgraded server", () => initialize(8080, before).status === 200, 30_000);
   assert.notEqual(serviceProperty("MainPID"), pid2, "postinst did not restart the service");
   assert.equal(token(), before);
+  mcp = mcpSession(8080, before);
+  listed = mcp.call("sandbox_list").sandboxes.find((x) => x.id === serviceSandbox.id);
+  assert.equal(listed?.state, "running", "the upgrade lost the sandbox");
+  assert.equal(mcp.call("sandbox_exec", { id: serviceSandbox.id, command: "echo after upgrade" }).stdout, "after upgrade\n");
 }, { timeoutMs: STEP_MS });
 
 test("remove keeps /var/lib/warren; purge removes it", async () => {
@@ -277,7 +349,11 @@ test("remove keeps /var/lib/warren; purge removes it", async () => {
   assert.ok(existsSync(join(root, "etc/warren/warren.conf")), "remove lost the configuration");
   assert.notEqual(inContainer("systemctl is-active warren.service", { allowFail: true }).stdout.trim(), "active");
   assert.notEqual(initialize(8080, token()).status, 200);
+  // remove left the sandbox running (the service stopped alone); purge stops it.
+  const alive = () => inContainer(`test -d /proc/${serviceSandbox.pid} && ! grep -q '^State:.*Z' /proc/${serviceSandbox.pid}/status`, { allowFail: true }).status === 0;
+  assert.ok(alive(), "remove stopped the sandbox");
   inContainer("DEBIAN_FRONTEND=noninteractive apt-get purge -q -y warren >/dev/null 2>&1");
+  await waitFor("purge to stop the sandbox", () => !alive(), 10_000);
   assert.ok(!existsSync(join(root, "var/lib/warren")), "purge left /var/lib/warren");
   assert.ok(!existsSync(join(root, "etc/warren")), "purge left /etc/warren");
   await container.stop();
