@@ -284,6 +284,11 @@ test("apt install in the booted root starts warren.service on 127.0.0.1:8080 wit
   // The licence ships as the package's copyright file.
   assert.deepEqual(readFileSync(join(root, "usr/share/doc/warren/copyright")), readFileSync(join(repoRoot, "LICENSE")));
   assert.equal(inContainer("systemctl show -p KillMode --value warren.service").stdout.trim(), "process");
+  // Offline (the container's network is loopback alone), postinst cannot fetch the guest
+  // kernel: it says so and how to fetch it later, and the service runs on (the jail).
+  const offline = inContainer("rm -rf /var/lib/warren/kernel && /var/lib/dpkg/info/warren.postinst configure 0.1.0 2>&1").stdout;
+  assert.match(offline, /warren: could not fetch the VM guest kernel .*\n?.*For VMs run: \/usr\/libexec\/warren\/fetch-guest-kernel \/var\/lib\/warren\/kernel/);
+  await waitFor("warren.service after postinst", () => initialize(8080, token()).status === 200, 30_000);
 }, { timeoutMs: STEP_MS });
 
 test("systemd-analyze verify accepts the unit", () => {
