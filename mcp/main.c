@@ -1,6 +1,8 @@
 /* warren: the command line. `warren mcp` serves one MCP client over stdio, `warren serve`
  * serves many over Streamable HTTP; both embed the same core. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "mcp.h"
 #include "mcp/cli/cli.h"
 #include "mcp/e2b/e2b.h"
@@ -40,7 +43,9 @@ struct cli {
     const char *pools[17]; /* --pool, NULL-terminated */
     size_t n_pools;
     const char *egress_hosts;
-    long shutdown_timeout_s; /* -1: the default */
+    long shutdown_timeout_s;   /* -1: the default */
+    const char *config_path;   /* --config */
+    struct mcp_config *config; /* the settings file read, owned; values point into it */
 };
 
 static void usage(FILE *f)
@@ -58,7 +63,10 @@ static void usage(FILE *f)
           "  doctor         checks what warren needs on this host and which backend auto picks\n"
           "  mcp-config     prints a client configuration (Claude Code, Cursor, VS Code, JSON)\n"
           "\n"
-          "options:\n"
+          "options (each is also a key of the configuration file, `listen = ADDR`):\n"
+          "  --config FILE         settings, one `key = value` a line; default for serve:\n"
+          "                        " WARREN_SYSCONFDIR "/warren.conf when it exists. Options\n"
+          "                        given here override the file's\n"
           "  --backend B           auto (default), cloud-hypervisor, qemu or jail\n"
           "  --state-dir D         default: $WARREN_STATE_DIR, else /var/lib/warren as root,\n"
           "                        else $XDG_STATE_HOME/warren\n"
@@ -84,7 +92,11 @@ static void usage(FILE *f)
           "  --shutdown-timeout S  on SIGTERM, calls in flight get S seconds to finish before\n"
           "                        they are cancelled (default 10; 0: stop at once)\n"
           "  --log-level L         error, warning, info (default), debug\n"
-          "  --log-json            log JSON lines to stderr\n",
+          "  --log-json            log JSON lines to stderr (in the file: log-json = true)\n"
+          "\n"
+          "files (installed): guest-init in " WARREN_LIBEXECDIR ", the VM guest kernel in\n"
+          "  " WARREN_GUEST_KERNEL_DIR " (" WARREN_LIBEXECDIR "/fetch-guest-kernel fetches it);\n"
+          "  in a build tree both are found next to the warren binary\n",
           f);
 }
 
@@ -99,110 +111,223 @@ static int parse_level(const char *s)
     return WR_LOG_INFO;
 }
 
+/* The options of `warren mcp` and `warren serve`. Each one but help and config is also a
+ * key of the configuration file, under the same name. */
+static const struct option cli_options[] = {
+    {"backend", required_argument, NULL, 'b'},
+    {"state-dir", required_argument, NULL, 's'},
+    {"listen", required_argument, NULL, 'l'},
+    {"auth", required_argument, NULL, 'a'},
+    {"log-level", required_argument, NULL, 'v'},
+    {"log-json", no_argument, NULL, 'j'},
+    {"max-exec-timeout", required_argument, NULL, 't'},
+    {"max-disk-mib", required_argument, NULL, 'd'},
+    {"help", no_argument, NULL, 'h'},
+    {"idle-reclaim-seconds", required_argument, NULL, 'i'},
+    {"idle-pause-seconds", required_argument, NULL, 'p'},
+    {"idle-stop-seconds", required_argument, NULL, 'o'},
+    {"insecure-registry", required_argument, NULL, 'r'},
+    {"pool", required_argument, NULL, 'P'},
+    {"egress-hosts", required_argument, NULL, 'E'},
+    {"shutdown-timeout", required_argument, NULL, 'T'},
+    {"config", required_argument, NULL, 'c'},
+    {NULL, 0, NULL, 0},
+};
+
+static bool option_repeatable(int o)
+{
+    return o == 'r' || o == 'P';
+}
+
+/* A whole decimal number in [min, max]. */
+static int parse_number(const char *s, unsigned long long min, unsigned long long max,
+                        unsigned long long *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (!*s || *s == '-' || *s == '+' || *end || errno || n < min || n > max)
+        return -1;
+    *ret = n;
+    return 0;
+}
+
+/* Sets option o to value (NULL for a flag without argument given on the command line).
+ * name is how the user wrote it ("--listen" or "listen"), for messages. */
+static int cli_set(struct cli *c, int o, const char *name, const char *value,
+                   struct wr_error **err)
+{
+    unsigned long long n;
+    switch (o) {
+    case 'b':
+        c->backend = value;
+        return 0;
+    case 's':
+        c->state_dir = value;
+        return 0;
+    case 'l':
+        c->listen = value;
+        return 0;
+    case 'a':
+        if (strcmp(value, "token") && strcmp(value, "none"))
+            return wr_error_set(err, EINVAL, "%s must be token or none, not '%s'", name, value);
+        c->auth = value;
+        return 0;
+    case 'v':
+        if (strcmp(value, "error") && strcmp(value, "warning") && strcmp(value, "info") &&
+            strcmp(value, "debug"))
+            return wr_error_set(err, EINVAL, "%s must be error, warning, info or debug, not '%s'",
+                                name, value);
+        c->log_level = value;
+        return 0;
+    case 'j':
+        if (value && strcmp(value, "true") && strcmp(value, "false"))
+            return wr_error_set(err, EINVAL, "%s must be true or false, not '%s'", name, value);
+        c->log_json = !value || !strcmp(value, "true");
+        return 0;
+    case 't':
+        if (parse_number(value, 1, UINT32_MAX, &n) < 0)
+            return wr_error_set(err, EINVAL, "%s must be a number of seconds from 1 to %u", name,
+                                UINT32_MAX);
+        c->max_timeout = (unsigned)n;
+        return 0;
+    case 'd':
+        if (parse_number(value, VMM_DISK_MIB_MIN, 1ull << 24, &n) < 0)
+            return wr_error_set(err, EINVAL, "%s must be a number of MiB from %d to %llu", name,
+                                VMM_DISK_MIB_MIN, 1ull << 24);
+        c->max_disk_mib = n;
+        return 0;
+    case 'i':
+    case 'p':
+    case 'o':
+        /* 0 turns the step off (-1 below); unset (0 in struct cli) keeps the default. */
+        if (parse_number(value, 0, INT32_MAX, &n) < 0)
+            return wr_error_set(err, EINVAL, "%s must be a number of seconds from 0 to %d", name,
+                                INT32_MAX);
+        if (o == 'i')
+            c->idle_reclaim = n ? (int)n : -1;
+        else if (o == 'p')
+            c->idle_pause = n ? (long)n : -1;
+        else
+            c->idle_stop = n ? (long)n : -1;
+        return 0;
+    case 'r':
+        if (c->n_insecure == WR_ARRAY_SIZE(c->insecure) - 1)
+            return wr_error_set(err, EINVAL, "%s is given more than %zu times", name,
+                                WR_ARRAY_SIZE(c->insecure) - 1);
+        c->insecure[c->n_insecure++] = value;
+        return 0;
+    case 'P':
+        if (c->n_pools == WR_ARRAY_SIZE(c->pools) - 1)
+            return wr_error_set(err, EINVAL, "%s is given more than %zu times", name,
+                                WR_ARRAY_SIZE(c->pools) - 1);
+        c->pools[c->n_pools++] = value;
+        return 0;
+    case 'E':
+        c->egress_hosts = value;
+        return 0;
+    case 'T':
+        if (parse_number(value, 0, 3600, &n) < 0)
+            return wr_error_set(err, EINVAL, "%s must be 0 to 3600 seconds", name);
+        c->shutdown_timeout_s = (long)n;
+        return 0;
+    case 'c':
+        c->config_path = value;
+        return 0;
+    }
+    return wr_error_set(err, EINVAL, "unknown option %s", name);
+}
+
+static const struct option *option_by_name(const char *name)
+{
+    for (const struct option *opt = cli_options; opt->name; opt++)
+        if (!strcmp(opt->name, name) && opt->val != 'h' && opt->val != 'c')
+            return opt;
+    return NULL;
+}
+
+/* Applies the configuration file's settings that the command line did not give
+ * (given[o] set): a flag overrides its key, and any --pool or --insecure-registry on the
+ * command line replaces that key's whole list. */
+static int cli_apply_config(struct cli *c, const struct mcp_config *config, const bool *given,
+                            struct wr_error **err)
+{
+    unsigned first_line[UCHAR_MAX + 1] = {0};
+    for (size_t i = 0; i < config->n_entries; i++) {
+        const struct mcp_config_entry *e = &config->entries[i];
+        const struct option *opt = option_by_name(e->key);
+        if (!opt)
+            return wr_error_set(err, EINVAL, "%s:%u: unknown key '%s'", config->path, e->line,
+                                e->key);
+        if (first_line[opt->val] && !option_repeatable(opt->val))
+            return wr_error_set(err, EINVAL, "%s:%u: '%s' is set again (first on line %u)",
+                                config->path, e->line, e->key, first_line[opt->val]);
+        if (!first_line[opt->val])
+            first_line[opt->val] = e->line;
+        if (given[opt->val])
+            continue;
+        if (cli_set(c, opt->val, e->key, e->value, err) < 0)
+            return wr_error_wrap(err, "%s:%u", config->path, e->line);
+    }
+    return 0;
+}
+
+/* The configuration file: --config FILE (which must exist), else for `warren serve` the
+ * system one when it exists. */
+static int cli_load_config(struct cli *c, const bool *given, struct wr_error **err)
+{
+    const char *path = c->config_path;
+    bool optional = false;
+    if (!path) {
+        if (strcmp(c->command, "serve"))
+            return 0;
+        path = WARREN_SYSCONFDIR "/warren.conf";
+        optional = true;
+    }
+    int r = mcp_config_load(path, &c->config, err);
+    if (r == -ENOENT && optional) {
+        wr_error_free(TAKE_PTR(*err));
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    return cli_apply_config(c, c->config, given, err);
+}
+
 static int parse_cli(int argc, char **argv, struct cli *c)
 {
-    static const struct option opts[] = {
-        {"backend", required_argument, NULL, 'b'},
-        {"state-dir", required_argument, NULL, 's'},
-        {"listen", required_argument, NULL, 'l'},
-        {"auth", required_argument, NULL, 'a'},
-        {"log-level", required_argument, NULL, 'v'},
-        {"log-json", no_argument, NULL, 'j'},
-        {"max-exec-timeout", required_argument, NULL, 't'},
-        {"max-disk-mib", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {"idle-reclaim-seconds", required_argument, NULL, 'i'},
-        {"idle-pause-seconds", required_argument, NULL, 'p'},
-        {"idle-stop-seconds", required_argument, NULL, 'o'},
-        {"insecure-registry", required_argument, NULL, 'r'},
-        {"pool", required_argument, NULL, 'P'},
-        {"egress-hosts", required_argument, NULL, 'E'},
-        {"shutdown-timeout", required_argument, NULL, 'T'},
-        {NULL, 0, NULL, 0},
-    };
     *c = (struct cli){.command = argv[1],
                       .backend = "auto",
                       .listen = "127.0.0.1:8080",
                       .auth = "token",
                       .log_level = "info",
                       .shutdown_timeout_s = -1};
+    bool given[UCHAR_MAX + 1] = {false};
+    _cleanup_error_ struct wr_error *err = NULL;
     optind = 2;
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'b':
-            c->backend = optarg;
-            break;
-        case 's':
-            c->state_dir = optarg;
-            break;
-        case 'l':
-            c->listen = optarg;
-            break;
-        case 'a':
-            c->auth = optarg;
-            break;
-        case 'v':
-            c->log_level = optarg;
-            break;
-        case 'j':
-            c->log_json = true;
-            break;
-        case 't':
-            c->max_timeout = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'd': {
-            char *end = NULL;
-            unsigned long long n = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || n < VMM_DISK_MIB_MIN || n > (1ull << 24)) {
-                fprintf(stderr, "warren: --max-disk-mib must be a number of MiB from %d to %llu\n",
-                        VMM_DISK_MIB_MIN, 1ull << 24);
-                return -1;
-            }
-            c->max_disk_mib = n;
-            break;
-        }
-        case 'i':
-            c->idle_reclaim = atoi(optarg) > 0 ? atoi(optarg) : -1;
-            break;
-        case 'p':
-            c->idle_pause = atol(optarg) > 0 ? atol(optarg) : -1;
-            break;
-        case 'o':
-            c->idle_stop = atol(optarg) > 0 ? atol(optarg) : -1;
-            break;
-        case 'r':
-            if (c->n_insecure == WR_ARRAY_SIZE(c->insecure) - 1)
-                return -1;
-            c->insecure[c->n_insecure++] = optarg;
-            break;
-        case 'P':
-            if (c->n_pools == WR_ARRAY_SIZE(c->pools) - 1)
-                return -1;
-            c->pools[c->n_pools++] = optarg;
-            break;
-        case 'E':
-            c->egress_hosts = optarg;
-            break;
-        case 'T': {
-            char *end = NULL;
-            long n = strtol(optarg, &end, 10);
-            if (!*optarg || *end || n < 0 || n > 3600) {
-                fprintf(stderr, "warren: --shutdown-timeout must be 0 to 3600 seconds\n");
-                return -1;
-            }
-            c->shutdown_timeout_s = n;
-            break;
-        }
-        case 'h':
+    int o, index = 0;
+    while ((o = getopt_long(argc, argv, "h", cli_options, &index)) != -1) {
+        if (o == 'h') {
             usage(stdout);
             exit(0);
-        default:
+        }
+        if (o == '?' || o == ':')
+            return -1;
+        _cleanup_free_ char *name = wr_asprintf("--%s", cli_options[index].name);
+        if (cli_set(c, o, name, optarg, &err) < 0) {
+            fprintf(stderr, "warren: %s\n", err->msg);
             return -1;
         }
+        given[o] = true;
     }
-    if (optind < argc || (strcmp(c->auth, "token") && strcmp(c->auth, "none")))
+    if (optind < argc) {
+        fprintf(stderr, "warren: unexpected argument '%s'\n", argv[optind]);
         return -1;
+    }
+    if (cli_load_config(c, given, &err) < 0) {
+        fprintf(stderr, "warren: %s\n", err->msg);
+        return -2;
+    }
     return 0;
 }
 
@@ -480,11 +605,19 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (parse_cli(argc, argv, &c) < 0) {
+    int r = parse_cli(argc, argv, &c);
+    if (r == -2) {
+        mcp_config_free(c.config);
+        return 2;
+    }
+    if (r < 0) {
         fprintf(stderr, "warren %s: bad arguments (see below)\n\n", argv[1]);
         usage(stderr);
+        mcp_config_free(c.config);
         return 2;
     }
     raise_fd_limit();
-    return run(&c);
+    r = run(&c);
+    mcp_config_free(c.config);
+    return r;
 }

@@ -4,6 +4,7 @@
 #   tools/setup.sh serve [warren serve options]   install, build, run `warren serve`
 #   tools/setup.sh test                           install, build (-Werror), run ctest
 #   tools/setup.sh build                          install and build only
+#   tools/setup.sh deb                            install, build build/warren_<version>_amd64.deb
 #
 # Installs the Debian packages warren builds and runs with (apt-get; sudo when not root),
 # the guest kernel of the VM backends (tools/build-guest-kernel.sh, from Debian's
@@ -27,6 +28,8 @@ APT_PACKAGES=(
     kmod iproute2
     # the tests' own registry and images: docker-registry, umoci, mmdebstrap, busybox-static
     docker-registry umoci mmdebstrap busybox-static
+    # the package test: a fresh Debian 12 root (mmdebstrap) booted with systemd-nspawn
+    systemd-container
     # the web UI's browser tests (driven by playwright-core from npm)
     chromium
 )
@@ -90,8 +93,12 @@ build)
     install_packages
     build "$@"
     ;;
+deb)
+    install_packages
+    exec tools/package/build-deb.sh build "$@"
+    ;;
 *)
-    echo "usage: tools/setup.sh serve [warren serve options] | test [ctest options] | build" >&2
+    echo "usage: tools/setup.sh serve [warren serve options] | test [ctest options] | build | deb" >&2
     exit 2
     ;;
 esac

@@ -103,7 +103,8 @@ static void check_vmms(struct vmm_host_report *r)
     bool kernel = vmm_guest_kernel_check(kernel_dir, &kernel_version, &no_kernel) == 0;
     add(r, "guest-kernel", kernel,
         kernel ? wr_asprintf("%s (%s)", kernel_dir, kernel_version) : wr_strdup(no_kernel->msg),
-        "run tools/build-guest-kernel.sh with that directory, or set $WARREN_GUEST_DIR to "
+        "run fetch-guest-kernel (installed in /usr/libexec/warren; tools/build-guest-kernel.sh in "
+        "a checkout) with that directory, or set $WARREN_GUEST_DIR to "
         "where the guest kernel is (the VM backends need it; the jail does not)");
 }
 

@@ -13,6 +13,8 @@
 #include "vmm/backends/guest-image.h"
 #include "vmm/net/proxy.h"
 
+/* The directory of the running binary: in a build tree guest-init and guest/ are found
+ * next to it; an installed warren uses the installed paths (guest-image.h). */
 char *vmm__binary_dir(void)
 {
     char self[PATH_MAX];
@@ -45,8 +47,12 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
     v->loop = opts->loop;
     v->state_dir = wr_strdup(opts->state_dir);
     _cleanup_free_ char *bin = vmm__binary_dir();
-    v->guest_init_path =
-        opts->guest_init_path ? wr_strdup(opts->guest_init_path) : wr_path_join(bin, "guest-init");
+    if (opts->guest_init_path)
+        v->guest_init_path = wr_strdup(opts->guest_init_path);
+    else if (vmm_binary_dir_is_installed(bin))
+        v->guest_init_path = wr_strdup(WARREN_LIBEXECDIR "/guest-init");
+    else
+        v->guest_init_path = wr_path_join(bin, "guest-init");
     v->guest_kernel_dir = vmm_guest_kernel_dir(bin);
     v->backend = backend;
     v->store = st;

@@ -337,11 +337,18 @@ static void remove_stale(const char *dir, const char *keep)
 
 /* ---- entry points --------------------------------------------------------------------- */
 
+bool vmm_binary_dir_is_installed(const char *binary_dir)
+{
+    return !strcmp(binary_dir, WARREN_BINDIR);
+}
+
 char *vmm_guest_kernel_dir(const char *binary_dir)
 {
     const char *env = getenv("WARREN_GUEST_DIR");
     if (env && *env)
         return wr_strdup(env);
+    if (vmm_binary_dir_is_installed(binary_dir))
+        return wr_strdup(WARREN_GUEST_KERNEL_DIR);
     return wr_path_join(binary_dir, "guest");
 }
 
@@ -365,8 +372,9 @@ static int load_kernel_files(const char *kernel_dir, struct kernel_files *k, str
     if (stat(k->kernel, &st) < 0 || !S_ISREG(st.st_mode))
         return wr_error_set(err, ENOENT,
                             "guest kernel not found in %s: run tools/build-guest-kernel.sh %s "
-                            "(or set WARREN_GUEST_DIR)",
-                            kernel_dir, kernel_dir);
+                            "(installed: " WARREN_LIBEXECDIR "/fetch-guest-kernel %s), or "
+                            "set WARREN_GUEST_DIR",
+                            kernel_dir, kernel_dir, kernel_dir);
     _cleanup_free_ char *version = wr_path_join(kernel_dir, "VERSION");
     _cleanup_free_ char *order = wr_asprintf("%s/modules/order", kernel_dir);
     k->modules_dir = wr_path_join(kernel_dir, "modules");

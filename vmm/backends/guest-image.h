@@ -14,7 +14,14 @@
 
 #include "util/util.h"
 
+/* True when binary_dir is the directory `cmake --install` puts warren in (WARREN_BINDIR,
+ * /usr/bin in the Debian package): warren then uses the installed files (guest-init in
+ * WARREN_LIBEXECDIR, the kernel in WARREN_GUEST_KERNEL_DIR) rather than those next to it
+ * in a build tree. */
+bool vmm_binary_dir_is_installed(const char *binary_dir);
+
 /* Where the guest kernel lives: $WARREN_GUEST_DIR when set and not empty, else
+ * WARREN_GUEST_KERNEL_DIR (/var/lib/warren/kernel) for an installed warren, else
  * <binary_dir>/guest (tools/build-guest-kernel.sh's default output is build/guest, next
  * to build/warren). Returns a new string the caller frees. */
 char *vmm_guest_kernel_dir(const char *binary_dir);

@@ -232,6 +232,11 @@ static void test_kernel_dir_default(void)
     _cleanup_free_ char *b = vmm_guest_kernel_dir("/opt/warren/bin");
     ASSERT_STREQ(b, "/srv/guest");
     unsetenv("WARREN_GUEST_DIR");
+    /* An installed warren (in WARREN_BINDIR) uses the installed kernel directory. */
+    ASSERT(vmm_binary_dir_is_installed(WARREN_BINDIR));
+    ASSERT(!vmm_binary_dir_is_installed("/opt/warren/bin"));
+    _cleanup_free_ char *c = vmm_guest_kernel_dir(WARREN_BINDIR);
+    ASSERT_STREQ(c, WARREN_GUEST_KERNEL_DIR);
 }
 
 int main(void)
