@@ -420,8 +420,8 @@ int e2b_network_parse(const char *body, size_t len, struct vmm_net_policy *ret,
     if (parse_object(body, len, &o, err) < 0)
         return -(*err)->status;
     /* The update's body is the network object itself plus allow_internet_access. */
-    const cJSON *internet = cJSON_DetachItemFromObjectCaseSensitive(o, "allow_internet_access");
-    _cleanup_json_ cJSON *owned = (cJSON *)internet;
+    _cleanup_json_ cJSON *internet =
+        cJSON_DetachItemFromObjectCaseSensitive(o, "allow_internet_access");
     return network_from(internet, o, VMM_NET_NAT, ret, err);
 }
 
