@@ -270,6 +270,17 @@ test("bad input: malformed JSON, oversized bodies, caps and unknown fields get 4
   assert.equal((await Sandbox.getInfo(sbx.sandboxId, opts)).state, "running");
 });
 
+test("a template built with image_build is an E2B templateID", async () => {
+  await mcp.callTool({ name: "image_build", arguments: { name: "e2b-tpl", from: "host", run: ["echo made-by-template > /etc/e2b-tpl"] } }, undefined, { timeout: 120_000 });
+  const s = await Sandbox.create("e2b-tpl", opts);
+  assert.equal((await s.getInfo()).templateId, "e2b-tpl");
+  const run = await callTool(mcp, "sandbox_exec", { id: s.sandboxId, command: "cat /etc/e2b-tpl" });
+  assert.equal(run.stdout, "made-by-template\n");
+  const only = await Sandbox.list({ ...opts, query: { template: "e2b-tpl" } }).nextItems();
+  assert.deepEqual(only.map((x) => x.sandboxId), [s.sandboxId]);
+  assert.equal(await s.kill(), true);
+}, { timeoutMs: 180_000 });
+
 test("snapshots and fork are refused with the reason (501)", async () => {
   await assert.rejects(Sandbox.createSnapshot(sbx.sandboxId, opts), (e) => /^501: .*files only/.test(e.message));
   const fork = await api("POST", `/sandboxes/${sbx.sandboxId}/fork`, { body: "{}" });
