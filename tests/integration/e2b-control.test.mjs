@@ -113,6 +113,13 @@ test("network options: allowOut host names become an allow-list; addresses and r
   const info = await s.getInfo();
   assert.equal(info.allowInternetAccess, false);
   assert.deepEqual(info.network.allowOut, ["deb.debian.org", "*.example.org"]);
+  // updateNetwork replaces the policy on the running sandbox.
+  await Sandbox.updateNetwork(s.sandboxId, { allowInternetAccess: true }, opts);
+  assert.equal((await mcpSandbox(s.sandboxId)).network, true);
+  await Sandbox.updateNetwork(s.sandboxId, { allowInternetAccess: false, allowOut: ["pypi.org"] }, opts);
+  assert.deepEqual((await mcpSandbox(s.sandboxId)).network, { allow: ["pypi.org"], deny: [] });
+  await assert.rejects(Sandbox.updateNetwork(s.sandboxId, { allowOut: ["192.168.0.0/16"], denyOut: ["0.0.0.0/0"] }, opts), (e) => e instanceof SandboxError && /^400: network\.allowOut: '192/.test(e.message));
+  assert.deepEqual((await mcpSandbox(s.sandboxId)).network, { allow: ["pypi.org"], deny: [] });
   await s.kill();
   // denyOut host names with internet access: every host but those, through the proxy.
   const d = await Sandbox.create({ ...opts, network: { denyOut: ["evil.example"] } });
