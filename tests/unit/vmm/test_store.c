@@ -557,7 +557,14 @@ static void test_api_keys(void)
     for (size_t i = 0; i < n; i++)
         store_api_key_clear(&keys[i]);
     free(keys);
+    struct apikey_cache *cache = apikey_cache_new();
+    ASSERT(apikey_valid_cached(other, cache, key));
+    ASSERT(apikey_valid_cached(other, cache, key)); /* from the cache */
+    ASSERT(!apikey_valid_cached(other, cache, "e2b_0000000000000000000000000000000000000000"));
+    /* A revoke through another connection empties the cache (data_version). */
     ASSERT_EQ(store_api_key_revoke(st, "ci", 100, NULL), 0);
+    ASSERT(!apikey_valid_cached(other, cache, key));
+    apikey_cache_free(cache);
     ASSERT(!apikey_valid(other, key));
     ASSERT(apikey_valid(other, key2));
     ASSERT_EQ(store_api_key_revoke(st, id2, 200, NULL), 0);
