@@ -2,8 +2,9 @@
  * X-API-Key, a /mcp bearer token, the web UI's sign-in). A key is "e2b_" and 40 hex
  * digits (the E2B SDK checks keys against ^e2b_[0-9a-f]+$); the store keeps its SHA-256
  * only. Keys are made, listed and revoked by `warren key` on the state directory, also
- * while a server runs on it: the server looks every key up in the store when it is
- * presented, so a revoke takes effect at the next request. */
+ * while a server runs on it: the server looks a key up in the store when it is presented,
+ * or trusts its cache only while nothing else committed to the database, so a revoke
+ * takes effect at the next request. */
 #pragma once
 
 #include <stdbool.h>
