@@ -42,9 +42,8 @@ int apikey_create(struct store *st, const char *name, char **ret_key, char **ret
     _cleanup_free_ char *key = wr_asprintf(APIKEY_PREFIX "%s", hex);
     key_hash(key, hash);
     _cleanup_free_ char *default_name = name ? NULL : wr_asprintf("key-%s", id);
-    struct store_api_key k = {.id = id,
-                              .name = (char *)(name ? name : default_name),
-                              .created_at = wr_unix_time()};
+    struct store_api_key k = {
+        .id = id, .name = (char *)(name ? name : default_name), .created_at = wr_unix_time()};
     if (store_api_key_insert(st, &k, hash, err) < 0)
         return -(*err)->status;
     *ret_key = TAKE_PTR(key);

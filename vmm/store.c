@@ -394,10 +394,10 @@ void store_sandbox_clear(struct store_sandbox *s)
 {
     if (!s)
         return;
-    char **strings[] = {&s->id,          &s->name,     &s->backend,       &s->state,
-                        &s->image,       &s->repo,     &s->ref,           &s->commit_id,
-                        &s->ws_lower,    &s->env_json, &s->error,         &s->ws_layers,
-                        &s->root_layers, &s->pool,     &s->network_policy, &s->metadata};
+    char **strings[] = {
+        &s->id,          &s->name,      &s->backend,        &s->state,    &s->image, &s->repo,
+        &s->ref,         &s->commit_id, &s->ws_lower,       &s->env_json, &s->error, &s->ws_layers,
+        &s->root_layers, &s->pool,      &s->network_policy, &s->metadata};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};

@@ -153,8 +153,8 @@ int store_image_delete(struct store *st, const char *name, struct wr_error **err
 
 /* An API key (vmm/apikeys.h): its hash is stored, never the key. */
 struct store_api_key {
-    char *id;   /* 16 hex digits */
-    char *name; /* unique */
+    char *id;                                     /* 16 hex digits */
+    char *name;                                   /* unique */
     int64_t created_at, last_used_at, revoked_at; /* unix seconds; 0: never */
 };
 void store_api_key_clear(struct store_api_key *k);

@@ -23,8 +23,8 @@ struct control_call {
     char *sandbox;          /* its id, once known */
     cJSON *args;            /* what the record shows of the request */
     uint64_t started_ms;
-    int64_t timeout_s;      /* connect: the timeout to extend to (0: none) */
-    int status;             /* connect: 200 running, 201 resumed */
+    int64_t timeout_s; /* connect: the timeout to extend to (0: none) */
+    int status;        /* connect: 200 running, 201 resumed */
 };
 
 static void call_gone(void *data)
@@ -112,8 +112,8 @@ static void call_fail(struct control_call *call, struct wr_error *err)
 
 static void call_record_ok(struct control_call *call)
 {
-    e2b_record(call->e2b, call->sandbox, call->what, TAKE_PTR(call->args), NULL,
-               call->started_ms, NULL);
+    e2b_record(call->e2b, call->sandbox, call->what, TAKE_PTR(call->args), NULL, call->started_ms,
+               NULL);
 }
 
 static void add_time(cJSON *o, const char *key, int64_t t)
@@ -130,8 +130,7 @@ static void add_time(cJSON *o, const char *key, int64_t t)
  * resumes a paused one, so it is listed as paused. */
 static const char *e2b_state(const struct store_sandbox *row)
 {
-    return !strcmp(row->state, "running") || !strcmp(row->state, "creating") ? "running"
-                                                                             : "paused";
+    return !strcmp(row->state, "running") || !strcmp(row->state, "creating") ? "running" : "paused";
 }
 
 /* When the sandbox ends: its timeout, else the idle policy's stop, else never (shown as
@@ -279,8 +278,8 @@ static void control_create(struct mcp_e2b *e, struct http_conn *c, struct http_r
         wr_error_free(err);
         return;
     }
-    const char *image = !r.template_id || !strcmp(r.template_id, "base") ? e->base_image
-                                                                          : r.template_id;
+    const char *image =
+        !r.template_id || !strcmp(r.template_id, "base") ? e->base_image : r.template_id;
     if (image_present(e, image, &err) < 0) {
         e2b_respond_error(c, status_for(err->status), err->msg);
         wr_error_free(err);
@@ -387,7 +386,8 @@ static void control_list(struct mcp_e2b *e, struct http_conn *c, struct http_req
 
 /* ---- one sandbox ---------------------------------------------------------------------------- */
 
-static void control_info(struct mcp_e2b *e, struct http_conn *c, const struct vmm_sandbox_info *info)
+static void control_info(struct mcp_e2b *e, struct http_conn *c,
+                         const struct vmm_sandbox_info *info)
 {
     respond_json(c, 200, detail_json(e, info, true), NULL);
 }

@@ -63,14 +63,15 @@ static int parse_object(const char *body, size_t len, cJSON **ret, struct wr_err
 }
 
 /* A whole number of seconds in [min, max] (JSON numbers are doubles). */
-static int seconds_from(const cJSON *v, const char *field, int64_t min, int64_t max,
-                        int64_t *ret, struct wr_error **err)
+static int seconds_from(const cJSON *v, const char *field, int64_t min, int64_t max, int64_t *ret,
+                        struct wr_error **err)
 {
     /* The range first: converting a double out of int64_t's range is undefined. */
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
         v->valuedouble != (double)(int64_t)v->valuedouble)
-        return wr_error_set(err, EINVAL, "%s must be a whole number of seconds from %" PRId64
-                            " to %" PRId64, field, min, max);
+        return wr_error_set(err, EINVAL,
+                            "%s must be a whole number of seconds from %" PRId64 " to %" PRId64,
+                            field, min, max);
     *ret = (int64_t)v->valuedouble;
     return 0;
 }
@@ -206,9 +207,7 @@ static int selectors_from(const cJSON *v, const char *field, cJSON **ret, bool *
 static bool array_has(const cJSON *arr, const char *s)
 {
     const cJSON *item;
-    cJSON_ArrayForEach(item, arr)
-        if (!strcmp(item->valuestring, s))
-            return true;
+    cJSON_ArrayForEach(item, arr) if (!strcmp(item->valuestring, s)) return true;
     return false;
 }
 
@@ -265,8 +264,8 @@ static int network_from(const cJSON *internet, const cJSON *net, enum vmm_net_mo
         return -(*err)->status;
     _cleanup_json_ cJSON *allow = NULL, *deny = NULL;
     bool deny_all = false;
-    if (selectors_from(cJSON_GetObjectItemCaseSensitive(net, "allowOut"), "allowOut", &allow,
-                       NULL, err) < 0 ||
+    if (selectors_from(cJSON_GetObjectItemCaseSensitive(net, "allowOut"), "allowOut", &allow, NULL,
+                       err) < 0 ||
         selectors_from(cJSON_GetObjectItemCaseSensitive(net, "denyOut"), "denyOut", &deny,
                        &deny_all, err) < 0)
         return -(*err)->status;
@@ -282,9 +281,8 @@ static int network_from(const cJSON *internet, const cJSON *net, enum vmm_net_mo
         /* Every host but denyOut's, except those allowOut names again. */
         _cleanup_json_ cJSON *kept = cJSON_CreateArray();
         const cJSON *item;
-        cJSON_ArrayForEach(item, deny)
-            if (!array_has(allow, item->valuestring))
-                cJSON_AddItemToArray(kept, cJSON_CreateString(item->valuestring));
+        cJSON_ArrayForEach(item, deny) if (!array_has(allow, item->valuestring))
+            cJSON_AddItemToArray(kept, cJSON_CreateString(item->valuestring));
         cJSON_Delete(deny);
         deny = TAKE_PTR(kept);
         cJSON_Delete(allow);
@@ -312,8 +310,7 @@ static bool template_ok(const char *s)
 {
     size_t n = strlen(s);
     return n > 0 && n <= E2B_TEMPLATE_MAX &&
-           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/:@") ==
-               n;
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/:@") == n;
 }
 
 /* Fields E2B's create takes that warren cannot honour when they ask for something. */
@@ -337,10 +334,20 @@ static int create_refused(const cJSON *o, struct wr_error **err)
     return 0;
 }
 
-static const char *const create_fields[] = {
-    "templateID", "timeout",  "metadata",  "envVars",         "secure",     "allow_internet_access",
-    "network",    "autoPause", "autoPauseMemory", "autoResume", "volumeMounts", "mcp",
-    "iam",        NULL};
+static const char *const create_fields[] = {"templateID",
+                                            "timeout",
+                                            "metadata",
+                                            "envVars",
+                                            "secure",
+                                            "allow_internet_access",
+                                            "network",
+                                            "autoPause",
+                                            "autoPauseMemory",
+                                            "autoResume",
+                                            "volumeMounts",
+                                            "mcp",
+                                            "iam",
+                                            NULL};
 
 static int check_fields(const cJSON *o, const char *const *known, struct wr_error **err)
 {
@@ -478,8 +485,8 @@ char *e2b_query_value(const char *url, const char *name, bool *ret_bad)
     for (const char *p = q + 1; *p;) {
         size_t len = strcspn(p, "&#");
         if (len > name_len && !strncmp(p, name, name_len) && p[name_len] == '=') {
-            char *v = percent_decode(p + name_len + 1, len - name_len - 1, true,
-                                     E2B_QUERY_VALUE_MAX);
+            char *v =
+                percent_decode(p + name_len + 1, len - name_len - 1, true, E2B_QUERY_VALUE_MAX);
             *ret_bad = v == NULL;
             return v;
         }
@@ -539,7 +546,8 @@ static int metadata_filter_from(const char *s, struct e2b_list_query *q, struct 
             size_t klen = eq ? (size_t)(eq - p) : n;
             _cleanup_free_ char *k1 = percent_decode(p, klen, true, E2B_QUERY_VALUE_MAX);
             _cleanup_free_ char *v1 =
-                eq ? percent_decode(eq + 1, n - klen - 1, true, E2B_QUERY_VALUE_MAX) : wr_strdup("");
+                eq ? percent_decode(eq + 1, n - klen - 1, true, E2B_QUERY_VALUE_MAX)
+                   : wr_strdup("");
             char *k = k1 ? percent_decode(k1, strlen(k1), false, E2B_METADATA_KEY_MAX) : NULL;
             char *v = v1 ? percent_decode(v1, strlen(v1), false, E2B_METADATA_VALUE_MAX) : NULL;
             if (!k || !v || !*k) {

@@ -14,8 +14,7 @@
 #define KEYS 1000
 #define CHECKS 20000
 
-static double per_check_us(struct store *st, struct apikey_cache *cache, const char *key,
-                           bool want)
+static double per_check_us(struct store *st, struct apikey_cache *cache, const char *key, bool want)
 {
     uint64_t start = wr_now_ms();
     for (int i = 0; i < CHECKS; i++)
@@ -48,10 +47,14 @@ int main(void)
     const char *wrong = "e2b_0000000000000000000000000000000000000000";
     struct apikey_cache *cache = apikey_cache_new();
     printf("API key check, %d keys in the store, %d checks each:\n", KEYS, CHECKS);
-    printf("  valid key, lookup:              %.1f us/check\n", per_check_us(st, NULL, valid, true));
-    printf("  valid key, cached (the server): %.1f us/check\n", per_check_us(st, cache, valid, true));
-    printf("  wrong key (e2b_ form):          %.1f us/check\n", per_check_us(st, cache, wrong, false));
-    printf("  malformed:                      %.2f us/check\n", per_check_us(st, cache, "x", false));
+    printf("  valid key, lookup:              %.1f us/check\n",
+           per_check_us(st, NULL, valid, true));
+    printf("  valid key, cached (the server): %.1f us/check\n",
+           per_check_us(st, cache, valid, true));
+    printf("  wrong key (e2b_ form):          %.1f us/check\n",
+           per_check_us(st, cache, wrong, false));
+    printf("  malformed:                      %.2f us/check\n",
+           per_check_us(st, cache, "x", false));
     apikey_cache_free(cache);
     free(valid);
     store_close(st);

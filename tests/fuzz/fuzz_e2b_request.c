@@ -29,10 +29,9 @@ static void check_create(const char *body, size_t len, enum vmm_net_mode fallbac
             cJSON_GetArraySize(m) == 0)
             __builtin_trap();
         const cJSON *item;
-        cJSON_ArrayForEach(item, m)
-            if (!cJSON_IsString(item) || strlen(item->string) > E2B_METADATA_KEY_MAX ||
-                strlen(item->valuestring) > E2B_METADATA_VALUE_MAX)
-                __builtin_trap();
+        cJSON_ArrayForEach(
+            item, m) if (!cJSON_IsString(item) || strlen(item->string) > E2B_METADATA_KEY_MAX ||
+                         strlen(item->valuestring) > E2B_METADATA_VALUE_MAX) __builtin_trap();
         cJSON_Delete(m);
     }
     size_t n = 0;

@@ -34,11 +34,12 @@ static void test_create(void)
     ASSERT_EQ(r.timeout_s, E2B_TIMEOUT_DEFAULT);
     ASSERT_EQ(r.network.mode, VMM_NET_NAT);
     e2b_create_request_clear(&r);
-    ASSERT_EQ(create("{\"templateID\":\"alpine:3.19\",\"timeout\":60,\"metadata\":{\"a\":\"b\"},"
-                     "\"envVars\":{\"X_1\":\"y=z\"},\"secure\":true,\"allow_internet_access\":false,"
-                     "\"autoPause\":false,\"volumeMounts\":[],\"mcp\":null}",
-                     &r, NULL),
-              0);
+    ASSERT_EQ(
+        create("{\"templateID\":\"alpine:3.19\",\"timeout\":60,\"metadata\":{\"a\":\"b\"},"
+               "\"envVars\":{\"X_1\":\"y=z\"},\"secure\":true,\"allow_internet_access\":false,"
+               "\"autoPause\":false,\"volumeMounts\":[],\"mcp\":null}",
+               &r, NULL),
+        0);
     ASSERT_STREQ(r.template_id, "alpine:3.19");
     ASSERT_EQ(r.timeout_s, 60);
     ASSERT_STREQ(r.metadata, "{\"a\":\"b\"}");
@@ -68,9 +69,10 @@ static void test_create(void)
 static void test_network(void)
 {
     struct e2b_create_request r;
-    ASSERT_EQ(create("{\"network\":{\"denyOut\":[\"0.0.0.0/0\"],\"allowOut\":[\"Deb.Debian.org\"]}}",
-                     &r, NULL),
-              0);
+    ASSERT_EQ(
+        create("{\"network\":{\"denyOut\":[\"0.0.0.0/0\"],\"allowOut\":[\"Deb.Debian.org\"]}}", &r,
+               NULL),
+        0);
     ASSERT_EQ(r.network.mode, VMM_NET_ALLOW);
     ASSERT_STREQ(r.network.allow[0], "deb.debian.org");
     ASSERT(r.network.deny[0] == NULL);
@@ -79,7 +81,8 @@ static void test_network(void)
     ASSERT_EQ(r.network.mode, VMM_NET_NONE);
     e2b_create_request_clear(&r);
     /* Internet but for some hosts; allowOut wins over denyOut. */
-    ASSERT_EQ(create("{\"network\":{\"denyOut\":[\"a.example\",\"b.example\"],\"allowOut\":[\"b.example\"]}}",
+    ASSERT_EQ(create("{\"network\":{\"denyOut\":[\"a.example\",\"b.example\"],\"allowOut\":[\"b."
+                     "example\"]}}",
                      &r, NULL),
               0);
     ASSERT_EQ(r.network.mode, VMM_NET_ALLOW);
@@ -126,10 +129,11 @@ static void test_list_query(void)
     ASSERT_EQ(q.limit, E2B_LIST_LIMIT_DEFAULT);
     e2b_list_query_clear(&q);
     /* What the SDK sends for {metadata: {"with space": "a=b&c", k: "v"}, state: ["paused"]}. */
-    ASSERT_EQ(e2b_list_query_parse("/v2/sandboxes?metadata=with%252520space%3Da%25253Db%252526c%26k%3Dv"
-                                   "&state=paused&limit=2&nextToken=1700000000.0123456789abcdef",
-                                   &q, NULL),
-              0);
+    ASSERT_EQ(
+        e2b_list_query_parse("/v2/sandboxes?metadata=with%252520space%3Da%25253Db%252526c%26k%3Dv"
+                             "&state=paused&limit=2&nextToken=1700000000.0123456789abcdef",
+                             &q, NULL),
+        0);
     ASSERT(!q.running && q.paused);
     ASSERT_EQ(q.meta_n, 2);
     ASSERT_STREQ(q.meta_keys[0], "with space");
@@ -140,9 +144,9 @@ static void test_list_query(void)
     ASSERT(q.has_after && q.after_created == 1700000000);
     ASSERT_STREQ(q.after_id, "0123456789abcdef");
     e2b_list_query_clear(&q);
-    const char *bad[] = {"/?limit=0", "/?limit=1001", "/?limit=-1", "/?state=asleep",
-                         "/?nextToken=x", "/?nextToken=1.zz", "/?metadata=%zz", "/?metadata=%3Dv",
-                         "/?template=a%20b"};
+    const char *bad[] = {"/?limit=0",      "/?limit=1001",    "/?limit=-1",
+                         "/?state=asleep", "/?nextToken=x",   "/?nextToken=1.zz",
+                         "/?metadata=%zz", "/?metadata=%3Dv", "/?template=a%20b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct wr_error *err = NULL;
         if (e2b_list_query_parse(bad[i], &q, &err) == 0) {

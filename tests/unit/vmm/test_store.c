@@ -537,8 +537,10 @@ static void test_api_keys(void)
     ASSERT_EQ(err->status, EINVAL);
     wr_error_free(TAKE_PTR(err));
     /* The key itself is nowhere in the database. */
-    _cleanup_free_ char *like = wr_asprintf("SELECT count(*) FROM api_keys WHERE hash LIKE '%%%s%%' "
-                                            "OR name LIKE '%%%s%%'", key + 4, key + 4);
+    _cleanup_free_ char *like =
+        wr_asprintf("SELECT count(*) FROM api_keys WHERE hash LIKE '%%%s%%' "
+                    "OR name LIKE '%%%s%%'",
+                    key + 4, key + 4);
     ASSERT_EQ(count_rows(dir, like), 0);
     ASSERT(apikey_valid(other, key));
     ASSERT(!apikey_valid(other, "e2b_0000000000000000000000000000000000000000"));
