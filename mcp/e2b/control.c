@@ -47,6 +47,16 @@ static struct control_call *call_new(struct mcp_e2b *e, struct http_conn *c, con
     return call;
 }
 
+/* The connection to answer on, no longer watched (NULL when the client went away): once
+ * answered it may serve the next request, whose close hook is not ours to clear. */
+static struct http_conn *call_take_conn(struct control_call *call)
+{
+    struct http_conn *c = TAKE_PTR(call->conn);
+    if (c)
+        http_conn_on_close(c, NULL, NULL);
+    return c;
+}
+
 static void call_free(struct control_call *call)
 {
     if (call->conn)
@@ -104,8 +114,9 @@ static void call_fail(struct control_call *call, struct wr_error *err)
     if (call->sandbox && err->status != ENOENT)
         e2b_record(call->e2b, call->sandbox, call->what, TAKE_PTR(call->args), err->msg,
                    call->started_ms, NULL);
-    if (call->conn)
-        e2b_respond_error(call->conn, status_for(err->status), err->msg);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        e2b_respond_error(c, status_for(err->status), err->msg);
     wr_error_free(err);
     call_free(call);
 }
@@ -222,8 +233,9 @@ static void created(void *data, const struct vmm_sandbox_info *info, struct wr_e
     }
     call->sandbox = wr_strdup(info->row.id);
     call_record_ok(call);
-    if (call->conn)
-        respond_json(call->conn, 201, sandbox_json(call->e2b, &info->row), NULL);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        respond_json(c, 201, sandbox_json(call->e2b, &info->row), NULL);
     call_free(call);
 }
 
@@ -401,8 +413,9 @@ static void killed(void *data, const struct vmm_sandbox_info *info, struct wr_er
         return;
     }
     call_record_ok(call);
-    if (call->conn)
-        respond_status(call->conn, 204);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        respond_status(c, 204);
     call_free(call);
 }
 
@@ -478,8 +491,9 @@ static void control_pause(struct mcp_e2b *e, struct http_conn *c,
 static void connect_reply(struct control_call *call, const struct store_sandbox *row)
 {
     call_record_ok(call);
-    if (call->conn)
-        respond_json(call->conn, call->status, sandbox_json(call->e2b, row), NULL);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        respond_json(c, call->status, sandbox_json(call->e2b, row), NULL);
     call_free(call);
 }
 
