@@ -15,6 +15,7 @@
 #include "mcp/cli/cli.h"
 #include "mcp/e2b/e2b.h"
 #include "mcp/http/http.h"
+#include "mcp/keys.h"
 #include "mcp/metrics/metrics.h"
 #include "mcp/web/web.h"
 #include "vmm/backends/confine.h"
@@ -43,6 +44,7 @@ struct cli {
     const char *pools[17]; /* --pool, NULL-terminated */
     size_t n_pools;
     const char *egress_hosts;
+    const char *e2b_base_image;
     long shutdown_timeout_s;   /* -1: the default */
     const char *config_path;   /* --config */
     struct mcp_config *config; /* the settings file read, owned; values point into it */
@@ -55,13 +57,15 @@ static void usage(FILE *f)
           "                    [--state-dir D] [options]\n"
           "       warren doctor [--state-dir D] [--listen ADDR] [--json]\n"
           "       warren mcp-config claude|cursor|vscode|json [--http URL] [--state-dir D]\n"
+          "       warren key create [--name N] | list | revoke NAME|ID  [--state-dir D]\n"
           "       warren version\n"
           "\n"
           "  mcp            MCP over stdio for one client (what Claude Code / Cursor launch)\n"
           "  serve          MCP Streamable HTTP at /mcp for many clients, the web UI at /,\n"
-          "                 Prometheus metrics at /metrics\n"
+          "                 the E2B-compatible API (docs/e2b.md), Prometheus metrics at /metrics\n"
           "  doctor         checks what warren needs on this host and which backend auto picks\n"
           "  mcp-config     prints a client configuration (Claude Code, Cursor, VS Code, JSON)\n"
+          "  key            API keys, accepted wherever the token is (warren key --help)\n"
           "\n"
           "options (each is also a key of the configuration file, `listen = ADDR`):\n"
           "  --config FILE         settings, one `key = value` a line; default for serve:\n"
@@ -91,6 +95,8 @@ static void usage(FILE *f)
           "                        from this hosts(5) file before the host's resolver\n"
           "  --shutdown-timeout S  on SIGTERM, calls in flight get S seconds to finish before\n"
           "                        they are cancelled (default 10; 0: stop at once)\n"
+          "  --e2b-base-image I    the image E2B's default template 'base' stands for\n"
+          "                        (default: host)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr (in the file: log-json = true)\n"
           "\n"
@@ -130,6 +136,7 @@ static const struct option cli_options[] = {
     {"pool", required_argument, NULL, 'P'},
     {"egress-hosts", required_argument, NULL, 'E'},
     {"shutdown-timeout", required_argument, NULL, 'T'},
+    {"e2b-base-image", required_argument, NULL, 'B'},
     {"config", required_argument, NULL, 'c'},
     {NULL, 0, NULL, 0},
 };
@@ -231,6 +238,9 @@ static int cli_set(struct cli *c, int o, const char *name, const char *value,
             return wr_error_set(err, EINVAL, "%s must be 0 to 3600 seconds", name);
         c->shutdown_timeout_s = (long)n;
         return 0;
+    case 'B':
+        c->e2b_base_image = value;
+        return 0;
     case 'c':
         c->config_path = value;
         return 0;
@@ -329,6 +339,12 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         return -2;
     }
     return 0;
+}
+
+/* The listener's credential check besides the token: the state directory's API keys. */
+static bool api_key_ok(void *data, const char *credential)
+{
+    return vmm_api_key_valid(data, credential);
 }
 
 static char *resolve_state_dir(const char *flag)
@@ -534,14 +550,21 @@ static int run(struct cli *c)
     } else {
         _cleanup_free_ char *token = NULL;
         r = strcmp(c->auth, "none") ? load_token(state_dir, &token, &err) : 0;
-        struct http_server_options ho = {.loop = app.loop, .listen = c->listen, .token = token};
+        struct http_server_options ho = {.loop = app.loop,
+                                         .listen = c->listen,
+                                         .token = token,
+                                         .credential_ok = api_key_ok,
+                                         .credential_data = app.vmm};
         if (r == 0)
             r = http_server_start(&ho, &app.listener, &err);
         if (r == 0)
             r = mcp_http_start(app.server, app.listener, NULL, &app.http, &err);
         if (r == 0)
             mcp_metrics_route(app.listener, app.vmm);
-        struct mcp_e2b_options eo = {.vmm = app.vmm, .listener = app.listener, .token = token};
+        struct mcp_e2b_options eo = {.vmm = app.vmm,
+                                     .listener = app.listener,
+                                     .token = token,
+                                     .base_image = c->e2b_base_image};
         if (r == 0)
             r = mcp_e2b_start(&eo, &app.e2b, &err);
         if (r == 0)
@@ -599,6 +622,10 @@ int main(int argc, char **argv)
         return mcp_cli_doctor(argc, argv);
     if (!strcmp(argv[1], "mcp-config"))
         return mcp_cli_client_config(argc, argv);
+    if (!strcmp(argv[1], "key")) {
+        _cleanup_free_ char *state_dir = resolve_state_dir(NULL);
+        return mcp_key_main(argc, argv, state_dir);
+    }
     struct cli c;
     if (strcmp(argv[1], "mcp") && strcmp(argv[1], "serve")) {
         fprintf(stderr, "warren: unknown command '%s'\n\n", argv[1]);

@@ -7,7 +7,8 @@
 #include "spec.h"
 #include "vmm/net/proxy.h"
 
-#define AGENT_CONNECT_TIMEOUT_MS 10000
+/* A VM under TCG on a busy host may take well over 10 s to reach guest-init. */
+#define AGENT_CONNECT_TIMEOUT_MS 30000
 
 struct conn_waiter {
     vmm_conn_cb cb;

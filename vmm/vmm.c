@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "apikeys.h"
 #include "conn.h"
 #include "disk.h"
 #include "network.h"
@@ -108,6 +109,7 @@ void vmm_close(struct vmm *vmm)
     while (vmm->rts)
         vmm__rt_forget(vmm, vmm->rts->id);
     store_close(vmm->store);
+    apikey_cache_free(vmm->api_keys);
     vmm_egress_hosts_free(vmm->egress_hosts);
     free(vmm->state_dir);
     free(vmm->guest_init_path);
@@ -126,6 +128,13 @@ const char *vmm_backend_name(const struct vmm *vmm)
 const char *vmm_state_dir(const struct vmm *vmm)
 {
     return vmm->state_dir;
+}
+
+bool vmm_api_key_valid(struct vmm *vmm, const char *key)
+{
+    if (!vmm->api_keys)
+        vmm->api_keys = apikey_cache_new();
+    return apikey_valid_cached(vmm->store, vmm->api_keys, key);
 }
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm)
 {
