@@ -503,3 +503,6 @@ int vmm_process_control(struct vmm *vmm, const char *id_or_name,
         c->ctl.input = memcpy(wr_malloc(ctl->input_len + 1), ctl->input, ctl->input_len);
     return call_start(vmm, id_or_name, c, err);
 }
+
+_Static_assert(VMM_PROCESS_TAG_MAX == GI_PROC_TAG_MAX, "the tag caps agree");
+_Static_assert(VMM_PROCESS_HOST_DATA_MAX == GI_PROC_HOST_DATA_MAX, "the host data caps agree");

@@ -303,6 +303,8 @@ int vmm_path_check(const char *path, struct wr_error **err);
 #define VMM_PTY_DIM_MAX 1000            /* rows and cols are 1..VMM_PTY_DIM_MAX */
 #define VMM_PTY_MAX_INPUT (64u * 1024u) /* the largest vmm_pty_write */
 #define VMM_PTY_WINDOW (256u * 1024u)   /* output sent ahead of vmm_pty_ack, at most */
+#define VMM_PROCESS_TAG_MAX 256u        /* GI_PROC_TAG_MAX */
+#define VMM_PROCESS_HOST_DATA_MAX (8u * 1024u) /* GI_PROC_HOST_DATA_MAX */
 
 struct vmm_pty_request {
     const char *const *argv; /* NULL: the login shell of the sandbox's user */
@@ -311,7 +313,7 @@ struct vmm_pty_request {
     unsigned rows, cols;
     /* Process sessions (E2B's commands): pipes instead of a terminal (stdout and stderr
      * apart, stdin a pipe when stdin_open, else /dev/null); a tag to find it by; host data
-     * (at most GI_PROC_HOST_DATA_MAX bytes) given back by vmm_pty_list; a user (NULL: the
+     * (at most VMM_PROCESS_HOST_DATA_MAX bytes) given back by vmm_pty_list; a user (NULL: the
      * image's). */
     bool pipes, stdin_open;
     const char *tag;
