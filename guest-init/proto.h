@@ -109,6 +109,7 @@ enum gi_tag {
     GI_T_INPUT = 75,       /* bytes: PROC_CONTROL: for the terminal or the stdin pipe */
     GI_T_CLOSE_STDIN = 76, /* u64: PROC_CONTROL: 1 = close the stdin pipe once written */
     GI_T_HOST_DATA = 77,   /* bytes: PTY_OPEN, PTY_ENTRY: the host's, kept as given */
+    GI_T_ATTACH = 78,      /* u64: PTY_OPEN: 1 = its stream is the session's first attachment */
 };
 
 /* GI_T_PTY_END values. */

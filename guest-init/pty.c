@@ -510,18 +510,10 @@ static int send_not_found(struct gi_conn *c, uint32_t stream, const struct selec
                               (int)WR_MIN(sel->tag_len, (size_t)GI_PROC_TAG_MAX), sel->tag);
 }
 
-int gi_pty_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len)
+/* Makes stream the session's attachment (ending the one before): PROC_ATTACHED, the ring
+ * unless live (a session's first attachment gets it anyway), then live output. */
+static void attach_session(struct gi_conn *c, uint32_t stream, struct pty_session *s, bool live)
 {
-    struct selector sel;
-    uint64_t live = 0;
-    int r = read_selector(payload, len, &sel);
-    if (r == 0)
-        r = read_u64_tags(payload, len, GI_T_LIVE, &live, 0, NULL);
-    if (r < 0)
-        return r;
-    struct pty_session *s = find_selected(&sel);
-    if (!s)
-        return send_not_found(c, stream, &sel);
     if (s->att)
         attach_end_result(s->att, GI_PTY_END_REPLACED);
     struct pty_attach *a = wr_calloc(1, sizeof(*a));
@@ -544,6 +536,21 @@ int gi_pty_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, si
         attach_end_exit(a);
     else
         update_watch(s);
+}
+
+int gi_pty_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len)
+{
+    struct selector sel;
+    uint64_t live = 0;
+    int r = read_selector(payload, len, &sel);
+    if (r == 0)
+        r = read_u64_tags(payload, len, GI_T_LIVE, &live, 0, NULL);
+    if (r < 0)
+        return r;
+    struct pty_session *s = find_selected(&sel);
+    if (!s)
+        return send_not_found(c, stream, &sel);
+    attach_session(c, stream, s, live != 0);
     return 0;
 }
 
@@ -923,7 +930,7 @@ static int parse_size(const uint8_t *payload, size_t len, struct pty_session *s,
 }
 
 static int open_session(struct gi_conn *c, uint32_t stream, struct gi_exec_spec *spec,
-                        struct pty_session *s)
+                        struct pty_session *s, bool attach)
 {
     int slot = free_slot();
     if (slot < 0)
@@ -949,6 +956,10 @@ static int open_session(struct gi_conn *c, uint32_t stream, struct gi_exec_spec 
     s->last_activity = wr_now_ms();
     wr_buf_init(&s->input, INPUT_HIGH + GI_FRAME_MAX_PAYLOAD);
     sessions[slot] = s;
+    if (attach) {
+        attach_session(c, stream, s, true);
+        return 1;
+    }
     struct gi_writer *w = gi_conn_writer(c);
     gi_writer_start(w, GI_RESULT, stream);
     gi_writer_u64(w, GI_T_PTY_ID, s->id);
@@ -963,13 +974,16 @@ int gi_pty_open(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size
     struct pty_session *s = wr_calloc(1, sizeof(*s));
     s->master.fd = s->errp.fd = s->in.fd = -1;
     const char *bad = NULL;
+    uint64_t attach = 0;
     int r = gi_exec_spec_parse(payload, len, false, &spec, &bad);
     if (r == 0)
         r = parse_size(payload, len, s, &bad);
+    if (r == 0)
+        r = read_u64_tags(payload, len, GI_T_ATTACH, &attach, 0, NULL);
     if (r == 0 && bad)
         r = gi_conn_send_error(c, stream, EINVAL, "terminal: %s", bad);
     else if (r == 0)
-        r = open_session(c, stream, &spec, s);
+        r = open_session(c, stream, &spec, s, attach != 0);
     gi_exec_spec_free(&spec);
     if (r <= 0) {
         free(s->tag);

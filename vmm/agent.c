@@ -613,8 +613,11 @@ int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, stru
 
 /* ---- terminals ---------------------------------------------------------------------- */
 
-int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
-                   agent_pty_open_cb cb, void *data, struct wr_error **err)
+static void put_open(struct agent_conn *conn, struct agent_req *q,
+                     const struct agent_pty_request *req, bool attach);
+
+static int check_open(struct agent_conn *conn, const struct agent_pty_request *req,
+                      struct wr_error **err)
 {
     int r = check_ready(conn, err);
     if (r < 0)
@@ -622,8 +625,40 @@ int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
     if (req->rows < 1 || req->rows > GI_PTY_DIM_MAX || req->cols < 1 || req->cols > GI_PTY_DIM_MAX)
         return wr_error_set(err, EINVAL, "terminal size %ux%u: rows and cols must be 1 to %d",
                             req->rows, req->cols, GI_PTY_DIM_MAX);
+    return 0;
+}
+
+int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
+                   agent_pty_open_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_open(conn, req, err);
+    if (r < 0)
+        return r;
     struct agent_req *q = req_new(conn, REQ_PTY_OPEN, sizeof(*q), data);
     q->cb.pty_open = cb;
+    put_open(conn, q, req, false);
+    return start_simple(q, err);
+}
+
+int agent_pty_open_attached(struct agent_conn *conn, const struct agent_pty_request *req,
+                            const struct agent_pty_handlers *handlers, void *data,
+                            struct agent_pty **ret_pty, struct wr_error **err)
+{
+    int r = check_open(conn, req, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_PTY_ATTACH, sizeof(struct agent_pty), data);
+    q->cb.pty = *handlers;
+    put_open(conn, q, req, true);
+    if ((r = start_simple(q, err)) < 0)
+        return r;
+    *ret_pty = (struct agent_pty *)q;
+    return 0;
+}
+
+static void put_open(struct agent_conn *conn, struct agent_req *q,
+                     const struct agent_pty_request *req, bool attach)
+{
     struct gi_writer *w = &conn->writer;
     gi_writer_start(w, GI_PTY_OPEN, q->stream);
     for (const char *const *a = req->argv; a && *a; a++)
@@ -644,7 +679,8 @@ int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
         gi_writer_str(w, GI_T_TAG, req->tag);
     if (req->host_data_len)
         gi_writer_bytes(w, GI_T_HOST_DATA, req->host_data, req->host_data_len);
-    return start_simple(q, err);
+    if (attach)
+        gi_writer_u64(w, GI_T_ATTACH, 1);
 }
 
 static int check_selector(const struct agent_pty_selector *sel, struct wr_error **err)

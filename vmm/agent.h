@@ -208,6 +208,11 @@ struct agent_pty;
 int agent_pty_attach(struct agent_conn *conn, uint64_t pty_id,
                      const struct agent_pty_handlers *handlers, void *data,
                      struct agent_pty **ret_pty, struct wr_error **err);
+/* Opens a session and makes the same stream its first attachment (one round trip less
+ * than open then attach): handlers->attached gets its id and pid first. */
+int agent_pty_open_attached(struct agent_conn *conn, const struct agent_pty_request *req,
+                            const struct agent_pty_handlers *handlers, void *data,
+                            struct agent_pty **ret_pty, struct wr_error **err);
 /* A session named by its id, else its leader's pid, else its tag. */
 struct agent_pty_selector {
     uint64_t id, pid;

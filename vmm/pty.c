@@ -85,7 +85,7 @@ static void pty_end(struct vmm_pty *p, const struct agent_pty_end *end, struct w
                         end->exit.exit_code, end->exit.signal);
         store_event(p->vmm->store, p->sandbox_id, "terminal-closed", detail, NULL);
     }
-    if (end || (err && err->status != ECANCELED)) {
+    if (!p->pipes && (end || (err && err->status != ECANCELED))) {
         p->last_touch = 0;
         touch(p); /* the idle clock starts when the terminal was left */
     }
@@ -202,6 +202,17 @@ static void on_conn(void *data, struct agent_conn *conn, struct wr_error *err)
                                     .tag = p->open_tag,
                                     .host_data = p->host_data,
                                     .host_data_len = p->host_data_len};
+    if (p->pipes) {
+        /* A process session: opened and attached in one request. */
+        if (agent_pty_open_attached(conn, &req, &agent_handlers, p, &p->pty, &err) < 0) {
+            fail(p, err);
+            return;
+        }
+        count_terminal(p, true);
+        if (p->detach_requested)
+            vmm_pty_detach(p);
+        return;
+    }
     struct opening *o = wr_calloc(1, sizeof(*o));
     *o = (struct opening){.p = p, .conn = conn};
     p->rows = p->cols = 0; /* the size is in the request */

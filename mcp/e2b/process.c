@@ -433,5 +433,5 @@ const struct e2b_method e2b_process_methods[] = {
     {"SendSignal", false, send_signal},
     {"CloseStdin", false, close_stdin},
     {"Update", false, update},
-    {NULL},
+    {NULL, false, NULL},
 };
