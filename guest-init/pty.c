@@ -532,6 +532,8 @@ static void attach_session(struct gi_conn *c, uint32_t stream, struct pty_sessio
     if (!live || !s->attached_once)
         send_ring(a);
     s->attached_once = true;
+    /* The linger rule counts from here: a pipe session's output waited for this. */
+    s->last_activity = wr_now_ms();
     if (s->done)
         attach_end_exit(a);
     else
