@@ -353,10 +353,19 @@ static void list(struct e2b_call *call)
 static void controlled(void *data, struct wr_error *err)
 {
     struct e2b_call *call = data;
-    if (err)
-        e2b_call_fail(call, err);
-    else
+    if (!err) {
         e2b_call_reply(call, NULL);
+    } else if (err->status == EPIPE || err->status == EAGAIN) {
+        /* No stdin to write to, or 1 MiB already waiting: the process's state, not a fault
+         * of the service. */
+        e2b_call_error(call,
+                       err->status == EPIPE ? CONNECT_FAILED_PRECONDITION
+                                            : CONNECT_RESOURCE_EXHAUSTED,
+                       err->msg);
+        wr_error_free(err);
+    } else {
+        e2b_call_fail(call, err);
+    }
 }
 
 /* Runs a control on the process the request selects; consumes nothing of ctl. */
