@@ -2,7 +2,8 @@
 // Figures for envd's process service (a benchmark, not a test): the round trip of the e2b
 // SDK's commands.run('true') against MCP sandbox_exec of /bin/true on the same server and
 // the same sandbox, in one run, interleaved so that both see the same machine load; p50,
-// p90 and their ratio (the target: the SDK within 1.5x of sandbox_exec). Then the
+// p90 and their ratio (the target: the SDK within 1.5x of sandbox_exec), and sandbox_exec
+// of the login shell commands.run really runs (bash -l -c). Then the
 // throughput of one command's output streamed to the SDK. Needs root and a build; run
 // from the repository: node tools/bench-e2b-process.mjs [build dir] [rounds]
 import { spawn } from "node:child_process";
@@ -43,6 +44,10 @@ const exec = async () => {
   const r = await mcp.callTool({ name: "sandbox_exec", arguments: { id: sbx.sandboxId, argv: ["/bin/true"] } });
   if (r.isError || r.structuredContent.exit_code !== 0) throw new Error(JSON.stringify(r));
 };
+const execLogin = async () => {
+  const r = await mcp.callTool({ name: "sandbox_exec", arguments: { id: sbx.sandboxId, argv: ["/bin/bash", "-l", "-c", "true"] } });
+  if (r.isError || r.structuredContent.exit_code !== 0) throw new Error(JSON.stringify(r));
+};
 const run = async () => {
   const r = await sbx.commands.run("true");
   if (r.exitCode !== 0) throw new Error(JSON.stringify(r));
@@ -57,16 +62,22 @@ const time = async (fn) => {
 for (let i = 0; i < 10; i++) await exec(), await run(); // warm up both paths
 const sdk = [];
 const tool = [];
+const login = [];
 for (let i = 0; i < rounds; i++) {
   // Alternate which goes first, so neither always follows the other.
   if (i % 2) sdk.push(await time(run)), tool.push(await time(exec));
   else tool.push(await time(exec)), sdk.push(await time(run));
+  login.push(await time(execLogin));
 }
 const fmt = (v) => `p50 ${pct(v, 0.5).toFixed(2)} ms, p90 ${pct(v, 0.9).toFixed(2)} ms`;
 console.log(`commands.run('true') through the e2b SDK (${rounds} runs): ${fmt(sdk)}`);
 console.log(`MCP sandbox_exec of /bin/true          (${rounds} runs): ${fmt(tool)}`);
 const ratio = pct(sdk, 0.5) / pct(tool, 0.5);
 console.log(`ratio of the p50s (SDK / sandbox_exec): ${ratio.toFixed(2)}x (target <= 1.5x)`);
+// What commands.run really runs is a login shell: the same through sandbox_exec tells the
+// service's own cost from the shell's.
+console.log(`MCP sandbox_exec of /bin/bash -l -c true (${rounds} runs): ${fmt(login)}`);
+console.log(`ratio of the p50s (SDK / sandbox_exec of the same login shell): ${(pct(sdk, 0.5) / pct(login, 0.5)).toFixed(2)}x`);
 
 // Output throughput: 64 MiB from one command, decoded by the SDK.
 const mib = 64;

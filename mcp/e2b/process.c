@@ -13,10 +13,12 @@
 
 #include "e2b-internal.h"
 
-/* Output acknowledged to the sandbox while the connection's write queue is under this. */
-#define ACK_QUEUE_MAX (128u * 1024u)
+/* Output acknowledged to the sandbox while the connection's write queue is under this: a
+ * stream holds at most this plus the sandbox's window (VMM_PTY_WINDOW) of a process's
+ * output, whatever the client's pace. */
+#define ACK_QUEUE_MAX (1024u * 1024u)
 /* How often a stream whose client is behind looks at its write queue again. */
-#define ACK_POLL_MS 10
+#define ACK_POLL_MS 5
 /* Keepalive-Ping-Interval (seconds) when the request has none, and its bounds. */
 #define KEEPALIVE_DEFAULT_S 50
 #define KEEPALIVE_MAX_S 3600
