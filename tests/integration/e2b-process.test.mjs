@@ -5,7 +5,7 @@
 // one commands.run on a QEMU VM sandbox.
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import {
@@ -139,6 +139,43 @@ test("a large output arrives whole (flow control through the window)", async () 
   const r = await sbx.commands.run("head -c 3000000 /dev/zero | tr '\\0' x");
   assert.equal(r.stdout.length, 3_000_000);
   assert.ok(/^x+$/.test(r.stdout));
+});
+
+test("a slow reader holds the process back, not warren's memory", async () => {
+  const rssMiB = () => Number(readFileSync(`/proc/${server.process.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+  const before = rssMiB();
+  const total = 64 * 1024 * 1024;
+  const res = await fetch(`${base}/process.Process/Start`, {
+    method: "POST",
+    headers: { ...envdHeaders(sbx.sandboxId), "Content-Type": "application/connect+json" },
+    body: envelope({ process: { cmd: "head", args: ["-c", String(total), "/dev/zero"] }, stdin: false }),
+  });
+  const reader = res.body.getReader();
+  let buf = Buffer.alloc(0);
+  let got = 0;
+  let peak = 0;
+  let paused = false;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf = Buffer.concat([buf, value]);
+    while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+      const n = buf.readUInt32BE(1);
+      const msg = JSON.parse(buf.subarray(5, 5 + n).toString());
+      buf = buf.subarray(5 + n);
+      if (msg.event?.data) got += Buffer.from(msg.event.data.stdout, "base64").length;
+    }
+    // Stop reading for 3 s a quarter of the way in: the sandbox must stop sending.
+    if (!paused && got > total / 4) {
+      paused = true;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    peak = Math.max(peak, rssMiB());
+  }
+  assert.equal(got, total);
+  const grew = peak - before;
+  console.log(`# 64 MiB through a stream with a 3 s stall: warren's RSS grew ${grew.toFixed(1)} MiB at most`);
+  assert.ok(grew < 24, `warren's RSS grew ${grew.toFixed(1)} MiB`);
 });
 
 test("background command: listed, reconnected, stdin, killed", async () => {
