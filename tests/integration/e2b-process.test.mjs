@@ -337,7 +337,7 @@ test("qemu: commands.run on a VM sandbox", async () => {
   sweepSandboxesAtEnd(vmState);
   const vmServer = await startHttpServer({ stateDir: vmState, token, args: ["--backend", "qemu"] });
   const vmBase = vmServer.url.replace(/\/mcp$/, "");
-  const vm = await Sandbox.create({ apiUrl: vmBase, sandboxUrl: vmBase, timeoutMs: 300_000 });
+  const vm = await Sandbox.create({ apiUrl: vmBase, sandboxUrl: vmBase, timeoutMs: 300_000, allowInternetAccess: false });
   try {
     const out = [];
     const r = await vm.commands.run("echo vm-out; echo vm-err >&2; exit 5", { onStdout: (d) => out.push(d) }).catch((e) => e);
