@@ -26,6 +26,7 @@
 #define INPUT_HIGH (1u << 20)
 #define DEFAULT_ROWS 24
 #define DEFAULT_COLS 80
+#define PIPE_SIZE (256 * 1024)
 
 struct pty_attach;
 
@@ -211,7 +212,9 @@ static size_t read_budget(const struct pty_session *s)
         return GI_PTY_RING_SIZE;
     if (gi_conn_congested(s->att->req.conn) || s->att->unacked >= GI_PTY_WINDOW)
         return 0;
-    return WR_MIN(GI_PTY_WINDOW - s->att->unacked, (uint64_t)GI_PTY_RING_SIZE);
+    /* A terminal reads what its ring holds at once; pipes as much as a chunk. */
+    return WR_MIN(GI_PTY_WINDOW - s->att->unacked,
+                  (uint64_t)(s->pipes ? GI_CHUNK_SIZE : GI_PTY_RING_SIZE));
 }
 
 static size_t input_pending(const struct pty_session *s)
@@ -806,6 +809,7 @@ static int pipe_pair(bool parent_reads, int *ret_parent)
         return -errno;
     int parent = parent_reads ? fds[0] : fds[1];
     fcntl(parent, F_SETFL, O_NONBLOCK);
+    fcntl(parent, F_SETPIPE_SZ, PIPE_SIZE); /* fewer, larger reads (as EXEC's pipes) */
     *ret_parent = parent;
     return parent_reads ? fds[1] : fds[0];
 }
