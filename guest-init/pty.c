@@ -56,17 +56,22 @@ struct pty_session {
     uint64_t last_activity; /* leader exit or last output, for the linger rule */
     struct wr_buf input;
     size_t input_head;
-    struct pty_attach *att;
+    struct pty_attach *att; /* the attachments, newest first (NULL: detached) */
 };
 
 struct pty_attach {
     struct gi_req req;
+    struct pty_attach *next; /* the session's next attachment */
     struct pty_session *s;
     uint64_t unacked;  /* output sent on this stream the host has not acknowledged */
     bool blocks_input; /* the session's input queue stopped the connection's reading */
 };
 
 static struct pty_session *sessions[GI_PTY_MAX];
+
+/* Live attachments (E2B's Connect) share a session, several streams following one
+ * process; a replaying attachment (the web terminal's) takes the session over alone. */
+#define ATTACH_MAX 8
 static uint64_t next_id = 1;
 
 static void kill_group(struct pty_session *s, int sig)
@@ -127,13 +132,31 @@ static void set_blocks_input(struct pty_attach *a, bool block)
     gi_conn_pause_input(a->req.conn, block);
 }
 
-/* Ends the attachment after its final frame went out; the session carries on detached. */
+static void attach_unlink(struct pty_attach *a)
+{
+    for (struct pty_attach **p = &a->s->att; *p; p = &(*p)->next)
+        if (*p == a) {
+            *p = a->next;
+            return;
+        }
+}
+
+static size_t attach_count(const struct pty_session *s)
+{
+    size_t n = 0;
+    for (const struct pty_attach *a = s->att; a; a = a->next)
+        n++;
+    return n;
+}
+
+/* Ends the attachment after its final frame went out; the session carries on (detached
+ * when it was the last). */
 static void attach_end(struct pty_attach *a)
 {
     struct pty_session *s = a->s;
     set_blocks_input(a, false);
     gi_req_remove(&a->req);
-    s->att = NULL;
+    attach_unlink(a);
     gi_defer_free(a);
     update_watch(s);
 }
@@ -159,8 +182,17 @@ static void attach_end_exit(struct pty_attach *a)
     gi_writer_u64(w, GI_T_TIMED_OUT, 0);
     gi_conn_send(a->req.conn, w);
     attach_end(a);
+}
+
+/* Every attachment gets the EXIT; a pipe session whose end was delivered is forgotten. */
+static void attach_end_exit_all(struct pty_session *s)
+{
+    if (!s->att)
+        return;
+    while (s->att)
+        attach_end_exit(s->att);
     if (s->pipes)
-        session_free(s); /* its end was delivered: a pipe session is forgotten */
+        session_free(s);
 }
 
 /* ---- output ------------------------------------------------------------------------- */
@@ -180,13 +212,13 @@ static void ring_put(struct pty_session *s, const uint8_t *p, size_t n)
     s->ring_len = WR_MIN(s->ring_len + n, (size_t)GI_PTY_RING_SIZE);
 }
 
-static void send_output(struct pty_attach *a, const uint8_t *p, size_t n)
+static void send_output(struct pty_attach *a, uint16_t type, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return;
     uint8_t *dst = gi_conn_reserve(a->req.conn, n);
     memcpy(dst, p, n);
-    gi_conn_commit(a->req.conn, GI_PTY_OUTPUT, a->req.stream, n);
+    gi_conn_commit(a->req.conn, type, a->req.stream, n);
     a->unacked += n;
 }
 
@@ -198,8 +230,8 @@ static void send_ring(struct pty_attach *a)
         return;
     size_t start = (s->ring_head + GI_PTY_RING_SIZE - s->ring_len) % GI_PTY_RING_SIZE;
     size_t first = WR_MIN(s->ring_len, GI_PTY_RING_SIZE - start);
-    send_output(a, s->ring + start, first);
-    send_output(a, s->ring, s->ring_len - first);
+    send_output(a, GI_PTY_OUTPUT, s->ring + start, first);
+    send_output(a, GI_PTY_OUTPUT, s->ring, s->ring_len - first);
 }
 
 static size_t read_budget(const struct pty_session *s)
@@ -210,11 +242,15 @@ static size_t read_budget(const struct pty_session *s)
         return 0; /* kept in the pipes for the first attachment */
     if (!s->att)
         return GI_PTY_RING_SIZE;
-    if (gi_conn_congested(s->att->req.conn) || s->att->unacked >= GI_PTY_WINDOW)
-        return 0;
-    /* A terminal reads what its ring holds at once; pipes as much as a chunk. */
-    return WR_MIN(GI_PTY_WINDOW - s->att->unacked,
-                  (uint64_t)(s->pipes ? GI_CHUNK_SIZE : GI_PTY_RING_SIZE));
+    /* A terminal reads what its ring holds at once; pipes as much as a chunk; never more
+     * than the slowest attachment may take. */
+    uint64_t budget = s->pipes ? GI_CHUNK_SIZE : GI_PTY_RING_SIZE;
+    for (const struct pty_attach *a = s->att; a; a = a->next) {
+        if (gi_conn_congested(a->req.conn) || a->unacked >= GI_PTY_WINDOW)
+            return 0;
+        budget = WR_MIN(budget, GI_PTY_WINDOW - a->unacked);
+    }
+    return (size_t)budget;
 }
 
 static size_t input_pending(const struct pty_session *s)
@@ -243,8 +279,7 @@ static void maybe_finish(struct pty_session *s)
     gi_watch_close(&s->in);
     wr_buf_free(&s->input);
     s->input_head = 0;
-    if (s->att)
-        attach_end_exit(s->att);
+    attach_end_exit_all(s);
 }
 
 /* The output ended (EIO once every slave fd is closed) or the session gave up on it. */
@@ -258,13 +293,15 @@ static void output_ended(struct pty_session *s)
 /* Reads one output (the master or stdout as PTY_OUTPUT, stderr as PROC_STDERR). */
 static void pump(struct pty_session *s, struct gi_watch *w, uint16_t type)
 {
-    static uint8_t buf[GI_PTY_RING_SIZE];
+    static uint8_t buf[GI_CHUNK_SIZE];
     for (int i = 0; i < 8 && w->fd >= 0; i++) {
         size_t budget = read_budget(s);
         if (budget == 0)
             break;
+        /* One attachment: read straight into its connection's queue; several: copy. */
         struct pty_attach *a = s->att;
-        uint8_t *p = a ? gi_conn_reserve(a->req.conn, budget) : buf;
+        bool direct = a && !a->next;
+        uint8_t *p = direct ? gi_conn_reserve(a->req.conn, budget) : buf;
         ssize_t n = read(w->fd, p, budget);
         if (n < 0 && errno == EINTR)
             continue;
@@ -281,10 +318,12 @@ static void pump(struct pty_session *s, struct gi_watch *w, uint16_t type)
         }
         s->last_activity = wr_now_ms();
         ring_put(s, p, (size_t)n);
-        if (a) {
+        if (direct) {
             gi_conn_commit(a->req.conn, type, a->req.stream, (size_t)n);
             a->unacked += (size_t)n;
         }
+        for (a = direct ? NULL : s->att; a; a = a->next)
+            send_output(a, type, p, (size_t)n);
     }
     update_watch(s);
 }
@@ -322,8 +361,8 @@ static void flush_input(struct pty_session *s)
         if (s->pipes && s->stdin_eof)
             gi_watch_close(w);
     }
-    if (s->att)
-        set_blocks_input(s->att, input_pending(s) >= INPUT_HIGH);
+    for (struct pty_attach *a = s->att; a; a = a->next)
+        set_blocks_input(a, input_pending(s) >= INPUT_HIGH);
     update_watch(s);
 }
 
@@ -448,7 +487,7 @@ static void abort_attach(struct gi_req *req)
 {
     struct pty_attach *a = (struct pty_attach *)req;
     struct pty_session *s = a->s;
-    s->att = NULL;
+    attach_unlink(a);
     gi_defer_free(a);
     update_watch(s);
 }
@@ -517,8 +556,14 @@ static int send_not_found(struct gi_conn *c, uint32_t stream, const struct selec
  * unless live (a session's first attachment gets it anyway), then live output. */
 static void attach_session(struct gi_conn *c, uint32_t stream, struct pty_session *s, bool live)
 {
-    if (s->att)
-        attach_end_result(s->att, GI_PTY_END_REPLACED);
+    /* A replaying attachment takes the session over; a live one joins, the oldest live
+     * one making room past ATTACH_MAX. */
+    while (s->att && (!live || attach_count(s) >= ATTACH_MAX)) {
+        struct pty_attach *oldest = s->att;
+        while (oldest->next)
+            oldest = oldest->next;
+        attach_end_result(live ? oldest : s->att, GI_PTY_END_REPLACED);
+    }
     struct pty_attach *a = wr_calloc(1, sizeof(*a));
     a->req.stream = stream;
     a->req.on_frame = on_frame;
@@ -526,6 +571,7 @@ static void attach_session(struct gi_conn *c, uint32_t stream, struct pty_sessio
     a->req.abort = abort_attach;
     a->s = s;
     gi_req_add(c, &a->req);
+    a->next = s->att;
     s->att = a;
     struct gi_writer *w = gi_conn_writer(c);
     gi_writer_start(w, GI_PROC_ATTACHED, stream);
@@ -538,7 +584,7 @@ static void attach_session(struct gi_conn *c, uint32_t stream, struct pty_sessio
     /* The linger rule counts from here: a pipe session's output waited for this. */
     s->last_activity = wr_now_ms();
     if (s->done)
-        attach_end_exit(a);
+        attach_end_exit_all(s);
     else
         update_watch(s);
 }
@@ -672,7 +718,7 @@ int gi_pty_close(struct gi_conn *c, uint32_t stream, const uint8_t *payload, siz
     struct pty_session *s = find_selected(&sel);
     if (!s)
         return send_not_found(c, stream, &sel);
-    if (s->att)
+    while (s->att)
         attach_end_result(s->att, GI_PTY_END_CLOSED);
     /* The leader is reaped later like any orphan. */
     kill_session(s);

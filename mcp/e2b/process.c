@@ -198,7 +198,8 @@ static void on_end(void *data, const struct agent_pty_end *end, struct wr_error 
         e2b_call_reply(call, NULL);
     } else if (end->reason == AGENT_PTY_REPLACED) {
         e2b_call_error(call, CONNECT_ABORTED,
-                       "another Connect took this process's output over (one stream at a time)");
+                       "this process's output was taken over (a terminal attached, or more "
+                       "than 8 streams follow it)");
     } else if (end->reason == AGENT_PTY_CLOSED) {
         e2b_call_error(call, CONNECT_ABORTED, "the process session was closed");
     } else {

@@ -194,12 +194,16 @@ test("background command: listed, reconnected, stdin, killed", async () => {
   const seen = [];
   const again = await sbx.commands.connect(h.pid, { onStdout: (d) => seen.push(d) });
   assert.equal(again.pid, h.pid);
+  // A second stream follows the same process: both see the output from now on.
+  const seen2 = [];
+  const third = await sbx.commands.connect(h.pid, { onStdout: (d) => seen2.push(d) });
   await sbx.commands.sendStdin(h.pid, "line one\n");
-  await waitFor("stdin echoed", () => seen.join("").includes("line one\n"));
+  await waitFor("stdin echoed", () => seen.join("").includes("line one\n") && seen2.join("").includes("line one\n"));
   await sbx.commands.closeStdin(h.pid);
   const r = await again.wait();
   assert.equal(r.exitCode, 0);
   assert.match(seen.join(""), /line one\ndone-cat\n/);
+  assert.equal((await third.wait()).stdout, "line one\ndone-cat\n");
   // Exited and delivered: no longer listed.
   assert.ok(!(await sbx.commands.list()).some((p) => p.pid === h.pid));
 

@@ -796,12 +796,21 @@ static void test_pipes_stdin_control(void)
     proc_free(&p);
     ASSERT(!control(&by_tag, &(struct agent_pty_control){.input = "two\n", .input_len = 4}));
     run_for(100);
-    struct proc q;
+    struct proc q, r;
     proc_attach(&q, &by_tag, true);
     run_until(&q.attached);
+    /* A second live attachment joins the first: both get the output. */
+    proc_attach(&r, &by_pid, true);
+    run_until(&r.attached);
     ASSERT(!control(&by_tag, &(struct agent_pty_control){.input = "three\n", .input_len = 6}));
     wait_output(&q.t, "three\n");
+    wait_output(&r.t, "three\n");
     ASSERT(!has_output(&q.t, "one") && !has_output(&q.t, "two"));
+    /* One detaches; the other carries on. */
+    detach(&r.t);
+    proc_free(&r);
+    ASSERT(!control(&by_tag, &(struct agent_pty_control){.input = "four\n", .input_len = 5}));
+    wait_output(&q.t, "four\n");
     /* A resize does not fit a pipe session; closing stdin ends cat. */
     struct wr_error *err = control(&by_pid, &(struct agent_pty_control){.rows = 10, .cols = 10});
     ASSERT(err && err->status == EINVAL);
