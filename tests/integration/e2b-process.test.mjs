@@ -135,6 +135,14 @@ test("envs and cwd", async () => {
   await assert.rejects(() => sbx.commands.run("true", { cwd: "/no/such/dir" }), /no\/such\/dir/);
 });
 
+test("users: root, E2B's default 'user' (the sandbox's default user), an unknown one", async () => {
+  assert.equal((await sbx.commands.run("id -un", { user: "root" })).stdout, "root\n");
+  // The host image has no account 'user': it maps to the sandbox's default user (root here).
+  assert.equal((await sbx.commands.run("id -u", { user: "user" })).stdout, "0\n");
+  assert.equal((await sbx.commands.run("id -un", { user: "nobody" })).stdout, "nobody\n");
+  await assert.rejects(() => sbx.commands.run("true", { user: "no-such-account" }), /no-such-account|user/);
+});
+
 test("a large output arrives whole (flow control through the window)", async () => {
   const r = await sbx.commands.run("head -c 3000000 /dev/zero | tr '\\0' x");
   assert.equal(r.stdout.length, 3_000_000);
