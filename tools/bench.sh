@@ -20,3 +20,4 @@ fi
 build/tests/bench_net build/warren
 build/tests/bench_egress build/warren
 build/tests/bench_cpu build/warren
+build/tests/bench_apikeys

@@ -1,4 +1,5 @@
 /* API keys (see apikeys.h). */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <string.h>
 
@@ -41,9 +42,8 @@ int apikey_create(struct store *st, const char *name, char **ret_key, char **ret
     _cleanup_free_ char *key = wr_asprintf(APIKEY_PREFIX "%s", hex);
     key_hash(key, hash);
     _cleanup_free_ char *default_name = name ? NULL : wr_asprintf("key-%s", id);
-    struct store_api_key k = {.id = id,
-                              .name = (char *)(name ? name : default_name),
-                              .created_at = wr_unix_time()};
+    struct store_api_key k = {
+        .id = id, .name = (char *)(name ? name : default_name), .created_at = wr_unix_time()};
     if (store_api_key_insert(st, &k, hash, err) < 0)
         return -(*err)->status;
     *ret_key = TAKE_PTR(key);
@@ -65,4 +65,56 @@ bool apikey_valid(struct store *st, const char *key)
         return false;
     }
     return valid;
+}
+
+#define CACHE_ENTRIES 32
+
+struct apikey_cache {
+    int64_t data_version; /* the database's, when the entries were checked */
+    struct {
+        char hash[65];
+        int64_t checked_at; /* 0: empty */
+    } entries[CACHE_ENTRIES];
+    unsigned next; /* the entry replaced next */
+};
+
+struct apikey_cache *apikey_cache_new(void)
+{
+    struct apikey_cache *cache = wr_calloc(1, sizeof(*cache));
+    cache->data_version = -1;
+    return cache;
+}
+
+void apikey_cache_free(struct apikey_cache *cache)
+{
+    free(cache);
+}
+
+bool apikey_valid_cached(struct store *st, struct apikey_cache *cache, const char *key)
+{
+    if (!key_form_ok(key))
+        return false;
+    int64_t version = 0;
+    struct wr_error *err = NULL;
+    if (store_data_version(st, &version, &err) < 0) {
+        wr_error_free(err);
+        return apikey_valid(st, key);
+    }
+    if (version != cache->data_version) {
+        memset(cache->entries, 0, sizeof(cache->entries));
+        cache->data_version = version;
+    }
+    char hash[65];
+    key_hash(key, hash);
+    int64_t now = wr_unix_time();
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++)
+        if (cache->entries[i].checked_at > now - APIKEY_CACHE_SECONDS &&
+            CRYPTO_memcmp(cache->entries[i].hash, hash, 64) == 0)
+            return true;
+    if (!apikey_valid(st, key))
+        return false;
+    unsigned slot = cache->next++ % CACHE_ENTRIES;
+    memcpy(cache->entries[slot].hash, hash, sizeof(hash));
+    cache->entries[slot].checked_at = now;
+    return true;
 }

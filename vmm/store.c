@@ -29,6 +29,7 @@
 struct store {
     sqlite3 *db;
     char *path;
+    sqlite3_stmt *data_version; /* kept prepared: the API key check runs it per request */
     pthread_mutex_t lock;
 };
 
@@ -347,6 +348,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    sqlite3_finalize(st->data_version);
     sqlite3_close_v2(st->db);
     pthread_mutex_destroy(&st->lock);
     free(st->path);
@@ -392,10 +394,10 @@ void store_sandbox_clear(struct store_sandbox *s)
 {
     if (!s)
         return;
-    char **strings[] = {&s->id,          &s->name,     &s->backend,       &s->state,
-                        &s->image,       &s->repo,     &s->ref,           &s->commit_id,
-                        &s->ws_lower,    &s->env_json, &s->error,         &s->ws_layers,
-                        &s->root_layers, &s->pool,     &s->network_policy, &s->metadata};
+    char **strings[] = {
+        &s->id,          &s->name,      &s->backend,        &s->state,    &s->image, &s->repo,
+        &s->ref,         &s->commit_id, &s->ws_lower,       &s->env_json, &s->error, &s->ws_layers,
+        &s->root_layers, &s->pool,      &s->network_policy, &s->metadata};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -1135,5 +1137,23 @@ int store_api_key_check(struct store *st, const char *hash, int64_t now, bool *r
     sqlite3_bind_int64(touch, 2, now);
     /* A busy database must not refuse a valid key: the last use is a convenience. */
     (void)sqlite3_step(touch);
+    return 0;
+}
+
+int store_data_version(struct store *st, int64_t *ret, struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    if (!st->data_version) {
+        int rc = sqlite3_prepare_v3(st->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st->data_version, NULL);
+        if (rc != SQLITE_OK)
+            return store_fail(st, rc, err, "preparing to read the data version");
+    }
+    int rc = sqlite3_step(st->data_version);
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int64(st->data_version, 0);
+    sqlite3_reset(st->data_version);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, rc, err, "reading the data version");
     return 0;
 }

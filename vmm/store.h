@@ -153,8 +153,8 @@ int store_image_delete(struct store *st, const char *name, struct wr_error **err
 
 /* An API key (vmm/apikeys.h): its hash is stored, never the key. */
 struct store_api_key {
-    char *id;   /* 16 hex digits */
-    char *name; /* unique */
+    char *id;                                     /* 16 hex digits */
+    char *name;                                   /* unique */
     int64_t created_at, last_used_at, revoked_at; /* unix seconds; 0: never */
 };
 void store_api_key_clear(struct store_api_key *k);
@@ -172,3 +172,6 @@ int store_api_key_revoke(struct store *st, const char *id_or_name, int64_t now,
  * the one recorded is older than a minute (so that each request does not write). */
 int store_api_key_check(struct store *st, const char *hash, int64_t now, bool *ret_valid,
                         struct wr_error **err);
+/* sqlite's PRAGMA data_version of this handle: it changes when another connection (another
+ * process, `warren key` say) commits to the database. */
+int store_data_version(struct store *st, int64_t *ret, struct wr_error **err);

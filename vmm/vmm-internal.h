@@ -54,6 +54,7 @@ struct vmm {
     char *guest_kernel_dir;
     const struct vmm_backend_ops *backend;
     struct store *store;
+    struct apikey_cache *api_keys; /* keys checked lately (vmm/apikeys.h) */
     uint32_t max_exec_timeout_s;
     struct sandbox_rt *rts;
     uv_timer_t *reaper;         /* destroys sandboxes whose ttl_seconds ran out */

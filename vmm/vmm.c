@@ -104,6 +104,7 @@ void vmm_close(struct vmm *vmm)
     while (vmm->rts)
         vmm__rt_forget(vmm, vmm->rts->id);
     store_close(vmm->store);
+    apikey_cache_free(vmm->api_keys);
     vmm_egress_hosts_free(vmm->egress_hosts);
     free(vmm->state_dir);
     free(vmm->guest_init_path);
@@ -126,7 +127,9 @@ const char *vmm_state_dir(const struct vmm *vmm)
 
 bool vmm_api_key_valid(struct vmm *vmm, const char *key)
 {
-    return apikey_valid(vmm->store, key);
+    if (!vmm->api_keys)
+        vmm->api_keys = apikey_cache_new();
+    return apikey_valid_cached(vmm->store, vmm->api_keys, key);
 }
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm)
 {

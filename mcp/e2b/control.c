@@ -10,6 +10,7 @@
 
 #include "e2b-internal.h"
 #include "request.h"
+#include "vmm/images/oci.h"
 
 #define CLIENT_ID "warren"
 #define MIB (1024.0 * 1024.0)
@@ -22,8 +23,8 @@ struct control_call {
     char *sandbox;          /* its id, once known */
     cJSON *args;            /* what the record shows of the request */
     uint64_t started_ms;
-    int64_t timeout_s;      /* connect: the timeout to extend to (0: none) */
-    int status;             /* connect: 200 running, 201 resumed */
+    int64_t timeout_s; /* connect: the timeout to extend to (0: none) */
+    int status;        /* connect: 200 running, 201 resumed */
 };
 
 static void call_gone(void *data)
@@ -44,6 +45,16 @@ static struct control_call *call_new(struct mcp_e2b *e, struct http_conn *c, con
     call->started_ms = wr_now_ms();
     http_conn_on_close(c, call_gone, call);
     return call;
+}
+
+/* The connection to answer on, no longer watched (NULL when the client went away): once
+ * answered it may serve the next request, whose close hook is not ours to clear. */
+static struct http_conn *call_take_conn(struct control_call *call)
+{
+    struct http_conn *c = TAKE_PTR(call->conn);
+    if (c)
+        http_conn_on_close(c, NULL, NULL);
+    return c;
 }
 
 static void call_free(struct control_call *call)
@@ -103,16 +114,17 @@ static void call_fail(struct control_call *call, struct wr_error *err)
     if (call->sandbox && err->status != ENOENT)
         e2b_record(call->e2b, call->sandbox, call->what, TAKE_PTR(call->args), err->msg,
                    call->started_ms, NULL);
-    if (call->conn)
-        e2b_respond_error(call->conn, status_for(err->status), err->msg);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        e2b_respond_error(c, status_for(err->status), err->msg);
     wr_error_free(err);
     call_free(call);
 }
 
 static void call_record_ok(struct control_call *call)
 {
-    e2b_record(call->e2b, call->sandbox, call->what, TAKE_PTR(call->args), NULL,
-               call->started_ms, NULL);
+    e2b_record(call->e2b, call->sandbox, call->what, TAKE_PTR(call->args), NULL, call->started_ms,
+               NULL);
 }
 
 static void add_time(cJSON *o, const char *key, int64_t t)
@@ -129,8 +141,7 @@ static void add_time(cJSON *o, const char *key, int64_t t)
  * resumes a paused one, so it is listed as paused. */
 static const char *e2b_state(const struct store_sandbox *row)
 {
-    return !strcmp(row->state, "running") || !strcmp(row->state, "creating") ? "running"
-                                                                             : "paused";
+    return !strcmp(row->state, "running") || !strcmp(row->state, "creating") ? "running" : "paused";
 }
 
 /* When the sandbox ends: its timeout, else the idle policy's stop, else never (shown as
@@ -222,8 +233,9 @@ static void created(void *data, const struct vmm_sandbox_info *info, struct wr_e
     }
     call->sandbox = wr_strdup(info->row.id);
     call_record_ok(call);
-    if (call->conn)
-        respond_json(call->conn, 201, sandbox_json(call->e2b, &info->row), NULL);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        respond_json(c, 201, sandbox_json(call->e2b, &info->row), NULL);
     call_free(call);
 }
 
@@ -239,6 +251,36 @@ static cJSON *create_args(const struct e2b_create_request *r, const char *image)
     return args;
 }
 
+/* Whether image is "host" or an image or template the state directory has. E2B's
+ * templates exist before a create names them; so do warren's here: a create never starts
+ * a pull (image_pull does), which could outlast the SDK's request timeout. */
+static int image_present(struct mcp_e2b *e, const char *image, struct wr_error **err)
+{
+    if (!strcmp(image, "host"))
+        return 0;
+    _cleanup_free_ char *normalized = NULL;
+    struct wr_error *bad = NULL;
+    if (oci_normalize_ref(image, &normalized, &bad) < 0)
+        wr_error_free(bad); /* a template name need not be a reference */
+    struct vmm_image_info *images = NULL;
+    size_t n = 0;
+    if (vmm_image_list(e->vmm, &images, &n, err) < 0)
+        return -(*err)->status;
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = images[i].row.name;
+        found |= !strcmp(name, image) || (normalized && !strcmp(name, normalized));
+        vmm_image_info_clear(&images[i]);
+    }
+    free(images);
+    if (!found)
+        return wr_error_set(err, ENOENT,
+                            "template '%s' not found: name a template (image_build), an image "
+                            "pulled already (image_pull), or host",
+                            image);
+    return 0;
+}
+
 static void control_create(struct mcp_e2b *e, struct http_conn *c, struct http_request *req)
 {
     struct e2b_create_request r;
@@ -248,8 +290,14 @@ static void control_create(struct mcp_e2b *e, struct http_conn *c, struct http_r
         wr_error_free(err);
         return;
     }
-    const char *image = !r.template_id || !strcmp(r.template_id, "base") ? e->base_image
-                                                                          : r.template_id;
+    const char *image =
+        !r.template_id || !strcmp(r.template_id, "base") ? e->base_image : r.template_id;
+    if (image_present(e, image, &err) < 0) {
+        e2b_respond_error(c, status_for(err->status), err->msg);
+        wr_error_free(err);
+        e2b_create_request_clear(&r);
+        return;
+    }
     struct vmm_create_request vr = {.image = image,
                                     .network = r.network,
                                     .env = (const char *const *)r.env,
@@ -350,7 +398,8 @@ static void control_list(struct mcp_e2b *e, struct http_conn *c, struct http_req
 
 /* ---- one sandbox ---------------------------------------------------------------------------- */
 
-static void control_info(struct mcp_e2b *e, struct http_conn *c, const struct vmm_sandbox_info *info)
+static void control_info(struct mcp_e2b *e, struct http_conn *c,
+                         const struct vmm_sandbox_info *info)
 {
     respond_json(c, 200, detail_json(e, info, true), NULL);
 }
@@ -364,8 +413,9 @@ static void killed(void *data, const struct vmm_sandbox_info *info, struct wr_er
         return;
     }
     call_record_ok(call);
-    if (call->conn)
-        respond_status(call->conn, 204);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        respond_status(c, 204);
     call_free(call);
 }
 
@@ -441,8 +491,9 @@ static void control_pause(struct mcp_e2b *e, struct http_conn *c,
 static void connect_reply(struct control_call *call, const struct store_sandbox *row)
 {
     call_record_ok(call);
-    if (call->conn)
-        respond_json(call->conn, call->status, sandbox_json(call->e2b, row), NULL);
+    struct http_conn *c = call_take_conn(call);
+    if (c)
+        respond_json(c, call->status, sandbox_json(call->e2b, row), NULL);
     call_free(call);
 }
 

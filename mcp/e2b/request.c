@@ -63,13 +63,15 @@ static int parse_object(const char *body, size_t len, cJSON **ret, struct wr_err
 }
 
 /* A whole number of seconds in [min, max] (JSON numbers are doubles). */
-static int seconds_from(const cJSON *v, const char *field, int64_t min, int64_t max,
-                        int64_t *ret, struct wr_error **err)
+static int seconds_from(const cJSON *v, const char *field, int64_t min, int64_t max, int64_t *ret,
+                        struct wr_error **err)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < (double)min || v->valuedouble > (double)max)
-        return wr_error_set(err, EINVAL, "%s must be a whole number of seconds from %" PRId64
-                            " to %" PRId64, field, min, max);
+    /* The range first: converting a double out of int64_t's range is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return wr_error_set(err, EINVAL,
+                            "%s must be a whole number of seconds from %" PRId64 " to %" PRId64,
+                            field, min, max);
     *ret = (int64_t)v->valuedouble;
     return 0;
 }
@@ -158,15 +160,11 @@ static int env_from(const cJSON *v, char ***ret, struct wr_error **err)
 
 #define ALL_TRAFFIC "0.0.0.0/0"
 
-/* Whether s is an address or a range (E2B takes CIDRs; warren's allow-list names hosts). */
+/* Whether s is an address or a range (E2B takes CIDRs; warren's allow-list names hosts).
+ * Other malformed names are left to vmm_net_policy_from_json, which names them. */
 static bool is_address(const char *s)
 {
-    char host[VMM_NET_MAX_HOST + 1];
-    bool wildcard = s[0] == '*' && (s[1] == 0 || s[1] == '.');
-    if (wildcard)
-        return false;
-    return strchr(s, '/') || strchr(s, ':') ||
-           vmm_net_host_normalize(s, strlen(s), host) < 0;
+    return strchr(s, '/') || strchr(s, ':') || strspn(s, "0123456789.") == strlen(s);
 }
 
 /* The entries of allowOut / denyOut as a JSON array of host names for vmm_net_policy;
@@ -209,9 +207,7 @@ static int selectors_from(const cJSON *v, const char *field, cJSON **ret, bool *
 static bool array_has(const cJSON *arr, const char *s)
 {
     const cJSON *item;
-    cJSON_ArrayForEach(item, arr)
-        if (!strcmp(item->valuestring, s))
-            return true;
+    cJSON_ArrayForEach(item, arr) if (!strcmp(item->valuestring, s)) return true;
     return false;
 }
 
@@ -229,15 +225,17 @@ static int network_refused(const cJSON *net, struct wr_error **err)
     const cJSON *item;
     cJSON_ArrayForEach(item, net)
     {
-        bool known = !strcmp(item->string, "allowOut") || !strcmp(item->string, "denyOut") ||
-                     !strcmp(item->string, "allowPublicTraffic");
-        for (size_t i = 0; i < WR_ARRAY_SIZE(refused); i++)
-            if (!strcmp(item->string, refused[i].key) && !cJSON_IsNull(item))
-                return wr_error_set(err, EINVAL, "network.%s: %s", item->string, refused[i].why);
-        if (!known && !cJSON_IsNull(item) &&
-            strcmp(item->string, "rules") && strcmp(item->string, "egressProxy") &&
-            strcmp(item->string, "maskRequestHost") && strcmp(item->string, "httpsPorts"))
-            return wr_error_set(err, EINVAL, "network: unknown field '%.64s'", item->string);
+        const char *key = item->string;
+        if (!strcmp(key, "allowOut") || !strcmp(key, "denyOut") ||
+            !strcmp(key, "allowPublicTraffic"))
+            continue;
+        size_t i = 0;
+        while (i < WR_ARRAY_SIZE(refused) && strcmp(key, refused[i].key))
+            i++;
+        if (i == WR_ARRAY_SIZE(refused))
+            return wr_error_set(err, EINVAL, "network: unknown field '%.64s'", key);
+        if (!cJSON_IsNull(item))
+            return wr_error_set(err, EINVAL, "network.%s: %s", key, refused[i].why);
     }
     const cJSON *pub = cJSON_GetObjectItemCaseSensitive(net, "allowPublicTraffic");
     if (cJSON_IsTrue(pub))
@@ -266,8 +264,8 @@ static int network_from(const cJSON *internet, const cJSON *net, enum vmm_net_mo
         return -(*err)->status;
     _cleanup_json_ cJSON *allow = NULL, *deny = NULL;
     bool deny_all = false;
-    if (selectors_from(cJSON_GetObjectItemCaseSensitive(net, "allowOut"), "allowOut", &allow,
-                       NULL, err) < 0 ||
+    if (selectors_from(cJSON_GetObjectItemCaseSensitive(net, "allowOut"), "allowOut", &allow, NULL,
+                       err) < 0 ||
         selectors_from(cJSON_GetObjectItemCaseSensitive(net, "denyOut"), "denyOut", &deny,
                        &deny_all, err) < 0)
         return -(*err)->status;
@@ -283,9 +281,8 @@ static int network_from(const cJSON *internet, const cJSON *net, enum vmm_net_mo
         /* Every host but denyOut's, except those allowOut names again. */
         _cleanup_json_ cJSON *kept = cJSON_CreateArray();
         const cJSON *item;
-        cJSON_ArrayForEach(item, deny)
-            if (!array_has(allow, item->valuestring))
-                cJSON_AddItemToArray(kept, cJSON_CreateString(item->valuestring));
+        cJSON_ArrayForEach(item, deny) if (!array_has(allow, item->valuestring))
+            cJSON_AddItemToArray(kept, cJSON_CreateString(item->valuestring));
         cJSON_Delete(deny);
         deny = TAKE_PTR(kept);
         cJSON_Delete(allow);
@@ -313,8 +310,7 @@ static bool template_ok(const char *s)
 {
     size_t n = strlen(s);
     return n > 0 && n <= E2B_TEMPLATE_MAX &&
-           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/:@") ==
-               n;
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/:@") == n;
 }
 
 /* Fields E2B's create takes that warren cannot honour when they ask for something. */
@@ -338,10 +334,20 @@ static int create_refused(const cJSON *o, struct wr_error **err)
     return 0;
 }
 
-static const char *const create_fields[] = {
-    "templateID", "timeout",  "metadata",  "envVars",         "secure",     "allow_internet_access",
-    "network",    "autoPause", "autoPauseMemory", "autoResume", "volumeMounts", "mcp",
-    "iam",        NULL};
+static const char *const create_fields[] = {"templateID",
+                                            "timeout",
+                                            "metadata",
+                                            "envVars",
+                                            "secure",
+                                            "allow_internet_access",
+                                            "network",
+                                            "autoPause",
+                                            "autoPauseMemory",
+                                            "autoResume",
+                                            "volumeMounts",
+                                            "mcp",
+                                            "iam",
+                                            NULL};
 
 static int check_fields(const cJSON *o, const char *const *known, struct wr_error **err)
 {
@@ -420,8 +426,8 @@ int e2b_network_parse(const char *body, size_t len, struct vmm_net_policy *ret,
     if (parse_object(body, len, &o, err) < 0)
         return -(*err)->status;
     /* The update's body is the network object itself plus allow_internet_access. */
-    const cJSON *internet = cJSON_DetachItemFromObjectCaseSensitive(o, "allow_internet_access");
-    _cleanup_json_ cJSON *owned = (cJSON *)internet;
+    _cleanup_json_ cJSON *internet =
+        cJSON_DetachItemFromObjectCaseSensitive(o, "allow_internet_access");
     return network_from(internet, o, VMM_NET_NAT, ret, err);
 }
 
@@ -479,8 +485,8 @@ char *e2b_query_value(const char *url, const char *name, bool *ret_bad)
     for (const char *p = q + 1; *p;) {
         size_t len = strcspn(p, "&#");
         if (len > name_len && !strncmp(p, name, name_len) && p[name_len] == '=') {
-            char *v = percent_decode(p + name_len + 1, len - name_len - 1, true,
-                                     E2B_QUERY_VALUE_MAX);
+            char *v =
+                percent_decode(p + name_len + 1, len - name_len - 1, true, E2B_QUERY_VALUE_MAX);
             *ret_bad = v == NULL;
             return v;
         }
@@ -540,7 +546,8 @@ static int metadata_filter_from(const char *s, struct e2b_list_query *q, struct 
             size_t klen = eq ? (size_t)(eq - p) : n;
             _cleanup_free_ char *k1 = percent_decode(p, klen, true, E2B_QUERY_VALUE_MAX);
             _cleanup_free_ char *v1 =
-                eq ? percent_decode(eq + 1, n - klen - 1, true, E2B_QUERY_VALUE_MAX) : wr_strdup("");
+                eq ? percent_decode(eq + 1, n - klen - 1, true, E2B_QUERY_VALUE_MAX)
+                   : wr_strdup("");
             char *k = k1 ? percent_decode(k1, strlen(k1), false, E2B_METADATA_KEY_MAX) : NULL;
             char *v = v1 ? percent_decode(v1, strlen(v1), false, E2B_METADATA_VALUE_MAX) : NULL;
             if (!k || !v || !*k) {

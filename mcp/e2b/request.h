@@ -12,7 +12,7 @@
 #include "util/util.h"
 #include "vmm/net/policy.h"
 
-#define E2B_TEMPLATE_MAX 255       /* templateID: an image reference or template name */
+#define E2B_TEMPLATE_MAX 255 /* templateID: an image reference or template name */
 #define E2B_METADATA_MAX_KEYS 64
 #define E2B_METADATA_KEY_MAX 256
 #define E2B_METADATA_VALUE_MAX 1024
@@ -26,10 +26,10 @@
 #define E2B_QUERY_VALUE_MAX 8192 /* one decoded query parameter */
 
 struct e2b_create_request {
-    char *template_id;    /* as sent; NULL: the default ("base") */
-    int64_t timeout_s;    /* 1..E2B_TIMEOUT_MAX */
-    char *metadata;       /* compact JSON object of strings, or NULL when none */
-    char **env;           /* "K=V", NULL-terminated, or NULL */
+    char *template_id; /* as sent; NULL: the default ("base") */
+    int64_t timeout_s; /* 1..E2B_TIMEOUT_MAX */
+    char *metadata;    /* compact JSON object of strings, or NULL when none */
+    char **env;        /* "K=V", NULL-terminated, or NULL */
     struct vmm_net_policy network;
 };
 void e2b_create_request_clear(struct e2b_create_request *r);
@@ -49,7 +49,7 @@ int e2b_network_parse(const char *body, size_t len, struct vmm_net_policy *ret,
 
 /* GET /v2/sandboxes (and the legacy GET /sandboxes). */
 struct e2b_list_query {
-    bool running, paused; /* which states; both when the query names none */
+    bool running, paused;            /* which states; both when the query names none */
     char **meta_keys, **meta_values; /* the metadata filter: every pair must match */
     size_t meta_n;
     char *template_id; /* NULL: any */
