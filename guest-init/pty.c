@@ -37,16 +37,16 @@ struct pty_session {
     /* The pty master, or the stdout pipe: closed once the output ended (EIO, EOF) or the
      * session finished. */
     struct gi_watch master;
-    struct gi_watch errp;   /* pipes: stderr */
-    struct gi_watch in;     /* pipes: stdin; -1 when it was not opened or was closed */
-    bool stdin_eof;         /* pipes: close stdin once the queued input is written */
-    bool attached_once;     /* an attachment existed: a later LIVE one replays nothing */
-    uint8_t *ring;          /* terminals: GI_PTY_RING_SIZE bytes of recent output */
-    size_t ring_head; /* where the next byte goes */
+    struct gi_watch errp; /* pipes: stderr */
+    struct gi_watch in;   /* pipes: stdin; -1 when it was not opened or was closed */
+    bool stdin_eof;       /* pipes: close stdin once the queued input is written */
+    bool attached_once;   /* an attachment existed: a later LIVE one replays nothing */
+    uint8_t *ring;        /* terminals: GI_PTY_RING_SIZE bytes of recent output */
+    size_t ring_head;     /* where the next byte goes */
     size_t ring_len;
     char *argv0;
-    char *tag;              /* NULL when none */
-    uint8_t *host_data;     /* HOST_DATA as given, NULL when none */
+    char *tag;          /* NULL when none */
+    uint8_t *host_data; /* HOST_DATA as given, NULL when none */
     size_t host_data_len;
     unsigned rows, cols;
     int64_t created;

@@ -227,9 +227,9 @@ int agent_pty_attach_selected(struct agent_conn *conn, const struct agent_pty_se
 struct agent_pty_control {
     const void *input; /* for the terminal or the stdin pipe (copied) */
     size_t input_len;
-    bool close_stdin;     /* pipes: EOF once the input is written */
-    int signum;           /* to the session's process group */
-    unsigned rows, cols;  /* terminals: a resize */
+    bool close_stdin;    /* pipes: EOF once the input is written */
+    int signum;          /* to the session's process group */
+    unsigned rows, cols; /* terminals: a resize */
 };
 /* cb gets ENOENT for no such session, EPIPE for input to a closed stdin, ESRCH after the
  * exit, EINVAL for a control that does not fit the session. */
@@ -254,7 +254,7 @@ struct agent_pty_info {
     char argv0[256];
     bool pipes;
     char tag[257];            /* "" when none (GI_PROC_TAG_MAX bytes at most) */
-    const uint8_t *host_data;      /* points into the answer: valid during the callback */
+    const uint8_t *host_data; /* points into the answer: valid during the callback */
     size_t host_data_len;
     unsigned rows, cols;
     bool running;

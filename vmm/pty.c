@@ -20,10 +20,10 @@
 struct vmm_pty {
     struct vmm *vmm;
     char *sandbox_id;
-    uint64_t id; /* the session; 0 until opened (or attached by pid or tag) */
-    uint64_t pid;   /* a pid or tag to attach to, when id is 0 */
+    uint64_t id;  /* the session; 0 until opened (or attached by pid or tag) */
+    uint64_t pid; /* a pid or tag to attach to, when id is 0 */
     char *tag;
-    bool live;      /* attach without the ring's replay */
+    bool live; /* attach without the ring's replay */
     struct vmm_pty_handlers handlers;
     void *data;
     struct agent_pty *pty; /* while attached */
@@ -109,8 +109,7 @@ static void on_output(void *data, const char *buf, size_t len)
 static void on_stderr_output(void *data, const char *buf, size_t len)
 {
     struct vmm_pty *p = data;
-    (p->handlers.stderr_output ? p->handlers.stderr_output : p->handlers.output)(p->data, buf,
-                                                                                 len);
+    (p->handlers.stderr_output ? p->handlers.stderr_output : p->handlers.output)(p->data, buf, len);
 }
 
 static void on_attached(void *data, uint64_t pty_id, uint64_t pid)

@@ -310,10 +310,10 @@ int vmm_path_check(const char *path, struct wr_error **err);
 /* Terminal sessions (vmm/pty.c) live in the sandbox's guest-init: they outlive the
  * attachment, the agent connection and this process, and keep their recent output, so a
  * client reattaches to the same shell. At most GI_PTY_MAX per sandbox. */
-#define VMM_PTY_DIM_MAX 1000            /* rows and cols are 1..VMM_PTY_DIM_MAX */
-#define VMM_PTY_MAX_INPUT (64u * 1024u) /* the largest vmm_pty_write */
-#define VMM_PTY_WINDOW (256u * 1024u)   /* output sent ahead of vmm_pty_ack, at most */
-#define VMM_PROCESS_TAG_MAX 256u        /* GI_PROC_TAG_MAX */
+#define VMM_PTY_DIM_MAX 1000                   /* rows and cols are 1..VMM_PTY_DIM_MAX */
+#define VMM_PTY_MAX_INPUT (64u * 1024u)        /* the largest vmm_pty_write */
+#define VMM_PTY_WINDOW (256u * 1024u)          /* output sent ahead of vmm_pty_ack, at most */
+#define VMM_PROCESS_TAG_MAX 256u               /* GI_PROC_TAG_MAX */
 #define VMM_PROCESS_HOST_DATA_MAX (8u * 1024u) /* GI_PROC_HOST_DATA_MAX */
 
 struct vmm_pty_request {

@@ -85,8 +85,7 @@ static int parse_dim(const cJSON *size, const char *name, unsigned *ret, const c
     return 0;
 }
 
-int e2b_pty_size_parse(const cJSON *pty, unsigned *ret_rows, unsigned *ret_cols,
-                       const char **why)
+int e2b_pty_size_parse(const cJSON *pty, unsigned *ret_rows, unsigned *ret_cols, const char **why)
 {
     if (!cJSON_IsObject(pty))
         return *why = "pty must be an object", -EINVAL;

@@ -303,8 +303,8 @@ static void connect_process(struct e2b_call *call)
     struct proc_stream *ps = stream_new(call);
     struct agent_pty_selector s = {.pid = sel.pid, .tag = sel.tag};
     struct wr_error *err = NULL;
-    if (vmm_process_attach(call->e2b->vmm, call->sandbox, &s, true, &stream_handlers, ps,
-                           &ps->pty, &err) < 0) {
+    if (vmm_process_attach(call->e2b->vmm, call->sandbox, &s, true, &stream_handlers, ps, &ps->pty,
+                           &err) < 0) {
         ps->call = NULL;
         stream_free(ps);
         e2b_call_fail(call, err);
@@ -361,10 +361,9 @@ static void controlled(void *data, struct wr_error *err)
     } else if (err->status == EPIPE || err->status == EAGAIN) {
         /* No stdin to write to, or 1 MiB already waiting: the process's state, not a fault
          * of the service. */
-        e2b_call_error(call,
-                       err->status == EPIPE ? CONNECT_FAILED_PRECONDITION
-                                            : CONNECT_RESOURCE_EXHAUSTED,
-                       err->msg);
+        e2b_call_error(
+            call, err->status == EPIPE ? CONNECT_FAILED_PRECONDITION : CONNECT_RESOURCE_EXHAUSTED,
+            err->msg);
         wr_error_free(err);
     } else {
         e2b_call_fail(call, err);

@@ -687,8 +687,10 @@ static void proc_end(void *data, const struct agent_pty_end *end, struct wr_erro
     term_end(&((struct proc *)data)->t, end, err);
 }
 
-static const struct agent_pty_handlers proc_handlers = {
-    .attached = proc_attached, .stderr_output = proc_stderr, .output = proc_stdout, .end = proc_end};
+static const struct agent_pty_handlers proc_handlers = {.attached = proc_attached,
+                                                        .stderr_output = proc_stderr,
+                                                        .output = proc_stdout,
+                                                        .end = proc_end};
 
 static void proc_init(struct proc *p)
 {
@@ -736,7 +738,10 @@ static void test_pipes_output(void)
     struct proc p;
     proc_start(&p, &(struct agent_pty_request){
                        .argv = ARGV("/bin/sh", "-c", "echo out; echo err >&2; exit 7"),
-                       .cwd = tmpdir, .rows = 24, .cols = 80, .pipes = true});
+                       .cwd = tmpdir,
+                       .rows = 24,
+                       .cols = 80,
+                       .pipes = true});
     run_until(&p.t.ended);
     ASSERT(!p.t.err);
     ASSERT_EQ(p.t.end.reason, AGENT_PTY_EXITED);
@@ -758,8 +763,11 @@ static void test_pipes_output_before_attach(void)
     struct wr_error *err = NULL;
     uint64_t id = open_pty_on(conn,
                               &(struct agent_pty_request){.argv = ARGV("/bin/echo", "early"),
-                                                          .cwd = tmpdir, .rows = 24, .cols = 80,
-                                                          .pipes = true, .tag = "early"},
+                                                          .cwd = tmpdir,
+                                                          .rows = 24,
+                                                          .cols = 80,
+                                                          .pipes = true,
+                                                          .tag = "early"},
                               &err);
     ASSERT(id > 0);
     run_for(200);
@@ -776,9 +784,14 @@ static void test_pipes_stdin_control(void)
 {
     struct proc p;
     const char host_data[] = "{\"cmd\":\"cat\"}";
-    proc_start(&p, &(struct agent_pty_request){.argv = ARGV("cat"), .cwd = tmpdir, .rows = 24,
-                                               .cols = 80, .pipes = true, .stdin_open = true,
-                                               .tag = "cat-tag", .host_data = host_data,
+    proc_start(&p, &(struct agent_pty_request){.argv = ARGV("cat"),
+                                               .cwd = tmpdir,
+                                               .rows = 24,
+                                               .cols = 80,
+                                               .pipes = true,
+                                               .stdin_open = true,
+                                               .tag = "cat-tag",
+                                               .host_data = host_data,
                                                .host_data_len = strlen(host_data)});
     struct listed l;
     list_on(conn, &l);
@@ -828,8 +841,10 @@ static void test_pipes_stdin_control(void)
 static void test_pipes_no_stdin_and_signal(void)
 {
     struct proc p;
-    proc_start(&p, &(struct agent_pty_request){.argv = ARGV("sleep", "600"), .cwd = tmpdir,
-                                               .rows = 24, .cols = 80, .pipes = true});
+    proc_start(
+        &p,
+        &(struct agent_pty_request){
+            .argv = ARGV("sleep", "600"), .cwd = tmpdir, .rows = 24, .cols = 80, .pipes = true});
     struct agent_pty_selector sel = {.pid = p.pid};
     struct wr_error *err = control(&sel, &(struct agent_pty_control){.input = "x", .input_len = 1});
     ASSERT(err && err->status == EPIPE);

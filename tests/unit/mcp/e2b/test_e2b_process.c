@@ -69,7 +69,8 @@ static void test_start_refusals(void)
     refused("{\"process\":{\"cmd\":\"x\",\"envs\":{\"A=B\":\"1\"}}}", "no '='");
     refused("{\"process\":{\"cmd\":\"x\",\"envs\":{\"A\":2}}}", "process.envs");
     refused("{\"process\":{\"cmd\":\"x\"},\"pty\":{\"size\":{\"cols\":0,\"rows\":5}}}", "pty.size");
-    refused("{\"process\":{\"cmd\":\"x\"},\"pty\":{\"size\":{\"cols\":2.5,\"rows\":5}}}", "pty.size");
+    refused("{\"process\":{\"cmd\":\"x\"},\"pty\":{\"size\":{\"cols\":2.5,\"rows\":5}}}",
+            "pty.size");
     refused("{\"process\":{\"cmd\":\"x\"},\"stdin\":\"yes\"}", "stdin");
     /* Caps: arguments, tag length. */
     cJSON *m = json("{\"process\":{\"cmd\":\"x\",\"args\":[]}}");
@@ -104,8 +105,11 @@ static void test_selector_signal_input(void)
     ASSERT_EQ(e2b_selector_parse(m, &sel, &why), 0);
     ASSERT_STREQ(sel.tag, "web");
     cJSON_Delete(m);
-    static const char *const bad[] = {"{}", "{\"process\":{}}", "{\"process\":{\"pid\":0}}",
-                                      "{\"process\":{\"pid\":-3}}", "{\"process\":{\"pid\":1.5}}",
+    static const char *const bad[] = {"{}",
+                                      "{\"process\":{}}",
+                                      "{\"process\":{\"pid\":0}}",
+                                      "{\"process\":{\"pid\":-3}}",
+                                      "{\"process\":{\"pid\":1.5}}",
                                       "{\"process\":{\"pid\":4294967296}}",
                                       "{\"process\":{\"tag\":\"\"}}"};
     for (size_t i = 0; i < WR_ARRAY_SIZE(bad); i++) {
