@@ -299,6 +299,8 @@ static start_fn request_handler(uint16_t type)
         return gi_pty_close;
     case GI_PTY_LIST:
         return gi_pty_list;
+    case GI_PROC_CONTROL:
+        return gi_proc_control;
     case GI_LIST_DIR:
         return gi_list_dir;
     case GI_MKDIR:

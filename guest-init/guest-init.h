@@ -149,6 +149,9 @@ int gi_pty_open(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size
 int gi_pty_attach(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_pty_close(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_pty_list(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+/* PROC_CONTROL: input, closing stdin, a signal or a resize for a session named by id, pid
+ * or tag, without attaching. */
+int gi_proc_control(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 /* A child was reaped; true when it was the leader of a terminal session. */
 bool gi_pty_reaped(pid_t pid, int status);
 uint64_t gi_pty_timers(uint64_t now);

@@ -51,6 +51,10 @@ enum gi_frame_type {
     GI_MKDIR = 58,       /* h: PATH, MODE, FLAGS (MKDIR_PARENTS) -> RESULT */
     GI_RENAME = 59,      /* h: PATH, NEW_PATH, FLAGS (RENAME_OVERWRITE) -> RESULT */
     GI_REMOVE = 60,      /* h: PATH, FLAGS (REMOVE_RECURSIVE) -> RESULT */
+    /* Process sessions (PTY sessions generalized: pipes, tags, live attach; PROTOCOL.md). */
+    GI_PROC_STDERR = 64,   /* g, on an attach stream of a pipe session: its stderr */
+    GI_PROC_CONTROL = 65,  /* h: PTY_ID | PID | TAG, INPUT, CLOSE_STDIN, SIGNUM, ROWS+COLS */
+    GI_PROC_ATTACHED = 66, /* g: first frame of an attach stream: PTY_ID, PID */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -99,6 +103,13 @@ enum gi_tag {
     GI_T_TRUNCATED = 67,   /* LIST_DIR RESULT: 1 when entries were left out */
     GI_T_LINK_TARGET = 68, /* DIR_ENTRIES: a symlink's target */
     GI_T_NEW_PATH = 69,    /* RENAME: the new name */
+    GI_T_PIPES = 72,       /* u64: PTY_OPEN, PTY_ENTRY: 1 = stdin/stdout/stderr pipes, no pty */
+    GI_T_TAG = 73,         /* string: a session's tag (PTY_OPEN, PTY_ENTRY, selectors) */
+    GI_T_LIVE = 74,        /* u64: PTY_ATTACH: 1 = no replay of the ring (but the first) */
+    GI_T_INPUT = 75,       /* bytes: PROC_CONTROL: for the terminal or the stdin pipe */
+    GI_T_CLOSE_STDIN = 76, /* u64: PROC_CONTROL: 1 = close the stdin pipe once written */
+    GI_T_HOST_DATA = 77,   /* bytes: PTY_OPEN, PTY_ENTRY: the host's, kept as given */
+    GI_T_ATTACH = 78,      /* u64: PTY_OPEN: 1 = its stream is the session's first attachment */
 };
 
 /* GI_T_PTY_END values. */
@@ -108,13 +119,17 @@ enum gi_tag {
 
 /* Terminal sessions: at most this many per sandbox, each keeping this much recent output,
  * and sending at most a window of output the host has not acknowledged. */
-#define GI_PTY_MAX 16
+#define GI_PTY_MAX 64
 #define GI_PTY_RING_SIZE (64u * 1024u)
 #define GI_PTY_WINDOW (256u * 1024u)
 #define GI_PTY_DIM_MAX 1000
+/* The largest TAG and HOST_DATA of a session (a PTY_LIST answer holds GI_PTY_MAX of them
+ * within one frame). */
+#define GI_PROC_TAG_MAX 256u
+#define GI_PROC_HOST_DATA_MAX (8u * 1024u)
 
 /* The highest tag this version knows (receivers index fields by tag below it). */
-#define GI_T_LAST 71
+#define GI_T_LAST 79
 
 /* GI_T_FLAGS bits of a WRITE. */
 #define GI_WRITE_APPEND 1u

@@ -613,8 +613,11 @@ int agent_shutdown(struct agent_conn *conn, agent_simple_cb cb, void *data, stru
 
 /* ---- terminals ---------------------------------------------------------------------- */
 
-int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
-                   agent_pty_open_cb cb, void *data, struct wr_error **err)
+static void put_open(struct agent_conn *conn, struct agent_req *q,
+                     const struct agent_pty_request *req, bool attach);
+
+static int check_open(struct agent_conn *conn, const struct agent_pty_request *req,
+                      struct wr_error **err)
 {
     int r = check_ready(conn, err);
     if (r < 0)
@@ -622,8 +625,40 @@ int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
     if (req->rows < 1 || req->rows > GI_PTY_DIM_MAX || req->cols < 1 || req->cols > GI_PTY_DIM_MAX)
         return wr_error_set(err, EINVAL, "terminal size %ux%u: rows and cols must be 1 to %d",
                             req->rows, req->cols, GI_PTY_DIM_MAX);
+    return 0;
+}
+
+int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
+                   agent_pty_open_cb cb, void *data, struct wr_error **err)
+{
+    int r = check_open(conn, req, err);
+    if (r < 0)
+        return r;
     struct agent_req *q = req_new(conn, REQ_PTY_OPEN, sizeof(*q), data);
     q->cb.pty_open = cb;
+    put_open(conn, q, req, false);
+    return start_simple(q, err);
+}
+
+int agent_pty_open_attached(struct agent_conn *conn, const struct agent_pty_request *req,
+                            const struct agent_pty_handlers *handlers, void *data,
+                            struct agent_pty **ret_pty, struct wr_error **err)
+{
+    int r = check_open(conn, req, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_PTY_ATTACH, sizeof(struct agent_pty), data);
+    q->cb.pty = *handlers;
+    put_open(conn, q, req, true);
+    if ((r = start_simple(q, err)) < 0)
+        return r;
+    *ret_pty = (struct agent_pty *)q;
+    return 0;
+}
+
+static void put_open(struct agent_conn *conn, struct agent_req *q,
+                     const struct agent_pty_request *req, bool attach)
+{
     struct gi_writer *w = &conn->writer;
     gi_writer_start(w, GI_PTY_OPEN, q->stream);
     for (const char *const *a = req->argv; a && *a; a++)
@@ -636,24 +671,92 @@ int agent_pty_open(struct agent_conn *conn, const struct agent_pty_request *req,
         gi_writer_str(w, GI_T_USER, req->user);
     gi_writer_u64(w, GI_T_ROWS, req->rows);
     gi_writer_u64(w, GI_T_COLS, req->cols);
-    return start_simple(q, err);
+    if (req->pipes) {
+        gi_writer_u64(w, GI_T_PIPES, 1);
+        gi_writer_u64(w, GI_T_STDIN_OPEN, req->stdin_open);
+    }
+    if (req->tag)
+        gi_writer_str(w, GI_T_TAG, req->tag);
+    if (req->host_data_len)
+        gi_writer_bytes(w, GI_T_HOST_DATA, req->host_data, req->host_data_len);
+    if (attach)
+        gi_writer_u64(w, GI_T_ATTACH, 1);
+}
+
+static int check_selector(const struct agent_pty_selector *sel, struct wr_error **err)
+{
+    if (!sel->id && !sel->pid && (!sel->tag || !*sel->tag))
+        return wr_error_set(err, EINVAL, "no process named (an id, a pid or a tag)");
+    if (sel->tag && strlen(sel->tag) > GI_PROC_TAG_MAX)
+        return wr_error_set(err, EINVAL, "a tag is at most %u bytes", GI_PROC_TAG_MAX);
+    return 0;
+}
+
+static void put_selector(struct gi_writer *w, const struct agent_pty_selector *sel)
+{
+    if (sel->id)
+        gi_writer_u64(w, GI_T_PTY_ID, sel->id);
+    else if (sel->pid)
+        gi_writer_u64(w, GI_T_PID, sel->pid);
+    else
+        gi_writer_str(w, GI_T_TAG, sel->tag);
+}
+
+int agent_pty_attach_selected(struct agent_conn *conn, const struct agent_pty_selector *sel,
+                              bool live, const struct agent_pty_handlers *handlers, void *data,
+                              struct agent_pty **ret_pty, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0 || (r = check_selector(sel, err)) < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_PTY_ATTACH, sizeof(struct agent_pty), data);
+    q->cb.pty = *handlers;
+    gi_writer_start(&conn->writer, GI_PTY_ATTACH, q->stream);
+    put_selector(&conn->writer, sel);
+    if (live)
+        gi_writer_u64(&conn->writer, GI_T_LIVE, 1);
+    if ((r = start_simple(q, err)) < 0)
+        return r;
+    *ret_pty = (struct agent_pty *)q;
+    return 0;
 }
 
 int agent_pty_attach(struct agent_conn *conn, uint64_t pty_id,
                      const struct agent_pty_handlers *handlers, void *data,
                      struct agent_pty **ret_pty, struct wr_error **err)
 {
+    if (pty_id == 0)
+        return wr_error_set(err, ENOENT, "no terminal session 0");
+    struct agent_pty_selector sel = {.id = pty_id};
+    return agent_pty_attach_selected(conn, &sel, false, handlers, data, ret_pty, err);
+}
+
+int agent_pty_control(struct agent_conn *conn, const struct agent_pty_selector *sel,
+                      const struct agent_pty_control *ctl, agent_simple_cb cb, void *data,
+                      struct wr_error **err)
+{
     int r = check_ready(conn, err);
-    if (r < 0)
+    if (r < 0 || (r = check_selector(sel, err)) < 0)
         return r;
-    struct agent_req *q = req_new(conn, REQ_PTY_ATTACH, sizeof(struct agent_pty), data);
-    q->cb.pty = *handlers;
-    gi_writer_start(&conn->writer, GI_PTY_ATTACH, q->stream);
-    gi_writer_u64(&conn->writer, GI_T_PTY_ID, pty_id);
-    if ((r = start_simple(q, err)) < 0)
-        return r;
-    *ret_pty = (struct agent_pty *)q;
-    return 0;
+    if (ctl->input_len > GI_FRAME_MAX_PAYLOAD - 1024)
+        return wr_error_set(err, EMSGSIZE, "process input of %zu bytes (at most %u at once)",
+                            ctl->input_len, GI_FRAME_MAX_PAYLOAD - 1024);
+    struct agent_req *q = req_new(conn, REQ_SIMPLE, sizeof(*q), data);
+    q->cb.simple = cb;
+    struct gi_writer *w = &conn->writer;
+    gi_writer_start(w, GI_PROC_CONTROL, q->stream);
+    put_selector(w, sel);
+    if (ctl->input)
+        gi_writer_bytes(w, GI_T_INPUT, ctl->input, ctl->input_len);
+    if (ctl->close_stdin)
+        gi_writer_u64(w, GI_T_CLOSE_STDIN, 1);
+    if (ctl->signum)
+        gi_writer_u64(w, GI_T_SIGNUM, (uint64_t)ctl->signum);
+    if (ctl->rows || ctl->cols) {
+        gi_writer_u64(w, GI_T_ROWS, ctl->rows);
+        gi_writer_u64(w, GI_T_COLS, ctl->cols);
+    }
+    return start_simple(q, err);
 }
 
 /* Sends data in frames of type on stream (copied, at most GI_CHUNK_SIZE per frame); an
@@ -895,6 +998,15 @@ static void pty_info_from(struct agent_pty_info *e, const struct fields *f)
     if (f->has[GI_T_ARG])
         snprintf(e->argv0, sizeof(e->argv0), "%.*s", (int)f->str_len[GI_T_ARG],
                  (const char *)f->str[GI_T_ARG]);
+    e->pipes = f->v[GI_T_PIPES] != 0;
+    if (f->has[GI_T_TAG] && f->str_len[GI_T_TAG] <= GI_PROC_TAG_MAX &&
+        !memchr(f->str[GI_T_TAG], 0, f->str_len[GI_T_TAG]))
+        snprintf(e->tag, sizeof(e->tag), "%.*s", (int)f->str_len[GI_T_TAG],
+                 (const char *)f->str[GI_T_TAG]);
+    if (f->has[GI_T_HOST_DATA] && f->str_len[GI_T_HOST_DATA] <= GI_PROC_HOST_DATA_MAX) {
+        e->host_data = f->str[GI_T_HOST_DATA];
+        e->host_data_len = f->str_len[GI_T_HOST_DATA];
+    }
 }
 
 /* A PTY_LIST RESULT: one PTY_ENTRY (itself a TLV list) per session. */
@@ -1032,9 +1144,18 @@ static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type
         return wr_buf_append(&r->read_buf, p, n) < 0 ? -EPROTO : 0;
     if (type == GI_DIR_ENTRIES && r->kind == REQ_LIST)
         return list_entries(r, p, n);
-    if (type == GI_PTY_OUTPUT && r->kind == REQ_PTY_ATTACH) {
-        if (r->cb.pty.output)
+    if ((type == GI_PTY_OUTPUT || type == GI_PROC_STDERR) && r->kind == REQ_PTY_ATTACH) {
+        if (type == GI_PROC_STDERR && r->cb.pty.stderr_output)
+            r->cb.pty.stderr_output(r->data, (const char *)p, n);
+        else if (r->cb.pty.output)
             r->cb.pty.output(r->data, (const char *)p, n);
+        return 0;
+    }
+    if (type == GI_PROC_ATTACHED && r->kind == REQ_PTY_ATTACH) {
+        if (parse_fields(p, n, &f) < 0)
+            return -EPROTO;
+        if (r->cb.pty.attached)
+            r->cb.pty.attached(r->data, f.v[GI_T_PTY_ID], f.v[GI_T_PID]);
         return 0;
     }
     if (type == GI_RESULT && r->kind == REQ_PTY_LIST)

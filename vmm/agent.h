@@ -161,7 +161,13 @@ struct agent_pty_request {
     const char *const *env;  /* "K=V"; TERM is always xterm-256color */
     const char *cwd;         /* NULL: /workspace */
     const char *user;        /* as for exec; NULL: root */
-    unsigned rows, cols;     /* 1..GI_PTY_DIM_MAX */
+    unsigned rows, cols;     /* 1..GI_PTY_DIM_MAX (ignored with pipes) */
+    /* A process session on pipes (stdout and stderr apart) instead of a terminal, with
+     * stdin a pipe when stdin_open (else /dev/null). */
+    bool pipes, stdin_open;
+    const char *tag;       /* NULL or 1..GI_PROC_TAG_MAX bytes */
+    const void *host_data; /* kept with the session, given back by agent_pty_list */
+    size_t host_data_len;  /* at most GI_PROC_HOST_DATA_MAX */
 };
 /* Exactly once: the session's id and its process's pid, or err (owned by the callee). */
 typedef void (*agent_pty_open_cb)(void *data, uint64_t pty_id, uint64_t pid, struct wr_error *err);
@@ -181,6 +187,11 @@ struct agent_pty_end {
 };
 
 struct agent_pty_handlers {
+    /* Optional, first: the session attached to, and its leader's pid. */
+    void (*attached)(void *data, uint64_t pty_id, uint64_t pid);
+    /* A pipe session's stderr (counted in the acknowledgements like output). Optional:
+     * output takes it when NULL. */
+    void (*stderr_output)(void *data, const char *buf, size_t len);
     /* Terminal output (first the session's recent output, then live). Every byte must be
      * acknowledged with agent_pty_ack once consumed: guest-init sends at most
      * GI_PTY_WINDOW bytes ahead of the acknowledgements. */
@@ -197,6 +208,34 @@ struct agent_pty;
 int agent_pty_attach(struct agent_conn *conn, uint64_t pty_id,
                      const struct agent_pty_handlers *handlers, void *data,
                      struct agent_pty **ret_pty, struct wr_error **err);
+/* Opens a session and makes the same stream its first attachment (one round trip less
+ * than open then attach): handlers->attached gets its id and pid first. */
+int agent_pty_open_attached(struct agent_conn *conn, const struct agent_pty_request *req,
+                            const struct agent_pty_handlers *handlers, void *data,
+                            struct agent_pty **ret_pty, struct wr_error **err);
+/* A session named by its id, else its leader's pid, else its tag. */
+struct agent_pty_selector {
+    uint64_t id, pid;
+    const char *tag;
+};
+/* The same by selector; live: output from now on, not the ring of recent output (except on
+ * the session's first attachment, which gets everything since the start). */
+int agent_pty_attach_selected(struct agent_conn *conn, const struct agent_pty_selector *sel,
+                              bool live, const struct agent_pty_handlers *handlers, void *data,
+                              struct agent_pty **ret_pty, struct wr_error **err);
+/* What PROC_CONTROL does to a session without attaching; zero fields do nothing. */
+struct agent_pty_control {
+    const void *input; /* for the terminal or the stdin pipe (copied) */
+    size_t input_len;
+    bool close_stdin;    /* pipes: EOF once the input is written */
+    int signum;          /* to the session's process group */
+    unsigned rows, cols; /* terminals: a resize */
+};
+/* cb gets ENOENT for no such session, EPIPE for input to a closed stdin, ESRCH after the
+ * exit, EINVAL for a control that does not fit the session. */
+int agent_pty_control(struct agent_conn *conn, const struct agent_pty_selector *sel,
+                      const struct agent_pty_control *ctl, agent_simple_cb cb, void *data,
+                      struct wr_error **err);
 /* Input for the terminal (copied; split into frames of at most GI_CHUNK_SIZE). */
 int agent_pty_input(struct agent_pty *pty, const void *buf, size_t len, struct wr_error **err);
 int agent_pty_resize(struct agent_pty *pty, unsigned rows, unsigned cols, struct wr_error **err);
@@ -213,6 +252,10 @@ int agent_pty_close(struct agent_conn *conn, uint64_t pty_id, agent_simple_cb cb
 struct agent_pty_info {
     uint64_t id, pid;
     char argv0[256];
+    bool pipes;
+    char tag[257];            /* "" when none (GI_PROC_TAG_MAX bytes at most) */
+    const uint8_t *host_data; /* points into the answer: valid during the callback */
+    size_t host_data_len;
     unsigned rows, cols;
     bool running;
     int exit_code, signal; /* when not running */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "guest-init/proto.h"
 #include "ops.h"
 #include "ready.h"
 #include "state.h"
@@ -19,7 +20,10 @@
 struct vmm_pty {
     struct vmm *vmm;
     char *sandbox_id;
-    uint64_t id; /* the session; 0 until opened */
+    uint64_t id;  /* the session; 0 until opened (or attached by pid or tag) */
+    uint64_t pid; /* a pid or tag to attach to, when id is 0 */
+    char *tag;
+    bool live; /* attach without the ring's replay */
     struct vmm_pty_handlers handlers;
     void *data;
     struct agent_pty *pty; /* while attached */
@@ -30,6 +34,10 @@ struct vmm_pty {
     /* PTY_OPEN: the request, owned. */
     char **argv, **env;
     char *cwd, *user;
+    bool pipes, stdin_open;
+    char *open_tag;
+    void *host_data;
+    size_t host_data_len;
 };
 
 static void pty_free(struct vmm_pty *p)
@@ -39,6 +47,9 @@ static void pty_free(struct vmm_pty *p)
     wr_strv_free(p->env);
     free(p->cwd);
     free(p->user);
+    free(p->tag);
+    free(p->open_tag);
+    free(p->host_data);
     free(p);
 }
 
@@ -68,13 +79,13 @@ static void count_terminal(struct vmm_pty *p, bool attached)
 static void pty_end(struct vmm_pty *p, const struct agent_pty_end *end, struct wr_error *err)
 {
     count_terminal(p, false);
-    if (end && end->reason == AGENT_PTY_EXITED) {
+    if (end && end->reason == AGENT_PTY_EXITED && !p->pipes) {
         _cleanup_free_ char *detail =
             wr_asprintf("terminal %llu exited (code %d, signal %d)", (unsigned long long)p->id,
                         end->exit.exit_code, end->exit.signal);
         store_event(p->vmm->store, p->sandbox_id, "terminal-closed", detail, NULL);
     }
-    if (end || (err && err->status != ECANCELED)) {
+    if (!p->pipes && (end || (err && err->status != ECANCELED))) {
         p->last_touch = 0;
         touch(p); /* the idle clock starts when the terminal was left */
     }
@@ -95,6 +106,21 @@ static void on_output(void *data, const char *buf, size_t len)
     p->handlers.output(p->data, buf, len);
 }
 
+static void on_stderr_output(void *data, const char *buf, size_t len)
+{
+    struct vmm_pty *p = data;
+    (p->handlers.stderr_output ? p->handlers.stderr_output : p->handlers.output)(p->data, buf, len);
+}
+
+static void on_attached(void *data, uint64_t pty_id, uint64_t pid)
+{
+    struct vmm_pty *p = data;
+    p->id = pty_id;
+    p->pid = pid;
+    if (p->handlers.attached)
+        p->handlers.attached(p->data, pty_id, pid);
+}
+
 static void on_end(void *data, const struct agent_pty_end *end, struct wr_error *err)
 {
     struct vmm_pty *p = data;
@@ -105,24 +131,22 @@ static void on_end(void *data, const struct agent_pty_end *end, struct wr_error 
     pty_end(p, end, err);
 }
 
-static const struct agent_pty_handlers agent_handlers = {.output = on_output, .end = on_end};
+static const struct agent_pty_handlers agent_handlers = {
+    .attached = on_attached, .stderr_output = on_stderr_output, .output = on_output, .end = on_end};
 
 static void attach_now(struct vmm_pty *p, struct agent_conn *conn)
 {
     struct wr_error *err = NULL;
-    if (agent_pty_attach(conn, p->id, &agent_handlers, p, &p->pty, &err) < 0) {
+    struct agent_pty_selector sel = {.id = p->id, .pid = p->pid, .tag = p->tag};
+    if (agent_pty_attach_selected(conn, &sel, p->live, &agent_handlers, p, &p->pty, &err) < 0) {
         fail(p, err);
         return;
     }
     count_terminal(p, true);
     if (p->rows && agent_pty_resize(p->pty, p->rows, p->cols, &err) < 0)
         wr_error_free(TAKE_PTR(err)); /* a broken connection ends the attachment anyway */
-    if (p->detach_requested) {
+    if (p->detach_requested)
         vmm_pty_detach(p);
-        return;
-    }
-    if (p->handlers.attached)
-        p->handlers.attached(p->data, p->id);
 }
 
 struct opening {
@@ -141,10 +165,14 @@ static void on_opened(void *data, uint64_t id, uint64_t pid, struct wr_error *er
         return;
     }
     p->id = id;
-    _cleanup_free_ char *detail =
-        wr_asprintf("terminal %llu: %.200s (pid %llu)", (unsigned long long)id,
-                    p->argv ? p->argv[0] : "login shell", (unsigned long long)pid);
-    store_event(p->vmm->store, p->sandbox_id, "terminal-opened", detail, NULL);
+    /* Terminals are events of their own; a process session is recorded by its caller
+     * (E2B records its calls as activity). */
+    if (!p->pipes) {
+        _cleanup_free_ char *detail =
+            wr_asprintf("terminal %llu: %.200s (pid %llu)", (unsigned long long)id,
+                        p->argv ? p->argv[0] : "login shell", (unsigned long long)pid);
+        store_event(p->vmm->store, p->sandbox_id, "terminal-opened", detail, NULL);
+    }
     /* The answer came on conn, which is therefore still open. */
     attach_now(p, conn);
 }
@@ -158,7 +186,7 @@ static void on_conn(void *data, struct agent_conn *conn, struct wr_error *err)
         fail(p, err);
         return;
     }
-    if (p->id) {
+    if (p->id || p->pid || p->tag) {
         attach_now(p, conn);
         return;
     }
@@ -167,7 +195,23 @@ static void on_conn(void *data, struct agent_conn *conn, struct wr_error *err)
                                     .cwd = p->cwd,
                                     .user = p->user,
                                     .rows = p->rows,
-                                    .cols = p->cols};
+                                    .cols = p->cols,
+                                    .pipes = p->pipes,
+                                    .stdin_open = p->stdin_open,
+                                    .tag = p->open_tag,
+                                    .host_data = p->host_data,
+                                    .host_data_len = p->host_data_len};
+    if (p->pipes) {
+        /* A process session: opened and attached in one request. */
+        if (agent_pty_open_attached(conn, &req, &agent_handlers, p, &p->pty, &err) < 0) {
+            fail(p, err);
+            return;
+        }
+        count_terminal(p, true);
+        if (p->detach_requested)
+            vmm_pty_detach(p);
+        return;
+    }
     struct opening *o = wr_calloc(1, sizeof(*o));
     *o = (struct opening){.p = p, .conn = conn};
     p->rows = p->cols = 0; /* the size is in the request */
@@ -198,6 +242,18 @@ static int check_strv(const char *const *v, const char *what, struct wr_error **
     return 0;
 }
 
+static int check_process(const struct vmm_pty_request *req, struct wr_error **err)
+{
+    if (req->tag && (!*req->tag || strlen(req->tag) > GI_PROC_TAG_MAX))
+        return wr_error_set(err, EINVAL, "a process tag is 1 to %u bytes", GI_PROC_TAG_MAX);
+    if (req->host_data_len > GI_PROC_HOST_DATA_MAX)
+        return wr_error_set(err, EMSGSIZE, "process host data of %zu bytes (at most %u)",
+                            req->host_data_len, GI_PROC_HOST_DATA_MAX);
+    if (req->user && (!*req->user || strlen(req->user) > 128))
+        return wr_error_set(err, EINVAL, "a user is 1 to 128 bytes");
+    return 0;
+}
+
 static struct vmm_pty *pty_new(struct vmm *vmm, const struct store_sandbox *row,
                                const struct vmm_pty_handlers *handlers, void *data)
 {
@@ -216,13 +272,24 @@ int vmm_pty_open(struct vmm *vmm, const char *id_or_name, const struct vmm_pty_r
 {
     struct store_sandbox row;
     if (check_size(req->rows, req->cols, err) < 0 || check_strv(req->argv, "arguments", err) < 0 ||
-        check_strv(req->env, "environment entries", err) < 0 ||
+        check_strv(req->env, "environment entries", err) < 0 || check_process(req, err) < 0 ||
         vmm__sandbox_running(vmm, id_or_name, &row, err) < 0)
         return -(*err)->status;
     struct vmm_pty *p = pty_new(vmm, &row, handlers, data);
     _cleanup_strv_ char **image_env = NULL;
     _cleanup_free_ char *workdir = NULL;
     vmm__image_exec_config(vmm, row.image, &image_env, &workdir, &p->user);
+    if (req->user) {
+        free(p->user);
+        p->user = wr_strdup(req->user);
+    }
+    p->pipes = req->pipes;
+    p->stdin_open = req->stdin_open;
+    p->open_tag = req->tag ? wr_strdup(req->tag) : NULL;
+    if (req->host_data_len) {
+        p->host_data = memcpy(wr_malloc(req->host_data_len), req->host_data, req->host_data_len);
+        p->host_data_len = req->host_data_len;
+    }
     p->argv = req->argv ? wr_strv_copy(req->argv) : NULL;
     p->env = vmm__exec_env(&row, (const char *const *)image_env, req->env);
     p->cwd = wr_strdup(req->cwd ? req->cwd : workdir ? workdir : "/workspace");
@@ -234,21 +301,37 @@ int vmm_pty_open(struct vmm *vmm, const char *id_or_name, const struct vmm_pty_r
     return 0;
 }
 
-int vmm_pty_attach(struct vmm *vmm, const char *id_or_name, uint64_t pty_id,
-                   const struct vmm_pty_handlers *handlers, void *data, struct vmm_pty **ret_pty,
-                   struct wr_error **err)
+int vmm_process_attach(struct vmm *vmm, const char *id_or_name,
+                       const struct agent_pty_selector *sel, bool live,
+                       const struct vmm_pty_handlers *handlers, void *data,
+                       struct vmm_pty **ret_pty, struct wr_error **err)
 {
     struct store_sandbox row;
-    if (pty_id == 0)
-        return wr_error_set(err, ENOENT, "no terminal session 0");
+    if (!sel->id && !sel->pid && (!sel->tag || !*sel->tag))
+        return wr_error_set(err, ENOENT, "no process session named");
+    if (sel->tag && strlen(sel->tag) > GI_PROC_TAG_MAX)
+        return wr_error_set(err, EINVAL, "a process tag is at most %u bytes", GI_PROC_TAG_MAX);
     if (vmm__sandbox_running(vmm, id_or_name, &row, err) < 0)
         return -(*err)->status;
     struct vmm_pty *p = pty_new(vmm, &row, handlers, data);
-    p->id = pty_id;
+    p->id = sel->id;
+    p->pid = sel->id ? 0 : sel->pid;
+    p->tag = !sel->id && !sel->pid ? wr_strdup(sel->tag) : NULL;
+    p->live = live;
     *ret_pty = p;
     vmm__with_conn(vmm, &row, 0, on_conn, p);
     store_sandbox_clear(&row);
     return 0;
+}
+
+int vmm_pty_attach(struct vmm *vmm, const char *id_or_name, uint64_t pty_id,
+                   const struct vmm_pty_handlers *handlers, void *data, struct vmm_pty **ret_pty,
+                   struct wr_error **err)
+{
+    if (pty_id == 0)
+        return wr_error_set(err, ENOENT, "no terminal session 0");
+    struct agent_pty_selector sel = {.id = pty_id};
+    return vmm_process_attach(vmm, id_or_name, &sel, false, handlers, data, ret_pty, err);
 }
 
 static int check_attached(const struct vmm_pty *p, struct wr_error **err)
@@ -314,13 +397,27 @@ struct pty_call {
     uint64_t id;
     vmm_pty_close_cb close_cb;
     vmm_pty_list_cb list_cb;
+    vmm_pty_close_cb control_cb;
+    struct agent_pty_selector sel; /* control: its tag owned */
+    struct agent_pty_control ctl;  /* control: its input owned */
     void *data;
 };
 
 static void call_free(struct pty_call *c)
 {
     free(c->sandbox_id);
+    free((char *)c->sel.tag);
+    free((void *)c->ctl.input);
     free(c);
+}
+
+static void on_controlled(void *data, struct wr_error *err)
+{
+    struct pty_call *c = data;
+    if (!err && c->ctl.input_len)
+        store_sandbox_touch(c->vmm->store, c->sandbox_id, wr_unix_time(), NULL);
+    c->control_cb(c->data, err);
+    call_free(c);
 }
 
 static void on_closed(void *data, struct wr_error *err)
@@ -345,13 +442,17 @@ static void on_listed(void *data, const struct agent_pty_info *list, size_t n, s
 static void call_on_conn(void *data, struct agent_conn *conn, struct wr_error *err)
 {
     struct pty_call *c = data;
-    if (conn && c->close_cb)
+    if (conn && c->control_cb)
+        agent_pty_control(conn, &c->sel, &c->ctl, on_controlled, c, &err);
+    else if (conn && c->close_cb)
         agent_pty_close(conn, c->id, on_closed, c, &err);
     else if (conn)
         agent_pty_list(conn, on_listed, c, &err);
     if (!err)
         return;
-    if (c->close_cb)
+    if (c->control_cb)
+        c->control_cb(c->data, err);
+    else if (c->close_cb)
         c->close_cb(c->data, err);
     else
         c->list_cb(c->data, NULL, 0, err);
@@ -363,7 +464,7 @@ static int call_start(struct vmm *vmm, const char *id_or_name, struct pty_call *
 {
     struct store_sandbox row;
     if (vmm__sandbox_running(vmm, id_or_name, &row, err) < 0) {
-        free(c);
+        call_free(c);
         return -(*err)->status;
     }
     c->vmm = vmm;
@@ -388,3 +489,30 @@ int vmm_pty_list(struct vmm *vmm, const char *id_or_name, vmm_pty_list_cb cb, vo
     *c = (struct pty_call){.list_cb = cb, .data = data};
     return call_start(vmm, id_or_name, c, err);
 }
+
+int vmm_process_control(struct vmm *vmm, const char *id_or_name,
+                        const struct agent_pty_selector *sel, const struct agent_pty_control *ctl,
+                        vmm_pty_close_cb cb, void *data, struct wr_error **err)
+{
+    if (!sel->id && !sel->pid && (!sel->tag || !*sel->tag))
+        return wr_error_set(err, ENOENT, "no process session named");
+    if (sel->tag && strlen(sel->tag) > GI_PROC_TAG_MAX)
+        return wr_error_set(err, EINVAL, "a process tag is at most %u bytes", GI_PROC_TAG_MAX);
+    if (ctl->input_len > VMM_PTY_MAX_INPUT)
+        return wr_error_set(err, EMSGSIZE, "process input of %zu bytes (at most %u at once)",
+                            ctl->input_len, VMM_PTY_MAX_INPUT);
+    if (ctl->signum < 0 || ctl->signum > 64)
+        return wr_error_set(err, EINVAL, "signal %d: not a signal number", ctl->signum);
+    if ((ctl->rows || ctl->cols) && check_size(ctl->rows, ctl->cols, err) < 0)
+        return -EINVAL;
+    struct pty_call *c = wr_calloc(1, sizeof(*c));
+    *c = (struct pty_call){.control_cb = cb, .data = data, .sel = *sel, .ctl = *ctl};
+    c->sel.tag = sel->tag ? wr_strdup(sel->tag) : NULL;
+    c->ctl.input = NULL;
+    if (ctl->input) /* an empty input is kept: it checks that stdin is open */
+        c->ctl.input = memcpy(wr_malloc(ctl->input_len + 1), ctl->input, ctl->input_len);
+    return call_start(vmm, id_or_name, c, err);
+}
+
+_Static_assert(VMM_PROCESS_TAG_MAX == GI_PROC_TAG_MAX, "the tag caps agree");
+_Static_assert(VMM_PROCESS_HOST_DATA_MAX == GI_PROC_HOST_DATA_MAX, "the host data caps agree");

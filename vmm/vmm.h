@@ -310,21 +310,34 @@ int vmm_path_check(const char *path, struct wr_error **err);
 /* Terminal sessions (vmm/pty.c) live in the sandbox's guest-init: they outlive the
  * attachment, the agent connection and this process, and keep their recent output, so a
  * client reattaches to the same shell. At most GI_PTY_MAX per sandbox. */
-#define VMM_PTY_DIM_MAX 1000            /* rows and cols are 1..VMM_PTY_DIM_MAX */
-#define VMM_PTY_MAX_INPUT (64u * 1024u) /* the largest vmm_pty_write */
-#define VMM_PTY_WINDOW (256u * 1024u)   /* output sent ahead of vmm_pty_ack, at most */
+#define VMM_PTY_DIM_MAX 1000                   /* rows and cols are 1..VMM_PTY_DIM_MAX */
+#define VMM_PTY_MAX_INPUT (64u * 1024u)        /* the largest vmm_pty_write */
+#define VMM_PTY_WINDOW (256u * 1024u)          /* output sent ahead of vmm_pty_ack, at most */
+#define VMM_PROCESS_TAG_MAX 256u               /* GI_PROC_TAG_MAX */
+#define VMM_PROCESS_HOST_DATA_MAX (8u * 1024u) /* GI_PROC_HOST_DATA_MAX */
 
 struct vmm_pty_request {
     const char *const *argv; /* NULL: the login shell of the sandbox's user */
     const char *const *env;  /* "K=V" over the sandbox's environment, or NULL */
     const char *cwd;         /* NULL: the image's working directory, else /workspace */
     unsigned rows, cols;
+    /* Process sessions (E2B's commands): pipes instead of a terminal (stdout and stderr
+     * apart, stdin a pipe when stdin_open, else /dev/null); a tag to find it by; host data
+     * (at most VMM_PROCESS_HOST_DATA_MAX bytes) given back by vmm_pty_list; a user (NULL: the
+     * image's). */
+    bool pipes, stdin_open;
+    const char *tag;
+    const char *user;
+    const void *host_data;
+    size_t host_data_len;
 };
 
 struct vmm_pty_handlers {
-    /* The terminal is attached to session pty_id (the id vmm_pty_attach takes later).
-     * Output and end follow. May be NULL. */
-    void (*attached)(void *data, uint64_t pty_id);
+    /* The terminal is attached to session pty_id (the id vmm_pty_attach takes later),
+     * whose leader is pid (in the sandbox). Output and end follow. May be NULL. */
+    void (*attached)(void *data, uint64_t pty_id, uint64_t pid);
+    /* A pipe session's stderr (acknowledged like output). NULL: output takes it. */
+    void (*stderr_output)(void *data, const char *buf, size_t len);
     /* Output: first the session's recent output (up to 64 KiB), then live. Each byte
      * must be acknowledged with vmm_pty_ack once passed on: the sandbox sends at most
      * VMM_PTY_WINDOW bytes ahead of the acknowledgements. */
@@ -338,6 +351,7 @@ struct vmm_pty_handlers {
 };
 
 struct vmm_pty; /* one attachment to a terminal session */
+typedef void (*vmm_pty_close_cb)(void *data, struct wr_error *err);
 
 /* Opens a session in a running (or paused: resumed) sandbox and attaches to it.
  * *ret_pty is valid until handlers->end has run. */
@@ -348,6 +362,19 @@ int vmm_pty_open(struct vmm *vmm, const char *id_or_name, const struct vmm_pty_r
 int vmm_pty_attach(struct vmm *vmm, const char *id_or_name, uint64_t pty_id,
                    const struct vmm_pty_handlers *handlers, void *data, struct vmm_pty **ret_pty,
                    struct wr_error **err);
+/* Attaches to a session named by id, pid or tag (struct agent_pty_selector); live: output
+ * from now on rather than the session's recent output (a session's first attachment gets
+ * everything since its start either way). */
+int vmm_process_attach(struct vmm *vmm, const char *id_or_name,
+                       const struct agent_pty_selector *sel, bool live,
+                       const struct vmm_pty_handlers *handlers, void *data,
+                       struct vmm_pty **ret_pty, struct wr_error **err);
+/* Input (at most VMM_PTY_MAX_INPUT bytes, copied), closing stdin, a signal or a resize
+ * for a session without attaching to it. cb (a vmm_pty_close_cb) gets ENOENT for no such
+ * session, EPIPE for input to a closed stdin, ESRCH when it exited. */
+int vmm_process_control(struct vmm *vmm, const char *id_or_name,
+                        const struct agent_pty_selector *sel, const struct agent_pty_control *ctl,
+                        vmm_pty_close_cb cb, void *data, struct wr_error **err);
 /* Input for the terminal (copied; at most VMM_PTY_MAX_INPUT bytes). EAGAIN before the
  * attached handler ran. Counts as use of the sandbox for the idle policy. */
 int vmm_pty_write(struct vmm_pty *pty, const void *buf, size_t len, struct wr_error **err);
@@ -361,7 +388,6 @@ int vmm_pty_signal(struct vmm_pty *pty, int signum, struct wr_error **err);
  * was not attached yet). */
 void vmm_pty_detach(struct vmm_pty *pty);
 
-typedef void (*vmm_pty_close_cb)(void *data, struct wr_error *err);
 /* Ends a session: every process of its terminal session is killed and it is forgotten
  * (ENOENT if unknown). */
 int vmm_pty_close(struct vmm *vmm, const char *id_or_name, uint64_t pty_id, vmm_pty_close_cb cb,

@@ -78,3 +78,45 @@ void e2b_files_handle(struct mcp_e2b *e, struct http_conn *c, struct http_reques
  * string to free). */
 void e2b_respond_error(struct http_conn *c, int status, const char *message);
 char *e2b_error_json(int status, const char *message);
+
+/* ---- process.Process requests (process-request.c) ------------------------------------- */
+
+#define E2B_PROCESS_ARGS_MAX 4096 /* arguments, and environment variables */
+#define E2B_PROCESS_TAG_MAX VMM_PROCESS_TAG_MAX
+#define E2B_PROCESS_HOST_DATA_MAX VMM_PROCESS_HOST_DATA_MAX
+#define E2B_PTY_DIM_MAX 1000
+#define E2B_INPUT_MAX (64u * 1024u) /* one SendInput's bytes (VMM_PTY_MAX_INPUT) */
+
+/* A StartRequest: {process: {cmd, args, envs, cwd}, pty?: {size}, tag?, stdin?}. */
+struct e2b_start_request {
+    char **argv; /* cmd then args */
+    char **env;  /* "K=V" from envs, NULL when none */
+    char *cwd;   /* NULL: the sandbox's default */
+    char *tag;   /* NULL: none */
+    bool pty;
+    unsigned rows, cols; /* with pty */
+    bool stdin_open;     /* envd: open unless stdin is false */
+    cJSON *config;       /* {cmd, args, envs, cwd} as List answers it */
+};
+/* 0 and *ret (cleared with e2b_start_request_clear), or -errno with *why. */
+int e2b_start_request_parse(const cJSON *msg, struct e2b_start_request *ret, const char **why);
+void e2b_start_request_clear(struct e2b_start_request *r);
+
+/* A ProcessSelector: {process: {pid} | {tag}}; tag points into msg. */
+struct e2b_selector {
+    uint32_t pid;
+    const char *tag;
+};
+int e2b_selector_parse(const cJSON *msg, struct e2b_selector *ret, const char **why);
+/* {size: {cols, rows}} of a pty field; a missing dimension is 0. */
+int e2b_pty_size_parse(const cJSON *pty, unsigned *ret_rows, unsigned *ret_cols,
+                       const char **why);
+/* SendSignal's signal: SIGKILL or SIGTERM, by enum name or number. */
+int e2b_signal_parse(const cJSON *msg, int *ret, const char **why);
+/* SendInput's {input: {stdin | pty: base64}}: data (to free) of at most E2B_INPUT_MAX. */
+struct e2b_input {
+    void *data;
+    size_t len;
+    bool pty;
+};
+int e2b_input_parse(const cJSON *msg, struct e2b_input *ret, const char **why);

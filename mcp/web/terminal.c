@@ -48,8 +48,9 @@ static void send_error(struct term *t, const char *message, bool gone)
 
 /* ---- from the sandbox ---------------------------------------------------------------- */
 
-static void pty_attached(void *data, uint64_t pty_id)
+static void pty_attached(void *data, uint64_t pty_id, uint64_t pid)
 {
+    (void)pid;
     struct term *t = data;
     t->pty_id = pty_id;
     t->attached = true;

@@ -651,6 +651,226 @@ static void test_bad_requests(void)
 
 /* On a channel (virtio-serial), a new host's HELLO ends the old host's execs but not its
  * terminals. */
+
+/* ---- process sessions (pipes, tags, live attach, PROC_CONTROL) ------------------------ */
+
+struct proc {
+    struct term t; /* stdout in t.out */
+    struct wr_buf err;
+    uint64_t id, pid;
+    bool attached;
+};
+
+static void proc_attached(void *data, uint64_t id, uint64_t pid)
+{
+    struct proc *p = data;
+    p->attached = true;
+    p->id = id;
+    p->pid = pid;
+}
+
+static void proc_stderr(void *data, const char *buf, size_t len)
+{
+    struct proc *p = data;
+    ASSERT_EQ(wr_buf_append(&p->err, buf, len), 0);
+    struct wr_error *err = NULL;
+    ASSERT_EQ(agent_pty_ack(p->t.pty, len, &err), 0);
+}
+
+static void proc_stdout(void *data, const char *buf, size_t len)
+{
+    term_output(&((struct proc *)data)->t, buf, len);
+}
+
+static void proc_end(void *data, const struct agent_pty_end *end, struct wr_error *err)
+{
+    term_end(&((struct proc *)data)->t, end, err);
+}
+
+static const struct agent_pty_handlers proc_handlers = {.attached = proc_attached,
+                                                        .stderr_output = proc_stderr,
+                                                        .output = proc_stdout,
+                                                        .end = proc_end};
+
+static void proc_init(struct proc *p)
+{
+    memset(p, 0, sizeof(*p));
+    wr_buf_init(&p->t.out, 4u << 20);
+    wr_buf_init(&p->err, 1u << 20);
+    p->t.auto_ack = true;
+}
+
+static void proc_free(struct proc *p)
+{
+    term_free(&p->t);
+    wr_buf_free(&p->err);
+}
+
+static void proc_start(struct proc *p, const struct agent_pty_request *req)
+{
+    struct wr_error *err = NULL;
+    proc_init(p);
+    ASSERT_EQ(agent_pty_open_attached(conn, req, &proc_handlers, p, &p->t.pty, &err), 0);
+    run_until(&p->attached);
+    ASSERT(p->id > 0 && p->pid > 1);
+}
+
+static void proc_attach(struct proc *p, const struct agent_pty_selector *sel, bool live)
+{
+    struct wr_error *err = NULL;
+    proc_init(p);
+    ASSERT_EQ(agent_pty_attach_selected(conn, sel, live, &proc_handlers, p, &p->t.pty, &err), 0);
+}
+
+static struct wr_error *control(const struct agent_pty_selector *sel,
+                                const struct agent_pty_control *ctl)
+{
+    struct closed c = {0};
+    struct wr_error *err = NULL;
+    if (agent_pty_control(conn, sel, ctl, on_closed, &c, &err) < 0)
+        return err;
+    run_until(&c.done);
+    return c.err;
+}
+
+static void test_pipes_output(void)
+{
+    struct proc p;
+    proc_start(&p, &(struct agent_pty_request){
+                       .argv = ARGV("/bin/sh", "-c", "echo out; echo err >&2; exit 7"),
+                       .cwd = tmpdir,
+                       .rows = 24,
+                       .cols = 80,
+                       .pipes = true});
+    run_until(&p.t.ended);
+    ASSERT(!p.t.err);
+    ASSERT_EQ(p.t.end.reason, AGENT_PTY_EXITED);
+    ASSERT_EQ(p.t.end.exit.exit_code, 7);
+    ASSERT_EQ(p.t.out.len, 4u);
+    ASSERT(!memcmp(p.t.out.data, "out\n", 4));
+    ASSERT_EQ(p.err.len, 4u);
+    ASSERT(!memcmp(p.err.data, "err\n", 4));
+    /* Its end was delivered: the session is forgotten. */
+    struct listed l;
+    list_on(conn, &l);
+    ASSERT(!find_info(&l, p.id));
+    proc_free(&p);
+}
+
+/* Output written before the first attachment is not lost, nor is a quick exit. */
+static void test_pipes_output_before_attach(void)
+{
+    struct wr_error *err = NULL;
+    uint64_t id = open_pty_on(conn,
+                              &(struct agent_pty_request){.argv = ARGV("/bin/echo", "early"),
+                                                          .cwd = tmpdir,
+                                                          .rows = 24,
+                                                          .cols = 80,
+                                                          .pipes = true,
+                                                          .tag = "early"},
+                              &err);
+    ASSERT(id > 0);
+    run_for(200);
+    struct proc p;
+    proc_attach(&p, &(struct agent_pty_selector){.tag = "early"}, true);
+    run_until(&p.t.ended);
+    ASSERT_EQ(p.id, id);
+    ASSERT_EQ(p.t.end.reason, AGENT_PTY_EXITED);
+    ASSERT(has_output(&p.t, "early\n"));
+    proc_free(&p);
+}
+
+static void test_pipes_stdin_control(void)
+{
+    struct proc p;
+    const char host_data[] = "{\"cmd\":\"cat\"}";
+    proc_start(&p, &(struct agent_pty_request){.argv = ARGV("cat"),
+                                               .cwd = tmpdir,
+                                               .rows = 24,
+                                               .cols = 80,
+                                               .pipes = true,
+                                               .stdin_open = true,
+                                               .tag = "cat-tag",
+                                               .host_data = host_data,
+                                               .host_data_len = strlen(host_data)});
+    struct listed l;
+    list_on(conn, &l);
+    const struct agent_pty_info *info = find_info(&l, p.id);
+    ASSERT(info && info->pipes && info->running);
+    ASSERT_EQ(info->pid, p.pid);
+    ASSERT(!strcmp(info->tag, "cat-tag"));
+    ASSERT_EQ(info->host_data_len, strlen(host_data));
+    /* Input by pid, then by tag, while attached. */
+    struct agent_pty_selector by_pid = {.pid = p.pid}, by_tag = {.tag = "cat-tag"};
+    ASSERT(!control(&by_pid, &(struct agent_pty_control){.input = "one\n", .input_len = 4}));
+    wait_output(&p.t, "one\n");
+    /* Detached, the process runs on; a live attach sees new output only. */
+    detach(&p.t);
+    proc_free(&p);
+    ASSERT(!control(&by_tag, &(struct agent_pty_control){.input = "two\n", .input_len = 4}));
+    run_for(100);
+    struct proc q, r;
+    proc_attach(&q, &by_tag, true);
+    run_until(&q.attached);
+    /* A second live attachment joins the first: both get the output. */
+    proc_attach(&r, &by_pid, true);
+    run_until(&r.attached);
+    ASSERT(!control(&by_tag, &(struct agent_pty_control){.input = "three\n", .input_len = 6}));
+    wait_output(&q.t, "three\n");
+    wait_output(&r.t, "three\n");
+    ASSERT(!has_output(&q.t, "one") && !has_output(&q.t, "two"));
+    /* One detaches; the other carries on. */
+    detach(&r.t);
+    proc_free(&r);
+    ASSERT(!control(&by_tag, &(struct agent_pty_control){.input = "four\n", .input_len = 5}));
+    wait_output(&q.t, "four\n");
+    /* A resize does not fit a pipe session; closing stdin ends cat. */
+    struct wr_error *err = control(&by_pid, &(struct agent_pty_control){.rows = 10, .cols = 10});
+    ASSERT(err && err->status == EINVAL);
+    wr_error_free(err);
+    ASSERT(!control(&by_pid, &(struct agent_pty_control){.close_stdin = true}));
+    run_until(&q.t.ended);
+    ASSERT_EQ(q.t.end.reason, AGENT_PTY_EXITED);
+    ASSERT_EQ(q.t.end.exit.exit_code, 0);
+    proc_free(&q);
+    err = control(&by_pid, &(struct agent_pty_control){.signum = SIGKILL});
+    ASSERT(err && err->status == ENOENT);
+    wr_error_free(err);
+}
+
+static void test_pipes_no_stdin_and_signal(void)
+{
+    struct proc p;
+    proc_start(
+        &p,
+        &(struct agent_pty_request){
+            .argv = ARGV("sleep", "600"), .cwd = tmpdir, .rows = 24, .cols = 80, .pipes = true});
+    struct agent_pty_selector sel = {.pid = p.pid};
+    struct wr_error *err = control(&sel, &(struct agent_pty_control){.input = "x", .input_len = 1});
+    ASSERT(err && err->status == EPIPE);
+    wr_error_free(err);
+    ASSERT(!control(&sel, &(struct agent_pty_control){.signum = SIGTERM}));
+    run_until(&p.t.ended);
+    ASSERT_EQ(p.t.end.exit.signal, SIGTERM);
+    proc_free(&p);
+    /* A terminal takes resizes and input through PROC_CONTROL too, not CLOSE_STDIN. */
+    uint64_t id = open_pty(ARGV("/bin/sh"));
+    struct agent_pty_selector t = {.id = id};
+    err = control(&t, &(struct agent_pty_control){.close_stdin = true});
+    ASSERT(err && err->status == EINVAL);
+    wr_error_free(err);
+    ASSERT(!control(&t, &(struct agent_pty_control){.rows = 33, .cols = 99}));
+    struct listed l;
+    list_on(conn, &l);
+    ASSERT_EQ(find_info(&l, id)->rows, 33u);
+    ASSERT(!find_info(&l, id)->pipes);
+    ASSERT(!close_pty(id));
+    err = control(&(struct agent_pty_selector){.tag = "nobody"},
+                  &(struct agent_pty_control){.signum = SIGKILL});
+    ASSERT(err && err->status == ENOENT);
+    wr_error_free(err);
+}
+
 static void test_channel_hello(const char *binary)
 {
     int sv[2];
@@ -710,6 +930,10 @@ int main(void)
     RUN(test_default_shell);
     RUN(test_limits);
     RUN(test_bad_requests);
+    RUN(test_pipes_output);
+    RUN(test_pipes_output_before_attach);
+    RUN(test_pipes_stdin_control);
+    RUN(test_pipes_no_stdin_and_signal);
     fprintf(stderr, "-- test_channel_hello\n");
     test_channel_hello(binary);
     agent_conn_close(conn);

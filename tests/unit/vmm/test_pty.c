@@ -110,9 +110,10 @@ struct term {
     struct wr_error *err;
 };
 
-static void t_attached(void *data, uint64_t id)
+static void t_attached(void *data, uint64_t id, uint64_t pid)
 {
     struct term *t = data;
+    (void)pid;
     t->attached = true;
     t->id = id;
 }
