@@ -69,7 +69,8 @@ void e2b_record(struct mcp_e2b *e, const char *sandbox, const char *what, cJSON 
 /* The envd access token of a sandbox (64 hex + NUL) and whether one is required. */
 bool e2b_access_token(const struct mcp_e2b *e, const char *sandbox, char out[65]);
 
-/* The control plane (control.c) and /files (files.c). */
+/* The control plane (control.c) and /files (files.c; sandbox NULL: a signed URL fetched
+ * without E2b-Sandbox-Id, whose signature names the sandbox). */
 void e2b_control_handle(struct mcp_e2b *e, struct http_conn *c, struct http_request *req);
 void e2b_files_handle(struct mcp_e2b *e, struct http_conn *c, struct http_request *req,
                       const char *sandbox);
