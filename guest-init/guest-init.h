@@ -143,6 +143,8 @@ int gi_list_dir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size
 int gi_mkdir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_rename(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_remove(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+/* watch.c: WATCH (inotify); WATCH_STOP comes on its stream. */
+int gi_watch_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 
 /* PTY sessions (pty.c): requests, and the follow-ups on an attach stream. */
 int gi_pty_open(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);

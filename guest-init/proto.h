@@ -51,6 +51,11 @@ enum gi_frame_type {
     GI_MKDIR = 58,       /* h: PATH, MODE, FLAGS (MKDIR_PARENTS) -> RESULT */
     GI_RENAME = 59,      /* h: PATH, NEW_PATH, FLAGS (RENAME_OVERWRITE) -> RESULT */
     GI_REMOVE = 60,      /* h: PATH, FLAGS (REMOVE_RECURSIVE) -> RESULT */
+    /* Watching a directory (PROTOCOL.md, "Watching directories"). */
+    GI_WATCH = 72,         /* h: PATH, RECURSIVE -> WATCH_STARTED, WATCH_EVENTS..., RESULT */
+    GI_WATCH_STARTED = 73, /* g: the watches are in place: changes from now on are reported */
+    GI_WATCH_EVENTS = 74,  /* g: EVENT_NAME, EVENT_TYPE, repeated */
+    GI_WATCH_STOP = 75,    /* h, on a watch stream: stop -> RESULT */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -99,6 +104,9 @@ enum gi_tag {
     GI_T_TRUNCATED = 67,   /* LIST_DIR RESULT: 1 when entries were left out */
     GI_T_LINK_TARGET = 68, /* DIR_ENTRIES: a symlink's target */
     GI_T_NEW_PATH = 69,    /* RENAME: the new name */
+    GI_T_RECURSIVE = 80,   /* WATCH: 1 = also every directory below PATH */
+    GI_T_EVENT_NAME = 81,  /* WATCH_EVENTS: starts an event: its path relative to PATH */
+    GI_T_EVENT_TYPE = 82,  /* WATCH_EVENTS: GI_WATCH_* */
 };
 
 /* GI_T_PTY_END values. */
@@ -114,7 +122,20 @@ enum gi_tag {
 #define GI_PTY_DIM_MAX 1000
 
 /* The highest tag this version knows (receivers index fields by tag below it). */
-#define GI_T_LAST 71
+#define GI_T_LAST 87
+
+/* GI_T_EVENT_TYPE values (envd's EventType). */
+#define GI_WATCH_CREATE 1u /* created, or moved in */
+#define GI_WATCH_WRITE 2u
+#define GI_WATCH_REMOVE 3u
+#define GI_WATCH_RENAME 4u /* moved away (the new name, if watched, comes as CREATE) */
+#define GI_WATCH_CHMOD 5u  /* attributes changed */
+/* Watches: at most GI_WATCH_MAX at once in one guest-init (all connections), each
+ * following at most GI_WATCH_DIRS_MAX directories (recursive), and events are dropped,
+ * ending the watch with EOVERFLOW, when the host does not take them (the connection's
+ * output past GI_OUT_HIGH) or the kernel's queue overflows. */
+#define GI_WATCH_MAX 32u
+#define GI_WATCH_DIRS_MAX 4096u
 
 /* GI_T_FLAGS bits of a WRITE. */
 #define GI_WRITE_APPEND 1u

@@ -152,6 +152,27 @@ int agent_remove(struct agent_conn *conn, const char *path, uint32_t flags, agen
 int agent_attach(struct agent_conn *conn, const char *dir, const char *hostname, agent_simple_cb cb,
                  void *data, struct wr_error **err);
 
+/* ---- watching a directory (WATCH) ------------------------------------------------------ */
+
+struct agent_watch_handlers {
+    /* The watches are in place: changes from now on are reported. */
+    void (*started)(void *data);
+    /* One change: name relative to the watched directory ("" for itself), type one of
+     * GI_WATCH_CREATE .. GI_WATCH_CHMOD. */
+    void (*event)(void *data, const char *name, unsigned type);
+    /* Exactly once: err NULL after agent_unwatch, else why the watch ended (ENOENT: the
+     * directory went, EOVERFLOW: events were lost, ECANCELED/ECONNRESET: the connection). */
+    void (*end)(void *data, struct wr_error *err);
+};
+struct agent_watch;
+/* Watches path (recursive: and every directory below it) with inotify in the sandbox.
+ * *ret_watch stays valid until handlers->end has run. */
+int agent_watch(struct agent_conn *conn, const char *path, bool recursive,
+                const struct agent_watch_handlers *handlers, void *data,
+                struct agent_watch **ret_watch, struct wr_error **err);
+/* Stops the watch; end runs later (err NULL). */
+int agent_unwatch(struct agent_watch *watch, struct wr_error **err);
+
 /* ---- terminals (PTY sessions) ---------------------------------------------------------- */
 
 /* Terminal sessions live in guest-init independently of this connection (PROTOCOL.md, "PTY
