@@ -11,6 +11,7 @@
 #include "mcp.h"
 #include "mcp/e2b/e2b.h"
 #include "mcp/http/http.h"
+#include "mcp/keys.h"
 #include "mcp/web/web.h"
 #include "vmm/backends/confine.h"
 #include "vmm/backends/jail/jailer.h"
@@ -38,6 +39,7 @@ struct cli {
     const char *pools[17]; /* --pool, NULL-terminated */
     size_t n_pools;
     const char *egress_hosts;
+    const char *e2b_base_image;
 };
 
 static void usage(FILE *f)
@@ -45,10 +47,13 @@ static void usage(FILE *f)
     fputs("usage: warren mcp   [--backend B] [--state-dir D] [options]\n"
           "       warren serve --listen 127.0.0.1:PORT [--auth token|none] [--backend B]\n"
           "                    [--state-dir D] [options]\n"
+          "       warren key create [--name N] | list | revoke NAME|ID  [--state-dir D]\n"
           "       warren version\n"
           "\n"
           "  mcp            MCP over stdio for one client (what Claude Code / Cursor launch)\n"
-          "  serve          MCP Streamable HTTP at /mcp for many clients, and the web UI at /\n"
+          "  serve          MCP Streamable HTTP at /mcp for many clients, the web UI at /\n"
+          "                 and the E2B-compatible API (docs/e2b.md)\n"
+          "  key            API keys, accepted wherever the token is (warren key --help)\n"
           "\n"
           "options:\n"
           "  --backend B           auto (default), cloud-hypervisor, qemu or jail\n"
@@ -73,6 +78,8 @@ static void usage(FILE *f)
           "                        (repeatable, at most 16 images)\n"
           "  --egress-hosts FILE   names the egress proxy of allow-list sandboxes resolves\n"
           "                        from this hosts(5) file before the host's resolver\n"
+          "  --e2b-base-image I    the image E2B's default template 'base' stands for\n"
+          "                        (default: host)\n"
           "  --log-level L         error, warning, info (default), debug\n"
           "  --log-json            log JSON lines to stderr\n",
           f);
@@ -107,6 +114,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"insecure-registry", required_argument, NULL, 'r'},
         {"pool", required_argument, NULL, 'P'},
         {"egress-hosts", required_argument, NULL, 'E'},
+        {"e2b-base-image", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     *c = (struct cli){.command = argv[1],
@@ -172,6 +180,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         case 'E':
             c->egress_hosts = optarg;
             break;
+        case 'B':
+            c->e2b_base_image = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -182,6 +193,12 @@ static int parse_cli(int argc, char **argv, struct cli *c)
     if (optind < argc || (strcmp(c->auth, "token") && strcmp(c->auth, "none")))
         return -1;
     return 0;
+}
+
+/* The listener's credential check besides the token: the state directory's API keys. */
+static bool api_key_ok(void *data, const char *credential)
+{
+    return vmm_api_key_valid(data, credential);
 }
 
 static char *resolve_state_dir(const char *flag)
@@ -323,12 +340,19 @@ static int run(struct cli *c)
     } else {
         _cleanup_free_ char *token = NULL;
         r = strcmp(c->auth, "none") ? load_token(state_dir, &token, &err) : 0;
-        struct http_server_options ho = {.loop = app.loop, .listen = c->listen, .token = token};
+        struct http_server_options ho = {.loop = app.loop,
+                                         .listen = c->listen,
+                                         .token = token,
+                                         .credential_ok = api_key_ok,
+                                         .credential_data = app.vmm};
         if (r == 0)
             r = http_server_start(&ho, &app.listener, &err);
         if (r == 0)
             r = mcp_http_start(app.server, app.listener, NULL, &app.http, &err);
-        struct mcp_e2b_options eo = {.vmm = app.vmm, .listener = app.listener, .token = token};
+        struct mcp_e2b_options eo = {.vmm = app.vmm,
+                                     .listener = app.listener,
+                                     .token = token,
+                                     .base_image = c->e2b_base_image};
         if (r == 0)
             r = mcp_e2b_start(&eo, &app.e2b, &err);
         if (r == 0)
@@ -381,6 +405,10 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("warren %s\n", WARREN_VERSION);
         return 0;
+    }
+    if (!strcmp(argv[1], "key")) {
+        _cleanup_free_ char *state_dir = resolve_state_dir(NULL);
+        return mcp_key_main(argc, argv, state_dir);
     }
     struct cli c;
     if (strcmp(argv[1], "mcp") && strcmp(argv[1], "serve")) {

@@ -109,6 +109,7 @@ int vmm__row_for_request(struct vmm *vmm, const struct vmm_create_request *req,
     if (req->network.mode == VMM_NET_ALLOW)
         row->network_policy = vmm_net_policy_to_text(&req->network);
     row->ttl_seconds = req->ttl_seconds;
+    row->metadata = req->metadata ? wr_strdup(req->metadata) : NULL;
     row->created_at = row->last_used_at = wr_unix_time();
     return 0;
 }
@@ -227,6 +228,38 @@ int vmm__create_from_row(struct vmm *vmm, struct store_sandbox *row, vmm_sandbox
 
 /* ---- list ------------------------------------------------------------------------- */
 
+/* Takes row over into info, with its state checked and its live figures. */
+static void info_fill(struct vmm *vmm, struct vmm_sandbox_info *info, struct store_sandbox *row)
+{
+    *info = (struct vmm_sandbox_info){.row = *row};
+    *row = (struct store_sandbox){0};
+    vmm__refresh_state(vmm, &info->row);
+    struct sandbox_rt *rt = vmm__rt_get(vmm, info->row.id, false);
+    info->balloon_bytes = rt ? rt->balloon_bytes : 0;
+    if (!strcmp(info->row.state, "running")) {
+        struct spec_storage spec;
+        if (vmm__spec_build(vmm, &info->row, &spec, NULL) == 0) {
+            spec.ops->memory_usage(&spec.spec, info->row.pid, &info->memory_usage_bytes);
+            vmm__spec_clear(&spec);
+        }
+    }
+    info->disk_used_bytes = vmm__disk_used(vmm, &info->row);
+}
+
+int vmm_sandbox_get(struct vmm *vmm, const char *id_or_name, struct vmm_sandbox_info *ret,
+                    struct wr_error **err)
+{
+    struct store_sandbox row;
+    if (store_sandbox_get(vmm->store, id_or_name, &row, err) < 0)
+        return -(*err)->status;
+    if (row.pool) {
+        store_sandbox_clear(&row);
+        return wr_error_set(err, ENOENT, "no sandbox '%s'", id_or_name);
+    }
+    info_fill(vmm, ret, &row);
+    return 0;
+}
+
 int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret_n,
                      struct wr_error **err)
 {
@@ -235,20 +268,8 @@ int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret
     if (store_sandbox_list(vmm->store, &rows, &n, err) < 0)
         return -(*err)->status;
     struct vmm_sandbox_info *infos = wr_calloc(n, sizeof(*infos));
-    for (size_t i = 0; i < n; i++) {
-        infos[i].row = rows[i];
-        vmm__refresh_state(vmm, &infos[i].row);
-        struct sandbox_rt *rt = vmm__rt_get(vmm, infos[i].row.id, false);
-        infos[i].balloon_bytes = rt ? rt->balloon_bytes : 0;
-        if (!strcmp(infos[i].row.state, "running")) {
-            struct spec_storage spec;
-            if (vmm__spec_build(vmm, &infos[i].row, &spec, NULL) == 0) {
-                spec.ops->memory_usage(&spec.spec, infos[i].row.pid, &infos[i].memory_usage_bytes);
-                vmm__spec_clear(&spec);
-            }
-        }
-        infos[i].disk_used_bytes = vmm__disk_used(vmm, &infos[i].row);
-    }
+    for (size_t i = 0; i < n; i++)
+        info_fill(vmm, &infos[i], &rows[i]);
     free(rows);
     *ret = infos;
     *ret_n = n;

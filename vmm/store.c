@@ -220,6 +220,19 @@ static const char *const migrations[] = {
      * sandbox without one (made before disks, or where disks cannot be made): its uppers
      * are plain directories of the state directory and nothing caps them. */
     "ALTER TABLE sandboxes ADD COLUMN disk_mib INTEGER NOT NULL DEFAULT 0;",
+    /* 7: metadata: a JSON object of string keys and values a client attached at create
+     * (the E2B API's metadata), NULL when none. api_keys: keys clients authenticate with
+     * besides the server token; only the SHA-256 of a key is kept (hex), never the key.
+     * last_used_at is 0 until first use, revoked_at 0 while the key is valid. */
+    "ALTER TABLE sandboxes ADD COLUMN metadata TEXT;"
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used_at INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0"
+    ") STRICT;",
 };
 
 static int read_user_version(struct store *st, int *ret, struct wr_error **err)
@@ -382,7 +395,7 @@ void store_sandbox_clear(struct store_sandbox *s)
     char **strings[] = {&s->id,          &s->name,     &s->backend,       &s->state,
                         &s->image,       &s->repo,     &s->ref,           &s->commit_id,
                         &s->ws_lower,    &s->env_json, &s->error,         &s->ws_layers,
-                        &s->root_layers, &s->pool,     &s->network_policy};
+                        &s->root_layers, &s->pool,     &s->network_policy, &s->metadata};
     for (size_t i = 0; i < WR_ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     *s = (struct store_sandbox){0};
@@ -392,7 +405,7 @@ void store_sandbox_clear(struct store_sandbox *s)
 #define SANDBOX_COLUMNS                                                                            \
     "id, name, backend, state, image, repo, ref, commit_id, ws_lower, env_json, error, "           \
     "ws_layers, root_layers, cpus, memory_mib, network, ttl_seconds, created_at, last_used_at, "   \
-    "pid, pid_start, pool, network_policy, disk_mib"
+    "pid, pid_start, pool, network_policy, disk_mib, metadata"
 
 static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
 {
@@ -413,6 +426,7 @@ static void sandbox_bind(sqlite3_stmt *stmt, const struct store_sandbox *s)
     bind_text(stmt, i++, s->pool);
     bind_text(stmt, i++, s->network_policy);
     sqlite3_bind_int64(stmt, i++, (sqlite3_int64)s->disk_mib);
+    bind_text(stmt, i++, s->metadata);
 }
 
 static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
@@ -434,6 +448,7 @@ static void sandbox_read(sqlite3_stmt *stmt, struct store_sandbox *s)
     s->pool = column_strdup(stmt, i++);
     s->network_policy = column_strdup(stmt, i++);
     s->disk_mib = (uint64_t)sqlite3_column_int64(stmt, i++);
+    s->metadata = column_strdup(stmt, i++);
 }
 
 /* Turns a failed insert into the error a client reads: a taken name is EEXIST with a
@@ -456,7 +471,7 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *s, struct
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
     int r = prepare(st,
                     "INSERT INTO sandboxes (" SANDBOX_COLUMNS ") VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &stmt, err);
     if (r < 0)
         return r;
@@ -571,7 +586,8 @@ int store_pool_claim(struct store *st, const struct store_sandbox *s, struct wr_
     int r = prepare(st,
                     "UPDATE sandboxes SET pool = NULL, name = ?2, repo = ?3, ref = ?4, "
                     "commit_id = ?5, ws_lower = ?6, env_json = ?7, ttl_seconds = ?8, "
-                    "created_at = ?9, last_used_at = ?9 WHERE id = ?1 AND pool IS NOT NULL",
+                    "created_at = ?9, last_used_at = ?9, metadata = ?10 "
+                    "WHERE id = ?1 AND pool IS NOT NULL",
                     &stmt, err);
     if (r < 0)
         return r;
@@ -581,6 +597,7 @@ int store_pool_claim(struct store *st, const struct store_sandbox *s, struct wr_
         bind_text(stmt, (int)k + 1, strings[k]);
     sqlite3_bind_int64(stmt, 8, s->ttl_seconds);
     sqlite3_bind_int64(stmt, 9, s->created_at);
+    bind_text(stmt, 10, s->metadata);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
         return insert_failed(st, rc, s, err);
@@ -998,4 +1015,125 @@ int store_image_delete(struct store *st, const char *name, struct wr_error **err
     if (rc != SQLITE_DONE)
         return store_fail(st, rc, err, "deleting image '%s'", name);
     return sqlite3_changes(st->db) ? 0 : wr_error_set(err, ENOENT, "no image '%s'", name);
+}
+
+/* ---- API keys -------------------------------------------------------------------------- */
+
+void store_api_key_clear(struct store_api_key *k)
+{
+    if (!k)
+        return;
+    free(k->id);
+    free(k->name);
+    *k = (struct store_api_key){0};
+}
+
+int store_api_key_insert(struct store *st, const struct store_api_key *k, const char *hash,
+                         struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "INSERT INTO api_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, k->id);
+    bind_text(stmt, 2, k->name);
+    bind_text(stmt, 3, hash);
+    sqlite3_bind_int64(stmt, 4, k->created_at);
+    int rc = sqlite3_step(stmt);
+    if ((rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) &&
+        strstr(sqlite3_errmsg(st->db), "api_keys.name"))
+        return wr_error_set(err, EEXIST, "an API key named '%s' exists already", k->name);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "adding API key '%s'", k->name);
+    return 0;
+}
+
+int store_api_key_list(struct store *st, struct store_api_key **ret, size_t *ret_n,
+                       struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st,
+                    "SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys "
+                    "ORDER BY created_at, rowid",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    struct store_api_key *v = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        v = wr_realloc(v, (n + 1) * sizeof(*v));
+        v[n++] = (struct store_api_key){.id = column_strdup(stmt, 0),
+                                        .name = column_strdup(stmt, 1),
+                                        .created_at = sqlite3_column_int64(stmt, 2),
+                                        .last_used_at = sqlite3_column_int64(stmt, 3),
+                                        .revoked_at = sqlite3_column_int64(stmt, 4)};
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_api_key_clear(&v[i]);
+        free(v);
+        return store_fail(st, rc, err, "listing API keys");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+int store_api_key_revoke(struct store *st, const char *id_or_name, int64_t now,
+                         struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    /* An id match wins over a name match, as for sandboxes. */
+    int r = prepare(st,
+                    "UPDATE api_keys SET revoked_at = CASE revoked_at WHEN 0 THEN ?2 "
+                    "ELSE revoked_at END WHERE id = (SELECT id FROM api_keys WHERE id = ?1 "
+                    "OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1)",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, id_or_name);
+    sqlite3_bind_int64(stmt, 2, now);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, err, "revoking API key '%s'", id_or_name);
+    if (sqlite3_changes(st->db) == 0)
+        return wr_error_set(err, ENOENT, "no API key '%s'", id_or_name);
+    return 0;
+}
+
+int store_api_key_check(struct store *st, const char *hash, int64_t now, bool *ret_valid,
+                        struct wr_error **err)
+{
+    _cleanup_unlock_ pthread_mutex_t *lock = lock_store(st);
+    *ret_valid = false;
+    _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+    int r = prepare(st, "SELECT last_used_at FROM api_keys WHERE hash = ?1 AND revoked_at = 0",
+                    &stmt, err);
+    if (r < 0)
+        return r;
+    bind_text(stmt, 1, hash);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return store_fail(st, rc, err, "checking an API key");
+    *ret_valid = true;
+    int64_t last_used = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    if (last_used > now - 60)
+        return 0;
+    _cleanup_stmt_ sqlite3_stmt *touch = NULL;
+    r = prepare(st, "UPDATE api_keys SET last_used_at = ?2 WHERE hash = ?1", &touch, err);
+    if (r < 0)
+        return r;
+    bind_text(touch, 1, hash);
+    sqlite3_bind_int64(touch, 2, now);
+    /* A busy database must not refuse a valid key: the last use is a convenience. */
+    (void)sqlite3_step(touch);
+    return 0;
 }

@@ -42,6 +42,8 @@ struct store_sandbox {
     char *pool;
     /* The size of its disk (vmm/disk.h); 0: none, its writes are not capped. */
     uint64_t disk_mib;
+    /* What a client attached at create (E2B metadata): a JSON object of strings, or NULL. */
+    char *metadata;
 };
 
 void store_sandbox_clear(struct store_sandbox *s);
@@ -65,7 +67,7 @@ int store_sandbox_list(struct store *st, struct store_sandbox **ret, size_t *ret
 int store_pool_list(struct store *st, const char *pool, struct store_sandbox **ret, size_t *ret_n,
                     struct wr_error **err);
 /* Takes a pool's sandbox s->id out of its pool, giving it s's name, repo, ref, commit_id,
- * ws_lower, env_json, ttl_seconds and created_at (also last_used_at). Atomic across
+ * ws_lower, env_json, ttl_seconds, metadata and created_at (also last_used_at). Atomic across
  * processes: ENOENT when another claim won, EEXIST when the name is taken. */
 int store_pool_claim(struct store *st, const struct store_sandbox *s, struct wr_error **err);
 /* Updates state, pid, pid_start and error (NULL clears it). */
@@ -148,3 +150,25 @@ int store_image_get(struct store *st, const char *name, struct store_image *ret,
 int store_image_list(struct store *st, struct store_image **ret, size_t *ret_n,
                      struct wr_error **err);
 int store_image_delete(struct store *st, const char *name, struct wr_error **err);
+
+/* An API key (vmm/apikeys.h): its hash is stored, never the key. */
+struct store_api_key {
+    char *id;   /* 16 hex digits */
+    char *name; /* unique */
+    int64_t created_at, last_used_at, revoked_at; /* unix seconds; 0: never */
+};
+void store_api_key_clear(struct store_api_key *k);
+/* Records a key by the hex SHA-256 of its text. EEXIST when the name is taken. */
+int store_api_key_insert(struct store *st, const struct store_api_key *k, const char *hash,
+                         struct wr_error **err);
+/* Every key, oldest first. Free entries with store_api_key_clear and the array with free. */
+int store_api_key_list(struct store *st, struct store_api_key **ret, size_t *ret_n,
+                       struct wr_error **err);
+/* Revokes the key with that id or, failing that, that name (at now). ENOENT when none
+ * matches; a key revoked already stays as it was (not an error). */
+int store_api_key_revoke(struct store *st, const char *id_or_name, int64_t now,
+                         struct wr_error **err);
+/* Whether hash names a key that is not revoked; a valid key's last use becomes now when
+ * the one recorded is older than a minute (so that each request does not write). */
+int store_api_key_check(struct store *st, const char *hash, int64_t now, bool *ret_valid,
+                        struct wr_error **err);

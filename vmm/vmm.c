@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "apikeys.h"
 #include "conn.h"
 #include "disk.h"
 #include "network.h"
@@ -121,6 +122,11 @@ const char *vmm_backend_name(const struct vmm *vmm)
 const char *vmm_state_dir(const struct vmm *vmm)
 {
     return vmm->state_dir;
+}
+
+bool vmm_api_key_valid(struct vmm *vmm, const char *key)
+{
+    return apikey_valid(vmm->store, key);
 }
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm)
 {

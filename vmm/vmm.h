@@ -53,6 +53,9 @@ int vmm_open(const struct vmm_options *opts, struct vmm **ret, struct wr_error *
 void vmm_close(struct vmm *vmm);
 const char *vmm_backend_name(const struct vmm *vmm);
 const char *vmm_state_dir(const struct vmm *vmm);
+/* Whether key is an API key of the state directory that is not revoked (vmm/apikeys.h):
+ * looked up in the store at each call, so `warren key revoke` takes effect at once. */
+bool vmm_api_key_valid(struct vmm *vmm, const char *key);
 uint32_t vmm_max_exec_timeout_s(const struct vmm *vmm);
 /* The largest disk_mib a create may ask for, and the default one; 0 for both when this
  * warren cannot cap disks (not root): then why says so. */
@@ -79,6 +82,9 @@ struct vmm_create_request {
     struct vmm_net_policy network; /* zero: none */
     const char *const *env;        /* "K=V", or NULL */
     int64_t ttl_seconds;
+    /* Kept with the sandbox and shown back (E2B's metadata): JSON object text, or NULL.
+     * The caller validates and caps it. */
+    const char *metadata;
 };
 
 /* A sandbox as tools show it: the store row plus live figures. */
@@ -100,6 +106,10 @@ int vmm_sandbox_create(struct vmm *vmm, const struct vmm_create_request *req, vm
  * stopped). Free each entry with vmm_sandbox_info_clear and the array with free. */
 int vmm_sandbox_list(struct vmm *vmm, struct vmm_sandbox_info **ret, size_t *ret_n,
                      struct wr_error **err);
+/* One sandbox as vmm_sandbox_list shows it (a warm pool's is not found: ENOENT). Clear
+ * *ret with vmm_sandbox_info_clear. */
+int vmm_sandbox_get(struct vmm *vmm, const char *id_or_name, struct vmm_sandbox_info *ret,
+                    struct wr_error **err);
 /* Kills the sandbox's processes and removes its layers and row. */
 int vmm_sandbox_destroy(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
                         struct wr_error **err);

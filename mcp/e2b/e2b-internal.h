@@ -15,6 +15,7 @@ struct mcp_e2b {
     struct vmm *vmm;
     struct http_server *listener;
     char *token; /* NULL: --auth none */
+    char *base_image; /* what template "base" creates: "host" unless configured */
     struct e2b_call *calls; /* calls in flight (streams, async unary calls) */
     bool stopping;
 };

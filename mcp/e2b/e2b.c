@@ -26,7 +26,7 @@ static bool api_key_ok(struct mcp_e2b *e, const struct http_request *req)
     const char *key = http_request_header(req, "x-api-key");
     if (key)
         return http_server_token_ok(e->listener, key);
-    return http_token_matches(req->authorization, e->token);
+    return http_server_bearer_ok(e->listener, req->authorization);
 }
 
 /* envd's: the sandbox's access token in X-Access-Token. Signed /files URLs carry a
@@ -249,6 +249,7 @@ int mcp_e2b_start(const struct mcp_e2b_options *opts, struct mcp_e2b **ret, stru
     e->vmm = opts->vmm;
     e->listener = opts->listener;
     e->token = opts->token ? wr_strdup(opts->token) : NULL;
+    e->base_image = wr_strdup(opts->base_image ? opts->base_image : "host");
     const unsigned any = ~0u;
     const struct http_route routes[] = {
         /* envd: any path, named by E2b-Sandbox-Id. Its own credentials (the access token). */
@@ -292,6 +293,16 @@ int mcp_e2b_start(const struct mcp_e2b_options *opts, struct mcp_e2b **ret, stru
          .public = true},
         {.path = "/v2/sandboxes",
          .methods = any,
+         .body_max = E2B_CONTROL_BODY_MAX,
+         .check = check_control,
+         .handle = handle_control,
+         .error_body = control_error_body,
+         .data = e,
+         .public = true},
+        {.path = "/v2/sandboxes/",
+         .match = is_control,
+         .methods = any,
+         .body_max = E2B_CONTROL_BODY_MAX,
          .check = check_control,
          .handle = handle_control,
          .error_body = control_error_body,
@@ -319,4 +330,6 @@ void mcp_e2b_stop(struct mcp_e2b *e)
     /* The calls' work ends with the vmm; their memory goes with the process. */
     free(e->token);
     e->token = NULL;
+    free(e->base_image);
+    e->base_image = NULL;
 }

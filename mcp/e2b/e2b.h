@@ -14,6 +14,8 @@ struct mcp_e2b_options {
     /* The server's token (NULL with --auth none): API keys are checked against it (and
      * the key store), and each sandbox's envd access token is derived from it. */
     const char *token;
+    /* The image E2B's default template "base" stands for; NULL: "host". */
+    const char *base_image;
 };
 
 struct mcp_e2b;

@@ -101,6 +101,8 @@ struct http_server {
     size_t incomplete_bytes; /* memory held by requests still arriving, all connections */
     uv_tcp_t listener;
     char *token;
+    bool (*credential_ok)(void *data, const char *credential);
+    void *credential_data;
     char *authority; /* "127.0.0.1:8080" with the bound port */
     bool loopback;
     bool stopping;

@@ -83,6 +83,11 @@ struct http_server_options {
     uv_loop_t *loop;
     const char *listen; /* "127.0.0.1:8080", "[::1]:8080", "localhost:0" */
     const char *token;  /* bearer token required on every request; NULL = --auth none */
+    /* Optional: other credentials accepted wherever the token is (the bearer token, the
+     * sign-in, the E2B API's key): API keys. Called on the loop for each credential that
+     * is not the token; with --auth none it is never called. */
+    bool (*credential_ok)(void *data, const char *credential);
+    void *credential_data;
 };
 
 /* Binds and listens. Refuses token == NULL unless the address is loopback. */
@@ -169,8 +174,11 @@ void http_upgraded_pause(struct http_conn *c, bool pause);
  * X-CSRF-Token header and an Origin of this server. */
 #define HTTP_SIGNIN_COOKIE "warren_session"
 
-/* True when token is the server's (constant time); false with --auth none. */
+/* True when token is the server's (constant time) or a credential the server's
+ * credential_ok accepts; false with --auth none. */
 bool http_server_token_ok(const struct http_server *s, const char *token);
+/* The same for an Authorization header ("Bearer <token>"). */
+bool http_server_bearer_ok(const struct http_server *s, const char *authorization);
 /* False with --auth none: every request is allowed, nobody needs to sign in. */
 bool http_server_needs_signin(const struct http_server *s);
 /* A new session: its "Set-Cookie: ...\r\n" header line and its CSRF token (the caller

@@ -539,7 +539,7 @@ static int check_headers(void *data, struct http_request *req)
         return reject(c, 403, "Origin not allowed");
     const char *why = NULL;
     if (server->token && !(route && route->public) &&
-        !http_token_matches(req->authorization, server->token) &&
+        !http_server_bearer_ok(server, req->authorization) &&
         !http__signin_allows(server, req, &why))
         return reject(c, why && strstr(why, "CSRF") ? 403 : 401, why);
     if (!route)
@@ -806,6 +806,8 @@ int http_server_start(const struct http_server_options *opts, struct http_server
     struct http_server *server = wr_calloc(1, sizeof(*server));
     server->loop = opts->loop;
     server->token = opts->token ? wr_strdup(opts->token) : NULL;
+    server->credential_ok = opts->credential_ok;
+    server->credential_data = opts->credential_data;
     server->loopback = loopback;
     server->routes_tail = &server->routes;
     /* The server's own reference, dropped by http_server_stop. */

@@ -3,6 +3,7 @@
  * carry in a header. A server restart signs every browser out. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http-internal.h"
 
@@ -26,7 +27,25 @@ static bool equal_const_time(const char *a, const char *b)
 
 bool http_server_token_ok(const struct http_server *s, const char *token)
 {
-    return s->token && token && equal_const_time(token, s->token);
+    if (!s->token || !token)
+        return false;
+    if (equal_const_time(token, s->token))
+        return true;
+    return s->credential_ok && s->credential_ok(s->credential_data, token);
+}
+
+bool http_server_bearer_ok(const struct http_server *s, const char *authorization)
+{
+    if (!s->token || !authorization)
+        return false;
+    if (http_token_matches(authorization, s->token))
+        return true;
+    if (strncasecmp(authorization, "Bearer ", 7) != 0)
+        return false;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    return s->credential_ok && s->credential_ok(s->credential_data, given);
 }
 
 bool http_server_needs_signin(const struct http_server *s)
@@ -169,6 +188,6 @@ bool http__signin_allows(struct http_server *s, const struct http_request *req,
 bool http_request_authenticated(struct http_server *s, const struct http_request *req)
 {
     const char *why = NULL;
-    return !s->token || http_token_matches(req->authorization, s->token) ||
+    return !s->token || http_server_bearer_ok(s, req->authorization) ||
            http__signin_allows(s, req, &why);
 }
