@@ -122,6 +122,9 @@ struct gi_user {
 /* Resolves "name", "uid", "name:group" or "uid:gid" against /etc/passwd and /etc/group;
  * -1 and *why when it cannot. */
 int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why);
+/* The name of uid (group: of gid) in the sandbox's /etc/passwd (/etc/group), or the number
+ * when it has none, into out. Answers are kept for a second (a listing asks often). */
+void gi_id_name(uint32_t id, bool group, char out[64]);
 /* setgroups, setgid, setuid; 0 or -errno. */
 int gi_become_user(const struct gi_user *u);
 

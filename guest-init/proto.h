@@ -107,6 +107,8 @@ enum gi_tag {
     GI_T_RECURSIVE = 80,   /* WATCH: 1 = also every directory below PATH */
     GI_T_EVENT_NAME = 81,  /* WATCH_EVENTS: starts an event: its path relative to PATH */
     GI_T_EVENT_TYPE = 82,  /* WATCH_EVENTS: GI_WATCH_* */
+    GI_T_OWNER = 83,       /* STAT RESULT, DIR_ENTRIES: the owner's name (else its uid) */
+    GI_T_GROUP = 84,       /* STAT RESULT, DIR_ENTRIES: the group's name (else its gid) */
 };
 
 /* GI_T_PTY_END values. */

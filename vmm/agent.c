@@ -984,12 +984,24 @@ static int finish_pty_list(struct agent_req *r, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* A name field (OWNER, GROUP) into out[64]: "" when absent, too long or holding a NUL. */
+static void copy_name(char out[64], const struct fields *f, unsigned tag)
+{
+    out[0] = 0;
+    if (f->has[tag] && f->str_len[tag] < 64 && !memchr(f->str[tag], 0, f->str_len[tag])) {
+        memcpy(out, f->str[tag], f->str_len[tag]);
+        out[f->str_len[tag]] = 0;
+    }
+}
+
 static void finish_result(struct agent_req *r, const struct fields *f)
 {
     if (r->kind == REQ_STAT) {
         struct agent_stat st = {.size = f->v[GI_T_SIZE],
                                 .mode = (uint32_t)f->v[GI_T_MODE],
                                 .mtime = (int64_t)f->v[GI_T_MTIME]};
+        copy_name(st.owner, f, GI_T_OWNER);
+        copy_name(st.group, f, GI_T_GROUP);
         req_unlink(r);
         r->cb.stat(r->data, &st, NULL);
         req_free(r);
@@ -1055,6 +1067,11 @@ static int list_entries(struct agent_req *r, const uint8_t *p, size_t n)
             !memchr(t.value, 0, t.len)) {
             e->link_target = wr_strndup((const char *)t.value, t.len);
             r->entry_bytes += t.len;
+        } else if ((t.tag == GI_T_OWNER || t.tag == GI_T_GROUP) && t.len < 64 &&
+                   !memchr(t.value, 0, t.len)) {
+            char *out = t.tag == GI_T_OWNER ? e->owner : e->group;
+            memcpy(out, t.value, t.len);
+            out[t.len] = 0;
         } else if (t.len == 8 && gi_tlv_u64(&t, &v) == 0) {
             if (t.tag == GI_T_FILE_TYPE)
                 e->type = (uint32_t)v;

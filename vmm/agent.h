@@ -102,6 +102,7 @@ struct agent_stat {
     uint64_t size;
     uint32_t mode; /* st_mode, type bits included */
     int64_t mtime;
+    char owner[64], group[64]; /* names in the sandbox (else the ids); "" from older agents */
 };
 typedef void (*agent_stat_cb)(void *data, const struct agent_stat *st, struct wr_error *err);
 int agent_stat(struct agent_conn *conn, const char *path, agent_stat_cb cb, void *data,
@@ -129,6 +130,7 @@ struct agent_dir_entry {
     uint32_t mode; /* st_mode, type bits included */
     int64_t mtime;
     char *link_target; /* a symlink's target, or NULL */
+    char owner[64], group[64]; /* as in agent_stat */
 };
 /* entries (owned by the agent client, valid during the call) in the guest's order:
  * depth-first, each directory's names sorted; truncated when some were left out. */

@@ -96,7 +96,7 @@ int e2b_resolve_path(struct mcp_e2b *e, const char *sandbox, const char *user, c
 /* filesystem.EntryInfo for path (absolute) from what the agent reports. type: DT_* value
  * ((st_mode & S_IFMT) >> 12); link_target may be NULL. */
 cJSON *e2b_entry_json(const char *path, uint32_t type, uint64_t size, uint32_t mode, int64_t mtime,
-                      const char *link_target);
+                      const char *link_target, const char *owner, const char *group);
 
 /* filesystem.Filesystem's watchers (watch.c). */
 void e2b_watch_dir(struct e2b_call *call);

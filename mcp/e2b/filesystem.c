@@ -11,7 +11,7 @@
 #include "e2b-internal.h"
 
 cJSON *e2b_entry_json(const char *path, uint32_t type, uint64_t size, uint32_t mode, int64_t mtime,
-                      const char *link_target)
+                      const char *link_target, const char *owner, const char *group)
 {
     cJSON *o = cJSON_CreateObject();
     const char *slash = strrchr(path, '/');
@@ -34,6 +34,8 @@ cJSON *e2b_entry_json(const char *path, uint32_t type, uint64_t size, uint32_t m
         if (mode & (0400u >> i))
             perms[1 + i] = rwx[i];
     cJSON_AddStringToObject(o, "permissions", perms);
+    cJSON_AddStringToObject(o, "owner", owner);
+    cJSON_AddStringToObject(o, "group", group);
     struct tm tm;
     time_t t = (time_t)mtime;
     char when[40] = "1970-01-01T00:00:00Z";
@@ -102,7 +104,7 @@ static void reply_entry(void *data, const struct agent_stat *st, struct wr_error
     const char *path = op->to ? op->to : op->path;
     cJSON_AddItemToObject(r, "entry",
                           e2b_entry_json(path, (st->mode & S_IFMT) >> 12, st->size, st->mode,
-                                         st->mtime, NULL));
+                                         st->mtime, NULL, st->owner, st->group));
     e2b_call_reply(op->call, r);
     fs_op_free(op);
 }
@@ -163,7 +165,8 @@ static void listed(void *data, const struct agent_dir_entry *entries, size_t n, 
         _cleanup_free_ char *full = wr_path_join(op->path, entries[i].path);
         cJSON_AddItemToArray(list, e2b_entry_json(full, entries[i].type, entries[i].size,
                                                   entries[i].mode, entries[i].mtime,
-                                                  entries[i].link_target));
+                                                  entries[i].link_target, entries[i].owner,
+                                                  entries[i].group));
     }
     if (truncated) {
         op->call->record_extra = cJSON_CreateObject();
