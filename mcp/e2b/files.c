@@ -315,6 +315,8 @@ struct upload {
     size_t n, at;     /* files; the one being resolved or written */
     size_t written;   /* bytes of files[at] written so far (large files go in pieces) */
     char *temp;       /* a large file is written here, then renamed over its path */
+    char *fail_message; /* why a large file failed, while its partial copy is removed */
+    int fail_status;
     uint64_t total, started_ms;
 };
 
@@ -328,6 +330,7 @@ static void upload_free(struct upload *u)
     free(u->sandbox);
     free(u->user);
     free(u->temp);
+    free(u->fail_message);
     wr_buf_free(&u->body);
     free(u);
 }
@@ -388,10 +391,12 @@ static void temp_renamed(void *data, struct wr_error *err)
     write_next(u);
 }
 
+/* A large file failed half-way: its partial copy is removed before the answer. */
 static void temp_removed(void *data, struct wr_error *err)
 {
-    (void)data;
+    struct upload *u = data;
     wr_error_free(err); /* best effort: the sandbox may be gone */
+    upload_end(u, u->fail_status, u->fail_message);
 }
 
 static void piece_written(void *data, uint64_t bytes, struct wr_error *err)
@@ -402,12 +407,14 @@ static void piece_written(void *data, uint64_t bytes, struct wr_error *err)
     if (err) {
         if (u->temp) {
             /* Leave nothing half-written: drop the partial copy, keep the old file. */
-            _cleanup_free_ char *msg = wr_asprintf("%s: %s", f->path, err->msg);
-            int status = status_for(err->status);
+            u->fail_message = wr_asprintf("%s: %s", f->path, err->msg);
+            u->fail_status = status_for(err->status);
             wr_error_free(err);
-            if (vmm_remove(u->e->vmm, u->sandbox, u->temp, false, temp_removed, NULL, &e2) < 0)
+            if (vmm_remove(u->e->vmm, u->sandbox, u->temp, false, temp_removed, u, &e2) < 0) {
                 wr_error_free(e2);
-            return upload_end(u, status, msg);
+                upload_end(u, u->fail_status, u->fail_message);
+            }
+            return;
         }
         return upload_fail(u, err, f->path);
     }

@@ -6,6 +6,7 @@
 // signature, after which the server still serves.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import http from "node:http";
 
 import { FileNotFoundError, InvalidArgumentError, Sandbox } from "e2b";
 
@@ -29,6 +30,7 @@ const base = server.url.replace(/\/mcp$/, "");
 const mcp = await connectHttp(server.url, token);
 const opts = { apiUrl: base, sandboxUrl: base, apiKey: token, requestTimeoutMs: 60_000 };
 const sbx = await Sandbox.create("base", opts);
+await sbx.files.write("/tmp/alive.txt", "alive");
 
 // envd's headers for raw requests (what the SDK sends).
 const envdHeaders = (extra = {}) => ({
@@ -66,7 +68,6 @@ test("write and read: text, binary, several files at once; MCP sees the same fil
   // Empty files come back empty.
   await sbx.files.write("/tmp/t/empty", "");
   assert.equal(await sbx.files.read("/tmp/t/empty"), "");
-  await sbx.files.write("/tmp/alive.txt", "alive");
   // A relative path is below the user's home (root's: /root).
   const rel = await sbx.files.write("notes/rel.txt", "relative");
   assert.equal(rel.path, "/root/notes/rel.txt");
@@ -221,32 +222,65 @@ test("bad input: paths outside the sandbox, an unknown user, missing files", asy
   await serverServes();
 });
 
-test("an oversized upload is refused with 413 and writes nothing", async () => {
-  // The listener refuses a declared length past the cap before reading the body.
-  const r = await fetch(`${base}/files?path=/tmp/huge.bin`, {
-    method: "POST",
-    headers: envdHeaders({ "Content-Type": "application/octet-stream", "Content-Length": String(257 * 1024 * 1024) }),
-    body: new Uint8Array(1024),
-    duplex: "half",
-  }).catch((e) => ({ status: "reset", e }));
-  if (r.status !== "reset") {
-    assert.equal(r.status, 413);
-    assert.match((await r.json()).message, /too large/);
-  }
-  // Streamed (chunked) past the cap: cut off at the cap.
-  let sent = 0;
-  const chunk = new Uint8Array(4 * 1024 * 1024);
-  const body = new ReadableStream({
-    pull(c) { if (sent > 300 * 1024 * 1024) return c.close(); sent += chunk.length; c.enqueue(chunk); },
+// A raw POST to /files: the response's status and body, however far the upload got.
+function rawUpload(path, headers, write) {
+  return new Promise((resolve, reject) => {
+    const url = new URL(`${base}/files?path=${encodeURIComponent(path)}`);
+    const req = http.request(url, { method: "POST", headers: envdHeaders(headers) }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    });
+    req.on("error", reject);
+    write(req);
   });
-  const r2 = await fetch(`${base}/files?path=/tmp/huge2.bin`, {
-    method: "POST", headers: envdHeaders({ "Content-Type": "application/octet-stream" }), body, duplex: "half",
-  }).catch((e) => ({ status: "reset", e }));
-  if (r2.status !== "reset") assert.equal(r2.status, 413);
+}
+
+test("an oversized upload is refused with 413 and writes nothing", async () => {
+  // A declared length past the cap: refused before a byte of the body is read.
+  const declared = await rawUpload("/tmp/huge.bin",
+    { "Content-Type": "application/octet-stream", "Content-Length": String(256 * 1024 * 1024 + 1) },
+    (req) => req.flushHeaders());
+  assert.equal(declared.status, 413);
+  assert.match(JSON.parse(declared.body).message, /too large/);
+  // Chunked past the cap: refused when the cap is passed.
+  const chunk = Buffer.alloc(4 * 1024 * 1024, 7);
+  const chunked = await rawUpload("/tmp/huge2.bin", { "Content-Type": "application/octet-stream" }, (req) => {
+    let sent = 0;
+    const pump = () => {
+      while (sent <= 300 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return req.once("drain", pump);
+      }
+      req.end();
+    };
+    req.on("response", () => req.destroy());
+    pump();
+  });
+  assert.equal(chunked.status, 413);
   assert.equal(await sbx.files.exists("/tmp/huge.bin"), false);
   assert.equal(await sbx.files.exists("/tmp/huge2.bin"), false);
+  // At the cap exactly, the upload goes through.
+  const atCap = await rawUpload("/tmp/at-cap.bin",
+    { "Content-Type": "application/octet-stream", "Content-Length": String(256 * 1024 * 1024) },
+    (req) => {
+      const big = Buffer.alloc(256 * 1024 * 1024, 1);
+      big[big.length - 1] = 9;
+      req.end(big);
+    });
+  // It fits the sandbox's disk, or gets 507 with nothing left behind (the pieces of a file
+  // too large for one write go to a temporary name that is removed).
+  if (atCap.status === 200) {
+    assert.equal((await sbx.files.getInfo("/tmp/at-cap.bin")).size, 256 * 1024 * 1024);
+    await sbx.files.remove("/tmp/at-cap.bin");
+  } else {
+    assert.equal(atCap.status, 507, atCap.body);
+    assert.match(JSON.parse(atCap.body).message, /No space left/);
+    const left = (await sbx.files.list("/tmp")).map((e) => e.name);
+    assert.ok(!left.some((n) => n.startsWith("at-cap.bin")), left.join(", "));
+  }
   await serverServes();
-}, { timeoutMs: 240_000 });
+}, { timeoutMs: 300_000 });
 
 test("a malformed multipart body gets a clear 400 and writes nothing", async () => {
   const post = (type, body) => fetch(`${base}/files`, { method: "POST", headers: envdHeaders({ "Content-Type": type }), body });
