@@ -17,9 +17,9 @@
 #include "multipart.h"
 
 /* A download is read from the sandbox this much at a time. */
-#define READ_CHUNK (4u << 20)
+#define READ_CHUNK (16u << 20)
 /* ...and waits while more than this is queued for a slow client. */
-#define QUEUE_HIGH (8u << 20)
+#define QUEUE_HIGH (16u << 20)
 /* The largest file a download serves. */
 #define DOWNLOAD_MAX (1ull << 30)
 

@@ -334,5 +334,5 @@ const struct e2b_method e2b_filesystem_methods[] = {
     {"CreateWatcher", false, e2b_create_watcher},
     {"GetWatcherEvents", false, e2b_get_watcher_events},
     {"RemoveWatcher", false, e2b_remove_watcher},
-    {NULL},
+    {.name = NULL},
 };

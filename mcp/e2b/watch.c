@@ -156,14 +156,14 @@ static void stream_fail_early(struct stream_watch *s, struct wr_error *err)
 static void stream_resolved(void *data, char *path, struct wr_error *err)
 {
     struct stream_watch *s = data;
-    _cleanup_free_ char *owned = path;
+    _cleanup_free_ char *resolved = path;
     if (!err && !s->call->conn)
         wr_error_set(&err, ECANCELED, "the client went away");
     if (err)
         return stream_fail_early(s, err);
     static const struct agent_watch_handlers handlers = {
         .started = stream_started, .event = stream_event, .end = stream_end};
-    if (vmm_watch_dir(s->call->e2b->vmm, s->call->sandbox, path, msg_bool(s->call, "recursive"),
+    if (vmm_watch_dir(s->call->e2b->vmm, s->call->sandbox, resolved, msg_bool(s->call, "recursive"),
                       &handlers, s, &s->watch, &err) < 0)
         return stream_fail_early(s, err);
     const char *interval = http_request_header(s->call->req, "keepalive-ping-interval");
@@ -291,11 +291,11 @@ static void sweep_idle(void)
 static void watcher_resolved(void *data, char *path, struct wr_error *err)
 {
     struct watcher *w = data;
-    _cleanup_free_ char *owned = path;
+    _cleanup_free_ char *resolved = path;
     if (!err) {
         static const struct agent_watch_handlers handlers = {
             .started = watcher_started, .event = watcher_event, .end = watcher_end};
-        if (vmm_watch_dir(w->e2b->vmm, w->sandbox, path, msg_bool(w->creating, "recursive"),
+        if (vmm_watch_dir(w->e2b->vmm, w->sandbox, resolved, msg_bool(w->creating, "recursive"),
                           &handlers, w, &w->watch, &err) == 0)
             return;
     }
