@@ -100,8 +100,8 @@ int mcp_key_main(int argc, char **argv, const char *default_state_dir)
         r = apikey_create(st, name, &key, &id, &err);
         if (r == 0) {
             printf("%s\n", key);
-            fprintf(stderr, "warren key: created key %s (%s); it is shown only this once\n",
-                    name ? name : id, id);
+            fprintf(stderr, "warren key: created key '%s%s' (id %s); it is shown only this once\n",
+                    name ? "" : "key-", name ? name : id, id);
         }
     } else if (!strcmp(verb, "list")) {
         r = key_list(st, &err);

@@ -10,6 +10,7 @@
 
 #include "e2b-internal.h"
 #include "request.h"
+#include "vmm/images/oci.h"
 
 #define CLIENT_ID "warren"
 #define MIB (1024.0 * 1024.0)
@@ -239,6 +240,36 @@ static cJSON *create_args(const struct e2b_create_request *r, const char *image)
     return args;
 }
 
+/* Whether image is "host" or an image or template the state directory has. E2B's
+ * templates exist before a create names them; so do warren's here: a create never starts
+ * a pull (image_pull does), which could outlast the SDK's request timeout. */
+static int image_present(struct mcp_e2b *e, const char *image, struct wr_error **err)
+{
+    if (!strcmp(image, "host"))
+        return 0;
+    _cleanup_free_ char *normalized = NULL;
+    struct wr_error *bad = NULL;
+    if (oci_normalize_ref(image, &normalized, &bad) < 0)
+        wr_error_free(bad); /* a template name need not be a reference */
+    struct vmm_image_info *images = NULL;
+    size_t n = 0;
+    if (vmm_image_list(e->vmm, &images, &n, err) < 0)
+        return -(*err)->status;
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = images[i].row.name;
+        found |= !strcmp(name, image) || (normalized && !strcmp(name, normalized));
+        vmm_image_info_clear(&images[i]);
+    }
+    free(images);
+    if (!found)
+        return wr_error_set(err, ENOENT,
+                            "template '%s' not found: name a template (image_build), an image "
+                            "pulled already (image_pull), or host",
+                            image);
+    return 0;
+}
+
 static void control_create(struct mcp_e2b *e, struct http_conn *c, struct http_request *req)
 {
     struct e2b_create_request r;
@@ -250,6 +281,12 @@ static void control_create(struct mcp_e2b *e, struct http_conn *c, struct http_r
     }
     const char *image = !r.template_id || !strcmp(r.template_id, "base") ? e->base_image
                                                                           : r.template_id;
+    if (image_present(e, image, &err) < 0) {
+        e2b_respond_error(c, status_for(err->status), err->msg);
+        wr_error_free(err);
+        e2b_create_request_clear(&r);
+        return;
+    }
     struct vmm_create_request vr = {.image = image,
                                     .network = r.network,
                                     .env = (const char *const *)r.env,

@@ -66,8 +66,9 @@ static int parse_object(const char *body, size_t len, cJSON **ret, struct wr_err
 static int seconds_from(const cJSON *v, const char *field, int64_t min, int64_t max,
                         int64_t *ret, struct wr_error **err)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < (double)min || v->valuedouble > (double)max)
+    /* The range first: converting a double out of int64_t's range is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return wr_error_set(err, EINVAL, "%s must be a whole number of seconds from %" PRId64
                             " to %" PRId64, field, min, max);
     *ret = (int64_t)v->valuedouble;
@@ -158,15 +159,11 @@ static int env_from(const cJSON *v, char ***ret, struct wr_error **err)
 
 #define ALL_TRAFFIC "0.0.0.0/0"
 
-/* Whether s is an address or a range (E2B takes CIDRs; warren's allow-list names hosts). */
+/* Whether s is an address or a range (E2B takes CIDRs; warren's allow-list names hosts).
+ * Other malformed names are left to vmm_net_policy_from_json, which names them. */
 static bool is_address(const char *s)
 {
-    char host[VMM_NET_MAX_HOST + 1];
-    bool wildcard = s[0] == '*' && (s[1] == 0 || s[1] == '.');
-    if (wildcard)
-        return false;
-    return strchr(s, '/') || strchr(s, ':') ||
-           vmm_net_host_normalize(s, strlen(s), host) < 0;
+    return strchr(s, '/') || strchr(s, ':') || strspn(s, "0123456789.") == strlen(s);
 }
 
 /* The entries of allowOut / denyOut as a JSON array of host names for vmm_net_policy;
@@ -229,15 +226,17 @@ static int network_refused(const cJSON *net, struct wr_error **err)
     const cJSON *item;
     cJSON_ArrayForEach(item, net)
     {
-        bool known = !strcmp(item->string, "allowOut") || !strcmp(item->string, "denyOut") ||
-                     !strcmp(item->string, "allowPublicTraffic");
-        for (size_t i = 0; i < WR_ARRAY_SIZE(refused); i++)
-            if (!strcmp(item->string, refused[i].key) && !cJSON_IsNull(item))
-                return wr_error_set(err, EINVAL, "network.%s: %s", item->string, refused[i].why);
-        if (!known && !cJSON_IsNull(item) &&
-            strcmp(item->string, "rules") && strcmp(item->string, "egressProxy") &&
-            strcmp(item->string, "maskRequestHost") && strcmp(item->string, "httpsPorts"))
-            return wr_error_set(err, EINVAL, "network: unknown field '%.64s'", item->string);
+        const char *key = item->string;
+        if (!strcmp(key, "allowOut") || !strcmp(key, "denyOut") ||
+            !strcmp(key, "allowPublicTraffic"))
+            continue;
+        size_t i = 0;
+        while (i < WR_ARRAY_SIZE(refused) && strcmp(key, refused[i].key))
+            i++;
+        if (i == WR_ARRAY_SIZE(refused))
+            return wr_error_set(err, EINVAL, "network: unknown field '%.64s'", key);
+        if (!cJSON_IsNull(item))
+            return wr_error_set(err, EINVAL, "network.%s: %s", key, refused[i].why);
     }
     const cJSON *pub = cJSON_GetObjectItemCaseSensitive(net, "allowPublicTraffic");
     if (cJSON_IsTrue(pub))
@@ -420,8 +419,8 @@ int e2b_network_parse(const char *body, size_t len, struct vmm_net_policy *ret,
     if (parse_object(body, len, &o, err) < 0)
         return -(*err)->status;
     /* The update's body is the network object itself plus allow_internet_access. */
-    const cJSON *internet = cJSON_DetachItemFromObjectCaseSensitive(o, "allow_internet_access");
-    _cleanup_json_ cJSON *owned = (cJSON *)internet;
+    _cleanup_json_ cJSON *internet =
+        cJSON_DetachItemFromObjectCaseSensitive(o, "allow_internet_access");
     return network_from(internet, o, VMM_NET_NAT, ret, err);
 }
 

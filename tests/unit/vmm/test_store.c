@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include "test.h"
+#include "vmm/apikeys.h"
 #include "vmm/store.h"
 
 /* A fresh state directory per test, so tests do not see each other's rows. */
@@ -316,7 +317,7 @@ static void test_reopen_and_modes(void)
     ASSERT_EQ(out.memory_mib, 1ull << 33);
     store_sandbox_clear(&out);
     store_close(st);
-    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 6);
+    ASSERT_EQ(count_rows(dir, "PRAGMA user_version"), 7);
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 
@@ -495,6 +496,85 @@ static void test_concurrent_first_open(void)
     ASSERT_EQ(wr_rm_rf(dir), 0);
 }
 
+/* Metadata (migration 7) is kept with the row, through a pool claim too. */
+static void test_metadata(void)
+{
+    _cleanup_free_ char *dir = new_state_dir();
+    struct store *st = open_store(dir);
+    struct store_sandbox s = sample("00000000000000a1", "meta", 1);
+    s.metadata = "{\"owner\":\"ci\"}";
+    ASSERT_EQ(store_sandbox_insert(st, &s, NULL), 0);
+    struct store_sandbox got;
+    ASSERT_EQ(store_sandbox_get(st, "meta", &got, NULL), 0);
+    ASSERT_STREQ(got.metadata, "{\"owner\":\"ci\"}");
+    store_sandbox_clear(&got);
+    struct store_sandbox plain = sample("00000000000000a2", "plain", 2);
+    ASSERT_EQ(store_sandbox_insert(st, &plain, NULL), 0);
+    ASSERT_EQ(store_sandbox_get(st, "plain", &got, NULL), 0);
+    ASSERT(got.metadata == NULL);
+    store_sandbox_clear(&got);
+    store_close(st);
+    ASSERT_EQ(wr_rm_rf(dir), 0);
+}
+
+/* API keys: the store holds hashes; a revoke is seen by another connection at once. */
+static void test_api_keys(void)
+{
+    _cleanup_free_ char *dir = new_state_dir();
+    struct store *st = open_store(dir);
+    struct store *other = open_store(dir); /* as a running server's */
+    _cleanup_free_ char *key = NULL, *id = NULL, *key2 = NULL, *id2 = NULL;
+    _cleanup_error_ struct wr_error *err = NULL;
+    ASSERT_EQ(apikey_create(st, "ci", &key, &id, NULL), 0);
+    ASSERT_EQ(strlen(key), APIKEY_LENGTH);
+    ASSERT(!strncmp(key, "e2b_", 4));
+    ASSERT_EQ(apikey_create(st, NULL, &key2, &id2, NULL), 0);
+    ASSERT(strcmp(key, key2) != 0);
+    ASSERT(apikey_create(st, "ci", &key2, &id2, &err) < 0);
+    ASSERT_EQ(err->status, EEXIST);
+    wr_error_free(TAKE_PTR(err));
+    ASSERT(apikey_create(st, "../x", &key2, &id2, &err) < 0);
+    ASSERT_EQ(err->status, EINVAL);
+    wr_error_free(TAKE_PTR(err));
+    /* The key itself is nowhere in the database. */
+    _cleanup_free_ char *like = wr_asprintf("SELECT count(*) FROM api_keys WHERE hash LIKE '%%%s%%' "
+                                            "OR name LIKE '%%%s%%'", key + 4, key + 4);
+    ASSERT_EQ(count_rows(dir, like), 0);
+    ASSERT(apikey_valid(other, key));
+    ASSERT(!apikey_valid(other, "e2b_0000000000000000000000000000000000000000"));
+    ASSERT(!apikey_valid(other, "not a key"));
+    ASSERT(!apikey_valid(other, NULL));
+    struct store_api_key *keys;
+    size_t n;
+    ASSERT_EQ(store_api_key_list(st, &keys, &n, NULL), 0);
+    ASSERT_EQ(n, 2);
+    ASSERT_STREQ(keys[0].name, "ci");
+    ASSERT_STREQ(keys[0].id, id);
+    ASSERT(keys[0].last_used_at > 0); /* apikey_valid recorded the use */
+    ASSERT_EQ(keys[0].revoked_at, 0);
+    _cleanup_free_ char *default_name = wr_asprintf("key-%s", id2);
+    ASSERT_STREQ(keys[1].name, default_name);
+    for (size_t i = 0; i < n; i++)
+        store_api_key_clear(&keys[i]);
+    free(keys);
+    ASSERT_EQ(store_api_key_revoke(st, "ci", 100, NULL), 0);
+    ASSERT(!apikey_valid(other, key));
+    ASSERT(apikey_valid(other, key2));
+    ASSERT_EQ(store_api_key_revoke(st, id2, 200, NULL), 0);
+    ASSERT(!apikey_valid(other, key2));
+    ASSERT_EQ(store_api_key_revoke(st, id2, 300, NULL), 0); /* again: kept as it was */
+    ASSERT(store_api_key_revoke(st, "nope", 1, &err) < 0);
+    ASSERT_EQ(err->status, ENOENT);
+    ASSERT_EQ(store_api_key_list(st, &keys, &n, NULL), 0);
+    ASSERT_EQ(keys[1].revoked_at, 200);
+    for (size_t i = 0; i < n; i++)
+        store_api_key_clear(&keys[i]);
+    free(keys);
+    store_close(other);
+    store_close(st);
+    ASSERT_EQ(wr_rm_rf(dir), 0);
+}
+
 int main(void)
 {
     RUN(test_insert_get);
@@ -509,5 +589,7 @@ int main(void)
     RUN(test_garbage_file_refused);
     RUN(test_two_processes);
     RUN(test_concurrent_first_open);
+    RUN(test_metadata);
+    RUN(test_api_keys);
     return 0;
 }
