@@ -75,7 +75,7 @@ test("write and read: text, binary, several files at once; MCP sees the same fil
 });
 
 test("a large file streams back in pieces, byte for byte", async () => {
-  const big = new Uint8Array(randomBytes(9 * 1024 * 1024 + 123));
+  const big = new Uint8Array(randomBytes(17 * 1024 * 1024 + 123)); // past one 16 MiB read
   await sbx.files.write("/tmp/t/big.bin", big);
   const back = await sbx.files.read("/tmp/t/big.bin", { format: "bytes" });
   assert.equal(back.length, big.length);
