@@ -9,6 +9,7 @@
 // sandbox's guest-init and this client, from /proc and process.cpuUsage): on a shared
 // machine the wall clock measures the queue for the CPU, the CPU time what warren needs.
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -84,7 +85,26 @@ const writeOctetMs = await timed("octet", () => sbx.files.write("/tmp/bench-octe
   new ReadableStream({ start(c) { c.enqueue(data); c.close(); } })));
 let back;
 const readMs = await timed("read", async () => { back = await sbx.files.read("/tmp/bench.bin", { format: "bytes" }); });
+// The same download with a plain fetch (no SDK), to tell the SDK's cost from warren's.
+const rawUrl = `${base}/files?path=${encodeURIComponent("/tmp/bench.bin")}`;
+const rawHeaders = { "E2b-Sandbox-Id": sbx.sandboxId, "X-Access-Token": sbx.envdAccessToken };
+const rawMs = await timed("raw", async () => {
+  const r = await fetch(rawUrl, { headers: rawHeaders });
+  if ((await r.arrayBuffer()).byteLength !== SIZE) throw new Error("short download");
+});
 if (back.length !== SIZE || !Buffer.from(back).equals(Buffer.from(data))) throw new Error("read back differs");
+
+// A reference for this machine at this moment: node's fetch of 16 MiB from a node HTTP
+// server in this process (no warren, no sandbox). It bounds what the SDK can do here.
+const ref = http.createServer((q, res) => {
+  res.writeHead(200, { "Content-Length": SIZE });
+  res.end(Buffer.from(data.buffer));
+}).listen(0, "127.0.0.1");
+await new Promise((r) => ref.once("listening", r));
+const refMs = await timed("reference", async () => {
+  await (await fetch(`http://127.0.0.1:${ref.address().port}/`)).arrayBuffer();
+});
+ref.close();
 
 const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 console.log(`load average ${load} on ${(await import("node:os")).cpus().length} CPUs`);
@@ -94,6 +114,10 @@ console.log(`files.write 16 MiB (application/octet-stream, a stream): median ${w
 console.log(cpuLine("octet"));
 console.log(`files.read 16 MiB: median ${readMs.toFixed(0)} ms, ${mbps(readMs).toFixed(0)} MB/s (target >= 200)`);
 console.log(cpuLine("read"));
+console.log(`GET /files 16 MiB with a plain fetch: median ${rawMs.toFixed(0)} ms, ${mbps(rawMs).toFixed(0)} MB/s`);
+console.log(cpuLine("raw"));
+console.log(`reference, no warren: node fetch of 16 MiB from a node HTTP server in this process: ` +
+  `median ${refMs.toFixed(0)} ms, ${mbps(refMs).toFixed(0)} MB/s (client ${cpu.reference.client.toFixed(0)} ms CPU, server included)`);
 await sbx.kill();
 server.kill("SIGTERM");
 await new Promise((r) => server.once("exit", r));
