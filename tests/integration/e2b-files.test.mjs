@@ -214,11 +214,18 @@ test("bad input: paths outside the sandbox, an unknown user, missing files", asy
   await assert.rejects(sbx.files.list("../.."), InvalidArgumentError);
   await assert.rejects(sbx.files.read("/tmp/t/hello.txt", { user: "nobody-here" }), (e) => e.name === "AuthenticationError");
   await assert.rejects(sbx.files.read("/tmp/nothing-here.txt"), FileNotFoundError);
-  let r = await fetch(`${base}/files?path=/tmp/t`, { headers: envdHeaders() });
+  let r = await fetch(`${base}/files?path=/tmp`, { headers: envdHeaders() });
   assert.equal(r.status, 400);
   assert.match((await r.json()).message, /is a directory/);
   r = await fetch(`${base}/files?path=/tmp/t/hello.txt`, { headers: { "E2b-Sandbox-Id": sbx.sandboxId, "X-Access-Token": "0".repeat(64) } });
   assert.equal(r.status, 401);
+  // "signature=" in another parameter is no signature: the access token is still needed.
+  for (const q of ["xsignature=v1_abc", "signature_expiration=99999999999", "signature="]) {
+    r = await fetch(`${base}/files?path=/tmp/t/hello.txt&${q}`, { headers: { "E2b-Sandbox-Id": sbx.sandboxId } });
+    assert.equal(r.status, 401, q);
+    r = await fetch(`${base}/files?path=/tmp/t/hello.txt&${q}`);
+    assert.ok(r.status === 401 || r.status === 404, `${q}: ${r.status}`); // not E2B's, or refused
+  }
   await serverServes();
 });
 
