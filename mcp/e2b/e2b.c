@@ -264,8 +264,7 @@ int mcp_e2b_start(const struct mcp_e2b_options *opts, struct mcp_e2b **ret, stru
          .public = true},
         {.path = "/files",
          .match = is_signed_files,
-         .methods = HTTP_METHOD_BIT(HTTP_GET) | HTTP_METHOD_BIT(HTTP_HEAD) |
-                    HTTP_METHOD_BIT(HTTP_POST),
+         .methods = HTTP_METHOD_BIT(HTTP_GET) | HTTP_METHOD_BIT(HTTP_POST),
          .body_max = E2B_FILES_BODY_MAX,
          .handle = handle_signed_files,
          .error_body = envd_error_body,

@@ -581,7 +581,7 @@ void e2b_files_handle(struct mcp_e2b *e, struct http_conn *c, struct http_reques
     uint64_t started_ms = wr_now_ms();
     struct files_query q;
     const char *why = NULL;
-    bool reading = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    bool reading = req->method == HTTP_GET;
     if (!reading && req->method != HTTP_POST)
         return e2b_respond_error(c, 405, "/files takes GET (download) and POST (upload)");
     if (parse_query(req->url, &q, &why) < 0)
