@@ -309,6 +309,8 @@ static start_fn request_handler(uint16_t type)
         return gi_rename;
     case GI_REMOVE:
         return gi_remove;
+    case GI_WATCH:
+        return gi_watch_start;
     default:
         return NULL;
     }
@@ -317,7 +319,8 @@ static start_fn request_handler(uint16_t type)
 static bool is_follow_up(uint16_t type)
 {
     return type == GI_STDIN || type == GI_SIGNAL || type == GI_DATA || type == GI_WRITE_END ||
-           type == GI_PTY_INPUT || type == GI_PTY_RESIZE || type == GI_PTY_ACK;
+           type == GI_PTY_INPUT || type == GI_PTY_RESIZE || type == GI_PTY_ACK ||
+           type == GI_WATCH_STOP;
 }
 
 static void send_hello(struct gi_conn *c);

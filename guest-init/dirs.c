@@ -106,6 +106,11 @@ static int add_entry(void *data, const struct gi_tree_entry *e)
     gi_writer_u64(&l->w, GI_T_MTIME, (uint64_t)e->mtime);
     if (e->link_target)
         gi_writer_str(&l->w, GI_T_LINK_TARGET, e->link_target);
+    char name[64];
+    gi_id_name(e->uid, false, name);
+    gi_writer_str(&l->w, GI_T_OWNER, name);
+    gi_id_name(e->gid, true, name);
+    gi_writer_str(&l->w, GI_T_GROUP, name);
     l->entries++;
     l->bytes += cost;
     if (l->w.len >= ENTRIES_FRAME_BYTES)

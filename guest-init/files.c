@@ -300,6 +300,11 @@ int gi_stat(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t l
     gi_writer_u64(w, GI_T_MODE, st.st_mode);
     gi_writer_u64(w, GI_T_MTIME, (uint64_t)(int64_t)st.st_mtime);
     gi_writer_u64(w, GI_T_FILE_TYPE, (st.st_mode & S_IFMT) >> 12);
+    char name[64];
+    gi_id_name(st.st_uid, false, name);
+    gi_writer_str(w, GI_T_OWNER, name);
+    gi_id_name(st.st_gid, true, name);
+    gi_writer_str(w, GI_T_GROUP, name);
     gi_conn_send(c, w);
     return 0;
 }

@@ -122,6 +122,9 @@ struct gi_user {
 /* Resolves "name", "uid", "name:group" or "uid:gid" against /etc/passwd and /etc/group;
  * -1 and *why when it cannot. */
 int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why);
+/* The name of uid (group: of gid) in the sandbox's /etc/passwd (/etc/group), or the number
+ * when it has none, into out. Answers are kept for a second (a listing asks often). */
+void gi_id_name(uint32_t id, bool group, char out[64]);
 /* setgroups, setgid, setuid; 0 or -errno. */
 int gi_become_user(const struct gi_user *u);
 
@@ -143,6 +146,8 @@ int gi_list_dir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size
 int gi_mkdir(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_rename(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 int gi_remove(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
+/* watch.c: WATCH (inotify); WATCH_STOP comes on its stream. */
+int gi_watch_start(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);
 
 /* PTY sessions (pty.c): requests, and the follow-ups on an attach stream. */
 int gi_pty_open(struct gi_conn *c, uint32_t stream, const uint8_t *payload, size_t len);

@@ -55,6 +55,11 @@ enum gi_frame_type {
     GI_PROC_STDERR = 64,   /* g, on an attach stream of a pipe session: its stderr */
     GI_PROC_CONTROL = 65,  /* h: PTY_ID | PID | TAG, INPUT, CLOSE_STDIN, SIGNUM, ROWS+COLS */
     GI_PROC_ATTACHED = 66, /* g: first frame of an attach stream: PTY_ID, PID */
+    /* Watching a directory (PROTOCOL.md, "Watching directories"). */
+    GI_WATCH = 72,         /* h: PATH, RECURSIVE -> WATCH_STARTED, WATCH_EVENTS..., RESULT */
+    GI_WATCH_STARTED = 73, /* g: the watches are in place: changes from now on are reported */
+    GI_WATCH_EVENTS = 74,  /* g: EVENT_NAME, EVENT_TYPE, repeated */
+    GI_WATCH_STOP = 75,    /* h, on a watch stream: stop -> RESULT */
 };
 
 /* TLV tags inside a payload. Integers are 8-byte little-endian; strings are raw bytes
@@ -110,6 +115,11 @@ enum gi_tag {
     GI_T_CLOSE_STDIN = 76, /* u64: PROC_CONTROL: 1 = close the stdin pipe once written */
     GI_T_HOST_DATA = 77,   /* bytes: PTY_OPEN, PTY_ENTRY: the host's, kept as given */
     GI_T_ATTACH = 78,      /* u64: PTY_OPEN: 1 = its stream is the session's first attachment */
+    GI_T_RECURSIVE = 80,   /* WATCH: 1 = also every directory below PATH */
+    GI_T_EVENT_NAME = 81,  /* WATCH_EVENTS: starts an event: its path relative to PATH */
+    GI_T_EVENT_TYPE = 82,  /* WATCH_EVENTS: GI_WATCH_* */
+    GI_T_OWNER = 83,       /* STAT RESULT, DIR_ENTRIES: the owner's name (else its uid) */
+    GI_T_GROUP = 84,       /* STAT RESULT, DIR_ENTRIES: the group's name (else its gid) */
 };
 
 /* GI_T_PTY_END values. */
@@ -129,7 +139,20 @@ enum gi_tag {
 #define GI_PROC_HOST_DATA_MAX (8u * 1024u)
 
 /* The highest tag this version knows (receivers index fields by tag below it). */
-#define GI_T_LAST 79
+#define GI_T_LAST 87
+
+/* GI_T_EVENT_TYPE values (envd's EventType). */
+#define GI_WATCH_CREATE 1u /* created, or moved in */
+#define GI_WATCH_WRITE 2u
+#define GI_WATCH_REMOVE 3u
+#define GI_WATCH_RENAME 4u /* moved away (the new name, if watched, comes as CREATE) */
+#define GI_WATCH_CHMOD 5u  /* attributes changed */
+/* Watches: at most GI_WATCH_MAX at once in one guest-init (all connections), each
+ * following at most GI_WATCH_DIRS_MAX directories (recursive), and events are dropped,
+ * ending the watch with EOVERFLOW, when the host does not take them (the connection's
+ * output past GI_OUT_HIGH) or the kernel's queue overflows. */
+#define GI_WATCH_MAX 32u
+#define GI_WATCH_DIRS_MAX 4096u
 
 /* GI_T_FLAGS bits of a WRITE. */
 #define GI_WRITE_APPEND 1u

@@ -89,7 +89,9 @@ static int list_entry(struct lister *l, int dirfd, const char *name, const char 
                               .type = (st.st_mode & S_IFMT) >> 12,
                               .size = (uint64_t)st.st_size,
                               .mode = st.st_mode,
-                              .mtime = (int64_t)st.st_mtime};
+                              .mtime = (int64_t)st.st_mtime,
+                              .uid = st.st_uid,
+                              .gid = st.st_gid};
     if (S_ISLNK(st.st_mode)) {
         ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
         if (n >= 0) {

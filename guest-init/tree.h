@@ -20,6 +20,7 @@ struct gi_tree_entry {
     uint32_t mode;           /* st_mode, type bits included */
     int64_t mtime;           /* seconds since the epoch */
     const char *link_target; /* a symlink's target, or NULL */
+    uint32_t uid, gid;
 };
 
 /* Called for each entry (valid during the call); <0 stops the listing (*truncated). */

@@ -126,6 +126,38 @@ int gi_resolve_user(const char *spec, struct gi_user *ret, const char **why)
     return 0;
 }
 
+#define NAME_CACHE_SIZE 8
+#define NAME_CACHE_MS 1000
+
+void gi_id_name(uint32_t id, bool group, char out[64])
+{
+    static struct {
+        uint32_t id;
+        bool group, used;
+        uint64_t at;
+        char name[64];
+    } cache[NAME_CACHE_SIZE];
+    static unsigned next;
+    uint64_t now = wr_now_ms();
+    for (unsigned i = 0; i < NAME_CACHE_SIZE; i++)
+        if (cache[i].used && cache[i].id == id && cache[i].group == group &&
+            now - cache[i].at < NAME_CACHE_MS) {
+            memcpy(out, cache[i].name, 64);
+            return;
+        }
+    struct gi_passwd e;
+    if (lookup(group ? "/etc/group" : "/etc/passwd", NULL, id, &e) == 0)
+        snprintf(out, 64, "%s", e.name);
+    else
+        snprintf(out, 64, "%u", id);
+    unsigned i = next++ % NAME_CACHE_SIZE;
+    cache[i].id = id;
+    cache[i].group = group;
+    cache[i].used = true;
+    cache[i].at = now;
+    memcpy(cache[i].name, out, 64);
+}
+
 int gi_become_user(const struct gi_user *u)
 {
     gid_t gid = u->gid;

@@ -20,6 +20,8 @@ static int reserve(struct wr_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
+    if (cap > b->max + 1 && need <= b->max + 1)
+        cap = b->max + 1; /* never more than the cap allows */
     b->data = wr_realloc(b->data, cap);
     b->cap = cap;
     return 0;

@@ -34,6 +34,7 @@ enum req_kind {
     REQ_PTY_ATTACH,
     REQ_PTY_LIST,
     REQ_LIST,
+    REQ_WATCH,
 };
 
 /* A listing's entries kept at most: GI_LIST_MAX_BYTES from the guest, and some room. */
@@ -58,6 +59,7 @@ struct agent_req {
         struct agent_pty_handlers pty;
         agent_pty_list_cb pty_list;
         agent_list_dir_cb list;
+        struct agent_watch_handlers watch;
     } cb;
     struct wr_buf read_buf; /* READ: the data so far, capped at the requested length */
     /* LIST_DIR: the entries so far, capped at the requested number and LIST_MAX_BYTES. */
@@ -77,6 +79,9 @@ struct agent_exec {
     struct agent_req req;
 };
 struct agent_pty {
+    struct agent_req req;
+};
+struct agent_watch {
     struct agent_req req;
 };
 
@@ -204,6 +209,9 @@ static void req_complete(struct agent_req *r, struct wr_error *err)
         break;
     case REQ_LIST:
         r->cb.list(r->data, err ? NULL : r->entries, err ? 0 : r->n_entries, r->list_cut, err);
+        break;
+    case REQ_WATCH:
+        r->cb.watch.end(r->data, err);
         break;
     }
     req_free(r);
@@ -915,6 +923,59 @@ int agent_remove(struct agent_conn *conn, const char *path, uint32_t flags, agen
     return path_request(conn, GI_REMOVE, path, NULL, flags, NULL, cb, data, err);
 }
 
+/* ---- watching a directory ------------------------------------------------------------- */
+
+int agent_watch(struct agent_conn *conn, const char *path, bool recursive,
+                const struct agent_watch_handlers *handlers, void *data,
+                struct agent_watch **ret_watch, struct wr_error **err)
+{
+    int r = check_ready(conn, err);
+    if (r < 0)
+        return r;
+    struct agent_req *q = req_new(conn, REQ_WATCH, sizeof(struct agent_watch), data);
+    q->cb.watch = *handlers;
+    gi_writer_start(&conn->writer, GI_WATCH, q->stream);
+    gi_writer_str(&conn->writer, GI_T_PATH, path);
+    gi_writer_u64(&conn->writer, GI_T_RECURSIVE, recursive);
+    if ((r = start_simple(q, err)) < 0)
+        return r;
+    *ret_watch = (struct agent_watch *)q;
+    return 0;
+}
+
+int agent_unwatch(struct agent_watch *watch, struct wr_error **err)
+{
+    struct agent_conn *c = watch->req.conn;
+    int r = check_ready(c, err);
+    return r < 0 ? r : send_raw_frames(c, GI_WATCH_STOP, watch->req.stream, NULL, 0, err);
+}
+
+/* WATCH_EVENTS: EVENT_NAME starts an event, EVENT_TYPE completes it. */
+static int watch_events(struct agent_req *r, const uint8_t *p, size_t n)
+{
+    struct gi_reader rd;
+    struct gi_tlv t;
+    int ret;
+    char name[4097];
+    bool have_name = false;
+    gi_reader_init(&rd, p, n);
+    while ((ret = gi_reader_next(&rd, &t)) > 0) {
+        uint64_t type = 0;
+        if (t.tag == GI_T_EVENT_NAME) {
+            have_name = t.len < sizeof name && !memchr(t.value, 0, t.len);
+            if (have_name) {
+                memcpy(name, t.value, t.len);
+                name[t.len] = 0;
+            }
+        } else if (t.tag == GI_T_EVENT_TYPE && have_name && gi_tlv_u64(&t, &type) == 0) {
+            have_name = false;
+            if (type >= GI_WATCH_CREATE && type <= GI_WATCH_CHMOD)
+                r->cb.watch.event(r->data, name, (unsigned)type);
+        }
+    }
+    return ret < 0 ? -EPROTO : 0;
+}
+
 /* ---- receiving ---------------------------------------------------------------------- */
 
 /* Integer fields of a RESULT/EXIT/HELLO payload, indexed by tag (tags up to GI_T_LAST). */
@@ -1035,12 +1096,24 @@ static int finish_pty_list(struct agent_req *r, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* A name field (OWNER, GROUP) into out[64]: "" when absent, too long or holding a NUL. */
+static void copy_name(char out[64], const struct fields *f, unsigned tag)
+{
+    out[0] = 0;
+    if (f->has[tag] && f->str_len[tag] < 64 && !memchr(f->str[tag], 0, f->str_len[tag])) {
+        memcpy(out, f->str[tag], f->str_len[tag]);
+        out[f->str_len[tag]] = 0;
+    }
+}
+
 static void finish_result(struct agent_req *r, const struct fields *f)
 {
     if (r->kind == REQ_STAT) {
         struct agent_stat st = {.size = f->v[GI_T_SIZE],
                                 .mode = (uint32_t)f->v[GI_T_MODE],
                                 .mtime = (int64_t)f->v[GI_T_MTIME]};
+        copy_name(st.owner, f, GI_T_OWNER);
+        copy_name(st.group, f, GI_T_GROUP);
         req_unlink(r);
         r->cb.stat(r->data, &st, NULL);
         req_free(r);
@@ -1106,6 +1179,11 @@ static int list_entries(struct agent_req *r, const uint8_t *p, size_t n)
             !memchr(t.value, 0, t.len)) {
             e->link_target = wr_strndup((const char *)t.value, t.len);
             r->entry_bytes += t.len;
+        } else if ((t.tag == GI_T_OWNER || t.tag == GI_T_GROUP) && t.len < 64 &&
+                   !memchr(t.value, 0, t.len)) {
+            char *out = t.tag == GI_T_OWNER ? e->owner : e->group;
+            memcpy(out, t.value, t.len);
+            out[t.len] = 0;
         } else if (t.len == 8 && gi_tlv_u64(&t, &v) == 0) {
             if (t.tag == GI_T_FILE_TYPE)
                 e->type = (uint32_t)v;
@@ -1160,6 +1238,12 @@ static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type
     }
     if (type == GI_RESULT && r->kind == REQ_PTY_LIST)
         return finish_pty_list(r, p, n);
+    if (r->kind == REQ_WATCH && type == GI_WATCH_EVENTS)
+        return watch_events(r, p, n);
+    if (r->kind == REQ_WATCH && type == GI_WATCH_STARTED) {
+        r->cb.watch.started(r->data);
+        return 0;
+    }
     if (type != GI_ERROR && type != GI_RESULT && type != GI_EXIT)
         return 0; /* a frame this version does not know for this request */
     if (parse_fields(p, n, &f) < 0)

@@ -102,6 +102,7 @@ struct agent_stat {
     uint64_t size;
     uint32_t mode; /* st_mode, type bits included */
     int64_t mtime;
+    char owner[64], group[64]; /* names in the sandbox (else the ids); "" from older agents */
 };
 typedef void (*agent_stat_cb)(void *data, const struct agent_stat *st, struct wr_error *err);
 int agent_stat(struct agent_conn *conn, const char *path, agent_stat_cb cb, void *data,
@@ -129,6 +130,7 @@ struct agent_dir_entry {
     uint32_t mode; /* st_mode, type bits included */
     int64_t mtime;
     char *link_target; /* a symlink's target, or NULL */
+    char owner[64], group[64]; /* as in agent_stat */
 };
 /* entries (owned by the agent client, valid during the call) in the guest's order:
  * depth-first, each directory's names sorted; truncated when some were left out. */
@@ -151,6 +153,27 @@ int agent_remove(struct agent_conn *conn, const char *path, uint32_t flags, agen
  * hostname: a warm pool's VM given to the create that claimed it. */
 int agent_attach(struct agent_conn *conn, const char *dir, const char *hostname, agent_simple_cb cb,
                  void *data, struct wr_error **err);
+
+/* ---- watching a directory (WATCH) ------------------------------------------------------ */
+
+struct agent_watch_handlers {
+    /* The watches are in place: changes from now on are reported. */
+    void (*started)(void *data);
+    /* One change: name relative to the watched directory ("" for itself), type one of
+     * GI_WATCH_CREATE .. GI_WATCH_CHMOD. */
+    void (*event)(void *data, const char *name, unsigned type);
+    /* Exactly once: err NULL after agent_unwatch, else why the watch ended (ENOENT: the
+     * directory went, EOVERFLOW: events were lost, ECANCELED/ECONNRESET: the connection). */
+    void (*end)(void *data, struct wr_error *err);
+};
+struct agent_watch;
+/* Watches path (recursive: and every directory below it) with inotify in the sandbox.
+ * *ret_watch stays valid until handlers->end has run. */
+int agent_watch(struct agent_conn *conn, const char *path, bool recursive,
+                const struct agent_watch_handlers *handlers, void *data,
+                struct agent_watch **ret_watch, struct wr_error **err);
+/* Stops the watch; end runs later (err NULL). */
+int agent_unwatch(struct agent_watch *watch, struct wr_error **err);
 
 /* ---- terminals (PTY sessions) ---------------------------------------------------------- */
 

@@ -301,6 +301,17 @@ int vmm_remove(struct vmm *vmm, const char *id_or_name, const char *path, bool r
 int vmm_stat(struct vmm *vmm, const char *id_or_name, const char *path, agent_stat_cb cb,
              void *data, struct wr_error **err);
 
+/* Watches a directory of a running sandbox (guest-init's WATCH: inotify inside it; with
+ * recursive, the directories below it too). handlers->end runs exactly once (unless this
+ * returns < 0): after vmm_watch_stop (err NULL, or ECANCELED when stopped before it began),
+ * or when the watch fails, the directory goes, or the sandbox stops. *ret_watch is valid
+ * until then. */
+struct vmm_watch;
+int vmm_watch_dir(struct vmm *vmm, const char *id_or_name, const char *path, bool recursive,
+                  const struct agent_watch_handlers *handlers, void *data,
+                  struct vmm_watch **ret_watch, struct wr_error **err);
+void vmm_watch_stop(struct vmm_watch *watch);
+
 /* Checks a path a client gave for a file inside the sandbox: non-empty, at most 4096
  * bytes, no NUL, no ".." component. Relative paths are relative to /workspace. */
 int vmm_path_check(const char *path, struct wr_error **err);

@@ -70,7 +70,8 @@ void e2b_record(struct mcp_e2b *e, const char *sandbox, const char *what, cJSON 
 /* The envd access token of a sandbox (64 hex + NUL) and whether one is required. */
 bool e2b_access_token(const struct mcp_e2b *e, const char *sandbox, char out[65]);
 
-/* The control plane (control.c) and /files (files.c). */
+/* The control plane (control.c) and /files (files.c; sandbox NULL: a signed URL fetched
+ * without E2b-Sandbox-Id, whose signature names the sandbox). */
 void e2b_control_handle(struct mcp_e2b *e, struct http_conn *c, struct http_request *req);
 void e2b_files_handle(struct mcp_e2b *e, struct http_conn *c, struct http_request *req,
                       const char *sandbox);
@@ -120,3 +121,26 @@ struct e2b_input {
     bool pty;
 };
 int e2b_input_parse(const cJSON *msg, struct e2b_input *ret, const char **why);
+/* ---- paths and entries (paths.c, filesystem.c) ------------------------------------------ */
+
+/* path: the absolute path (the callee's to free), or NULL with err (the callee's; EACCES:
+ * no such user). */
+typedef void (*e2b_path_cb)(void *data, char *path, struct wr_error *err);
+/* The absolute path a client's path names when acting as user (NULL: root): an absolute
+ * path as it is, a relative one (or "~/...") below the user's home directory in the
+ * sandbox's /etc/passwd, an empty one the home itself; the user must exist there, and the
+ * result passes vmm_path_check. cb runs exactly once unless this returns < 0; it may run
+ * before this returns (absolute paths as root need no lookup). */
+int e2b_resolve_path(struct mcp_e2b *e, const char *sandbox, const char *user, const char *path,
+                     e2b_path_cb cb, void *data, struct wr_error **err);
+
+/* filesystem.EntryInfo for path (absolute) from what the agent reports. type: DT_* value
+ * ((st_mode & S_IFMT) >> 12); link_target may be NULL. */
+cJSON *e2b_entry_json(const char *path, uint32_t type, uint64_t size, uint32_t mode, int64_t mtime,
+                      const char *link_target, const char *owner, const char *group);
+
+/* filesystem.Filesystem's watchers (watch.c). */
+void e2b_watch_dir(struct e2b_call *call);
+void e2b_create_watcher(struct e2b_call *call);
+void e2b_get_watcher_events(struct e2b_call *call);
+void e2b_remove_watcher(struct e2b_call *call);

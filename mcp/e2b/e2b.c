@@ -49,6 +49,19 @@ static bool is_envd(void *data, const struct http_request *req)
     return http_request_header(req, "e2b-sandbox-id") != NULL;
 }
 
+/* A signed /files URL (sandbox.uploadUrl / downloadUrl) fetched as it is, without envd's
+ * headers: the signature names the sandbox (files.c finds the one whose token signs it). */
+static bool is_signed_files(void *data, const struct http_request *req)
+{
+    (void)data;
+    return !http_request_header(req, "e2b-sandbox-id") && strstr(req->url, "signature=");
+}
+
+static void handle_signed_files(void *data, struct http_conn *c, struct http_request *req)
+{
+    e2b_files_handle(data, c, req, NULL);
+}
+
 static bool is_control(void *data, const struct http_request *req)
 {
     (void)data;
@@ -246,6 +259,14 @@ int mcp_e2b_start(const struct mcp_e2b_options *opts, struct mcp_e2b **ret, stru
          .body_max = E2B_FILES_BODY_MAX,
          .check = check_envd,
          .handle = handle_envd,
+         .error_body = envd_error_body,
+         .data = e,
+         .public = true},
+        {.path = "/files",
+         .match = is_signed_files,
+         .methods = HTTP_METHOD_BIT(HTTP_GET) | HTTP_METHOD_BIT(HTTP_POST),
+         .body_max = E2B_FILES_BODY_MAX,
+         .handle = handle_signed_files,
          .error_body = envd_error_body,
          .data = e,
          .public = true},

@@ -17,8 +17,10 @@
 /* Request line plus all headers, counted as received. */
 #define HTTP_MAX_HEADER_BYTES (16u * 1024u)
 /* Memory all connections together may hold for requests that have not fully arrived; past
- * it, the connection holding the most is answered 503 and closed. */
-#define HTTP_MAX_INCOMPLETE_BYTES (256u * 1024u * 1024u)
+ * it, the connection holding the most is answered 503 and closed. Room for two requests of
+ * the largest body a route takes (E2B's uploads, 256 MiB), so that one of them is refused
+ * by its own cap (413), never shed. */
+#define HTTP_MAX_INCOMPLETE_BYTES (512u * 1024u * 1024u)
 #define HTTP_MAX_HEADERS 64u
 
 struct http_server;

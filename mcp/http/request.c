@@ -177,6 +177,10 @@ static int on_headers_complete(http_parser *hp)
     /* A declared length over the cap is refused before a byte of the body is read. */
     if (status == 0 && http__parser_declared_too_big(p))
         status = 413;
+    /* A declared length is allocated once (no doubling: an upload near the cap would
+     * otherwise hold twice its size while it arrives). */
+    if (status == 0 && (hp->flags & F_CONTENTLENGTH) && hp->content_length > 0)
+        wr_buf_reserve(&p->req.body, (size_t)hp->content_length);
     if (status != 0) {
         p->status = status;
         return -1;
