@@ -110,6 +110,11 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
 /* Thaws a paused sandbox, or boots a stopped or failed one again from its files. */
 int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
                        struct wr_error **err);
+/* Stops a running or paused sandbox's machine and boots it again on the same files (its
+ * id, name, config, workspace and root changes are kept; its processes end); boots a
+ * stopped or failed one. cb gets the row as it runs again. */
+int vmm_sandbox_restart(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                        struct wr_error **err);
 
 /* A sandbox's events (the audit trail: created, exec, egress, ...; see store_event_list),
  * also after it was destroyed (by id then). */
