@@ -12,6 +12,11 @@
 
 /* ---- boot ------------------------------------------------------------------------- */
 
+/* How long a booting VM's agent has to say HELLO. A kernel under TCG on a busy host takes
+ * well over the 10 s an agent that already runs gets (3 s on an idle 2-core machine, 20 s
+ * and more with the cores shared). */
+#define VM_BOOT_AGENT_TIMEOUT_MS 90000
+
 struct boot_op {
     struct vmm *vmm;
     struct store_sandbox *row;
@@ -75,7 +80,8 @@ static void boot_started(void *data, pid_t pid, struct wr_error *err)
         return;
     }
     op->row->pid = pid;
-    vmm__conn_get(op->vmm, vmm__rt_get(op->vmm, op->row->id, true), 0, boot_connected, op);
+    vmm__conn_get(op->vmm, vmm__rt_get(op->vmm, op->row->id, true),
+                  op->spec->ops->vm ? VM_BOOT_AGENT_TIMEOUT_MS : 0, boot_connected, op);
 }
 
 void vmm__boot(struct vmm *vmm, struct store_sandbox *row, struct spec_storage *spec,
