@@ -111,7 +111,7 @@ async function waitForTerm(re, what) {
 }
 
 test("terminal: a shell in the sandbox; a reload reattaches to it with its output", async () => {
-  await page.getByRole("link", { name: sbName }).click();
+  await page.getByRole("link", { name: sbName, exact: true }).click();
   await page.getByRole("tab", { name: "Terminal" }).click();
   await page.locator(".xterm").first().waitFor();
   await page.locator(".xterm-helper-textarea").first().focus();
@@ -184,7 +184,7 @@ test("terminal protocol: an unknown sandbox, a bad control message, a flood thro
 
 test("files: the terminal's file is there; view, edit, save, new folder, upload", async () => {
   await page.getByRole("tab", { name: "Files" }).click();
-  await page.getByRole("button", { name: "greeting.txt" }).click();
+  await page.getByRole("button", { name: "greeting.txt", exact: true }).click();
   const editor = page.getByLabel("file contents");
   await editor.waitFor();
   assert.equal(await editor.inputValue(), "hello\n");
@@ -193,10 +193,10 @@ test("files: the terminal's file is there; view, edit, save, new folder, upload"
   await page.getByText("Saved").waitFor();
   page.once("dialog", (d) => d.accept("notes"));
   await page.getByRole("button", { name: "New folder" }).click();
-  await page.getByRole("button", { name: "📁 notes" }).waitFor();
+  await page.getByRole("button", { name: "📁 notes", exact: true }).waitFor();
   await page.locator('input[type="file"]').setInputFiles({ name: "upload.bin", mimeType: "application/octet-stream", buffer: Buffer.from([0, 1, 2, 255]) });
   await page.getByText("Uploaded upload.bin").waitFor();
-  await page.getByRole("button", { name: "upload.bin" }).waitFor();
+  await page.getByRole("button", { name: "upload.bin", exact: true }).waitFor();
   await shot("files");
 });
 
@@ -222,7 +222,7 @@ test("ports: a server inside opens in a new tab through warren, in an origin of 
   await callTool(agent, "sandbox_exec", { id: sb.id,
     command: "setsid python3 -m http.server 8000 --bind 127.0.0.1 >/tmp/http.log 2>&1 < /dev/null & sleep 1; echo started" });
   await page.getByRole("tab", { name: "Ports" }).click();
-  await page.getByLabel("Port").fill("8000");
+  await page.getByRole("spinbutton", { name: "Port" }).fill("8000");
   const [tab] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open in a new tab" }).click()]);
   await tab.waitForLoadState();
   await tab.getByText("greeting.txt").waitFor();
@@ -269,7 +269,7 @@ test("activity and snapshots: snapshot, fork, snapshot the fork, fork again; the
   await page.getByRole("button", { name: "Take a snapshot" }).click();
   await tree.locator("li.sbnode.self > ul > li.snapnode").first().waitFor({ timeout: 30_000 });
   const second = (await tree.locator("li.sbnode.self > ul > li.snapnode button", { hasText: "Fork" }).first().getAttribute("aria-label")).replace(/^fork /, "");
-  await tree.getByRole("button", { name: `fork ${second}` }).click();
+  await tree.getByRole("button", { name: `fork ${second}`, exact: true }).click();
   const grandchild = tree.locator("li.sbnode.self li.snapnode li.sbnode a").first();
   await grandchild.waitFor({ timeout: 30_000 });
   const grandName = await grandchild.innerText();
@@ -307,7 +307,7 @@ test("activity and snapshots: snapshot, fork, snapshot the fork, fork again; the
   await agent.close();
   await shot("snapshots");
   // Deleting a snapshot something is built on is refused, and the page says why.
-  await tree.getByRole("button", { name: `delete snapshot ${first}` }).click();
+  await tree.getByRole("button", { name: `delete snapshot ${first}`, exact: true }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Yes, delete" }).click();
   await tree.getByRole("alert").filter({ hasText: /in use by/ }).waitFor();
   for (const name of [grandName, childName]) {
@@ -373,7 +373,7 @@ test("keyboard only: open a sandbox, switch tabs with the arrow keys, cancel and
   const agent = await connectHttp(server.url, token);
   const pidOf = async () => (await callTool(agent, "sandbox_list")).sandboxes.find((s) => s.name === sbName).pid;
   await page.goto(`${base}/#/`);
-  await page.getByRole("link", { name: sbName }).waitFor();
+  await page.getByRole("link", { name: sbName, exact: true }).waitFor();
   assert.deepEqual(await a11yProblems(), [], "the sandboxes view");
   const focused = () => page.evaluate(() => {
     const el = document.activeElement;
@@ -396,7 +396,7 @@ test("keyboard only: open a sandbox, switch tabs with the arrow keys, cancel and
   assert.deepEqual(await focused().then(({ role, text }) => ({ role, text })), { role: "tab", text: "Terminal" });
   await page.keyboard.press("ArrowRight");
   await page.waitForFunction(() => location.hash.endsWith("/files") && document.activeElement?.textContent === "Files");
-  await page.getByRole("button", { name: "greeting.txt" }).waitFor();
+  await page.getByRole("button", { name: "greeting.txt", exact: true }).waitFor();
   assert.deepEqual(await a11yProblems(), [], "the files view");
   // Tab from the tab goes into its panel; Enter on a file's button opens it.
   for (let i = 0; i < 20 && (await focused()).text !== "greeting.txt"; i++) await page.keyboard.press("Tab");
@@ -434,11 +434,11 @@ test("keyboard only: open a sandbox, switch tabs with the arrow keys, cancel and
   for (const colorScheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme });
     await page.goto(`${base}/#/sandbox/${sbName}/files`);
-    await page.getByRole("button", { name: "greeting.txt" }).waitFor();
+    await page.getByRole("button", { name: "greeting.txt", exact: true }).waitFor();
     assert.deepEqual(await a11yProblems(), [], `the files view, ${colorScheme}`);
     await shot(`files-${colorScheme}`);
     await page.goto(`${base}/#/`);
-    await page.getByRole("link", { name: sbName }).waitFor();
+    await page.getByRole("link", { name: sbName, exact: true }).waitFor();
     assert.deepEqual(await a11yProblems(), [], `the sandboxes view, ${colorScheme}`);
     await shot(`sandboxes-${colorScheme}`);
   }
@@ -456,14 +456,14 @@ test("restart from the sandbox page, with confirmation: files stay, processes en
     command: "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '[s]leep 4321' || true" })).stdout.trim());
   assert.equal(await sleeping(), 1);
   // Cancel first: nothing happens.
-  await page.getByRole("button", { name: "Restart" }).click();
+  await page.getByRole("button", { name: "Restart", exact: true }).click();
   const dialog = page.getByRole("dialog");
   await dialog.getByText(/every process in it ends/).waitFor();
   await shot("restart-confirm");
   await dialog.getByRole("button", { name: "Cancel" }).click();
   await dialog.waitFor({ state: "detached" });
   assert.equal(await sleeping(), 1, "cancel restarted the sandbox");
-  await page.getByRole("button", { name: "Restart" }).click();
+  await page.getByRole("button", { name: "Restart", exact: true }).click();
   await dialog.getByRole("button", { name: "Yes, restart" }).click();
   await page.locator(".sbhead .state", { hasText: "running" }).waitFor();
   const after = (await callTool(agent, "sandbox_list")).sandboxes.find((s) => s.name === sbName);
@@ -481,7 +481,7 @@ test("pause and resume, then destroy with confirmation", async () => {
   await page.locator(".sbhead .state", { hasText: "paused" }).waitFor();
   await page.getByRole("button", { name: "Resume" }).click();
   await page.locator(".sbhead .state", { hasText: "running" }).waitFor();
-  await page.getByRole("button", { name: "Destroy" }).click();
+  await page.getByRole("button", { name: "Destroy", exact: true }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Yes, destroy" }).click();
   await page.getByText("New sandbox").waitFor();
   // The one expected console error: the wrong token's 401 at the start.
