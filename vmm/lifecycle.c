@@ -6,7 +6,6 @@
 #include "conn.h"
 #include "lifecycle.h"
 #include "network.h"
-#include "ready.h"
 #include "spec.h"
 #include "state.h"
 
@@ -370,7 +369,7 @@ int vmm_sandbox_restart(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb 
     op->data = data;
     const char *state = op->row.state;
     if (!strcmp(state, "running")) {
-        vmm__with_conn(vmm, &op->row, 0, reboot_sync_on_conn, op);
+        vmm__conn_get(vmm, vmm__rt_get(vmm, op->row.id, true), 0, reboot_sync_on_conn, op);
     } else if (!strcmp(state, "paused")) {
         reboot_queue(op); /* a frozen machine writes nothing more: no sync needed */
     } else if (!strcmp(state, "stopped") || !strcmp(state, "failed")) {
