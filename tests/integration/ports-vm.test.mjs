@@ -137,6 +137,15 @@ function wsEcho(path, text) {
   });
 }
 
+// Starts servers in the VM and waits (Python under TCG starts slowly) until each port listens.
+async function startServers(id, start, ports) {
+  const wait = ports.map((p) => `(echo > /dev/tcp/127.0.0.1/${p}) 2>/dev/null`).join(" && ");
+  const r = await call("sandbox_exec", { id, timeout_seconds: 240, argv: ["bash", "-c",
+    `cd /workspace && ${start}; for i in $(seq 1200); do if ${wait}; then echo up; exit 0; fi; sleep 0.2; done; ` +
+    "echo never came up; cat /tmp/*.log; exit 1"] });
+  assert.equal(r.exit_code, 0, r.stdout + r.stderr);
+}
+
 let vm;
 test("a VM's HTTP server and WebSocket server open through their port links", async () => {
   vm = await call("sandbox_create", { name: "ports-vm", ttl_seconds: 1800 });
@@ -148,10 +157,8 @@ test("a VM's HTTP server and WebSocket server open through their port links", as
   const refused = await fetch(`${base}${early}`);
   assert.equal(refused.status, 502);
   assert.match(await refused.text(), /nothing answered on port 8000/);
-  await call("sandbox_exec", { id: vm.id,
-    command: "cd /workspace && (setsid python3 -m http.server 8000 >/tmp/http.log 2>&1 < /dev/null &); " +
-      "(setsid python3 /root/echo.py >/tmp/echo.log 2>&1 < /dev/null &); " +
-      "for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/8000) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/8765) 2>/dev/null && break; sleep 0.2; done; echo up" });
+  await startServers(vm.id, "(setsid python3 -m http.server 8000 >/tmp/http.log 2>&1 < /dev/null &); " +
+    "(setsid python3 /root/echo.py >/tmp/echo.log 2>&1 < /dev/null &)", [8000, 8765]);
   const path = await portLink(vm.id, 8000);
   assert.match(path, new RegExp(`^/sandboxes/${vm.id}/ports/8000/[0-9a-f]{32}/$`));
   const page = await fetch(`${base}${path}index.html`);
@@ -176,9 +183,7 @@ test("restart on a VM: the machine boots again, files kept, processes and their 
   const r = await call("sandbox_exec", { id: vm.id, command: "cat /workspace/index.html; (echo > /dev/tcp/127.0.0.1/8000) 2>/dev/null && echo still-listening || echo gone" });
   assert.equal(r.stdout, "<h1>served from the VM</h1>\ngone\n");
   // The new QEMU has no forward yet: a link adds it again, and a server started anew answers.
-  await call("sandbox_exec", { id: vm.id,
-    command: "cd /workspace && (setsid python3 -m http.server 8000 >/tmp/http.log 2>&1 < /dev/null &); " +
-      "for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/8000) 2>/dev/null && break; sleep 0.2; done; echo up" });
+  await startServers(vm.id, "(setsid python3 -m http.server 8000 >/tmp/http.log 2>&1 < /dev/null &)", [8000]);
   const path = await portLink(vm.id, 8000);
   assert.equal(await (await fetch(`${base}${path}index.html`)).text(), "<h1>served from the VM</h1>\n");
   await call("sandbox_destroy", { id: vm.id });

@@ -328,7 +328,9 @@ test("a sandbox destroyed while its terminal is open: the terminal says so, noth
   await page.keyboard.type("echo alive-$((1+1))\n");
   await waitForTerm(/alive-2/, "the doomed sandbox's shell");
   await callTool(agent, "sandbox_destroy", { id: doomed.id });
-  await page.locator(".termstatus").filter({ hasText: /ended|disconnected|closed|connection/ }).first().waitFor();
+  // The terminal says its session ended, or the page (told by the event stream) that the
+  // sandbox is gone, whichever comes first.
+  await page.locator(".termstatus, .error").filter({ hasText: /destroyed|ended|disconnected|closed|connection|exited/ }).first().waitFor();
   await agent.close();
   await page.goto(`${base}/#/sandbox/${sbName}`);
   await page.getByRole("heading", { name: new RegExp(sbName) }).waitFor();
@@ -465,8 +467,13 @@ test("restart from the sandbox page, with confirmation: files stay, processes en
   assert.equal(await sleeping(), 1, "cancel restarted the sandbox");
   await page.getByRole("button", { name: "Restart", exact: true }).click();
   await dialog.getByRole("button", { name: "Yes, restart" }).click();
+  let after;
+  for (let i = 0; i < 300; i++) {
+    after = (await callTool(agent, "sandbox_list")).sandboxes.find((s) => s.name === sbName);
+    if (after.pid !== sb.pid && after.state === "running") break;
+    await page.waitForTimeout(100);
+  }
   await page.locator(".sbhead .state", { hasText: "running" }).waitFor();
-  const after = (await callTool(agent, "sandbox_list")).sandboxes.find((s) => s.name === sbName);
   assert.equal(after.state, "running");
   assert.notEqual(after.pid, sb.pid, "the machine did not boot again");
   assert.equal(await sleeping(), 0, "a process survived the restart");
