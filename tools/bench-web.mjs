@@ -70,19 +70,21 @@ const renderMs = await fresh.evaluate(async () => {
   return performance.now() - t0;
 });
 
-// The render alone: from the list's arrival in the page to the frame that shows the table
-// (app.mjs's "warren:list-render" measure), over the next 10 refreshes of the table.
-const renders = await fresh.evaluate(async () => {
-  const seen = () => performance.getEntriesByName("warren:list-render").map((e) => e.duration);
-  const start = seen().length;
+// The render alone: from the list's arrival in the page to the frame that shows the
+// table's first screenful ("warren:list-render" in app.mjs) and to the frame that shows all
+// its rows ("warren:list-render-all"), over 10 returns to the table.
+const [renders, rendersAll] = await fresh.evaluate(async () => {
+  const seen = (name) => performance.getEntriesByName(name).map((e) => e.duration);
+  const start = seen("warren:list-render-all").length;
   for (let i = 0; i < 10; i++) {
     location.hash = "#/sandbox/none";
     await new Promise((r) => setTimeout(r, 150));
     location.hash = "#/";
     const t0 = performance.now();
-    while (seen().length <= start + i && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    while (seen("warren:list-render-all").length <= start + i && performance.now() - t0 < 10_000)
+      await new Promise((r) => setTimeout(r, 20));
   }
-  return seen().slice(start);
+  return [seen("warren:list-render").slice(-10), seen("warren:list-render-all").slice(-10)];
 });
 
 // Terminal echo, measured in the page: a key sent on the terminal's WebSocket until its
@@ -133,8 +135,8 @@ const rssAfter = kib("VmRSS");
 
 console.log(`first load of / (signed in): ${(bytes / 1024).toFixed(1)} KiB transferred (target < 300 KB)`);
 console.log(`sandbox table with ${N} sandboxes: ${tableMs} ms from navigation to the last row (list fetched and drawn); back to the table from another view (list fetched and drawn) ${renderMs.toFixed(0)} ms (target < 100 ms)`);
-const sorted = renders.slice().sort((a, b) => a - b);
-console.log(`sandbox table with ${N} sandboxes, render alone (list in the page -> table painted, ${renders.length} renders): p50 ${p50(renders.slice()).toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms (target < 100 ms)`);
+const max = (v) => Math.max(...v);
+console.log(`sandbox table with ${N} sandboxes, render alone (list in the page -> painted, ${renders.length} renders): first screenful p50 ${p50(renders.slice()).toFixed(1)} ms (max ${max(renders).toFixed(1)}), all ${N} rows p50 ${p50(rendersAll.slice()).toFixed(1)} ms (max ${max(rendersAll).toFixed(1)}) (target < 100 ms); load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]} on ${require("node:os").cpus().length} CPUs`);
 console.log(`yes | head -c 50000000 through a terminal drawn in the page: ${(floodMs / 1000).toFixed(1)} s; warren's RSS ${(rssBefore / 1024).toFixed(1)} MiB before, peak ${(rssPeak / 1024).toFixed(1)} MiB (+${((rssPeak - rssBefore) / 1024).toFixed(1)}), ${(rssAfter / 1024).toFixed(1)} MiB after`);
 console.log(`terminal keystroke echo (WebSocket round trip in the page) p50 ${p50(echo).toFixed(1)} ms; sandbox_exec /bin/true p50 ${p50(exec).toFixed(1)} ms: ${(p50(echo) / p50(exec)).toFixed(2)}x (target <= 2x)`);
 await browser.close();
