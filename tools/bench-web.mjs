@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Figures for the web UI (a benchmark, not a test): the first load of / (bytes transferred,
-// gzip), how long the sandbox table takes to show 200 sandboxes, and the terminal's
-// keystroke echo round trip against sandbox_exec of /bin/true. Needs root, a build, and
+// gzip), how long the sandbox table takes to show 200 sandboxes (with the list's fetch, and
+// the render alone), the terminal's keystroke echo round trip against sandbox_exec of
+// /bin/true, and warren's memory while `yes | head -c 50000000` streams through a terminal. Needs root, a build, and
 // Debian's chromium; run from the repository: node tools/bench-web.mjs [build dir]
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -69,6 +70,23 @@ const renderMs = await fresh.evaluate(async () => {
   return performance.now() - t0;
 });
 
+// The render alone: from the list's arrival in the page to the frame that shows the
+// table's first screenful ("warren:list-render" in app.mjs) and to the frame that shows all
+// its rows ("warren:list-render-all"), over 10 returns to the table.
+const [renders, rendersAll] = await fresh.evaluate(async () => {
+  const seen = (name) => performance.getEntriesByName(name).map((e) => e.duration);
+  const start = seen("warren:list-render-all").length;
+  for (let i = 0; i < 10; i++) {
+    location.hash = "#/sandbox/none";
+    await new Promise((r) => setTimeout(r, 150));
+    location.hash = "#/";
+    const t0 = performance.now();
+    while (seen("warren:list-render-all").length <= start + i && performance.now() - t0 < 10_000)
+      await new Promise((r) => setTimeout(r, 20));
+  }
+  return [seen("warren:list-render").slice(-10), seen("warren:list-render-all").slice(-10)];
+});
+
 // Terminal echo, measured in the page: a key sent on the terminal's WebSocket until its
 // echo comes back (the shell's line editor echoes it through the PTY).
 const echo = await fresh.evaluate(async (id) => {
@@ -98,8 +116,28 @@ for (let i = 0; i < 40; i++) {
   await call("sandbox_exec", { id: first.id, argv: ["/bin/true"] });
   exec.push(performance.now() - t0);
 }
+// 50 MB through a terminal in the page, drawn by xterm as a user's browser would: warren's
+// resident memory before, at its peak (VmHWM, reset first through clear_refs) and after.
+const status = () => readFileSync(`/proc/${server.pid}/status`, "utf8");
+const kib = (field) => Number(status().match(new RegExp(`${field}:\\s+(\\d+)`))[1]);
+await fresh.goto(`${base}/#/sandbox/${first.id}/terminal`);
+await fresh.locator(".xterm-helper-textarea").first().waitFor();
+await fresh.waitForTimeout(1500);
+writeFileSync(`/proc/${server.pid}/clear_refs`, "5");
+const rssBefore = kib("VmRSS");
+const floodStarted = Date.now();
+await fresh.locator(".xterm-helper-textarea").first().focus();
+await fresh.keyboard.type("yes | head -c 50000000; echo flood-$((6*7))\n");
+await fresh.waitForFunction(() => document.querySelector(".xterm-rows")?.innerText.includes("flood-42"), null, { timeout: 600_000, polling: 500 });
+const floodMs = Date.now() - floodStarted;
+const rssPeak = kib("VmHWM");
+const rssAfter = kib("VmRSS");
+
 console.log(`first load of / (signed in): ${(bytes / 1024).toFixed(1)} KiB transferred (target < 300 KB)`);
 console.log(`sandbox table with ${N} sandboxes: ${tableMs} ms from navigation to the last row (list fetched and drawn); back to the table from another view (list fetched and drawn) ${renderMs.toFixed(0)} ms (target < 100 ms)`);
+const max = (v) => Math.max(...v);
+console.log(`sandbox table with ${N} sandboxes, render alone (list in the page -> painted, ${renders.length} renders): first screenful p50 ${p50(renders.slice()).toFixed(1)} ms (max ${max(renders).toFixed(1)}), all ${N} rows p50 ${p50(rendersAll.slice()).toFixed(1)} ms (max ${max(rendersAll).toFixed(1)}) (target < 100 ms); load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]} on ${require("node:os").cpus().length} CPUs`);
+console.log(`yes | head -c 50000000 through a terminal drawn in the page: ${(floodMs / 1000).toFixed(1)} s; warren's RSS ${(rssBefore / 1024).toFixed(1)} MiB before, peak ${(rssPeak / 1024).toFixed(1)} MiB (+${((rssPeak - rssBefore) / 1024).toFixed(1)}), ${(rssAfter / 1024).toFixed(1)} MiB after`);
 console.log(`terminal keystroke echo (WebSocket round trip in the page) p50 ${p50(echo).toFixed(1)} ms; sandbox_exec /bin/true p50 ${p50(exec).toFixed(1)} ms: ${(p50(echo) / p50(exec)).toFixed(2)}x (target <= 2x)`);
 await browser.close();
 for (let i = 0; i < N; i++) await call("sandbox_destroy", { id: `bench-${i}` });

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "agent-lists.h"
 #include "agent.h"
 #include "guest-init/proto.h"
 
@@ -37,9 +38,6 @@ enum req_kind {
     REQ_WATCH,
 };
 
-/* A listing's entries kept at most: GI_LIST_MAX_BYTES from the guest, and some room. */
-#define LIST_MAX_BYTES (2u * GI_LIST_MAX_BYTES)
-
 struct send;
 
 struct agent_req {
@@ -62,10 +60,8 @@ struct agent_req {
         struct agent_watch_handlers watch;
     } cb;
     struct wr_buf read_buf; /* READ: the data so far, capped at the requested length */
-    /* LIST_DIR: the entries so far, capped at the requested number and LIST_MAX_BYTES. */
-    struct agent_dir_entry *entries;
-    size_t n_entries, max_entries, entry_bytes;
-    bool list_cut;
+    /* LIST_DIR: the entries so far, capped at the requested number and in bytes. */
+    struct agent_dir_list list;
     /* WRITE: the uv_write still referencing the caller's buffer. The answer is held
      * back until it completes, so that the caller cannot free the buffer under it. */
     struct send *inflight;
@@ -165,11 +161,7 @@ static void req_free(struct agent_req *r)
     if (r->inflight)
         r->inflight->owner = NULL;
     wr_buf_free(&r->read_buf);
-    for (size_t i = 0; i < r->n_entries; i++) {
-        free(r->entries[i].path);
-        free(r->entries[i].link_target);
-    }
-    free(r->entries);
+    agent_dir_list_clear(&r->list);
     wr_error_free(r->error);
     free(r);
 }
@@ -208,7 +200,7 @@ static void req_complete(struct agent_req *r, struct wr_error *err)
         r->cb.pty_list(r->data, NULL, 0, err);
         break;
     case REQ_LIST:
-        r->cb.list(r->data, err ? NULL : r->entries, err ? 0 : r->n_entries, r->list_cut, err);
+        r->cb.list(r->data, err ? NULL : r->list.entries, err ? 0 : r->list.n, r->list.cut, err);
         break;
     case REQ_WATCH:
         r->cb.watch.end(r->data, err);
@@ -877,11 +869,11 @@ int agent_list_dir(struct agent_conn *conn, const char *path, unsigned depth, si
         return r;
     struct agent_req *q = req_new(conn, REQ_LIST, sizeof(*q), data);
     q->cb.list = cb;
-    q->max_entries = WR_MIN(max_entries, (size_t)GI_LIST_MAX_ENTRIES);
+    q->list.max = WR_MIN(max_entries, (size_t)GI_LIST_MAX_ENTRIES);
     gi_writer_start(&conn->writer, GI_LIST_DIR, q->stream);
     gi_writer_str(&conn->writer, GI_T_PATH, path);
     gi_writer_u64(&conn->writer, GI_T_DEPTH, depth);
-    gi_writer_u64(&conn->writer, GI_T_MAX_ENTRIES, q->max_entries);
+    gi_writer_u64(&conn->writer, GI_T_MAX_ENTRIES, q->list.max);
     return start_simple(q, err);
 }
 
@@ -1046,48 +1038,12 @@ static void finish_pty_end(struct agent_req *r, enum agent_pty_end_reason reason
     req_free(r);
 }
 
-static void pty_info_from(struct agent_pty_info *e, const struct fields *f)
-{
-    *e = (struct agent_pty_info){.id = f->v[GI_T_PTY_ID],
-                                 .pid = f->v[GI_T_PID],
-                                 .rows = (unsigned)f->v[GI_T_ROWS],
-                                 .cols = (unsigned)f->v[GI_T_COLS],
-                                 .running = f->v[GI_T_PTY_RUNNING] != 0,
-                                 .exit_code = (int)(int64_t)f->v[GI_T_EXIT_CODE],
-                                 .signal = (int)f->v[GI_T_SIGNAL],
-                                 .created = (int64_t)f->v[GI_T_CREATED]};
-    if (f->has[GI_T_ARG])
-        snprintf(e->argv0, sizeof(e->argv0), "%.*s", (int)f->str_len[GI_T_ARG],
-                 (const char *)f->str[GI_T_ARG]);
-    e->pipes = f->v[GI_T_PIPES] != 0;
-    if (f->has[GI_T_TAG] && f->str_len[GI_T_TAG] <= GI_PROC_TAG_MAX &&
-        !memchr(f->str[GI_T_TAG], 0, f->str_len[GI_T_TAG]))
-        snprintf(e->tag, sizeof(e->tag), "%.*s", (int)f->str_len[GI_T_TAG],
-                 (const char *)f->str[GI_T_TAG]);
-    if (f->has[GI_T_HOST_DATA] && f->str_len[GI_T_HOST_DATA] <= GI_PROC_HOST_DATA_MAX) {
-        e->host_data = f->str[GI_T_HOST_DATA];
-        e->host_data_len = f->str_len[GI_T_HOST_DATA];
-    }
-}
-
 /* A PTY_LIST RESULT: one PTY_ENTRY (itself a TLV list) per session. */
 static int finish_pty_list(struct agent_req *r, const uint8_t *p, size_t n)
 {
     struct agent_pty_info list[GI_PTY_MAX];
     size_t count = 0;
-    struct gi_reader rd;
-    struct gi_tlv t;
-    struct fields f;
-    int ret;
-    gi_reader_init(&rd, p, n);
-    while ((ret = gi_reader_next(&rd, &t)) > 0) {
-        if (t.tag != GI_T_PTY_ENTRY || count == GI_PTY_MAX)
-            continue;
-        memset(f.v, 0, sizeof(f.v));
-        if (parse_fields(t.value, t.len, &f) < 0)
-            return -EPROTO;
-        pty_info_from(&list[count++], &f);
-    }
+    int ret = agent_pty_list_decode(p, n, list, GI_PTY_MAX, &count);
     if (ret < 0)
         return ret;
     req_unlink(r);
@@ -1136,66 +1092,9 @@ static void finish_result(struct agent_req *r, const struct fields *f)
     } else {
         r->bytes = r->kind == REQ_READ ? f->v[GI_T_SIZE] : f->v[GI_T_BYTES];
         if (r->kind == REQ_LIST && f->v[GI_T_TRUNCATED])
-            r->list_cut = true;
+            r->list.cut = true;
         finish(r, NULL);
     }
-}
-
-/* Appends the entry the TLV of tag ENTRY starts (its fields follow until the next ENTRY). */
-static void list_add(struct agent_req *r, const struct gi_tlv *t)
-{
-    if (r->n_entries >= r->max_entries || r->entry_bytes + t->len > LIST_MAX_BYTES ||
-        memchr(t->value, 0, t->len)) {
-        r->list_cut = true;
-        return;
-    }
-    if (r->n_entries % 256 == 0)
-        r->entries = wr_realloc(r->entries, (r->n_entries + 256) * sizeof(*r->entries));
-    r->entries[r->n_entries++] = (struct agent_dir_entry){
-        .path = wr_strndup((const char *)t->value, t->len)};
-    r->entry_bytes += t->len + sizeof(struct agent_dir_entry);
-}
-
-/* DIR_ENTRIES: ENTRY starts an entry, the tags after it fill it in. */
-static int list_entries(struct agent_req *r, const uint8_t *p, size_t n)
-{
-    struct gi_reader rd;
-    struct gi_tlv t;
-    int ret;
-    bool current = false; /* the last ENTRY was kept: its fields go into the last entry */
-    gi_reader_init(&rd, p, n);
-    while ((ret = gi_reader_next(&rd, &t)) > 0) {
-        if (t.tag == GI_T_ENTRY) {
-            size_t before = r->n_entries;
-            list_add(r, &t);
-            current = r->n_entries > before;
-            continue;
-        }
-        if (!current)
-            continue;
-        struct agent_dir_entry *e = &r->entries[r->n_entries - 1];
-        uint64_t v = 0;
-        if (t.tag == GI_T_LINK_TARGET && !e->link_target && t.len < 4096 &&
-            !memchr(t.value, 0, t.len)) {
-            e->link_target = wr_strndup((const char *)t.value, t.len);
-            r->entry_bytes += t.len;
-        } else if ((t.tag == GI_T_OWNER || t.tag == GI_T_GROUP) && t.len < 64 &&
-                   !memchr(t.value, 0, t.len)) {
-            char *out = t.tag == GI_T_OWNER ? e->owner : e->group;
-            memcpy(out, t.value, t.len);
-            out[t.len] = 0;
-        } else if (t.len == 8 && gi_tlv_u64(&t, &v) == 0) {
-            if (t.tag == GI_T_FILE_TYPE)
-                e->type = (uint32_t)v;
-            else if (t.tag == GI_T_SIZE)
-                e->size = v;
-            else if (t.tag == GI_T_MODE)
-                e->mode = (uint32_t)v;
-            else if (t.tag == GI_T_MTIME)
-                e->mtime = (int64_t)v;
-        }
-    }
-    return ret < 0 ? -EPROTO : 0;
 }
 
 static void finish_exit(struct agent_req *r, const struct fields *f)
@@ -1221,7 +1120,7 @@ static int handle_frame(struct agent_conn *c, struct agent_req *r, uint16_t type
     if (type == GI_DATA && r->kind == REQ_READ)
         return wr_buf_append(&r->read_buf, p, n) < 0 ? -EPROTO : 0;
     if (type == GI_DIR_ENTRIES && r->kind == REQ_LIST)
-        return list_entries(r, p, n);
+        return agent_dir_list_decode(&r->list, p, n);
     if ((type == GI_PTY_OUTPUT || type == GI_PROC_STDERR) && r->kind == REQ_PTY_ATTACH) {
         if (type == GI_PROC_STDERR && r->cb.pty.stderr_output)
             r->cb.pty.stderr_output(r->data, (const char *)p, n);

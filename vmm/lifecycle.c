@@ -2,6 +2,7 @@
  * resuming it. */
 #include <string.h>
 
+#include "agent.h"
 #include "conn.h"
 #include "lifecycle.h"
 #include "network.h"
@@ -9,6 +10,11 @@
 #include "state.h"
 
 /* ---- boot ------------------------------------------------------------------------- */
+
+/* How long a booting VM's agent has to say HELLO. A kernel under TCG on a busy host takes
+ * well over the 10 s an agent that already runs gets (3 s on an idle 2-core machine, 20 s
+ * and more with the cores shared). */
+#define VM_BOOT_AGENT_TIMEOUT_MS 90000
 
 struct boot_op {
     struct vmm *vmm;
@@ -73,7 +79,8 @@ static void boot_started(void *data, pid_t pid, struct wr_error *err)
         return;
     }
     op->row->pid = pid;
-    vmm__conn_get(op->vmm, vmm__rt_get(op->vmm, op->row->id, true), 0, boot_connected, op);
+    vmm__conn_get(op->vmm, vmm__rt_get(op->vmm, op->row->id, true),
+                  op->spec->ops->vm ? VM_BOOT_AGENT_TIMEOUT_MS : 0, boot_connected, op);
 }
 
 void vmm__boot(struct vmm *vmm, struct store_sandbox *row, struct spec_storage *spec,
@@ -259,6 +266,7 @@ void vmm__stop_idle(struct vmm *vmm, const struct store_sandbox *row, const char
 
 /* ---- restart (resume of a stopped or failed sandbox) -------------------------------- */
 
+/* Thread pool: readies a stopped sandbox's files to boot again (op->spec built here). */
 static void restart_work(uv_work_t *w)
 {
     struct life_op *op = w->data;
@@ -300,6 +308,80 @@ static void restart_after_work(uv_work_t *w, int status)
     }
     vmm__rt_forget(op->vmm, op->row.id);
     vmm__boot(op->vmm, &op->row, &op->spec, restarted, op);
+}
+
+/* ---- restart of a live sandbox: stop its machine, boot it again on the same files ---- */
+
+/* Thread pool: stops the machine (its processes end; the files stay), then readies the
+ * files as for a stopped sandbox. */
+static void reboot_work(uv_work_t *w)
+{
+    struct life_op *op = w->data;
+    if (vmm__spec_build(op->vmm, &op->row, &op->spec, &op->err) < 0)
+        return;
+    int r = op->spec.ops->stop(&op->spec.spec, op->row.pid, &op->err);
+    vmm__spec_clear(&op->spec);
+    if (r < 0)
+        return;
+    restart_work(w);
+}
+
+static void reboot_after_work(uv_work_t *w, int status)
+{
+    struct life_op *op = w->data;
+    if (!op->err) {
+        /* Between here and the agent's answer the row says what is true: not running. */
+        op->row.pid = 0;
+        store_sandbox_set_state(op->vmm->store, op->row.id, "stopped", 0, 0, "restarting", NULL);
+        store_event(op->vmm->store, op->row.id, "stopped", "restart", NULL);
+    }
+    restart_after_work(w, status);
+}
+
+static void reboot_queue(struct life_op *op)
+{
+    vmm__rt_forget(op->vmm, op->row.id);
+    op->work.data = op;
+    uv_queue_work(op->vmm->loop, &op->work, reboot_work, reboot_after_work);
+}
+
+static void reboot_synced(void *data, struct wr_error *err)
+{
+    /* Not fatal: stopping the machine flushes what the guest had written. */
+    wr_error_free(err);
+    reboot_queue(data);
+}
+
+static void reboot_sync_on_conn(void *data, struct agent_conn *conn, struct wr_error *err)
+{
+    if (conn && agent_sync(conn, reboot_synced, data, &err) == 0)
+        return;
+    reboot_synced(data, err);
+}
+
+int vmm_sandbox_restart(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                        struct wr_error **err)
+{
+    struct life_op *op = life_op_new(vmm, id_or_name, err);
+    if (!op)
+        return -(*err)->status;
+    op->cb = cb;
+    op->data = data;
+    const char *state = op->row.state;
+    if (!strcmp(state, "running")) {
+        vmm__conn_get(vmm, vmm__rt_get(vmm, op->row.id, true), 0, reboot_sync_on_conn, op);
+    } else if (!strcmp(state, "paused")) {
+        reboot_queue(op); /* a frozen machine writes nothing more: no sync needed */
+    } else if (!strcmp(state, "stopped") || !strcmp(state, "failed")) {
+        op->work.data = op;
+        uv_queue_work(vmm->loop, &op->work, restart_work, restart_after_work);
+    } else {
+        int r =
+            wr_error_set(err, EAGAIN, "sandbox '%s' is %s; try again shortly", op->row.name, state);
+        life_op_free(op);
+        return r;
+    }
+    return 0;
 }
 
 int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,

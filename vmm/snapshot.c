@@ -423,6 +423,8 @@ void vmm_snapshot_info_clear(struct vmm_snapshot_info *info)
     store_snapshot_clear(&info->row);
     wr_strv_free(info->used_by);
     info->used_by = NULL;
+    free(info->parent_id);
+    info->parent_id = NULL;
 }
 
 static bool chain_has_prefix(const char *chain_json, const char *prefix)
@@ -482,6 +484,35 @@ static size_t manifest_layers(const char *manifest)
     return n;
 }
 
+/* The snapshot id of a layer directory under prefix ("<state>/layers/snap/"), or NULL. */
+static char *layer_snapshot(const char *layer, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(layer, prefix, n) != 0)
+        return NULL;
+    const char *end = strchr(layer + n, '/');
+    return end ? wr_strndup(layer + n, (size_t)(end - layer - n)) : wr_strdup(layer + n);
+}
+
+static ssize_t find_snapshot(const struct store_snapshot *snaps, size_t n, const char *id)
+{
+    for (size_t i = 0; id && i < n; i++)
+        if (!strcmp(snaps[i].id, id))
+            return (ssize_t)i;
+    return -1;
+}
+
+/* The snapshot below a snapshot in its workspace chain: the one it is built on. */
+static char *snapshot_parent(const struct store_snapshot *s, const char *prefix)
+{
+    cJSON *m = cJSON_Parse(s->manifest);
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(m, "workspace");
+    const char *below = cJSON_GetStringValue(cJSON_GetArrayItem(ws, 1));
+    char *id = below ? layer_snapshot(below, prefix) : NULL;
+    cJSON_Delete(m);
+    return id;
+}
+
 int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_info **ret,
                       size_t *ret_n, struct wr_error **err)
 {
@@ -495,9 +526,11 @@ int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_
     if (r < 0)
         return r;
     struct vmm_snapshot_info *infos = wr_calloc(n ? n : 1, sizeof(*infos));
+    _cleanup_free_ char *prefix = layer_dir(vmm, "");
     for (size_t i = 0; i < n; i++) {
         infos[i].row = snaps[i];
         infos[i].layers = manifest_layers(snaps[i].manifest);
+        infos[i].parent_id = snapshot_parent(&snaps[i], prefix);
         infos[i].used_by = users_of(vmm, snaps[i].id, snaps[i].name, NULL);
         if (!infos[i].used_by)
             infos[i].used_by = wr_calloc(1, sizeof(char *));
@@ -566,5 +599,179 @@ int vmm_snapshot_delete(struct vmm *vmm, const char *snapshot, vmm_snapshot_cb c
     op->data = data;
     op->work.data = op;
     uv_queue_work(vmm->loop, &op->work, delete_work, delete_after_work);
+    return 0;
+}
+
+/* ---- the family tree ------------------------------------------------------------------- */
+
+/* The family a sandbox belongs to: the snapshots and sandboxes linked to it by "taken
+ * from" (a snapshot and its sandbox), "built on" (a snapshot and the snapshot below it in
+ * its layer chain) and "forked from" (a sandbox and the snapshot it was restored from),
+ * followed both ways from the sandbox: up to the first ancestor, down to every
+ * descendant. The store keeps no parent column: the layer chains are the record (a layer
+ * lives in layer_dir(snapshot id)), so the tree is read from them. */
+
+struct tree_op {
+    struct vmm *vmm;
+    struct vmm_snapshot_tree tree;
+    char **dirs; /* each family snapshot's layer directory, for the sizes */
+    vmm_snapshot_tree_cb cb;
+    void *data;
+    uv_work_t work;
+};
+
+/* The snapshot a sandbox was forked from: the first layer of its chain that is not one of
+ * its own snapshots. */
+static char *sandbox_origin(const struct store_sandbox *row, const struct store_snapshot *snaps,
+                            size_t n, const char *prefix)
+{
+    _cleanup_strv_ char **chain = vmm__layer_chain(row->ws_layers, NULL);
+    for (size_t i = 0; chain[i]; i++) {
+        char *id = layer_snapshot(chain[i], prefix);
+        ssize_t k = find_snapshot(snaps, n, id);
+        if (k >= 0 && (!snaps[k].sandbox_id || strcmp(snaps[k].sandbox_id, row->id) != 0))
+            return id;
+        free(id);
+    }
+    return NULL;
+}
+
+struct edge {
+    size_t a, b; /* nodes: snapshots 0..ns-1, then sandboxes ns.. */
+};
+
+/* Marks every node linked to a marked one, until nothing changes (the depth of a family
+ * is small; each pass is linear in the edges). */
+static void spread(bool *in, const struct edge *edges, size_t n_edges)
+{
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < n_edges; i++)
+            if (in[edges[i].a] != in[edges[i].b]) {
+                in[edges[i].a] = in[edges[i].b] = true;
+                changed = true;
+            }
+    }
+}
+
+static void tree_work(uv_work_t *w)
+{
+    struct tree_op *op = w->data;
+    for (size_t i = 0; i < op->tree.n_snapshots; i++)
+        op->tree.snapshots[i].size_bytes = wr_disk_usage(op->dirs[i]);
+}
+
+static void tree_after_work(uv_work_t *w, int status)
+{
+    struct tree_op *op = w->data;
+    op->cb(op->data, &op->tree, NULL);
+    vmm_snapshot_tree_clear(&op->tree);
+    wr_strv_free(op->dirs);
+    free(op);
+}
+
+void vmm_snapshot_tree_clear(struct vmm_snapshot_tree *tree)
+{
+    for (size_t i = 0; i < tree->n_snapshots; i++)
+        vmm_snapshot_info_clear(&tree->snapshots[i]);
+    for (size_t i = 0; i < tree->n_sandboxes; i++) {
+        store_sandbox_clear(&tree->sandboxes[i].row);
+        free(tree->sandboxes[i].from_snapshot);
+    }
+    free(tree->snapshots);
+    free(tree->sandboxes);
+    *tree = (struct vmm_snapshot_tree){0};
+}
+
+/* Moves the family's rows (marked in in) into op->tree; frees the others. */
+static void collect(struct tree_op *op, struct store_snapshot *snaps, size_t ns, char **parents,
+                    struct store_sandbox *rows, size_t nb, char **origins, const bool *in)
+{
+    struct vmm_snapshot_tree *t = &op->tree;
+    t->snapshots = wr_calloc(ns + 1, sizeof(*t->snapshots));
+    t->sandboxes = wr_calloc(nb + 1, sizeof(*t->sandboxes));
+    op->dirs = wr_calloc(ns + 1, sizeof(char *));
+    for (size_t i = 0; i < ns; i++) {
+        if (!in[i]) {
+            store_snapshot_clear(&snaps[i]);
+            free(parents[i]);
+            continue;
+        }
+        op->dirs[t->n_snapshots] = layer_dir(op->vmm, snaps[i].id);
+        t->snapshots[t->n_snapshots++] = (struct vmm_snapshot_info){
+            .row = snaps[i],
+            .parent_id = parents[i],
+            .layers = manifest_layers(snaps[i].manifest),
+            .used_by = users_of(op->vmm, snaps[i].id, snaps[i].name, NULL),
+        };
+        if (!t->snapshots[t->n_snapshots - 1].used_by)
+            t->snapshots[t->n_snapshots - 1].used_by = wr_calloc(1, sizeof(char *));
+    }
+    for (size_t j = 0; j < nb; j++) {
+        if (!in[ns + j]) {
+            store_sandbox_clear(&rows[j]);
+            free(origins[j]);
+            continue;
+        }
+        t->sandboxes[t->n_sandboxes++] =
+            (struct vmm_tree_sandbox){.row = rows[j], .from_snapshot = origins[j]};
+    }
+}
+
+int vmm_snapshot_tree(struct vmm *vmm, const char *sandbox, vmm_snapshot_tree_cb cb, void *data,
+                      struct wr_error **err)
+{
+    struct store_sandbox self = {0};
+    if (store_sandbox_get(vmm->store, sandbox, &self, err) < 0)
+        return -(*err)->status;
+    struct store_snapshot *snaps = NULL;
+    struct store_sandbox *rows = NULL;
+    size_t ns = 0, nb = 0;
+    if (store_snapshot_list(vmm->store, NULL, &snaps, &ns, err) < 0 ||
+        store_sandbox_list(vmm->store, &rows, &nb, err) < 0) {
+        for (size_t i = 0; i < ns; i++)
+            store_snapshot_clear(&snaps[i]);
+        free(snaps);
+        store_sandbox_clear(&self);
+        return -(*err)->status;
+    }
+    _cleanup_free_ char *root = layer_dir(vmm, "");
+    const char *prefix = root; /* "<state>/layers/snap/" */
+    char **parents = wr_calloc(ns + 1, sizeof(char *));
+    char **origins = wr_calloc(nb + 1, sizeof(char *));
+    struct edge *edges = wr_calloc(2 * ns + nb + 1, sizeof(*edges));
+    bool *in = wr_calloc(ns + nb + 1, sizeof(bool));
+    size_t n_edges = 0;
+    for (size_t i = 0; i < ns; i++) {
+        parents[i] = snapshot_parent(&snaps[i], prefix);
+        ssize_t k = find_snapshot(snaps, ns, parents[i]);
+        if (k >= 0)
+            edges[n_edges++] = (struct edge){i, (size_t)k};
+        for (size_t j = 0; j < nb; j++)
+            if (snaps[i].sandbox_id && !strcmp(snaps[i].sandbox_id, rows[j].id))
+                edges[n_edges++] = (struct edge){i, ns + j};
+    }
+    for (size_t j = 0; j < nb; j++) {
+        in[ns + j] = !strcmp(rows[j].id, self.id);
+        if (rows[j].pool) /* a warm pool's sandbox belongs to no family yet */
+            continue;
+        origins[j] = sandbox_origin(&rows[j], snaps, ns, prefix);
+        ssize_t k = find_snapshot(snaps, ns, origins[j]);
+        if (k >= 0)
+            edges[n_edges++] = (struct edge){(size_t)k, ns + j};
+    }
+    spread(in, edges, n_edges);
+    struct tree_op *op = wr_calloc(1, sizeof(*op));
+    *op = (struct tree_op){.vmm = vmm, .cb = cb, .data = data};
+    collect(op, snaps, ns, parents, rows, nb, origins, in);
+    free(snaps);
+    free(rows);
+    free(parents);
+    free(origins);
+    free(edges);
+    free(in);
+    store_sandbox_clear(&self);
+    op->work.data = op;
+    uv_queue_work(vmm->loop, &op->work, tree_work, tree_after_work);
     return 0;
 }

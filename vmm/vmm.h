@@ -120,6 +120,11 @@ int vmm_sandbox_pause(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb
 /* Thaws a paused sandbox, or boots a stopped or failed one again from its files. */
 int vmm_sandbox_resume(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
                        struct wr_error **err);
+/* Stops a running or paused sandbox's machine and boots it again on the same files (its
+ * id, name, config, workspace and root changes are kept; its processes end); boots a
+ * stopped or failed one. cb gets the row as it runs again. */
+int vmm_sandbox_restart(struct vmm *vmm, const char *id_or_name, vmm_sandbox_cb cb, void *data,
+                        struct wr_error **err);
 
 /* A sandbox's events (the audit trail: created, exec, egress, ...; see store_event_list),
  * also after it was destroyed (by id then). */
@@ -192,6 +197,8 @@ struct vmm_snapshot_info {
     struct store_snapshot row;
     size_t layers;  /* layers in its workspace chain (the base checkout not counted) */
     char **used_by; /* sandboxes and snapshots built on it (NULL-terminated, may be empty) */
+    char *parent_id; /* the snapshot it is built on (below it in its chain), or NULL */
+    uint64_t size_bytes; /* its layer on the host's disk (vmm_snapshot_tree only) */
 };
 void vmm_snapshot_info_clear(struct vmm_snapshot_info *info);
 typedef void (*vmm_snapshot_cb)(void *data, const struct vmm_snapshot_info *info,
@@ -206,6 +213,25 @@ int vmm_sandbox_snapshot(struct vmm *vmm, const char *id_or_name, const char *na
 /* A new sandbox started from a snapshot (a fork: call it again for more). */
 int vmm_snapshot_restore(struct vmm *vmm, const char *snapshot, const char *name, vmm_sandbox_cb cb,
                          void *data, struct wr_error **err);
+/* The family a sandbox belongs to (vmm/snapshot.c): every snapshot and sandbox linked to it
+ * by "taken from", "built on" and "forked from", up to its first ancestor and down to every
+ * descendant, with the snapshots' sizes (measured on the thread pool). */
+struct vmm_tree_sandbox {
+    struct store_sandbox row;
+    char *from_snapshot; /* the snapshot it was forked from, or NULL */
+};
+struct vmm_snapshot_tree {
+    struct vmm_snapshot_info *snapshots;
+    size_t n_snapshots;
+    struct vmm_tree_sandbox *sandboxes; /* the living ones (a destroyed one leaves no row) */
+    size_t n_sandboxes;
+};
+void vmm_snapshot_tree_clear(struct vmm_snapshot_tree *tree);
+/* tree (owned by the vmm, valid during the call) or err. */
+typedef void (*vmm_snapshot_tree_cb)(void *data, const struct vmm_snapshot_tree *tree,
+                                     struct wr_error *err);
+int vmm_snapshot_tree(struct vmm *vmm, const char *sandbox, vmm_snapshot_tree_cb cb, void *data,
+                      struct wr_error **err);
 /* Snapshots, all or of one sandbox. Free entries with vmm_snapshot_info_clear. */
 int vmm_snapshot_list(struct vmm *vmm, const char *sandbox, struct vmm_snapshot_info **ret,
                       size_t *ret_n, struct wr_error **err);

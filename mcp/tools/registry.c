@@ -8,12 +8,12 @@
 extern const struct mcp_tool mcp_tool_sandbox_create, mcp_tool_sandbox_exec,
     mcp_tool_sandbox_read_file, mcp_tool_sandbox_write_file, mcp_tool_sandbox_list,
     mcp_tool_sandbox_destroy, mcp_tool_sandbox_git_commit, mcp_tool_sandbox_pause,
-    mcp_tool_sandbox_resume, mcp_tool_sandbox_snapshot, mcp_tool_sandbox_restore,
-    mcp_tool_snapshot_list, mcp_tool_snapshot_delete, mcp_tool_sandbox_git_push,
-    mcp_tool_image_pull, mcp_tool_image_list, mcp_tool_image_delete, mcp_tool_image_build,
-    mcp_tool_sandbox_update, mcp_tool_sandbox_events, mcp_tool_sandbox_list_dir,
-    mcp_tool_sandbox_stat, mcp_tool_sandbox_make_dir, mcp_tool_sandbox_move,
-    mcp_tool_sandbox_remove, mcp_tool_sandbox_diff, mcp_tool_sandbox_metrics;
+    mcp_tool_sandbox_resume, mcp_tool_sandbox_restart, mcp_tool_sandbox_snapshot,
+    mcp_tool_sandbox_restore, mcp_tool_snapshot_list, mcp_tool_snapshot_delete,
+    mcp_tool_sandbox_git_push, mcp_tool_image_pull, mcp_tool_image_list, mcp_tool_image_delete,
+    mcp_tool_image_build, mcp_tool_sandbox_update, mcp_tool_sandbox_events,
+    mcp_tool_sandbox_list_dir, mcp_tool_sandbox_stat, mcp_tool_sandbox_make_dir,
+    mcp_tool_sandbox_move, mcp_tool_sandbox_remove, mcp_tool_sandbox_diff, mcp_tool_sandbox_metrics;
 
 const struct mcp_tool *const mcp_tools[] = {
     &mcp_tool_sandbox_create,
@@ -24,6 +24,7 @@ const struct mcp_tool *const mcp_tools[] = {
     &mcp_tool_sandbox_destroy,
     &mcp_tool_sandbox_pause,
     &mcp_tool_sandbox_resume,
+    &mcp_tool_sandbox_restart,
     &mcp_tool_sandbox_update,
     &mcp_tool_sandbox_events,
     &mcp_tool_sandbox_snapshot,

@@ -18,6 +18,10 @@ static cJSON *snapshot_json(const struct vmm_snapshot_info *info)
     cJSON *users = cJSON_AddArrayToObject(o, "used_by");
     for (size_t i = 0; info->used_by && info->used_by[i]; i++)
         cJSON_AddItemToArray(users, cJSON_CreateString(info->used_by[i]));
+    if (info->parent_id)
+        cJSON_AddStringToObject(o, "parent_snapshot_id", info->parent_id);
+    else
+        cJSON_AddNullToObject(o, "parent_snapshot_id");
     return o;
 }
 
@@ -55,16 +59,61 @@ static void call_restore(struct mcp_call *call, const cJSON *args)
         mcp_call_fail_error(call, err);
 }
 
+static void tree_done(void *data, const struct vmm_snapshot_tree *tree, struct wr_error *err)
+{
+    struct mcp_call *call = data;
+    if (err) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON *snaps = cJSON_AddArrayToObject(r, "snapshots");
+    for (size_t i = 0; i < tree->n_snapshots; i++) {
+        cJSON *o = snapshot_json(&tree->snapshots[i]);
+        cJSON_AddNumberToObject(o, "size_bytes", (double)tree->snapshots[i].size_bytes);
+        cJSON_AddItemToArray(snaps, o);
+    }
+    cJSON *boxes = cJSON_AddArrayToObject(r, "sandboxes");
+    for (size_t i = 0; i < tree->n_sandboxes; i++) {
+        const struct vmm_tree_sandbox *b = &tree->sandboxes[i];
+        cJSON *o = cJSON_CreateObject();
+        char when[32];
+        wr_format_time(b->row.created_at, when);
+        cJSON_AddStringToObject(o, "id", b->row.id);
+        cJSON_AddStringToObject(o, "name", b->row.name);
+        cJSON_AddStringToObject(o, "state", b->row.state);
+        cJSON_AddStringToObject(o, "created_at", when);
+        if (b->from_snapshot)
+            cJSON_AddStringToObject(o, "from_snapshot_id", b->from_snapshot);
+        else
+            cJSON_AddNullToObject(o, "from_snapshot_id");
+        cJSON_AddItemToArray(boxes, o);
+    }
+    mcp_call_succeed(call, r);
+}
+
 static void call_list(struct mcp_call *call, const cJSON *args)
 {
-    static const char *const known[] = {"sandbox", NULL};
+    static const char *const known[] = {"sandbox", "tree", NULL};
     const char *sandbox = NULL;
+    bool tree = false;
     struct vmm_snapshot_info *infos = NULL;
     size_t n = 0;
     struct wr_error *err = NULL;
     if (mcp_args_check_known(args, known, &err) < 0 ||
         mcp_arg_string(args, "sandbox", false, 128, &sandbox, &err) < 0 ||
-        vmm_snapshot_list(mcp_call_vmm(call), sandbox, &infos, &n, &err) < 0) {
+        mcp_arg_bool(args, "tree", &tree, &err) < 0) {
+        mcp_call_fail_error(call, err);
+        return;
+    }
+    if (tree) {
+        if (!sandbox)
+            wr_error_set(&err, EINVAL, "tree: true needs the sandbox whose family to show");
+        if (err || vmm_snapshot_tree(mcp_call_vmm(call), sandbox, tree_done, call, &err) < 0)
+            mcp_call_fail_error(call, err);
+        return;
+    }
+    if (vmm_snapshot_list(mcp_call_vmm(call), sandbox, &infos, &n, &err) < 0) {
         mcp_call_fail_error(call, err);
         return;
     }

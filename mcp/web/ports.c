@@ -7,6 +7,7 @@
  * gets "Content-Security-Policy: sandbox ...": its pages run in an origin of their own, so
  * a page served from a sandbox cannot use the browser's sign-in to drive warren (its
  * requests carry no cookie and an Origin the listener refuses). */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -22,6 +23,7 @@ struct relay {
     struct wr_buf head;   /* the request for the server, until connected */
     struct wr_buf answer; /* the server's response head, until it is whole */
     bool head_seen;       /* the response head went on (or this is a WebSocket) */
+    uint16_t port;
 };
 
 #define ANSWER_HEAD_MAX (64u * 1024u)
@@ -66,6 +68,24 @@ static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(scratch, sizeof(scratch));
 }
 
+/* The connection ended before a whole response head came back. On a VM this is how "no
+ * server listens" looks: QEMU's user network accepts the forward's connection, then
+ * closes it when the guest refuses. The browser gets an answer that says so. */
+static void answer_nothing(struct relay *r)
+{
+    char body[160], head[192];
+    int body_len = snprintf(body, sizeof(body),
+                            "nothing answered on port %u in the sandbox: no server listens "
+                            "there, or it closed the connection without a response\n",
+                            r->port);
+    int head_len = snprintf(head, sizeof(head),
+                            "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; "
+                            "charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+                            body_len);
+    http_upgraded_write(r->conn, head, (size_t)head_len);
+    http_upgraded_write(r->conn, body, (size_t)body_len);
+}
+
 static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct relay *r = s->data;
@@ -95,6 +115,8 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
     } else if (n < 0) {
         /* The server is done (Connection: close) or gone: the browser gets the rest. */
+        if (r->conn && !r->head_seen)
+            answer_nothing(r);
         relay_end(r);
     }
 }
@@ -223,6 +245,7 @@ void mcp_web_port(struct vmm *vmm, struct http_conn *c, struct http_request *req
     const char *query = strchr(req->url, '?');
     struct relay *r = wr_calloc(1, sizeof(*r));
     r->conn = c;
+    r->port = port;
     wr_buf_init(&r->head, SIZE_MAX);
     wr_buf_init(&r->answer, ANSWER_HEAD_MAX + 64 * 1024);
     /* end: "" or "/<path>" (the query is cut off the path already, kept in the URL). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "terminal-control.h"
 #include "terminal.h"
 #include "websocket.h"
 
@@ -123,30 +124,17 @@ static void closed_session(void *data, struct wr_error *err)
 static void ws_text(void *data, const char *text, size_t len)
 {
     struct term *t = data;
-    cJSON *m = cJSON_ParseWithLength(text, len);
-    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "type"));
+    struct term_control c;
     struct wr_error *err = NULL;
-    int r = 0;
-    if (!type || !t->pty) {
-        r = type ? 0 : wr_error_set(&err, EINVAL, "a control message is JSON with a type");
-    } else if (!strcmp(type, "resize")) {
-        double rows = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "rows"));
-        double cols = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "cols"));
-        r = rows >= 1 && rows <= VMM_PTY_DIM_MAX && cols >= 1 && cols <= VMM_PTY_DIM_MAX
-                ? vmm_pty_resize(t->pty, (unsigned)rows, (unsigned)cols, &err)
-                : wr_error_set(&err, EINVAL, "rows and cols are 1 to %d", VMM_PTY_DIM_MAX);
-    } else if (!strcmp(type, "ack")) {
-        double bytes = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "bytes"));
-        r = bytes >= 0 && bytes <= VMM_PTY_WINDOW * 4.0
-                ? vmm_pty_ack(t->pty, (uint64_t)bytes, &err)
-                : wr_error_set(&err, EINVAL, "ack takes the bytes drawn");
-    } else if (!strcmp(type, "close")) {
-        if (t->attached)
+    int r = mcp_term_control_parse(text, len, &c, &err);
+    if (r == 0 && t->pty) {
+        if (c.type == TERM_CONTROL_RESIZE)
+            r = vmm_pty_resize(t->pty, c.rows, c.cols, &err);
+        else if (c.type == TERM_CONTROL_ACK)
+            r = vmm_pty_ack(t->pty, c.bytes, &err);
+        else if (c.type == TERM_CONTROL_CLOSE && t->attached)
             r = vmm_pty_close(t->vmm, t->sandbox, t->pty_id, closed_session, NULL, &err);
-    } else {
-        r = wr_error_set(&err, EINVAL, "unknown control message '%.40s'", type);
     }
-    cJSON_Delete(m);
     if (r < 0) {
         send_error(t, err->msg, false);
         wr_error_free(err);

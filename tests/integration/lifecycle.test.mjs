@@ -59,6 +59,41 @@ test("explicit resume thaws; destroy works on a paused sandbox", async () => {
   assert.equal(d.destroyed, true);
 });
 
+// Counts processes in the sandbox whose command line holds marker (a /proc walk: no pgrep needed).
+const countProcesses = async (marker) => {
+  const r = await callTool(client, "sandbox_exec", {
+    id: sb.id,
+    command: `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '${marker}' || true`,
+  });
+  return Number(r.stdout.trim());
+};
+
+test("restart boots the same sandbox again: files kept, processes gone, running", async () => {
+  await callTool(client, "sandbox_write_file", { id: sb.id, path: "before-restart.txt", content: "kept\n" });
+  await callTool(client, "sandbox_exec", { id: sb.id, command: "echo root-kept > /root/restart-note" });
+  await callTool(client, "sandbox_exec", { id: sb.id, command: "(setsid sleep 6543 >/dev/null 2>&1 &); echo ok" });
+  assert.equal(await countProcesses("[s]leep 6543"), 1, "the background process did not start");
+  const before = (await callTool(client, "sandbox_list")).sandboxes.find((s) => s.id === sb.id);
+  const restarted = await callTool(client, "sandbox_restart", { id: sb.name });
+  assert.equal(restarted.id, sb.id);
+  assert.equal(restarted.name, sb.name);
+  assert.equal(restarted.state, "running");
+  assert.equal(restarted.commit, before.commit);
+  assert.notEqual(restarted.pid, before.pid, "the machine was not started again");
+  assert.equal(await state(), "running");
+  assert.equal(await countProcesses("[s]leep 6543"), 0, "a process survived the restart");
+  const r = await callTool(client, "sandbox_exec", { id: sb.id, command: "cat before-restart.txt /root/restart-note README.md" });
+  assert.equal(r.stdout, "kept\nroot-kept\nhello\n");
+  // A paused sandbox restarts too, and comes back running.
+  await callTool(client, "sandbox_pause", { id: sb.id });
+  assert.equal((await callTool(client, "sandbox_restart", { id: sb.id })).state, "running");
+  assert.equal((await callTool(client, "sandbox_exec", { id: sb.id, command: "cat before-restart.txt" })).stdout, "kept\n");
+  const { events } = await callTool(client, "sandbox_events", { id: sb.id });
+  assert.ok(events.filter((e) => e.kind === "restarted").length >= 2, JSON.stringify(events.map((e) => e.kind)));
+  assert.match(await callToolError(client, "sandbox_restart", { id: "no-such-sandbox" }), /no-such-sandbox/);
+  assert.match(await callToolError(client, "sandbox_restart", { id: sb.id, force: true }), /force/);
+});
+
 test("a stopped sandbox boots again with its files", async () => {
   await callTool(client, "sandbox_write_file", { id: sb.id, path: "kept.txt", content: "still here\n" });
   await callTool(client, "sandbox_exec", { id: sb.id, command: "echo root-change > /root/note" });

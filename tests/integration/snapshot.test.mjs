@@ -97,4 +97,15 @@ test("a stopped sandbox can be snapshotted, and snapshots outlive their sandbox"
   await callTool(client, "sandbox_destroy", { id: "fork-1" });
   const again = await callTool(client, "sandbox_restore", { snapshot: s.snapshot_id });
   assert.equal(await sh(again.id, "cat fork.txt"), "one\n");
+  // The family tree reaches through the destroyed sandbox: its snapshot is built on point-1,
+  // which was taken of snap-src, the first ancestor.
+  const tree = await callTool(client, "snapshot_list", { sandbox: again.id, tree: true });
+  const snap = (name) => tree.snapshots.find((x) => x.name === name);
+  assert.equal(tree.sandboxes.find((b) => b.id === again.id).from_snapshot_id, s.snapshot_id);
+  assert.equal(snap("from-stopped").parent_snapshot_id, snap("point-1").snapshot_id);
+  assert.equal(snap("point-1").sandbox_id, sb.id);
+  assert.equal(snap("point-1").parent_snapshot_id, null);
+  assert.ok(tree.sandboxes.some((b) => b.id === sb.id && b.from_snapshot_id === null));
+  assert.ok(!tree.sandboxes.some((b) => b.name === "fork-1"), "a destroyed sandbox is listed");
+  assert.ok(tree.snapshots.every((x) => Number.isInteger(x.size_bytes) && x.size_bytes > 0));
 });

@@ -111,6 +111,7 @@ test("tools/list: every tool with schemas and all four annotation hints", async 
     "sandbox_pause",
     "sandbox_read_file",
     "sandbox_remove",
+    "sandbox_restart",
     "sandbox_restore",
     "sandbox_resume",
     "sandbox_snapshot",

@@ -51,8 +51,31 @@ function ErrorLine({ error }) {
   return error ? html`<p class="error" role="alert">${String(error.message ?? error)}</p>` : null;
 }
 
-function confirmDo(text, fn) {
-  if (confirm(text)) fn();
+// Confirmation in a modal <dialog>: focus moves into it (to the action, so Enter confirms),
+// Escape or Cancel closes it, and focus goes back where it was.
+let showConfirm = null;
+function confirmDo(text, fn, action = "OK") {
+  showConfirm?.({ text, fn, action });
+}
+function ConfirmHost() {
+  const [ask, setAsk] = useState(null);
+  const ref = useRef(null);
+  const back = useRef(null);
+  useEffect(() => { showConfirm = (a) => { back.current = document.activeElement; setAsk(a); }; return () => (showConfirm = null); }, []);
+  useEffect(() => { if (ask && ref.current && !ref.current.open) ref.current.showModal(); }, [ask]);
+  const close = (ok) => {
+    const a = ask;
+    if (ref.current?.open) ref.current.close();
+    setAsk(null);
+    back.current?.focus?.();
+    if (ok) a.fn();
+  };
+  if (!ask) return null;
+  return html`<dialog ref=${ref} class="confirm" aria-labelledby="confirm-text" onCancel=${(e) => { e.preventDefault(); close(false); }}>
+    <p id="confirm-text">${ask.text}</p>
+    <div class="actions"><button type="button" onClick=${() => close(false)}>Cancel</button>
+      <button type="button" class="danger" autofocus onClick=${() => close(true)}>${ask.action}</button></div>
+  </dialog>`;
 }
 
 // ---- sign-in ----------------------------------------------------------------------------------
@@ -137,6 +160,8 @@ function CreateForm({ onCreated }) {
   </details>`;
 }
 
+const FIRST_ROWS = 40; // more than 1280x800 or a laptop screen shows
+
 function SandboxList() {
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
@@ -144,12 +169,35 @@ function SandboxList() {
   const [selected, setSelected] = useState(new Set());
   const load = useCallback(async () => {
     try {
-      setData(await tool("sandbox_list"));
+      const d = await tool("sandbox_list");
+      performance.mark("warren:list-data");
+      setData(d);
       setError(null);
     } catch (e) {
       setError(e);
     }
   }, []);
+  // How long the table takes from the list's arrival to the frame that shows it (a
+  // performance measure that tools/bench-web.mjs reads): preact runs effects after paint.
+  // A long table is drawn a screenful first (what a table's layout costs grows with its
+  // rows), the rest in the frame after. "warren:list-render" ends when the first screenful
+  // is painted, "warren:list-render-all" when every row is.
+  const [shown, setShown] = useState(FIRST_ROWS);
+  useEffect(() => {
+    if (!data) return;
+    const data_mark = performance.getEntriesByName("warren:list-data", "mark").length;
+    if (data_mark && !performance.getEntriesByName("warren:list-first", "mark").length) {
+      performance.measure("warren:list-render", "warren:list-data");
+      performance.mark("warren:list-first");
+    }
+    if (shown < data.sandboxes.length) {
+      setShown(Infinity);
+    } else if (data_mark) {
+      performance.measure("warren:list-render-all", "warren:list-data");
+      performance.clearMarks("warren:list-data");
+      performance.clearMarks("warren:list-first");
+    }
+  }, [data, shown]);
   useEffect(() => {
     load();
     const t = setInterval(load, 5000); // memory and timers move without events
@@ -171,7 +219,7 @@ function SandboxList() {
       setSelected(new Set());
       load();
     };
-    if (what === "sandbox_destroy") confirmDo(`Destroy ${ids.length} sandbox(es)? Their files are deleted.`, run);
+    if (what === "sandbox_destroy") confirmDo(`Destroy ${ids.length} sandbox(es)? Their files are deleted.`, run, "Yes, destroy");
     else run();
   };
   return html`<main>
@@ -190,7 +238,7 @@ function SandboxList() {
       <thead><tr><th></th><th>Name</th><th>State</th><th>Backend</th><th>Image</th><th>Repository</th><th>CPUs</th>
         <th>Memory used / configured</th><th>Balloon</th><th>Disk</th><th>Network</th><th>Idle pause</th><th>TTL</th></tr></thead>
       <tbody>
-        ${rows.map((s) => html`<tr key=${s.id} class=${`state-${s.state}`}>
+        ${rows.slice(0, shown).map((s) => html`<tr key=${s.id} class=${`state-${s.state}`}>
           <td><input type="checkbox" aria-label=${`select ${s.name}`} checked=${selected.has(s.id)} onChange=${() => toggle(s.id)} /></td>
           <td><a href=${`#/sandbox/${s.id}`}>${s.name}</a></td>
           <td><span class="state">${s.state}</span></td>
@@ -214,6 +262,27 @@ function SandboxList() {
 // ---- the sandbox page -------------------------------------------------------------------------------
 
 const TABS = [["terminal", "Terminal"], ["files", "Files"], ["changes", "Changes"], ["snapshots", "Snapshots"], ["activity", "Activity"], ["metrics", "Metrics"], ["ports", "Ports"]];
+
+// The tabs: a tablist (ARIA's pattern): one tab in the Tab order, the arrow keys, Home and
+// End move between them and open the one they land on.
+function Tabs({ sb, tab }) {
+  const go = (k) => {
+    location.hash = `#/sandbox/${sb.id}/${k}`;
+    requestAnimationFrame(() => document.getElementById(`tab-${k}`)?.focus());
+  };
+  const onKey = (e) => {
+    const i = TABS.findIndex(([k]) => k === tab);
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    go(TABS[(to + TABS.length) % TABS.length][0]);
+  };
+  return html`<nav class="tabs" role="tablist" aria-label="sandbox views" onKeyDown=${onKey}>
+    ${TABS.map(([k, label]) => html`<a role="tab" id=${`tab-${k}`} aria-selected=${tab === k ? "true" : "false"} aria-controls="tabpanel"
+      tabindex=${tab === k ? 0 : -1} class=${tab === k ? "on" : ""} href=${`#/sandbox/${sb.id}/${k}`}
+      onKeyDown=${(e) => { if (e.key === " ") { e.preventDefault(); go(k); } }}>${label}</a>`)}
+  </nav>`;
+}
 
 function SandboxPage({ id, tab }) {
   const [sb, setSb] = useState(null);
@@ -255,16 +324,14 @@ function SandboxPage({ id, tab }) {
       <div class="actions">
         ${running && html`<button disabled=${busy} onClick=${() => act("sandbox_pause")}>Pause</button>`}
         ${!running && html`<button disabled=${busy} onClick=${() => act("sandbox_resume")}>${sb.state === "paused" ? "Resume" : "Start"}</button>`}
-        <button disabled=${busy} onClick=${() => confirmDo("Restart? Its processes end; its files stay.", () => act("sandbox_snapshot", { name: `restart-${Date.now()}` }))} title="a snapshot restarts the sandbox's processes">Snapshot & restart</button>
+        <button disabled=${busy || sb.state === "creating"} onClick=${() => confirmDo(`Restart ${sb.name}? Its machine stops and boots again: every process in it ends (terminals too); its files stay.`, () => act("sandbox_restart"), "Yes, restart")}>Restart</button>
         <button disabled=${busy} onClick=${() => act("sandbox_snapshot", {})}>Snapshot</button>
-        <button class="danger" disabled=${busy} onClick=${() => confirmDo(`Destroy ${sb.name}? Its files are deleted.`, () => act("sandbox_destroy", {}, () => (location.hash = "#/")))}>Destroy</button>
+        <button class="danger" disabled=${busy} onClick=${() => confirmDo(`Destroy ${sb.name}? Its files are deleted.`, () => act("sandbox_destroy", {}, () => (location.hash = "#/")), "Yes, destroy")}>Destroy</button>
       </div>
     </header>
     <${ErrorLine} error=${error} />
-    <nav class="tabs" role="tablist">
-      ${TABS.map(([k, label]) => html`<a role="tab" aria-selected=${tab === k} class=${tab === k ? "on" : ""} href=${`#/sandbox/${sb.id}/${k}`}>${label}</a>`)}
-    </nav>
-    <section class="tab">
+    <${Tabs} sb=${sb} tab=${tab} />
+    <section class="tab" role="tabpanel" id="tabpanel" aria-labelledby=${`tab-${tab}`} tabindex="-1">
       ${tab === "terminal" && html`<${TerminalTab} key=${sb.id} sandbox=${sb} />`}
       ${tab === "files" && html`<${FilesTab} sandbox=${sb} />`}
       ${tab === "changes" && html`<${ChangesTab} sandbox=${sb} />`}
@@ -294,6 +361,7 @@ function FilesTab({ sandbox }) {
   const [draft, setDraft] = useState("");
   const [error, setError] = useState(null);
   const [note, setNote] = useState("");
+  const uploadInput = useRef(null);
   const load = useCallback(async () => {
     try {
       setListing(await tool("sandbox_list_dir", { id: sandbox.id, path: dir }));
@@ -365,7 +433,7 @@ function FilesTab({ sandbox }) {
   };
   const remove = (e) => confirmDo(`Delete ${e.path}${e.type === "dir" ? " and everything in it" : ""}?`, async () => {
     try { await tool("sandbox_remove", { id: sandbox.id, path: e.path, recursive: e.type === "dir" }); load(); } catch (err) { setError(err); }
-  });
+  }, "Yes, delete");
   const up = dir.replace(/\/[^/]+$/, "") || "/";
   return html`<div class="files"
       onDragOver=${(e) => e.preventDefault()} onDrop=${(e) => { e.preventDefault(); upload([...e.dataTransfer.files]); }}>
@@ -373,10 +441,11 @@ function FilesTab({ sandbox }) {
       <button onClick=${() => setDir(up)} disabled=${dir === "/"} aria-label="up one folder">↑</button>
       <code class="path">${dir}</code>
       <span class="grow"></span>
-      <button onClick=${() => setDir("/")}>/</button>
+      <button onClick=${() => setDir("/")} aria-label="go to the root folder">/</button>
       <button onClick=${() => setDir("/workspace")}>/workspace</button>
       <button onClick=${mkdir}>New folder</button>
-      <label class="button">Upload <input type="file" multiple hidden onChange=${(e) => upload([...e.target.files])} /></label>
+      <button onClick=${() => uploadInput.current?.click()}>Upload</button>
+      <input ref=${uploadInput} type="file" multiple hidden aria-label="files to upload" onChange=${(e) => upload([...e.target.files])} />
     </div>
     <${ErrorLine} error=${error} />${note && html`<p class="note">${note}</p>`}
     <div class="split">
@@ -386,9 +455,9 @@ function FilesTab({ sandbox }) {
             <td><button class="link" onClick=${() => openFile(e)}>${e.type === "dir" ? "📁 " : ""}${e.name}</button></td>
             <td class="num">${e.type === "dir" ? "" : fmtBytes(e.size)}</td>
             <td class="acts">
-              ${e.type !== "dir" && html`<button class="small" onClick=${() => download(e)}>Download</button>`}
-              <button class="small" onClick=${() => rename(e)}>Rename</button>
-              <button class="small danger" onClick=${() => remove(e)}>Delete</button></td>
+              ${e.type !== "dir" && html`<button class="small" onClick=${() => download(e)} aria-label=${`download ${e.name}`}>Download</button>`}
+              <button class="small" onClick=${() => rename(e)} aria-label=${`rename ${e.name}`}>Rename</button>
+              <button class="small danger" onClick=${() => remove(e)} aria-label=${`delete ${e.name}`}>Delete</button></td>
           </tr>`)}
           ${listing && !listing.entries.length && html`<tr><td class="empty">Empty folder. Drop files here to upload.</td></tr>`}
         </tbody>
@@ -451,45 +520,66 @@ function ChangesTab({ sandbox }) {
 
 // ---- snapshots --------------------------------------------------------------------------------------------
 
+// The family this sandbox belongs to (snapshot_list with tree: true): each sandbox with the
+// snapshots taken of it, each snapshot with the sandboxes forked from it, from the first
+// ancestor down. A sandbox destroyed since keeps its place while snapshots of it remain.
+function familyTree(tree) {
+  const boxes = new Map(tree.sandboxes.map((b) => [b.id, { ...b, kind: "sandbox", children: [] }]));
+  const snaps = new Map(tree.snapshots.map((s) => [s.snapshot_id, { ...s, kind: "snapshot", children: [] }]));
+  for (const s of snaps.values()) {
+    if (!s.sandbox_id || boxes.has(s.sandbox_id)) continue;
+    // A destroyed sandbox: forked from the snapshot below its oldest one, if another's.
+    const own = [...snaps.values()].filter((x) => x.sandbox_id === s.sandbox_id).sort((a, b) => a.created_at.localeCompare(b.created_at));
+    const below = snaps.get(own[0].parent_snapshot_id);
+    boxes.set(s.sandbox_id, { id: s.sandbox_id, name: `destroyed sandbox ${s.sandbox_id.slice(0, 8)}`, gone: true, kind: "sandbox",
+      from_snapshot_id: below && below.sandbox_id !== s.sandbox_id ? below.snapshot_id : null, children: [] });
+  }
+  const roots = [];
+  for (const s of [...snaps.values()].sort((a, b) => a.created_at.localeCompare(b.created_at)))
+    (boxes.get(s.sandbox_id)?.children ?? roots).push(s);
+  for (const b of boxes.values()) (snaps.get(b.from_snapshot_id)?.children ?? roots).push(b);
+  return roots;
+}
+
 function SnapshotsTab({ sandbox }) {
-  const [snaps, setSnaps] = useState(null);
+  const [tree, setTree] = useState(null);
   const [error, setError] = useState(null);
+  const [refused, setRefused] = useState({}); // snapshot id -> why its deletion was refused
+  const [busy, setBusy] = useState(false);
   const load = useCallback(async () => {
-    try { setSnaps((await tool("snapshot_list", {})).snapshots); setError(null); } catch (e) { setError(e); }
-  }, []);
+    try { setTree(await tool("snapshot_list", { sandbox: sandbox.id, tree: true })); setError(null); } catch (e) { setError(e); }
+  }, [sandbox.id]);
   useEffect(() => { load(); }, [load]);
   useEvents(load);
-  // The tree this sandbox belongs to: its snapshots, what is built on them, and so on.
-  const mine = new Set([sandbox.id, sandbox.name]);
-  const rows = [];
-  const seen = new Set();
-  const walk = (owner, depth) => {
-    for (const s of snaps ?? []) {
-      if (s.sandbox_id !== owner || seen.has(s.snapshot_id)) continue;
-      seen.add(s.snapshot_id);
-      rows.push({ s, depth });
-      for (const u of s.used_by ?? []) {
-        const m = u.match(/sandbox '([^']+)'/);
-        if (m) rows.push({ child: m[1], depth: depth + 1 });
-      }
-    }
-  };
-  walk(sandbox.id, 0);
   const act = async (name, args) => {
-    try { await tool(name, args); load(); } catch (e) { setError(e); }
+    setBusy(true);
+    try { await tool(name, args); setError(null); load(); } catch (e) { setError(e); } finally { setBusy(false); }
   };
+  const remove = (s) => confirmDo(`Delete snapshot ${s.name}?`, async () => {
+    try { await tool("snapshot_delete", { snapshot: s.snapshot_id }); load(); } catch (e) { setRefused({ ...refused, [s.snapshot_id]: String(e.message ?? e) }); }
+  }, "Yes, delete");
+  const node = (n) => n.kind === "sandbox"
+    ? html`<li key=${`b${n.id}`} class=${`sbnode${n.id === sandbox.id ? " self" : ""}`}>
+        <span class="kind" aria-hidden="true">▣</span> ${n.gone ? html`<span class="hint">${n.name}</span>`
+          : n.id === sandbox.id ? html`<strong>${n.name}</strong> <small>(this sandbox)</small>` : html`<a href=${`#/sandbox/${n.id}/snapshots`}>${n.name}</a>`}
+        ${!n.gone && html` <span class=${`state state-${n.state}`}>${n.state}</span> <small>created ${fmtTime(n.created_at)}</small>`}
+        ${n.children.length ? html`<ul>${n.children.map(node)}</ul>` : null}
+      </li>`
+    : html`<li key=${`s${n.snapshot_id}`} class="snapnode">
+        <span class="kind" aria-hidden="true">◉</span> snapshot <strong>${n.name}</strong>
+        <small>${fmtTime(n.created_at)} · ${fmtBytes(n.size_bytes)} · ${n.layers} layer(s)</small>
+        <button class="small" disabled=${busy} onClick=${() => act("sandbox_restore", { snapshot: n.snapshot_id })} aria-label=${`fork ${n.name}`}>Fork</button>
+        <button class="small danger" onClick=${() => remove(n)} aria-label=${`delete snapshot ${n.name}`}
+          title=${n.used_by?.length ? `in use by ${n.used_by.join(", ")}` : ""}>Delete</button>
+        ${refused[n.snapshot_id] && html`<p class="error" role="alert">${refused[n.snapshot_id]}</p>`}
+        ${n.children.length ? html`<ul>${n.children.map(node)}</ul>` : null}
+      </li>`;
+  const roots = tree ? familyTree(tree) : [];
   return html`<div class="snapshots">
-    <div class="toolbar"><button onClick=${() => act("sandbox_snapshot", { id: sandbox.id })}>Take a snapshot</button></div>
+    <div class="toolbar"><button disabled=${busy} onClick=${() => act("sandbox_snapshot", { id: sandbox.id })}>Take a snapshot</button></div>
     <${ErrorLine} error=${error} />
-    <ul class="tree">
-      <li class="self"><strong>${sandbox.name}</strong> (this sandbox)</li>
-      ${rows.map((r) => r.s ? html`<li style=${`margin-left:${r.depth * 1.5 + 1}em`}>
-          📷 <strong>${r.s.name}</strong> <small>${fmtTime(r.s.created_at)} · ${r.s.layers} layer(s)${r.s.used_by?.length ? ` · used by ${r.s.used_by.join(", ")}` : ""}</small>
-          <button class="small" onClick=${() => act("sandbox_restore", { snapshot: r.s.snapshot_id })}>Fork</button>
-          <button class="small danger" onClick=${() => confirmDo(`Delete snapshot ${r.s.name}?`, () => act("snapshot_delete", { snapshot: r.s.snapshot_id }))}>Delete</button>
-        </li>` : html`<li style=${`margin-left:${r.depth * 1.5 + 1}em`}>↳ fork <a href=${`#/sandbox/${encodeURIComponent(r.child)}`}>${r.child}</a></li>`)}
-    </ul>
-    ${snaps && !rows.length && html`<p class="hint">No snapshots of this sandbox yet.</p>`}
+    <ul class="tree" aria-label="snapshots and forks">${roots.map(node)}</ul>
+    ${tree && !tree.snapshots.length && html`<p class="hint">No snapshots of this sandbox or its family yet.</p>`}
   </div>`;
 }
 
@@ -579,7 +669,7 @@ function PortsTab({ sandbox }) {
   };
   return html`<div class="ports">
     <form class="toolbar" onSubmit=${open}>
-      <label>Port <input type="number" min="1" max="65535" value=${port} onInput=${(e) => setPort(Number(e.target.value))} /></label>
+      <label>Port <input name="port" type="number" min="1" max="65535" value=${port} onInput=${(e) => setPort(Number(e.target.value))} /></label>
       <button type="submit">Open in a new tab</button>
     </form>
     <${ErrorLine} error=${error} />
@@ -616,7 +706,8 @@ function App() {
   };
   return html`<header class="top"><a href="#/" class="brand">warren</a><span class="grow"></span>
       ${session.auth === "token" && html`<button class="link" onClick=${signOut}>Sign out</button>`}</header>
-    ${where.page === "sandbox" ? html`<${SandboxPage} key=${where.id} id=${where.id} tab=${where.tab} />` : html`<${SandboxList} />`}`;
+    ${where.page === "sandbox" ? html`<${SandboxPage} key=${where.id} id=${where.id} tab=${where.tab} />` : html`<${SandboxList} />`}
+    <${ConfirmHost} />`;
 }
 
 render(html`<${App} />`, document.getElementById("app"));

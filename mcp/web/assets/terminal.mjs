@@ -30,6 +30,15 @@ function Term({ sandbox, slot, onPty, onClosed }) {
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(box.current);
+    // The terminal takes Tab (the shell completes with it): F6 leaves it for the view's tabs.
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.key !== "F6") return true;
+      if (e.type === "keydown") {
+        e.preventDefault();
+        document.querySelector('[role="tab"][aria-selected="true"]')?.focus();
+      }
+      return false;
+    });
     fit.fit();
     const q = new URLSearchParams({ cols: term.cols, rows: term.rows });
     if (slot.pty) q.set("pty", slot.pty);
@@ -73,7 +82,7 @@ function Term({ sandbox, slot, onPty, onClosed }) {
       term.dispose();
     };
   }, [sandbox.id, slot.key]);
-  return html`<div class="term"><div class="termbox" ref=${box}></div>${status && html`<p class="termstatus" role="status">${status}</p>`}</div>`;
+  return html`<div class="term"><div class="termbox" ref=${box}></div><p class="termstatus" role="status">${status || html`<span class="hint">F6 leaves the terminal</span>`}</p></div>`;
 }
 
 export function TerminalTab({ sandbox }) {
