@@ -417,7 +417,7 @@ static void app_stop(struct app *app)
     /* The UI's event streams end cleanly, then the listener: no request reaches a front
      * door that is going away. */
     mcp_web_stop(TAKE_PTR(app->web));
-    mcp_e2b_stop(TAKE_PTR(app->e2b));
+    mcp_e2b_stop(app->e2b);
     http_server_stop(TAKE_PTR(app->listener));
     mcp_http_stop(TAKE_PTR(app->http));
     uv_signal_stop(&app->sigint);
@@ -581,6 +581,7 @@ static int run(struct cli *c)
      * process; the loop is not run after the vmm is gone. Sandboxes keep running. */
     uv_run(app.loop, UV_RUN_NOWAIT);
     vmm_close(app.vmm);
+    mcp_e2b_free(app.e2b);
     mcp_server_free(app.server);
     return r < 0 ? 1 : 0;
 }

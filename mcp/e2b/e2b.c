@@ -326,9 +326,17 @@ void mcp_e2b_stop(struct mcp_e2b *e)
             http_conn_on_close(c, NULL, NULL);
             connect_stream_end(c, CONNECT_UNAVAILABLE, "the server is stopping");
         }
-    /* The calls' work ends with the vmm; their memory goes with the process. */
+}
+
+void mcp_e2b_free(struct mcp_e2b *e)
+{
+    if (!e)
+        return;
+    /* By now the listener has closed every connection (each call's conn is NULL) and the
+     * vmm is gone: what is left of the calls is memory. */
+    while (e->calls)
+        e2b_call_free(e->calls);
     free(e->token);
-    e->token = NULL;
     free(e->base_image);
-    e->base_image = NULL;
+    free(e);
 }

@@ -23,3 +23,5 @@ struct mcp_e2b;
 int mcp_e2b_start(const struct mcp_e2b_options *opts, struct mcp_e2b **ret, struct wr_error **err);
 /* Ends the streams in flight; call before stopping the listener. NULL-safe. */
 void mcp_e2b_stop(struct mcp_e2b *e);
+/* Frees it, after the listener has stopped and the vmm is closed. NULL-safe. */
+void mcp_e2b_free(struct mcp_e2b *e);
