@@ -96,7 +96,7 @@ test("SDK client: initialize, tools, create with repo, exec with progress over S
   assert.equal(client.getServerVersion().name, "warren");
   assert.ok(client.transport.sessionId, "no session id");
   const { tools } = await client.listTools();
-  assert.equal(tools.length, 27);
+  assert.equal(tools.length, 28);
 
   const sb = await callTool(client, "sandbox_create", { name: "http-main", repo });
   assert.equal(sb.state, "running");
@@ -206,7 +206,7 @@ test("raw HTTP: auth, Origin, sessions, protocol version, notifications, bad bod
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.json?.result, {}, r.text);
   r = await post({ jsonrpc: "2.0", id: 3, method: "tools/list" }, sh);
-  assert.equal(r.json?.result?.tools?.length, 27, r.text);
+  assert.equal(r.json?.result?.tools?.length, 28, r.text);
 
   // Missing session id on a non-initialize request: 400. Unknown: 404.
   r = await post({ jsonrpc: "2.0", id: 4, method: "ping" }, { "MCP-Protocol-Version": "2025-11-25" });
