@@ -216,7 +216,7 @@ test("build-deb.sh builds warren_<version>_amd64.deb with its runtime dependenci
 test("a fresh Debian 12 root resolves the dependencies, and no front-end or test tooling", () => {
   const base = join(cache, "base.tar");
   if (!existsSync(base)) {
-    run("mmdebstrap", ["--variant=apt", "--include=systemd,systemd-sysv,dbus,ca-certificates", "bookworm",
+    run("mmdebstrap", ["--variant=apt", "--format=tar", "--include=systemd,systemd-sysv,dbus,ca-certificates", "bookworm",
       `${base}.tmp`, "http://deb.debian.org/debian"], { timeoutMs: STEP_MS });
     run("mv", [`${base}.tmp`, base]);
   }
