@@ -1074,9 +1074,26 @@ uint64_t gi_pty_timers(uint64_t now)
         if (!s || !s->exited || s->done || read_budget(s) == 0)
             continue;
         uint64_t at = s->last_activity + GI_LINGER_MS;
-        if (now >= at)
-            output_ended(s);
-        else if (!next || at < next)
+        if (now >= at) {
+            /* Quiet by the clock, but the host may have been behind (no budget) until
+             * now: what the terminal holds already is read first, and only a terminal
+             * that stays quiet is hung up. */
+            uint64_t before = s->last_activity;
+            if (s->master.fd >= 0)
+                pump(s, &s->master, GI_PTY_OUTPUT);
+            if (sessions[i] != s || s->done) /* a pipe session is freed once done */
+                continue;
+            if (s->errp.fd >= 0)
+                pump(s, &s->errp, GI_PROC_STDERR);
+            if (sessions[i] != s || s->done)
+                continue;
+            if (s->last_activity == before) {
+                output_ended(s);
+                continue;
+            }
+            at = s->last_activity + GI_LINGER_MS;
+        }
+        if (!next || at < next)
             next = at;
     }
     return next;
