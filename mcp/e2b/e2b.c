@@ -270,46 +270,27 @@ int mcp_e2b_start(const struct mcp_e2b_options *opts, struct mcp_e2b **ret, stru
          .error_body = envd_error_body,
          .data = e,
          .public = true},
-        /* The control plane: the SDK's X-API-Key (the UI's /sandboxes/<id>/... paths
-         * carry a cookie, never a key). */
-        {.path = "/sandboxes",
-         .match = is_control,
-         .methods = any,
-         .body_max = E2B_CONTROL_BODY_MAX,
-         .check = check_control,
-         .handle = handle_control,
-         .error_body = control_error_body,
-         .data = e,
-         .public = true},
-        {.path = "/sandboxes/",
-         .match = is_control,
-         .methods = any,
-         .body_max = E2B_CONTROL_BODY_MAX,
-         .check = check_control,
-         .handle = handle_control,
-         .error_body = control_error_body,
-         .data = e,
-         .public = true},
-        {.path = "/v2/sandboxes",
-         .methods = any,
-         .body_max = E2B_CONTROL_BODY_MAX,
-         .check = check_control,
-         .handle = handle_control,
-         .error_body = control_error_body,
-         .data = e,
-         .public = true},
-        {.path = "/v2/sandboxes/",
-         .match = is_control,
-         .methods = any,
-         .body_max = E2B_CONTROL_BODY_MAX,
-         .check = check_control,
-         .handle = handle_control,
-         .error_body = control_error_body,
-         .data = e,
-         .public = true},
     };
     for (size_t i = 0; i < WR_ARRAY_SIZE(routes); i++)
         http_server_route(opts->listener, &routes[i]);
+    /* The control plane: the SDK's X-API-Key (the UI's /sandboxes/<id>/... paths carry a
+     * cookie, never a key); /v2/sandboxes itself is the API's alone. */
+    static const char *const control_paths[] = {"/sandboxes", "/sandboxes/", "/v2/sandboxes",
+                                                "/v2/sandboxes/"};
+    for (size_t i = 0; i < WR_ARRAY_SIZE(control_paths); i++) {
+        struct http_route control = {.path = control_paths[i],
+                                     .match = strcmp(control_paths[i], "/v2/sandboxes")
+                                                  ? is_control
+                                                  : NULL,
+                                     .methods = any,
+                                     .body_max = E2B_CONTROL_BODY_MAX,
+                                     .check = check_control,
+                                     .handle = handle_control,
+                                     .error_body = control_error_body,
+                                     .data = e,
+                                     .public = true};
+        http_server_route(opts->listener, &control);
+    }
     *ret = e;
     return 0;
 }
